@@ -1,0 +1,43 @@
+//! Client settings. Libraries take typed structs; the binaries parse files into them.
+
+use std::time::Duration;
+
+/// How a [`crate::Client`] connects and how it sizes its buffers.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Master gRPC addresses (`host:port`); any member answers or forwards to the leader.
+    pub masters: Vec<String>,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Bytes of file data per stripe.
+    pub chunk_size: usize,
+    /// Byte budget of the read cache.
+    pub cache_bytes: u64,
+    /// Stripes to fetch ahead of a sequential reader.
+    pub prefetch_stripes: usize,
+    /// Bytes a writer may hold before it must wait for shards to become durable.
+    pub write_window_bytes: u64,
+    /// Deadline of one master call; past it the caller gets EIO, never a hang.
+    pub rpc_timeout: Duration,
+    /// A shard read slower than this is read around (degraded read from parity).
+    pub shard_deadline: Duration,
+    /// Files at most this large live inline in metadata.
+    pub inline_threshold: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            masters: vec!["127.0.0.1:6700".into()],
+            access_key: String::new(),
+            secret_key: String::new(),
+            chunk_size: 4 << 20,
+            cache_bytes: 256 << 20,
+            prefetch_stripes: 4,
+            write_window_bytes: 64 << 20,
+            rpc_timeout: Duration::from_secs(15),
+            shard_deadline: Duration::from_secs(3),
+            inline_threshold: 0,
+        }
+    }
+}

@@ -39,7 +39,10 @@ fn signature(secret: &str, access_key: &str, unix_ms: u64) -> String {
 
 /// The header value for a call made now.
 pub fn credential(access_key: &str, secret: &str, unix_ms: u64) -> String {
-    format!("KDSS1 {access_key}:{unix_ms}:{}", signature(secret, access_key, unix_ms))
+    format!(
+        "KDSS1 {access_key}:{unix_ms}:{}",
+        signature(secret, access_key, unix_ms)
+    )
 }
 
 /// A parsed, not yet verified credential.
@@ -52,13 +55,23 @@ pub struct Credential<'a> {
 
 /// Parses the header value.
 pub fn parse(value: &str) -> Result<Credential<'_>, AuthError> {
-    let rest = value.strip_prefix("KDSS1 ").ok_or(AuthError::Malformed("expected KDSS1 scheme"))?;
+    let rest = value
+        .strip_prefix("KDSS1 ")
+        .ok_or(AuthError::Malformed("expected KDSS1 scheme"))?;
     let mut it = rest.rsplitn(3, ':');
     let sig = it.next().ok_or(AuthError::Malformed("missing signature"))?;
     let ms = it.next().ok_or(AuthError::Malformed("missing time"))?;
-    let key = it.next().ok_or(AuthError::Malformed("missing access key"))?;
-    let unix_ms = ms.parse().map_err(|_| AuthError::Malformed("time is not a number"))?;
-    Ok(Credential { access_key: key, unix_ms, signature: sig })
+    let key = it
+        .next()
+        .ok_or(AuthError::Malformed("missing access key"))?;
+    let unix_ms = ms
+        .parse()
+        .map_err(|_| AuthError::Malformed("time is not a number"))?;
+    Ok(Credential {
+        access_key: key,
+        unix_ms,
+        signature: sig,
+    })
 }
 
 /// Verifies a parsed credential against the user's secret at `now_ms`.
@@ -89,8 +102,14 @@ mod tests {
         let c = parse(&v).unwrap();
         assert_eq!(c.access_key, "AKID");
         assert_eq!(verify(&c, "secret", 1_000_500), Ok(()));
-        assert!(matches!(verify(&c, "wrong", 1_000_500), Err(AuthError::BadSignature(_))));
-        assert!(matches!(verify(&c, "secret", 1_000_000 + MAX_SKEW_MS + 1), Err(AuthError::Skew { .. })));
+        assert!(matches!(
+            verify(&c, "wrong", 1_000_500),
+            Err(AuthError::BadSignature(_))
+        ));
+        assert!(matches!(
+            verify(&c, "secret", 1_000_000 + MAX_SKEW_MS + 1),
+            Err(AuthError::Skew { .. })
+        ));
         assert!(parse("Bearer x").is_err());
         assert!(parse("KDSS1 a:notanumber:ff").is_err());
     }

@@ -45,7 +45,9 @@ fn mac_input(stripe_id: u64, shard_index: u32, op: i32, expires_unix_ms: u64) ->
 impl CapabilityKey {
     /// Derives the key from the cluster secret string of the configs.
     pub fn new(cluster_secret: &str) -> Self {
-        CapabilityKey { secret: cluster_secret.as_bytes().to_vec() }
+        CapabilityKey {
+            secret: cluster_secret.as_bytes().to_vec(),
+        }
     }
 
     fn mac(&self, input: &[u8]) -> HmacSha256 {
@@ -55,7 +57,13 @@ impl CapabilityKey {
     }
 
     /// Signs a capability valid until `expires_unix_ms`.
-    pub fn sign(&self, stripe_id: u64, shard_index: u32, op: ShardOp, expires_unix_ms: u64) -> Capability {
+    pub fn sign(
+        &self,
+        stripe_id: u64,
+        shard_index: u32,
+        op: ShardOp,
+        expires_unix_ms: u64,
+    ) -> Capability {
         let input = mac_input(stripe_id, shard_index, op as i32, expires_unix_ms);
         Capability {
             stripe_id,
@@ -77,15 +85,23 @@ impl CapabilityKey {
     ) -> Result<(), CapError> {
         let cap = cap.ok_or(CapError::Missing)?;
         if cap.stripe_id != stripe_id || cap.shard_index != shard_index {
-            return Err(CapError::WrongTarget { what: "another shard" });
+            return Err(CapError::WrongTarget {
+                what: "another shard",
+            });
         }
         if cap.op != op as i32 {
-            return Err(CapError::WrongTarget { what: "another operation" });
+            return Err(CapError::WrongTarget {
+                what: "another operation",
+            });
         }
         let input = mac_input(cap.stripe_id, cap.shard_index, cap.op, cap.expires_unix_ms);
-        self.mac(&input).verify_slice(&cap.mac).map_err(|_| CapError::BadMac)?;
+        self.mac(&input)
+            .verify_slice(&cap.mac)
+            .map_err(|_| CapError::BadMac)?;
         if cap.expires_unix_ms < now_ms {
-            return Err(CapError::Expired { ago_ms: now_ms - cap.expires_unix_ms });
+            return Err(CapError::Expired {
+                ago_ms: now_ms - cap.expires_unix_ms,
+            });
         }
         Ok(())
     }
@@ -100,14 +116,32 @@ mod tests {
         let key = CapabilityKey::new("s3cret");
         let cap = key.sign(7, 2, ShardOp::Write, 1_000);
         assert_eq!(key.verify(Some(&cap), 7, 2, ShardOp::Write, 999), Ok(()));
-        assert_eq!(key.verify(None, 7, 2, ShardOp::Write, 999), Err(CapError::Missing));
-        assert!(matches!(key.verify(Some(&cap), 7, 3, ShardOp::Write, 0), Err(CapError::WrongTarget { .. })));
-        assert!(matches!(key.verify(Some(&cap), 7, 2, ShardOp::Read, 0), Err(CapError::WrongTarget { .. })));
-        assert_eq!(key.verify(Some(&cap), 7, 2, ShardOp::Write, 1_500), Err(CapError::Expired { ago_ms: 500 }));
+        assert_eq!(
+            key.verify(None, 7, 2, ShardOp::Write, 999),
+            Err(CapError::Missing)
+        );
+        assert!(matches!(
+            key.verify(Some(&cap), 7, 3, ShardOp::Write, 0),
+            Err(CapError::WrongTarget { .. })
+        ));
+        assert!(matches!(
+            key.verify(Some(&cap), 7, 2, ShardOp::Read, 0),
+            Err(CapError::WrongTarget { .. })
+        ));
+        assert_eq!(
+            key.verify(Some(&cap), 7, 2, ShardOp::Write, 1_500),
+            Err(CapError::Expired { ago_ms: 500 })
+        );
         let other = CapabilityKey::new("other");
-        assert_eq!(other.verify(Some(&cap), 7, 2, ShardOp::Write, 0), Err(CapError::BadMac));
+        assert_eq!(
+            other.verify(Some(&cap), 7, 2, ShardOp::Write, 0),
+            Err(CapError::BadMac)
+        );
         let mut forged = cap.clone();
         forged.expires_unix_ms = u64::MAX;
-        assert_eq!(key.verify(Some(&forged), 7, 2, ShardOp::Write, 0), Err(CapError::BadMac));
+        assert_eq!(
+            key.verify(Some(&forged), 7, 2, ShardOp::Write, 0),
+            Err(CapError::BadMac)
+        );
     }
 }

@@ -9,36 +9,63 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
-    Parse { path: PathBuf, line: usize, message: String },
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("{path}: invalid value for `{key}`: {message}")]
-    Invalid { path: PathBuf, key: String, message: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
 }
 
 /// Reads and parses `path` as `T`.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_toml(path, &text)
 }
 
 /// Parses `text` (read from `path`, used only in messages) as `T`.
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1)).unwrap_or(0);
-        let line = if e.span().is_some_and(|s| text[..s.start.min(text.len())].ends_with('\n')) {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        let line = if e
+            .span()
+            .is_some_and(|s| text[..s.start.min(text.len())].ends_with('\n'))
+        {
             line + 1
         } else {
             line
         };
-        ConfigError::Parse { path: path.to_path_buf(), line, message: e.message().to_string() }
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            message: e.message().to_string(),
+        }
     })
 }
 
 /// An error for a value that parsed but failed `validate()`.
 pub fn invalid(path: &Path, key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { path: path.to_path_buf(), key: key.to_string(), message: message.into() }
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        message: message.into(),
+    }
 }
 
 #[cfg(test)]
@@ -64,7 +91,9 @@ mod tests {
     #[test]
     fn typo_names_file_line_and_key() {
         let text = "[node]\nid = \"n1\"\nprot = 5\n";
-        let err = parse_toml::<Cfg>(Path::new("storage.toml"), text).unwrap_err().to_string();
+        let err = parse_toml::<Cfg>(Path::new("storage.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("storage.toml:3:"), "{err}");
         assert!(err.contains("prot"), "{err}");
     }

@@ -66,9 +66,17 @@ impl fmt::Display for EcPolicy {
 impl FromStr for EcPolicy {
     type Err = EcPolicyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (k, m) = s.split_once('+').ok_or_else(|| EcPolicyError::Syntax(s.into()))?;
-        let k = k.trim().parse().map_err(|_| EcPolicyError::Syntax(s.into()))?;
-        let m = m.trim().parse().map_err(|_| EcPolicyError::Syntax(s.into()))?;
+        let (k, m) = s
+            .split_once('+')
+            .ok_or_else(|| EcPolicyError::Syntax(s.into()))?;
+        let k = k
+            .trim()
+            .parse()
+            .map_err(|_| EcPolicyError::Syntax(s.into()))?;
+        let m = m
+            .trim()
+            .parse()
+            .map_err(|_| EcPolicyError::Syntax(s.into()))?;
         EcPolicy::new(k, m)
     }
 }
@@ -80,8 +88,17 @@ mod tests {
     #[test]
     fn presets_parse_and_others_are_refused() {
         assert_eq!("5+2".parse::<EcPolicy>().unwrap(), EcPolicy { k: 5, m: 2 });
-        assert_eq!("29+3".parse::<EcPolicy>().unwrap().efficiency(), 29.0 / 32.0);
-        assert_eq!("4+2".parse::<EcPolicy>(), Err(EcPolicyError::NotAPreset { k: 4, m: 2 }));
-        assert!(matches!("x".parse::<EcPolicy>(), Err(EcPolicyError::Syntax(_))));
+        assert_eq!(
+            "29+3".parse::<EcPolicy>().unwrap().efficiency(),
+            29.0 / 32.0
+        );
+        assert_eq!(
+            "4+2".parse::<EcPolicy>(),
+            Err(EcPolicyError::NotAPreset { k: 4, m: 2 })
+        );
+        assert!(matches!(
+            "x".parse::<EcPolicy>(),
+            Err(EcPolicyError::Syntax(_))
+        ));
     }
 }

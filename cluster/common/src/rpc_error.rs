@@ -49,7 +49,12 @@ pub fn status(grpc: Code, errno: i32, code: &str, message: impl Into<String>) ->
 
 /// The errno a Status carries, or one derived from its gRPC code.
 pub fn errno_of(s: &Status) -> i32 {
-    if let Some(e) = s.metadata().get(ERRNO_KEY).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()) {
+    if let Some(e) = s
+        .metadata()
+        .get(ERRNO_KEY)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+    {
         return e;
     }
     match s.code() {
@@ -74,7 +79,12 @@ mod tests {
 
     #[test]
     fn errno_and_code_survive_the_status() {
-        let s = status(Code::FailedPrecondition, errno::ENOTEMPTY, "BucketNotEmpty", "not empty");
+        let s = status(
+            Code::FailedPrecondition,
+            errno::ENOTEMPTY,
+            "BucketNotEmpty",
+            "not empty",
+        );
         assert_eq!(errno_of(&s), errno::ENOTEMPTY);
         assert_eq!(code_of(&s), Some("BucketNotEmpty"));
         assert_eq!(errno_of(&Status::not_found("x")), errno::ENOENT);

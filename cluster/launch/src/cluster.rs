@@ -1,0 +1,346 @@
+//! A running local cluster: start in dependency order (masters → storage nodes → bucket →
+//! gateways), each step waiting for readiness; kill or restart any one process; stop all
+//! cleanly (gateways, then nodes so their clean-shutdown flags are written, then masters).
+
+use crate::cluster_json::{ClusterJson, GatewayJson, MasterJson, NodeJson, S3Json};
+use crate::configs;
+use crate::error::{LaunchError, io};
+use crate::layout::Layout;
+use crate::process::Proc;
+use crate::ready;
+use crate::rpc::AdminRpc;
+use crate::spec::ClusterSpec;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+/// The processes of a local cluster. Dropping it stops every process.
+pub struct LocalCluster {
+    pub spec: ClusterSpec,
+    pub layout: Layout,
+    pub masters: Vec<Proc>,
+    pub nodes: Vec<Proc>,
+    pub gateways: Vec<Proc>,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), LaunchError> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+    }
+    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+}
+
+impl LocalCluster {
+    /// Config file of a daemon inside the data dir.
+    pub fn config_path(&self, name: &str) -> PathBuf {
+        self.spec
+            .data_dir
+            .join("config")
+            .join(format!("{name}.toml"))
+    }
+
+    fn log_path(spec: &ClusterSpec, name: &str) -> PathBuf {
+        spec.data_dir.join("logs").join(format!("{name}.log"))
+    }
+
+    /// Starts (or restarts on an existing data dir) the whole cluster and waits until it
+    /// serves: a leader elected, every node online with its disks, the bucket present,
+    /// every gateway accepting connections. `progress` hears about each step.
+    pub async fn start(
+        spec: ClusterSpec,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<LocalCluster, LaunchError> {
+        spec.validate()?;
+        let layout = Layout::load_or_create(&spec)?;
+        std::fs::create_dir_all(spec.data_dir.join("logs")).map_err(io("create logs dir"))?;
+        let mut c = LocalCluster {
+            spec,
+            layout,
+            masters: Vec::new(),
+            nodes: Vec::new(),
+            gateways: Vec::new(),
+        };
+        c.write_configs()?;
+        c.format_missing_disks(progress).await?;
+
+        progress(&format!("starting {} master(s)", c.layout.masters.len()));
+        for i in 0..c.layout.masters.len() {
+            let p = c.spawn_daemon("master", &format!("master-{}", i + 1))?;
+            c.masters.push(p);
+        }
+        let rpc = c.wait_leader().await?;
+
+        progress(&format!(
+            "starting {} storage node(s)",
+            c.layout.nodes.len()
+        ));
+        for n in c.layout.nodes.clone() {
+            let p = c.spawn_daemon("storage", &n.id)?;
+            c.nodes.push(p);
+        }
+        let ids: Vec<String> = c.layout.nodes.iter().map(|n| n.id.clone()).collect();
+        let dpn = c.spec.disks_per_node;
+        ready::wait_nodes_online(&rpc, &mut c.nodes, &ids, dpn, READY_TIMEOUT).await?;
+
+        if let Some(b) = c.spec.bucket.clone() {
+            progress(&format!("creating bucket {b} (EC {})", c.spec.ec));
+            rpc.ensure_bucket(&b, c.spec.ec.k, c.spec.ec.m).await?;
+        }
+
+        if !c.layout.gateways.is_empty() {
+            progress(&format!(
+                "starting {} S3 gateway(s)",
+                c.layout.gateways.len()
+            ));
+        }
+        for i in 0..c.layout.gateways.len() {
+            let p = c.spawn_daemon("s3gw", &format!("s3gw-{}", i + 1))?;
+            c.gateways.push(p);
+            let addr = c.layout.gateways[i].clone();
+            ready::wait_tcp(&mut c.gateways[i], &addr, READY_TIMEOUT).await?;
+        }
+        Ok(c)
+    }
+
+    fn write_configs(&self) -> Result<(), LaunchError> {
+        for m in &self.layout.masters {
+            std::fs::create_dir_all(&m.data).map_err(io(format!("create {}", m.data.display())))?;
+            let text = configs::master_toml(&self.layout, m, &self.spec);
+            write(&self.config_path(&format!("master-{}", m.id)), &text)?;
+        }
+        for n in &self.layout.nodes {
+            write(
+                &self.config_path(&n.id),
+                &configs::storage_toml(&self.layout, n, &self.spec),
+            )?;
+        }
+        for (i, g) in self.layout.gateways.iter().enumerate() {
+            write(
+                &self.config_path(&format!("s3gw-{}", i + 1)),
+                &configs::s3gw_toml(&self.layout, g),
+            )?;
+        }
+        Ok(())
+    }
+
+    async fn format_missing_disks(
+        &self,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(), LaunchError> {
+        let missing: Vec<&PathBuf> = self
+            .layout
+            .nodes
+            .iter()
+            .flat_map(|n| &n.disks)
+            .filter(|d| !d.exists())
+            .collect();
+        for (i, d) in missing.iter().enumerate() {
+            progress(&format!(
+                "formatting device {}/{}: {} ({} MiB)",
+                i + 1,
+                missing.len(),
+                d.display(),
+                self.layout.disk_size >> 20
+            ));
+            if let Some(p) = d.parent() {
+                std::fs::create_dir_all(p).map_err(io(format!("create {}", p.display())))?;
+            }
+            let out = tokio::process::Command::new(&self.spec.kdss_bin)
+                .arg("format-disk")
+                .arg("--path")
+                .arg(d)
+                .arg("--size")
+                .arg(self.layout.disk_size.to_string())
+                .arg("--cluster-id")
+                .arg(&self.layout.cluster_id)
+                .output()
+                .await
+                .map_err(io(format!(
+                    "run {} format-disk",
+                    self.spec.kdss_bin.display()
+                )))?;
+            if !out.status.success() {
+                let _ = std::fs::remove_file(d);
+                return Err(LaunchError::Format {
+                    path: d.to_path_buf(),
+                    message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_daemon(&self, sub: &str, name: &str) -> Result<Proc, LaunchError> {
+        let args: Vec<OsString> = vec![
+            sub.into(),
+            "-c".into(),
+            self.config_path(name).into_os_string(),
+        ];
+        let mut env = self.spec.env.clone();
+        if !env.iter().any(|(k, _)| k == "RUST_LOG") {
+            env.push(("RUST_LOG".into(), "info".into()));
+        }
+        Proc::spawn(
+            name,
+            &self.spec.kdss_bin,
+            args,
+            &env,
+            Self::log_path(&self.spec, name),
+        )
+    }
+
+    async fn wait_leader(&mut self) -> Result<AdminRpc, LaunchError> {
+        let addrs = self.layout.master_addrs();
+        let (ak, sk) = (
+            self.layout.admin_access_key.clone(),
+            self.layout.admin_secret_key.clone(),
+        );
+        ready::wait_leader(&mut self.masters, &addrs, &ak, &sk, READY_TIMEOUT).await
+    }
+
+    /// An admin connection to a master that knows the leader.
+    pub async fn admin(&mut self) -> Result<AdminRpc, LaunchError> {
+        self.wait_leader().await
+    }
+
+    /// Index of the current leader among `masters`, as the masters report it.
+    pub async fn leader_index(&mut self) -> Result<usize, LaunchError> {
+        let s = self.admin().await?.status().await?;
+        self.layout
+            .masters
+            .iter()
+            .position(|m| m.id == s.leader_id)
+            .ok_or_else(|| {
+                LaunchError::Spec(format!("leader id {} is not in the layout", s.leader_id))
+            })
+    }
+
+    /// SIGKILL master `i`.
+    pub fn kill_master(&mut self, i: usize) {
+        self.masters[i].kill();
+    }
+    /// Restarts master `i` and waits until a leader is known again.
+    pub async fn restart_master(&mut self, i: usize) -> Result<(), LaunchError> {
+        self.masters[i].start()?;
+        let addr = self.layout.masters[i].grpc.clone();
+        ready::wait_tcp(&mut self.masters[i], &addr, READY_TIMEOUT).await?;
+        self.wait_leader().await.map(|_| ())
+    }
+    /// SIGKILL storage node `i`.
+    pub fn kill_node(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+    /// Restarts storage node `i` and waits until the masters see it online again.
+    pub async fn restart_node(&mut self, i: usize) -> Result<(), LaunchError> {
+        self.nodes[i].start()?;
+        let rpc = self.wait_leader().await?;
+        let id = vec![self.layout.nodes[i].id.clone()];
+        let dpn = self.spec.disks_per_node;
+        ready::wait_nodes_online(&rpc, &mut self.nodes[i..=i], &id, dpn, READY_TIMEOUT).await
+    }
+    /// SIGKILL gateway `i`.
+    pub fn kill_gateway(&mut self, i: usize) {
+        self.gateways[i].kill();
+    }
+
+    /// Stops everything cleanly, in reverse dependency order.
+    pub fn stop(&mut self) {
+        for p in self
+            .gateways
+            .iter_mut()
+            .chain(self.nodes.iter_mut())
+            .chain(self.masters.iter_mut())
+        {
+            p.stop(STOP_GRACE);
+        }
+    }
+
+    /// The logs of every process, concatenated (tests print them on failure).
+    pub fn all_logs(&self, lines: usize) -> String {
+        let all = self.masters.iter().chain(&self.nodes).chain(&self.gateways);
+        all.map(|p| {
+            format!(
+                "===== {} ({}) =====\n{}\n",
+                p.name,
+                p.log_path().display(),
+                p.log_tail(lines)
+            )
+        })
+        .collect()
+    }
+
+    /// The S3 endpoint of gateway 0.
+    pub fn s3_endpoint(&self) -> Option<String> {
+        self.layout.gateways.first().map(|g| format!("http://{g}"))
+    }
+
+    /// What runs where, as `DIR/cluster.json` records it.
+    pub fn describe(&self, mountpoint: Option<PathBuf>) -> ClusterJson {
+        let l = &self.layout;
+        ClusterJson {
+            s3: self.s3_endpoint().map(|endpoint| S3Json {
+                endpoint,
+                access_key: l.admin_access_key.clone(),
+                secret_key: l.admin_secret_key.clone(),
+                region: l.region.clone(),
+            }),
+            bucket: self.spec.bucket.clone(),
+            mountpoint,
+            console: l
+                .masters
+                .first()
+                .map(|m| format!("http://{}", m.http))
+                .unwrap_or_default(),
+            masters: l
+                .masters
+                .iter()
+                .zip(&self.masters)
+                .map(|(m, p)| MasterJson {
+                    id: m.id,
+                    grpc: m.grpc.clone(),
+                    http: m.http.clone(),
+                    pid: p.pid(),
+                    data: m.data.clone(),
+                })
+                .collect(),
+            storage_nodes: l
+                .nodes
+                .iter()
+                .zip(&self.nodes)
+                .map(|(n, p)| NodeJson {
+                    id: n.id.clone(),
+                    grpc: n.grpc.clone(),
+                    http: n.http.clone(),
+                    pid: p.pid(),
+                    disks: n.disks.clone(),
+                })
+                .collect(),
+            s3gw: l
+                .gateways
+                .iter()
+                .zip(&self.gateways)
+                .map(|(g, p)| GatewayJson {
+                    http: g.clone(),
+                    pid: p.pid(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes [`Self::describe`] to `DIR/cluster.json`.
+    pub fn write_cluster_json(&self, mountpoint: Option<PathBuf>) -> Result<PathBuf, LaunchError> {
+        let path = self.spec.data_dir.join("cluster.json");
+        let text = serde_json::to_string_pretty(&self.describe(mountpoint)).expect("serializes");
+        write(&path, &text)?;
+        Ok(path)
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,25 @@
+//! Starts a whole KDSS cluster on one machine as child processes of the `kdss` binary —
+//! masters, storage nodes on file-backed raw devices, S3 gateways — and supervises it.
+//! `kdss up` and the test harness (`kdss-testkit`) both use this one implementation, so
+//! what a newcomer runs is what the tests exercise.
+//!
+//! Main types: [`ClusterSpec`] (what to run), [`LocalCluster`] (the running processes),
+//! [`Layout`] (ports, secrets and paths, persisted so a restart finds the same data).
+
+mod configs;
+mod error;
+mod layout;
+mod process;
+mod ready;
+mod rpc;
+mod spec;
+
+pub mod cluster;
+pub mod cluster_json;
+
+pub use cluster::LocalCluster;
+pub use error::LaunchError;
+pub use layout::{Layout, MasterLayout, NodeLayout};
+pub use process::Proc;
+pub use rpc::AdminRpc;
+pub use spec::{ClusterSpec, PortPlan};

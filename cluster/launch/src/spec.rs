@@ -1,0 +1,91 @@
+//! What to run: counts, sizes, the EC policy and how ports are chosen.
+
+use kdss_common::EcPolicy;
+use std::path::PathBuf;
+
+/// How daemons get their ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortPlan {
+    /// The documented ports: master i at 6700+10i/6701+10i, node i at 6800+10i/6801+10i,
+    /// gateway i at 9000+i. What `kdss up` uses.
+    Standard,
+    /// Free ports picked by the OS, so tests can run side by side.
+    Free,
+}
+
+/// A cluster to start.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Where configs, device files, master data and logs live. Reused on restart.
+    pub data_dir: PathBuf,
+    /// The `kdss` binary to run for every daemon.
+    pub kdss_bin: PathBuf,
+    pub masters: usize,
+    pub nodes: usize,
+    pub disks_per_node: usize,
+    /// Size of each device file, bytes.
+    pub disk_size: u64,
+    /// Default EC policy of the masters (and of the bucket the launcher creates).
+    pub ec: EcPolicy,
+    /// How many S3 gateways to run.
+    pub gateways: usize,
+    pub ports: PortPlan,
+    /// Bucket to create once the cluster is up (none when `None`).
+    pub bucket: Option<String>,
+    /// Extra TOML appended to every storage.toml (tests switch on the fault layer here).
+    pub storage_extra_toml: String,
+    /// Extra TOML appended to every master.toml.
+    pub master_extra_toml: String,
+    /// Extra environment for every daemon (for example `RUST_LOG`).
+    pub env: Vec<(String, String)>,
+}
+
+impl ClusterSpec {
+    /// The defaults of `kdss up`: 1 master, 4 nodes × 2 disks of 1 GiB, EC 5+2, one gateway.
+    pub fn new(data_dir: PathBuf, kdss_bin: PathBuf) -> Self {
+        ClusterSpec {
+            data_dir,
+            kdss_bin,
+            masters: 1,
+            nodes: 4,
+            disks_per_node: 2,
+            disk_size: 1 << 30,
+            ec: EcPolicy::default(),
+            gateways: 1,
+            ports: PortPlan::Standard,
+            bucket: Some("kdss".into()),
+            storage_extra_toml: String::new(),
+            master_extra_toml: String::new(),
+            env: Vec::new(),
+        }
+    }
+
+    /// Refuses shapes that cannot hold a stripe or that are plainly wrong.
+    pub fn validate(&self) -> Result<(), crate::LaunchError> {
+        let bad = |m: String| Err(crate::LaunchError::Spec(m));
+        if self.masters == 0 || self.masters % 2 == 0 {
+            return bad(format!(
+                "--masters must be odd (1, 3 or 5), got {}",
+                self.masters
+            ));
+        }
+        let disks = self.nodes * self.disks_per_node;
+        if disks < self.ec.width() as usize {
+            return bad(format!(
+                "EC {} needs at least {} disks; {} nodes x {} disks = {}",
+                self.ec,
+                self.ec.width(),
+                self.nodes,
+                self.disks_per_node,
+                disks
+            ));
+        }
+        if self.disk_size < 64 << 20 {
+            return bad(format!(
+                "--disk-size must be at least 64MiB, got {} bytes",
+                self.disk_size
+            ));
+        }
+        Ok(())
+    }
+}

@@ -8,6 +8,7 @@ pub mod config;
 pub mod ec;
 pub mod ids;
 pub mod rpc_error;
+pub mod size;
 pub mod time;
 
 pub use capability::{CapError, CapabilityKey};

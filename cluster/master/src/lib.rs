@@ -1,1 +1,27 @@
-//! placeholder
+//! KDSS master: the single source of truth for what exists and where it lives.
+//!
+//! A group of 1, 3 or 5 masters replicates the namespace with openraft ([`raft`]): every
+//! mutation is one Raft entry applied by `kdss-meta` to a SQLite database; the Raft log is
+//! group-committed so concurrent writes share fsyncs. The `Master` gRPC service
+//! ([`service`]) authenticates every call ([`auth`]), proxies calls from followers to the
+//! leader, serves reads from the leader's database, places stripes ([`placement`]) on the
+//! disks that storage nodes report in their heartbeats ([`membership`]) and hands out shard
+//! capabilities. [`run`] is the daemon entry point (`kdss master -c master.toml`); [`bench`]
+//! measures metadata operations against running masters.
+
+pub mod auth;
+pub mod bench;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod membership;
+pub mod meta_api;
+pub mod metrics;
+pub mod placement;
+pub mod raft;
+pub mod server;
+pub mod service;
+
+pub use config::MasterConfig;
+pub use error::MasterError;
+pub use server::{RunningMaster, run, start};

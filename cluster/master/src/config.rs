@@ -1,0 +1,380 @@
+//! `master.toml`: who this master is, which group it belongs to, and the knobs of its
+//! background policies. Parsed with `deny_unknown_fields` everywhere so a typo is an error
+//! naming file, line and key; `validate()` then checks the values that parse but make no sense.
+
+use kdss_common::{ConfigError, EcPolicy, config::invalid, load_toml};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole master configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterConfig {
+    /// This member's identity and addresses.
+    pub master: MasterSection,
+    /// The Raft group and the shared secret.
+    pub cluster: ClusterSection,
+    /// Bootstrap admin user, created on first start if absent.
+    #[serde(default)]
+    pub admin: Option<AdminSection>,
+    /// Default EC policy of new buckets.
+    #[serde(default)]
+    pub ec: EcSection,
+    /// Garbage collection policy (consumed by the GC worker).
+    #[serde(default)]
+    pub gc: GcSection,
+    /// Capacity alert and write-reject thresholds.
+    #[serde(default)]
+    pub capacity: CapacitySection,
+    /// Raft timing and log compaction; the defaults suit production, tests shrink them.
+    #[serde(default)]
+    pub raft: RaftSection,
+}
+
+/// `[master]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterSection {
+    /// Raft member id, unique in the group, > 0.
+    pub id: u64,
+    /// gRPC listen address (clients, storage nodes, peers).
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address (`/metrics`, `/health`).
+    pub http_addr: SocketAddr,
+    /// Directory holding the Raft log and the namespace database.
+    pub data_dir: PathBuf,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Cluster name; storage nodes must carry the same.
+    pub id: String,
+    /// Cluster secret: signs capabilities and the service identity.
+    pub secret: String,
+    /// All members of the group (may be empty or only this member: a single master).
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// One member of the Raft group.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Its `[master] id`.
+    pub id: u64,
+    /// Its gRPC address.
+    pub grpc_addr: String,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    /// Access key of the bootstrap admin.
+    pub access_key: String,
+    /// Secret key of the bootstrap admin.
+    pub secret_key: String,
+}
+
+/// `[ec]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EcSection {
+    /// k (default 5).
+    #[serde(default = "default_k")]
+    pub data_shards: u32,
+    /// m (default 2).
+    #[serde(default = "default_m")]
+    pub parity_shards: u32,
+}
+
+fn default_k() -> u32 {
+    5
+}
+fn default_m() -> u32 {
+    2
+}
+
+impl Default for EcSection {
+    fn default() -> Self {
+        EcSection {
+            data_shards: default_k(),
+            parity_shards: default_m(),
+        }
+    }
+}
+
+/// `[gc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcSection {
+    /// Seconds between GC passes (default 3600).
+    #[serde(default = "default_gc_interval")]
+    pub interval_sec: u64,
+    /// Hours a deleted entry stays in the recycle bin (default 48).
+    #[serde(default = "default_gc_pending")]
+    pub auto_gc_pending_hours: u64,
+    /// Minutes after which an allocated, never committed stripe is garbage (default 120).
+    #[serde(default = "default_stale_writing")]
+    pub stale_writing_minutes: u64,
+}
+
+fn default_gc_interval() -> u64 {
+    3600
+}
+fn default_gc_pending() -> u64 {
+    48
+}
+fn default_stale_writing() -> u64 {
+    120
+}
+
+impl Default for GcSection {
+    fn default() -> Self {
+        GcSection {
+            interval_sec: default_gc_interval(),
+            auto_gc_pending_hours: default_gc_pending(),
+            stale_writing_minutes: default_stale_writing(),
+        }
+    }
+}
+
+/// `[capacity]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacitySection {
+    /// Used share (percent) above which the master logs an alert (default 95).
+    #[serde(default = "default_alert")]
+    pub alert_pct: u8,
+    /// Used share (percent) above which stripe allocation is refused (default 99).
+    #[serde(default = "default_reject")]
+    pub reject_pct: u8,
+}
+
+fn default_alert() -> u8 {
+    95
+}
+fn default_reject() -> u8 {
+    99
+}
+
+impl Default for CapacitySection {
+    fn default() -> Self {
+        CapacitySection {
+            alert_pct: default_alert(),
+            reject_pct: default_reject(),
+        }
+    }
+}
+
+/// `[raft]` (optional): timing and log compaction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftSection {
+    /// Leader heartbeat period in ms (default 100).
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_ms: u64,
+    /// Lower bound of the election timeout in ms (default 600).
+    #[serde(default = "default_election_min")]
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the election timeout in ms (default 1200).
+    #[serde(default = "default_election_max")]
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot every this many applied entries (default 5000).
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// Entries kept in the log behind a snapshot, for slow followers (default 1000).
+    #[serde(default = "default_keep_logs")]
+    pub keep_logs: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    100
+}
+fn default_election_min() -> u64 {
+    600
+}
+fn default_election_max() -> u64 {
+    1200
+}
+fn default_snapshot_every() -> u64 {
+    5000
+}
+fn default_keep_logs() -> u64 {
+    1000
+}
+
+impl Default for RaftSection {
+    fn default() -> Self {
+        RaftSection {
+            heartbeat_ms: default_heartbeat(),
+            election_timeout_min_ms: default_election_min(),
+            election_timeout_max_ms: default_election_max(),
+            snapshot_every: default_snapshot_every(),
+            keep_logs: default_keep_logs(),
+        }
+    }
+}
+
+impl MasterConfig {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let cfg: MasterConfig = load_toml(path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text (`path` only names the file in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: MasterConfig = kdss_common::config::parse_toml(path, text)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.master.id == 0 {
+            return Err(invalid(path, "master.id", "must be > 0"));
+        }
+        if self.cluster.secret.len() < 8 {
+            return Err(invalid(
+                path,
+                "cluster.secret",
+                "must be at least 8 characters",
+            ));
+        }
+        if self.cluster.id.is_empty() {
+            return Err(invalid(path, "cluster.id", "must not be empty"));
+        }
+        let mut ids: Vec<u64> = self.cluster.peers.iter().map(|p| p.id).collect();
+        ids.sort_unstable();
+        if ids.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid(path, "cluster.peers", "duplicate peer id"));
+        }
+        if !self.cluster.peers.is_empty() && !ids.contains(&self.master.id) {
+            return Err(invalid(
+                path,
+                "cluster.peers",
+                "must list this master's own id",
+            ));
+        }
+        if ids.contains(&0) {
+            return Err(invalid(path, "cluster.peers", "peer ids must be > 0"));
+        }
+        EcPolicy::new(self.ec.data_shards, self.ec.parity_shards)
+            .map_err(|e| invalid(path, "ec", e.to_string()))?;
+        if self.capacity.reject_pct > 100 || self.capacity.alert_pct > self.capacity.reject_pct {
+            return Err(invalid(
+                path,
+                "capacity",
+                "need alert_pct <= reject_pct <= 100",
+            ));
+        }
+        if let Some(a) = &self.admin {
+            if a.access_key.is_empty() || a.secret_key.len() < 8 {
+                return Err(invalid(
+                    path,
+                    "admin",
+                    "access_key must be set and secret_key at least 8 characters",
+                ));
+            }
+            if a.access_key == kdss_common::auth::SERVICE_ACCESS_KEY {
+                return Err(invalid(
+                    path,
+                    "admin.access_key",
+                    "reserved for the service identity",
+                ));
+            }
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0
+            || r.election_timeout_min_ms <= r.heartbeat_ms
+            || r.election_timeout_max_ms <= r.election_timeout_min_ms
+        {
+            return Err(invalid(
+                path,
+                "raft",
+                "need 0 < heartbeat_ms < election_timeout_min_ms < election_timeout_max_ms",
+            ));
+        }
+        if r.snapshot_every == 0 {
+            return Err(invalid(path, "raft.snapshot_every", "must be > 0"));
+        }
+        Ok(())
+    }
+
+    /// The peers of the group including this member (a lone master lists itself).
+    pub fn members(&self) -> Vec<PeerConfig> {
+        if self.cluster.peers.is_empty() {
+            vec![PeerConfig {
+                id: self.master.id,
+                grpc_addr: self.master.grpc_addr.to_string(),
+            }]
+        } else {
+            self.cluster.peers.clone()
+        }
+    }
+
+    /// The default EC policy of new buckets.
+    pub fn ec_policy(&self) -> EcPolicy {
+        EcPolicy {
+            k: self.ec.data_shards,
+            m: self.ec.parity_shards,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[master]
+id = 1
+grpc_addr = "127.0.0.1:6700"
+http_addr = "127.0.0.1:6701"
+data_dir = "/tmp/m1"
+[cluster]
+id = "kdss-local"
+secret = "0123456789"
+"#;
+
+    #[test]
+    fn minimal_config_takes_documented_defaults() {
+        let c = MasterConfig::parse(Path::new("master.toml"), MINIMAL).unwrap();
+        assert_eq!(c.ec_policy(), EcPolicy { k: 5, m: 2 });
+        assert_eq!(c.capacity.reject_pct, 99);
+        assert_eq!(c.gc.auto_gc_pending_hours, 48);
+        assert_eq!(c.members().len(), 1);
+    }
+
+    #[test]
+    fn typo_is_named_with_file_and_line() {
+        let text = format!("{MINIMAL}[capacity]\nreject_pcnt = 90\n");
+        let e = MasterConfig::parse(Path::new("master.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("master.toml:12"), "{e}");
+        assert!(e.contains("reject_pcnt"), "{e}");
+    }
+
+    #[test]
+    fn invalid_values_are_refused() {
+        let bad_ec = format!("{MINIMAL}[ec]\ndata_shards = 4\nparity_shards = 2\n");
+        let e = MasterConfig::parse(Path::new("m.toml"), &bad_ec)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`ec`"), "{e}");
+        let not_member = MINIMAL.replace(
+            "secret = \"0123456789\"",
+            "secret = \"0123456789\"\npeers = [{ id = 2, grpc_addr = \"127.0.0.1:1\" }]",
+        );
+        let e = MasterConfig::parse(Path::new("m.toml"), &not_member)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.peers"), "{e}");
+    }
+}

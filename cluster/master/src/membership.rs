@@ -1,0 +1,177 @@
+//! Storage nodes and their disks, as their heartbeats report them. Kept in memory on every
+//! master (not replicated): a master that receives a heartbeat directly from a node records
+//! it and relays it to the other masters, so every member, and a newly elected leader in
+//! particular, knows the nodes without waiting for the next heartbeat. A node is offline once
+//! it missed [`OFFLINE_AFTER_MISSED`] heartbeats.
+
+use crate::placement::DiskCandidate;
+use kdss_proto::master as pb;
+use kdss_proto::storage::{DiskInfo, DiskState};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The heartbeat period the master asks nodes for.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+/// Heartbeats a node may miss before it counts as offline.
+pub const OFFLINE_AFTER_MISSED: u32 = 3;
+
+#[derive(Debug, Clone)]
+struct NodeEntry {
+    grpc_addr: String,
+    http_addr: String,
+    disks: Vec<DiskInfo>,
+    seen: Instant,
+    seen_ms: u64,
+}
+
+/// The registry of storage nodes.
+#[derive(Debug, Default)]
+pub struct Registry {
+    nodes: Mutex<BTreeMap<String, NodeEntry>>,
+}
+
+/// Cluster-wide raw capacity of the disks that can take data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capacity {
+    /// Sum of capacity of online nodes' disks.
+    pub capacity: u64,
+    /// Sum of their used bytes (live + dead).
+    pub used: u64,
+    /// Sum of free bytes of writable disks.
+    pub free_writable: u64,
+}
+
+impl Registry {
+    /// Records a registration or heartbeat.
+    pub fn record(&self, r: &pb::RegisterNodeRequest) {
+        let e = NodeEntry {
+            grpc_addr: r.grpc_addr.clone(),
+            http_addr: r.http_addr.clone(),
+            disks: r.disks.clone(),
+            seen: Instant::now(),
+            seen_ms: kdss_common::time::now_ms(),
+        };
+        self.nodes
+            .lock()
+            .expect("registry lock")
+            .insert(r.node_id.clone(), e);
+    }
+
+    fn online(e: &NodeEntry, now: Instant) -> bool {
+        now.duration_since(e.seen) < HEARTBEAT_INTERVAL * OFFLINE_AFTER_MISSED
+    }
+
+    /// Disks that may take new shards: node online, disk ONLINE (not read-only, draining or
+    /// failed).
+    pub fn writable_disks(&self) -> Vec<DiskCandidate> {
+        let now = Instant::now();
+        let nodes = self.nodes.lock().expect("registry lock");
+        let mut v = Vec::new();
+        for (id, e) in nodes.iter().filter(|(_, e)| Self::online(e, now)) {
+            for d in &e.disks {
+                if d.state == DiskState::Online as i32 {
+                    v.push(DiskCandidate {
+                        node_id: id.clone(),
+                        disk_id: d.disk_id,
+                        free_bytes: d.free_bytes,
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    /// The gRPC address of a node, if it ever registered.
+    pub fn addr_of(&self, node_id: &str) -> Option<String> {
+        self.nodes
+            .lock()
+            .expect("registry lock")
+            .get(node_id)
+            .map(|e| e.grpc_addr.clone())
+    }
+
+    /// Raw capacity figures over online nodes.
+    pub fn capacity(&self) -> Capacity {
+        let now = Instant::now();
+        let nodes = self.nodes.lock().expect("registry lock");
+        let mut c = Capacity::default();
+        for e in nodes.values().filter(|e| Self::online(e, now)) {
+            for d in &e.disks {
+                if d.state == DiskState::Failed as i32 {
+                    continue;
+                }
+                c.capacity += d.capacity_bytes;
+                c.used += d.used_bytes + d.dead_bytes;
+                if d.state == DiskState::Online as i32 {
+                    c.free_writable += d.free_bytes;
+                }
+            }
+        }
+        c
+    }
+
+    /// Every node as ClusterStatus shows it.
+    pub fn statuses(&self) -> Vec<pb::NodeStatus> {
+        let now = Instant::now();
+        let nodes = self.nodes.lock().expect("registry lock");
+        nodes
+            .iter()
+            .map(|(id, e)| pb::NodeStatus {
+                node_id: id.clone(),
+                grpc_addr: e.grpc_addr.clone(),
+                http_addr: e.http_addr.clone(),
+                online: Self::online(e, now),
+                last_heartbeat_ms: e.seen_ms as i64,
+                disks: e.disks.clone(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(id: u64, state: DiskState, free: u64) -> DiskInfo {
+        DiskInfo {
+            disk_id: id,
+            capacity_bytes: 100,
+            used_bytes: 100 - free,
+            free_bytes: free,
+            state: state as i32,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_online_disks_of_online_nodes_are_writable() {
+        let r = Registry::default();
+        r.record(&pb::RegisterNodeRequest {
+            node_id: "n1".into(),
+            grpc_addr: "127.0.0.1:1".into(),
+            http_addr: String::new(),
+            disks: vec![
+                disk(1, DiskState::Online, 50),
+                disk(2, DiskState::Readonly, 50),
+                disk(3, DiskState::Failed, 50),
+            ],
+        });
+        let w = r.writable_disks();
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].disk_id, 1);
+        assert_eq!(
+            r.capacity(),
+            Capacity {
+                capacity: 200,
+                used: 100,
+                free_writable: 50
+            }
+        );
+        // Age the node past the offline limit: nothing is writable any more.
+        r.nodes.lock().unwrap().get_mut("n1").unwrap().seen =
+            Instant::now() - HEARTBEAT_INTERVAL * (OFFLINE_AFTER_MISSED + 1);
+        assert!(r.writable_disks().is_empty());
+        assert!(!r.statuses()[0].online);
+    }
+}

@@ -1,0 +1,74 @@
+//! The `RaftPeer` gRPC service: receives openraft messages from peers (serde_json payloads,
+//! service identity required) and hands them to the local Raft node.
+
+use super::{Command, Raft};
+use kdss_proto::master::RaftMessage;
+use kdss_proto::master::raft_peer_server::RaftPeer;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::{Request, Response, Status};
+
+/// Serves peers' Raft traffic into `raft`.
+pub struct PeerService {
+    raft: Raft,
+    secret: String,
+}
+
+impl PeerService {
+    /// A service for `raft`, accepting only calls signed with `cluster_secret`.
+    pub fn new(raft: Raft, cluster_secret: &str) -> Self {
+        PeerService {
+            raft,
+            secret: cluster_secret.to_string(),
+        }
+    }
+
+    fn open<T: DeserializeOwned>(&self, req: Request<RaftMessage>) -> Result<T, Status> {
+        crate::auth::require_service(req.metadata(), &self.secret)?;
+        serde_json::from_slice(&req.get_ref().payload)
+            .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+    }
+}
+
+fn reply<T: Serialize>(v: &T) -> Result<Response<RaftMessage>, Status> {
+    let payload = serde_json::to_vec(v).map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(RaftMessage { payload }))
+}
+
+#[tonic::async_trait]
+impl RaftPeer for PeerService {
+    async fn append_entries(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let r = self.open(req)?;
+        reply(&self.raft.append_entries(r).await)
+    }
+
+    async fn vote(&self, req: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let r = self.open(req)?;
+        reply(&self.raft.vote(r).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let r = self.open(req)?;
+        reply(&self.raft.install_snapshot(r).await)
+    }
+
+    /// A write forwarded by a peer: the payload is a prost-encoded `Mutation` whose context
+    /// the sender filled; the reply payload is the prost-encoded `MutationReply`.
+    async fn client_write(
+        &self,
+        req: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        crate::auth::require_service(req.metadata(), &self.secret)?;
+        let cmd = Command(req.into_inner().payload);
+        match self.raft.client_write(cmd).await {
+            Ok(r) => Ok(Response::new(RaftMessage { payload: r.data.0 })),
+            Err(e) => Err(crate::service::write_error(&self.raft, e)),
+        }
+    }
+}

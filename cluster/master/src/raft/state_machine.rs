@@ -1,0 +1,327 @@
+//! The replicated state machine: the namespace database of `kdss-meta` (`meta.db`).
+//!
+//! A batch of committed entries is applied in ONE transaction (kdss_meta::apply uses a
+//! savepoint per mutation), together with the row of `kdss_raft_applied` that records the
+//! last applied log id and the membership. So a crash can never leave an entry applied without
+//! its log id (which would apply it twice on restart) or the reverse.
+//!
+//! Snapshots: `VACUUM INTO snapshot-building.db`, whose own `kdss_raft_applied` row is the
+//! snapshot's meta; installing one replaces `meta.db` and reopens it.
+
+use super::{Entry, LogId, Node, NodeId, Reply, StorageError, TypeConfig, io_err};
+use kdss_proto::master as pb;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
+use prost::Message;
+use sqlx::{Row, SqlitePool};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Applied log id + membership, as stored and as snapshot meta.
+type Applied = (Option<LogId>, StoredMembership<NodeId, Node>);
+
+const APPLIED_DDL: &str = "CREATE TABLE IF NOT EXISTS kdss_raft_applied \
+    (id INTEGER PRIMARY KEY CHECK (id = 0), last_applied TEXT, membership TEXT NOT NULL)";
+
+struct Shared {
+    dir: PathBuf,
+    pool: RwLock<SqlitePool>,
+    applied_index: AtomicU64,
+    /// Serializes snapshot building and installing.
+    snap_lock: tokio::sync::Mutex<()>,
+}
+
+/// The state machine handed to openraft; clones share the database. Also the read side of
+/// the master: [`StateMachine::pool`] is the database that reads are served from.
+#[derive(Clone)]
+pub struct StateMachine {
+    s: Arc<Shared>,
+}
+
+fn sm_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(&io_err(e)).into()
+}
+
+fn snap_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_snapshot(None, &io_err(e)).into()
+}
+
+async fn open_db(path: &Path) -> Result<SqlitePool, StorageError> {
+    let pool = crate::meta_api::open(path).await.map_err(sm_err)?;
+    sqlx::query(APPLIED_DDL)
+        .execute(&pool)
+        .await
+        .map_err(sm_err)?;
+    Ok(pool)
+}
+
+async fn read_applied(pool: &SqlitePool) -> Result<Applied, StorageError> {
+    let row = sqlx::query("SELECT last_applied, membership FROM kdss_raft_applied WHERE id = 0")
+        .fetch_optional(pool)
+        .await
+        .map_err(sm_err)?;
+    match row {
+        None => Ok((None, StoredMembership::default())),
+        Some(r) => {
+            let la: Option<String> = r.get(0);
+            let mem: String = r.get(1);
+            let la = match la {
+                Some(s) => serde_json::from_str(&s).map_err(sm_err)?,
+                None => None,
+            };
+            Ok((la, serde_json::from_str(&mem).map_err(sm_err)?))
+        }
+    }
+}
+
+fn remove_db_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+impl StateMachine {
+    /// Opens (or creates) the namespace database under `dir`.
+    pub async fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(sm_err)?;
+        let pool = open_db(&dir.join("meta.db")).await?;
+        let (la, _) = read_applied(&pool).await?;
+        Ok(StateMachine {
+            s: Arc::new(Shared {
+                dir: dir.to_path_buf(),
+                pool: RwLock::new(pool),
+                applied_index: AtomicU64::new(la.map(|l| l.index).unwrap_or(0)),
+                snap_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The namespace database, for reads. Reopened when a snapshot is installed, so take it
+    /// per request rather than keeping it.
+    pub fn pool(&self) -> SqlitePool {
+        self.s.pool.read().expect("pool lock").clone()
+    }
+
+    /// Index of the last applied entry (0 = none).
+    pub fn applied_index(&self) -> u64 {
+        self.s.applied_index.load(Ordering::Relaxed)
+    }
+
+    /// Closes the database (clean shutdown).
+    pub async fn close(&self) {
+        self.pool().close().await;
+    }
+
+    fn snapshot_path(&self) -> PathBuf {
+        self.s.dir.join("snapshot.db")
+    }
+}
+
+/// Applies one entry's command inside the batch transaction.
+async fn apply_command(conn: &mut sqlx::SqliteConnection, bytes: &[u8]) -> pb::MutationReply {
+    let failure = |errno: i32, code: &str, message: String| pb::MutationReply {
+        reply: None,
+        failure: Some(pb::MetaFailure {
+            errno,
+            code: code.to_string(),
+            message,
+        }),
+    };
+    let m = match pb::Mutation::decode(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            return failure(
+                kdss_common::rpc_error::errno::EINVAL,
+                "InvalidArgument",
+                format!("undecodable mutation: {e}"),
+            );
+        }
+    };
+    match crate::meta_api::apply(conn, &m).await {
+        Ok(r) => r,
+        // An internal failure of one mutation is answered as EIO (its savepoint rolled back)
+        // rather than stopping the state machine, so one bad entry cannot take every master
+        // down; it is logged loudly.
+        Err(e) => {
+            tracing::error!(error = %e, "mutation failed inside the state machine");
+            failure(
+                kdss_common::rpc_error::errno::EIO,
+                "InternalError",
+                e.to_string(),
+            )
+        }
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<Applied, StorageError> {
+        read_applied(&self.pool()).await
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Reply>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let pool = self.pool();
+        let mut tx = pool.begin().await.map_err(sm_err)?;
+        let mut replies = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        for entry in entries {
+            last = Some(entry.log_id);
+            match entry.payload {
+                EntryPayload::Blank => replies.push(Reply::default()),
+                EntryPayload::Normal(cmd) => {
+                    let r = apply_command(&mut tx, &cmd.0).await;
+                    replies.push(Reply(r.encode_to_vec()));
+                }
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                    replies.push(Reply::default());
+                }
+            }
+        }
+        let Some(last) = last else { return Ok(replies) };
+        let la = serde_json::to_string(&Some(last)).map_err(sm_err)?;
+        match membership {
+            Some(m) => {
+                let mem = serde_json::to_string(&m).map_err(sm_err)?;
+                sqlx::query(
+                    "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, ?, ?) \
+                     ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied, \
+                     membership = excluded.membership",
+                )
+                .bind(la)
+                .bind(mem)
+                .execute(&mut *tx)
+                .await
+                .map_err(sm_err)?;
+            }
+            None => {
+                let def = serde_json::to_string(&StoredMembership::<NodeId, Node>::default())
+                    .map_err(sm_err)?;
+                sqlx::query(
+                    "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, ?, ?) \
+                     ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied",
+                )
+                .bind(la)
+                .bind(def)
+                .execute(&mut *tx)
+                .await
+                .map_err(sm_err)?;
+            }
+        }
+        tx.commit().await.map_err(sm_err)?;
+        self.s.applied_index.store(last.index, Ordering::Relaxed);
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, Node>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let _g = self.s.snap_lock.lock().await;
+        let bytes = snapshot.into_inner();
+        tracing::info!(size = bytes.len(), snapshot = %meta.snapshot_id, "installing snapshot");
+        let incoming = self.s.dir.join("meta-installing.db");
+        remove_db_files(&incoming);
+        std::fs::write(&incoming, &bytes).map_err(snap_err)?;
+        let live = self.s.dir.join("meta.db");
+        let old = self.pool();
+        old.close().await;
+        remove_db_files(&live);
+        std::fs::rename(&incoming, &live).map_err(snap_err)?;
+        let pool = open_db(&live).await?;
+        let (la, _) = read_applied(&pool).await?;
+        *self.s.pool.write().expect("pool lock") = pool;
+        self.s
+            .applied_index
+            .store(la.map(|l| l.index).unwrap_or(0), Ordering::Relaxed);
+        // Keep it as our current snapshot too, so we can serve it to others.
+        let tmp = self.s.dir.join("snapshot-building.db");
+        std::fs::write(&tmp, &bytes).map_err(snap_err)?;
+        std::fs::rename(&tmp, self.snapshot_path()).map_err(snap_err)?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let _g = self.s.snap_lock.lock().await;
+        let db = self.snapshot_path();
+        if !db.exists() {
+            return Ok(None);
+        }
+        let meta = snapshot_meta_of(&db).await?;
+        let data = std::fs::read(&db).map_err(snap_err)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+/// The meta of a snapshot file, read from its own `kdss_raft_applied` row (so file and meta
+/// can never disagree, whatever a crash interrupted).
+async fn snapshot_meta_of(path: &Path) -> Result<SnapshotMeta<NodeId, Node>, StorageError> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true);
+    let p = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .map_err(snap_err)?;
+    let r = read_applied(&p).await;
+    p.close().await;
+    let (la, last_membership) = r?;
+    let snapshot_id = match la {
+        Some(l) => format!("{}-{}", l.leader_id, l.index),
+        None => "empty".to_string(),
+    };
+    Ok(SnapshotMeta {
+        last_log_id: la,
+        last_membership,
+        snapshot_id,
+    })
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let _g = self.s.snap_lock.lock().await;
+        let building = self.s.dir.join("snapshot-building.db");
+        remove_db_files(&building);
+        let path = building
+            .to_str()
+            .ok_or_else(|| snap_err("data dir is not UTF-8"))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&self.pool())
+            .await
+            .map_err(snap_err)?;
+        // The copy's own applied row is the snapshot's meta: consistent by construction,
+        // whatever was applied while VACUUM ran.
+        let meta = snapshot_meta_of(&building).await?;
+        let data = std::fs::read(&building).map_err(snap_err)?;
+        std::fs::rename(&building, self.snapshot_path()).map_err(snap_err)?;
+        tracing::info!(size = data.len(), snapshot = %meta.snapshot_id, "built snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}

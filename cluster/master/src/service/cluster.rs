@@ -1,0 +1,213 @@
+//! Buckets and users (who may create, delete, grant, list) and membership (node heartbeats,
+//! cluster status). Rules: admins do everything; a user creates buckets it owns, deletes and
+//! grants its own buckets and lists the buckets it reaches; viewers only read; user
+//! management is for admins; node registration is for the service identity.
+
+use super::{MasterService, RELAYED_HEADER, unexpected};
+use crate::auth::{self, Caller};
+use crate::membership::HEARTBEAT_INTERVAL;
+use crate::meta_api as meta;
+use kdss_proto::master as pb;
+use kdss_proto::master::master_client::MasterClient;
+use kdss_proto::master::mutation::Op;
+use kdss_proto::master::mutation_reply::Reply;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+type R<T> = Result<Response<T>, Status>;
+
+impl MasterService {
+    /// Authenticates and requires an admin.
+    pub(crate) async fn admin(&self, md: &MetadataMap) -> Result<Caller, Status> {
+        let c = self.st.caller(md).await?;
+        if !c.is_admin() {
+            return Err(auth::denied(format!("{} is not an admin", c.access_key)));
+        }
+        Ok(c)
+    }
+
+    /// Admin, or the owner of `bucket`.
+    async fn owner_or_admin(&self, caller: &Caller, bucket: &str) -> Result<(), Status> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let b = meta::get_bucket(&self.st.pool(), bucket).await?;
+        if b.owner == caller.access_key && caller.may_write() {
+            return Ok(());
+        }
+        Err(auth::denied(format!(
+            "{} does not own bucket {bucket:?}",
+            caller.access_key
+        )))
+    }
+
+    pub(crate) async fn create_bucket_checked(
+        &self,
+        req: Request<pb::CreateBucketRequest>,
+    ) -> R<pb::BucketReply> {
+        let caller = self.st.caller(req.metadata()).await?;
+        let mut r = req.into_inner();
+        if !caller.may_write() {
+            return Err(auth::denied("viewers may not create buckets"));
+        }
+        if r.owner.is_empty() {
+            r.owner = caller.access_key.clone();
+        } else if r.owner != caller.access_key && !caller.is_admin() {
+            return Err(auth::denied(
+                "only an admin creates buckets for another user",
+            ));
+        }
+        if r.owner == kdss_common::auth::SERVICE_ACCESS_KEY {
+            return Err(auth::denied(
+                "a bucket must be owned by a user; name the owner",
+            ));
+        }
+        if r.k == 0 && r.m == 0 {
+            r.k = self.st.default_ec.k;
+            r.m = self.st.default_ec.m;
+        }
+        match self.st.propose(&caller, Op::CreateBucket(r)).await? {
+            Reply::Bucket(b) => Ok(Response::new(b)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) async fn delete_bucket_checked(
+        &self,
+        req: Request<pb::BucketRequest>,
+    ) -> R<pb::Empty> {
+        let caller = self.st.caller(req.metadata()).await?;
+        let name = req.into_inner().name;
+        self.owner_or_admin(&caller, &name).await?;
+        match self
+            .st
+            .propose(&caller, Op::DeleteBucket(pb::DeleteBucketOp { name }))
+            .await?
+        {
+            Reply::Empty(e) => Ok(Response::new(e)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) async fn grant_checked(&self, req: Request<pb::GrantBucketRequest>) -> R<pb::Empty> {
+        let caller = self.st.caller(req.metadata()).await?;
+        let r = req.into_inner();
+        self.owner_or_admin(&caller, &r.bucket).await?;
+        match self.st.propose(&caller, Op::GrantBucket(r)).await? {
+            Reply::Empty(e) => Ok(Response::new(e)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) async fn list_buckets_visible(
+        &self,
+        req: Request<pb::ListBucketsRequest>,
+    ) -> R<pb::ListBucketsReply> {
+        let caller = self.st.caller(req.metadata()).await?;
+        let pool = self.st.pool();
+        let mut all = meta::list_buckets(&pool).await?;
+        if !caller.is_admin() {
+            let mut visible = Vec::with_capacity(all.buckets.len());
+            for b in all.buckets {
+                if meta::bucket_access(&pool, &b.name, &caller).await? {
+                    visible.push(b);
+                }
+            }
+            all.buckets = visible;
+        }
+        Ok(Response::new(all))
+    }
+
+    /// RegisterNode and Heartbeat: recorded locally, relayed once to the other members.
+    pub(crate) async fn node_heartbeat(
+        &self,
+        req: Request<pb::RegisterNodeRequest>,
+    ) -> R<pb::RegisterNodeReply> {
+        auth::require_service(req.metadata(), &self.st.secret)?;
+        let relayed = req.metadata().contains_key(RELAYED_HEADER);
+        let r = req.into_inner();
+        if r.node_id.is_empty() || r.grpc_addr.is_empty() {
+            return Err(Status::invalid_argument(
+                "node_id and grpc_addr are required",
+            ));
+        }
+        self.st.registry.record(&r);
+        if !relayed {
+            self.relay(r);
+        }
+        Ok(Response::new(pb::RegisterNodeReply {
+            heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u64,
+        }))
+    }
+
+    fn relay(&self, r: pb::RegisterNodeRequest) {
+        let members: Vec<(u64, String)> = {
+            let m = self.st.raft.metrics();
+            let m = m.borrow();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, n)| (*id, n.addr.clone()))
+                .collect()
+        };
+        for (id, addr) in members.into_iter().filter(|(id, _)| *id != self.st.id) {
+            let Ok(ch) = self.st.channel(&addr) else {
+                continue;
+            };
+            let mut req = crate::raft::network::sign(&self.st.secret, r.clone());
+            req.metadata_mut().insert(
+                RELAYED_HEADER,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
+            req.set_timeout(std::time::Duration::from_secs(2));
+            tokio::spawn(async move {
+                if let Err(e) = MasterClient::new(ch).heartbeat(req).await {
+                    tracing::debug!(peer = id, error = %e, "heartbeat relay failed");
+                }
+            });
+        }
+    }
+
+    /// ClusterStatus, answered by every member from its own view.
+    pub(crate) async fn status(
+        &self,
+        req: Request<pb::ClusterStatusRequest>,
+    ) -> R<pb::ClusterStatusReply> {
+        if auth::require_service(req.metadata(), &self.st.secret).is_err() {
+            self.st.caller(req.metadata()).await?;
+        }
+        let m = self.st.raft.metrics().borrow().clone();
+        let leader = m.current_leader;
+        let reachable: Option<Vec<u64>> = m.replication.as_ref().map(|r| {
+            r.iter()
+                .filter(|(_, l)| l.is_some())
+                .map(|(id, _)| *id)
+                .collect()
+        });
+        let masters = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| pb::MasterStatus {
+                id: *id,
+                grpc_addr: n.addr.clone(),
+                http_addr: self.st.http_addrs.get(id).cloned().unwrap_or_default(),
+                leader: leader == Some(*id),
+                reachable: *id == self.st.id
+                    || leader == Some(*id)
+                    || reachable.as_ref().is_some_and(|r| r.contains(id)),
+            })
+            .collect();
+        let c = self.st.registry.capacity();
+        let applied = m.last_applied.map(|l| l.index).unwrap_or(0);
+        Ok(Response::new(pb::ClusterStatusReply {
+            masters,
+            leader_id: leader.unwrap_or(0),
+            term: m.current_term,
+            commit_index: self.st.metrics.commit_index().max(applied),
+            nodes: self.st.registry.statuses(),
+            raw_capacity_bytes: c.capacity,
+            raw_used_bytes: c.used,
+        }))
+    }
+}

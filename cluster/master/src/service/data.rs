@@ -1,0 +1,219 @@
+//! The data-path calls: stripe allocation (placement, invariant 3) and shard replacement with
+//! WRITE capabilities, extent and object reads with READ capabilities (invariant 6), statfs.
+
+use super::{CAPABILITY_TTL_MS, MasterService, unexpected};
+use crate::meta_api as meta;
+use crate::placement::{PlacementError, place_shards};
+use kdss_common::rpc_error::{self, errno};
+use kdss_proto::master as pb;
+use kdss_proto::master::mutation::Op;
+use kdss_proto::master::mutation_reply::Reply;
+use kdss_proto::storage::ShardOp;
+use std::time::Instant;
+use tonic::{Code, Request, Response, Status};
+
+type R<T> = Result<Response<T>, Status>;
+
+/// Block size reported by statfs.
+const BLOCK_SIZE: u64 = 4096;
+
+fn placement_status(e: PlacementError) -> Status {
+    rpc_error::status(
+        Code::ResourceExhausted,
+        errno::ENOSPC,
+        "InsufficientCapacity",
+        e.to_string(),
+    )
+}
+
+impl MasterService {
+    /// Fills node addresses and capabilities for `op` into every shard of `stripes`.
+    pub(crate) fn grant(&self, stripes: &mut [pb::StripeInfo], op: ShardOp) {
+        let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
+        for s in stripes {
+            for sh in &mut s.shards {
+                sh.node_addr = self.st.registry.addr_of(&sh.node_id).unwrap_or_default();
+                sh.cap = Some(self.st.caps.sign(s.stripe_id, sh.shard_index, op, exp));
+            }
+        }
+    }
+
+    fn check_capacity(&self) -> Result<(), Status> {
+        let c = self.st.registry.capacity();
+        if c.capacity > 0 {
+            let pct = c.used.saturating_mul(100) / c.capacity;
+            if pct >= u64::from(self.st.reject_pct) {
+                return Err(rpc_error::status(
+                    Code::ResourceExhausted,
+                    errno::ENOSPC,
+                    "InsufficientCapacity",
+                    format!(
+                        "cluster is {pct}% full (writes are refused from {}%)",
+                        self.st.reject_pct
+                    ),
+                ));
+            }
+            if pct >= u64::from(self.st.alert_pct) {
+                tracing::warn!(pct, alert_pct = self.st.alert_pct, "cluster capacity alert");
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn allocate(
+        &self,
+        req: Request<pb::AllocateStripeRequest>,
+    ) -> R<pb::AllocateStripeReply> {
+        let t = Instant::now();
+        let caller = self.st.caller(req.metadata()).await?;
+        let r = req.into_inner();
+        self.st.check_bucket(&caller, &r.bucket, true).await?;
+        let b = meta::get_bucket(&self.st.pool(), &r.bucket).await?;
+        if r.shard_len == 0 || r.data_len > r.shard_len.saturating_mul(u64::from(b.k)) {
+            return Err(rpc_error::status(
+                Code::InvalidArgument,
+                errno::EINVAL,
+                "InvalidArgument",
+                format!(
+                    "data_len {} does not fit k={} shards of {}",
+                    r.data_len, b.k, r.shard_len
+                ),
+            ));
+        }
+        self.check_capacity()?;
+        let width = (b.k + b.m) as usize;
+        let cands = self.st.registry.writable_disks();
+        let placed = place_shards(&cands, width, r.shard_len, &[], &[], &mut rand::rng())
+            .map_err(placement_status)?;
+        let shards = placed
+            .iter()
+            .enumerate()
+            .map(|(i, d)| pb::ShardLocation {
+                shard_index: i as u32,
+                node_id: d.node_id.clone(),
+                disk_id: d.disk_id,
+                ..Default::default()
+            })
+            .collect();
+        let op = pb::CreateStripeOp {
+            bucket: r.bucket,
+            k: b.k,
+            m: b.m,
+            shard_len: r.shard_len,
+            data_len: r.data_len,
+            shards,
+        };
+        let out = self.st.propose(&caller, Op::CreateStripe(op)).await;
+        self.st.metrics.observe("allocate_stripe", t);
+        let mut stripe = match out? {
+            Reply::Stripe(s) => s,
+            other => return Err(unexpected(other)),
+        };
+        self.grant(std::slice::from_mut(&mut stripe), ShardOp::Write);
+        Ok(Response::new(pb::AllocateStripeReply {
+            stripe: Some(stripe),
+        }))
+    }
+
+    pub(crate) async fn replace(
+        &self,
+        req: Request<pb::ReplaceShardRequest>,
+    ) -> R<pb::ReplaceShardReply> {
+        let caller = self.st.caller(req.metadata()).await?;
+        let r = req.into_inner();
+        self.st.check_bucket(&caller, &r.bucket, true).await?;
+        let stripe = meta::stripe_info(&self.st.pool(), &r.bucket, r.stripe_id).await?;
+        let existing: Vec<(String, u64)> = stripe
+            .shards
+            .iter()
+            .filter(|s| s.shard_index != r.shard_index)
+            .map(|s| (s.node_id.clone(), s.disk_id))
+            .collect();
+        let mut exclude = vec![r.failed_disk_id];
+        if let Some(cur) = stripe
+            .shards
+            .iter()
+            .find(|s| s.shard_index == r.shard_index)
+        {
+            exclude.push(cur.disk_id);
+        }
+        let cands = self.st.registry.writable_disks();
+        let placed = place_shards(
+            &cands,
+            1,
+            stripe.shard_len,
+            &existing,
+            &exclude,
+            &mut rand::rng(),
+        )
+        .map_err(placement_status)?;
+        let op = pb::ReplaceShardOp {
+            stripe_id: r.stripe_id,
+            shard_index: r.shard_index,
+            node_id: placed[0].node_id.clone(),
+            disk_id: placed[0].disk_id,
+        };
+        let mut loc = match self.st.propose(&caller, Op::ReplaceShard(op)).await? {
+            Reply::Location(l) => l,
+            other => return Err(unexpected(other)),
+        };
+        let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
+        loc.node_addr = self.st.registry.addr_of(&loc.node_id).unwrap_or_default();
+        loc.cap = Some(
+            self.st
+                .caps
+                .sign(r.stripe_id, loc.shard_index, ShardOp::Write, exp),
+        );
+        Ok(Response::new(pb::ReplaceShardReply {
+            location: Some(loc),
+        }))
+    }
+
+    pub(crate) async fn extents(
+        &self,
+        req: Request<pb::GetExtentsRequest>,
+    ) -> R<pb::GetExtentsReply> {
+        let t = Instant::now();
+        let caller = self.st.caller(req.metadata()).await?;
+        let r = req.into_inner();
+        self.st.check_bucket(&caller, &r.bucket, false).await?;
+        let mut out = meta::get_extents(&self.st.pool(), &r).await?;
+        self.grant(&mut out.stripes, ShardOp::Read);
+        self.st.metrics.observe("get_extents", t);
+        Ok(Response::new(out))
+    }
+
+    pub(crate) async fn head(&self, req: Request<pb::HeadObjectRequest>) -> R<pb::HeadObjectReply> {
+        let t = Instant::now();
+        let caller = self.st.caller(req.metadata()).await?;
+        let r = req.into_inner();
+        self.st.check_bucket(&caller, &r.bucket, false).await?;
+        let mut out = meta::head_object(&self.st.pool(), &r).await?;
+        self.grant(&mut out.stripes, ShardOp::Read);
+        self.st.metrics.observe("head_object", t);
+        Ok(Response::new(out))
+    }
+
+    /// Usable bytes = free raw bytes of writable disks × k/(k+m) of the bucket.
+    pub(crate) async fn statfs(&self, req: Request<pb::StatFsRequest>) -> R<pb::StatFsReply> {
+        let caller = self.st.caller(req.metadata()).await?;
+        let r = req.into_inner();
+        self.st.check_bucket(&caller, &r.bucket, false).await?;
+        let pool = self.st.pool();
+        let b = meta::get_bucket(&pool, &r.bucket).await?;
+        let files = meta::file_count(&pool, &r.bucket).await?;
+        let c = self.st.registry.capacity();
+        let eff = |raw: u64| (raw as u128 * b.k as u128 / (b.k + b.m).max(1) as u128) as u64;
+        let blocks = eff(c.capacity) / BLOCK_SIZE;
+        let free = (eff(c.free_writable) / BLOCK_SIZE).min(blocks);
+        Ok(Response::new(pb::StatFsReply {
+            block_size: BLOCK_SIZE,
+            blocks,
+            blocks_free: free,
+            blocks_avail: free,
+            files,
+            files_free: u64::from(u32::MAX).saturating_sub(files),
+            name_max: 255,
+        }))
+    }
+}

@@ -1,0 +1,281 @@
+//! The `Master` gRPC service.
+//!
+//! Routing: the leader serves every call; a follower proxies every namespace, data, object,
+//! bucket and user call to the leader (same request, same credential, plus `kdss-forwarded`),
+//! so a client talking to any member reads its own writes. Only `ClusterStatus`,
+//! `RegisterNode` and `Heartbeat` are answered by every member itself. With no leader (or a
+//! forwarded call reaching a non-leader) the answer is Unavailable with `kdss-leader` naming
+//! the leader's address when one is known.
+//!
+//! Reads on the leader come from its local database; writes become one `Mutation` proposed
+//! through Raft, whose `ctx` (time, caller, role) is filled here so that applying is
+//! deterministic on every member.
+
+mod cluster;
+mod data;
+mod rpc;
+
+use crate::auth::{self, Caller};
+use crate::membership::Registry;
+use crate::metrics::Metrics;
+use crate::raft::{Command, NodeId, Raft, StateMachine};
+use kdss_common::CapabilityKey;
+use kdss_common::rpc_error::{self, LEADER_KEY, errno};
+use kdss_proto::master as pb;
+use kdss_proto::master::mutation::Op;
+use kdss_proto::master::mutation_reply::Reply;
+use openraft::ServerState;
+use openraft::error::{ClientWriteError, RaftError};
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tonic::metadata::MetadataMap;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+
+/// Metadata flag on a call a follower proxied to the leader (never proxied twice).
+pub const FORWARDED_HEADER: &str = "kdss-forwarded";
+/// Metadata flag on a heartbeat one master relays to the others.
+pub const RELAYED_HEADER: &str = "kdss-relayed";
+
+/// Everything the service needs, shared with the background tasks.
+pub struct State {
+    /// This member's id.
+    pub id: NodeId,
+    /// Cluster secret (service identity, capabilities).
+    pub secret: String,
+    /// The Raft node.
+    pub raft: Raft,
+    /// The namespace database (reads).
+    pub sm: StateMachine,
+    /// Storage nodes and disks.
+    pub registry: Registry,
+    /// Signs shard capabilities.
+    pub caps: CapabilityKey,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Refuse allocations above this used share (percent).
+    pub reject_pct: u8,
+    /// Log an alert above this used share (percent).
+    pub alert_pct: u8,
+    /// HTTP address of each member (for ClusterStatus).
+    pub http_addrs: HashMap<NodeId, String>,
+    /// EC policy of buckets created without one.
+    pub default_ec: kdss_common::EcPolicy,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// The `Master` gRPC service.
+#[derive(Clone)]
+pub struct MasterService {
+    pub(crate) st: Arc<State>,
+}
+
+impl MasterService {
+    /// The service over shared state.
+    pub fn new(st: Arc<State>) -> Self {
+        MasterService { st }
+    }
+}
+
+/// Capabilities handed out with allocations and reads live this long.
+pub const CAPABILITY_TTL_MS: u64 = 10 * 60 * 1000;
+
+impl State {
+    /// Builds the shared state.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: NodeId,
+        secret: &str,
+        raft: Raft,
+        sm: StateMachine,
+        metrics: Arc<Metrics>,
+        reject_pct: u8,
+        alert_pct: u8,
+        http_addrs: HashMap<NodeId, String>,
+        default_ec: kdss_common::EcPolicy,
+    ) -> Self {
+        State {
+            id,
+            secret: secret.to_string(),
+            raft,
+            sm,
+            registry: Registry::default(),
+            caps: CapabilityKey::new(secret),
+            metrics,
+            reject_pct,
+            alert_pct,
+            http_addrs,
+            default_ec,
+            channels: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The namespace database.
+    pub fn pool(&self) -> sqlx::SqlitePool {
+        self.sm.pool()
+    }
+
+    /// Current leader id and its gRPC address, if known.
+    pub fn leader(&self) -> (Option<NodeId>, Option<String>) {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader;
+        let addr = id.and_then(|l| {
+            m.membership_config
+                .membership()
+                .get_node(&l)
+                .map(|n| n.addr.clone())
+        });
+        (id, addr)
+    }
+
+    /// True when this member is the leader now.
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(self.id)
+    }
+
+    /// A cached channel to another member's gRPC address.
+    pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        let mut ch = self.channels.lock().expect("channel cache");
+        if let Some(c) = ch.get(addr) {
+            return Ok(c.clone());
+        }
+        let c = crate::raft::network::lazy_channel(addr).map_err(Status::internal)?;
+        ch.insert(addr.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// None when this member serves the call; the leader's channel when it must be proxied.
+    pub fn route<T>(&self, req: &Request<T>) -> Result<Option<Channel>, Status> {
+        if self.is_leader() {
+            return Ok(None);
+        }
+        let (id, addr) = self.leader();
+        let forwarded = req.metadata().contains_key(FORWARDED_HEADER);
+        match (id, addr) {
+            (Some(id), Some(addr)) if id != self.id && !forwarded => Ok(Some(self.channel(&addr)?)),
+            (_, addr) => Err(no_leader(addr.as_deref())),
+        }
+    }
+
+    /// Authenticates the call against the local user table.
+    pub async fn caller(&self, md: &MetadataMap) -> Result<Caller, Status> {
+        auth::authenticate(md, &self.secret, &self.pool()).await
+    }
+
+    /// Refuses unless `caller` may use `bucket` (and may write, when `write`).
+    pub async fn check_bucket(
+        &self,
+        caller: &Caller,
+        bucket: &str,
+        write: bool,
+    ) -> Result<(), Status> {
+        if write && !caller.may_write() {
+            return Err(auth::denied(format!(
+                "{} is a viewer: read only",
+                caller.access_key
+            )));
+        }
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let pool = self.pool();
+        if crate::meta_api::bucket_access(&pool, bucket, caller).await? {
+            return Ok(());
+        }
+        // Say NoSuchBucket for a bucket that does not exist, AccessDenied otherwise.
+        crate::meta_api::get_bucket(&pool, bucket).await?;
+        Err(auth::denied(format!(
+            "{} may not use bucket {bucket:?}",
+            caller.access_key
+        )))
+    }
+
+    /// Proposes one mutation through Raft and returns its reply (a domain failure is an Err
+    /// carrying errno and code).
+    pub async fn propose(&self, caller: &Caller, op: Op) -> Result<Reply, Status> {
+        let m = pb::Mutation {
+            ctx: Some(pb::ApplyContext {
+                now_ns: kdss_common::time::now_ns(),
+                caller: caller.access_key.clone(),
+                caller_role: caller.role as u32,
+            }),
+            op: Some(op),
+        };
+        let resp = self
+            .raft
+            .client_write(Command(m.encode_to_vec()))
+            .await
+            .map_err(|e| write_error(&self.raft, e))?;
+        let r = pb::MutationReply::decode(resp.data.0.as_slice())
+            .map_err(|e| Status::internal(format!("undecodable mutation reply: {e}")))?;
+        if let Some(f) = r.failure {
+            return Err(crate::meta_api::failure_status(&f));
+        }
+        r.reply
+            .ok_or_else(|| Status::internal("mutation reply without a result"))
+    }
+}
+
+/// Unavailable, naming the leader when known.
+pub fn no_leader(leader_addr: Option<&str>) -> Status {
+    let mut s = rpc_error::status(
+        Code::Unavailable,
+        errno::EIO,
+        "ServiceUnavailable",
+        match leader_addr {
+            Some(a) => format!("not the leader; the leader is {a}"),
+            None => "no leader elected yet; retry".to_string(),
+        },
+    );
+    if let Some(v) = leader_addr.and_then(|a| a.parse().ok()) {
+        s.metadata_mut().insert(LEADER_KEY, v);
+    }
+    s
+}
+
+/// Maps a failed proposal: lost leadership becomes Unavailable with the leader's address.
+pub fn write_error(
+    raft: &Raft,
+    e: RaftError<NodeId, ClientWriteError<NodeId, crate::raft::Node>>,
+) -> Status {
+    let _ = raft;
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            no_leader(f.leader_node.as_ref().map(|n| n.addr.as_str()))
+        }
+        other => rpc_error::status(
+            Code::Unavailable,
+            errno::EIO,
+            "ServiceUnavailable",
+            other.to_string(),
+        ),
+    }
+}
+
+/// The request with the caller's credential, marked as forwarded, for the leader.
+pub fn forwarded<T>(req: Request<T>) -> Request<T> {
+    let md = req.metadata().clone();
+    let mut out = Request::new(req.into_inner());
+    for key in [
+        kdss_common::auth::AUTH_HEADER,
+        kdss_common::auth::ON_BEHALF_OF_HEADER,
+    ] {
+        if let Some(v) = md.get(key) {
+            out.metadata_mut().insert(key, v.clone());
+        }
+    }
+    out.metadata_mut().insert(
+        FORWARDED_HEADER,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    out
+}
+
+/// A reply variant that does not match the mutation (a bug, never a user error).
+pub fn unexpected(r: Reply) -> Status {
+    Status::internal(format!("unexpected mutation reply {r:?}"))
+}

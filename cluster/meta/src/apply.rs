@@ -1,0 +1,158 @@
+//! Applying one replicated mutation: a savepoint around it, dispatch on the op, domain
+//! failures turned into `MutationReply.failure` with the savepoint rolled back.
+
+use crate::error::{MetaError, Result, einval};
+use crate::{accounts, data, multipart, objects, opens, posix, rename};
+use kdss_proto::master::mutation::Op;
+use kdss_proto::master::mutation_reply::Reply;
+use kdss_proto::master::{
+    AttrReply, BucketReply, CreateMultipartReply, DeleteObjectReply, DeleteObjectsReply, Empty,
+    Mutation, MutationReply, ObjectReply, PutPartReply,
+};
+use sqlx::SqliteConnection;
+
+/// Fills on the leader, before proposing, what apply must not invent: a random secret
+/// key for CreateUser when none is given. Call it on every mutation before proposing.
+pub fn prepare(m: &mut Mutation) {
+    if let Some(Op::CreateUser(u)) = &mut m.op
+        && u.secret_key.is_empty()
+    {
+        use rand::distr::{Alphanumeric, SampleString};
+        u.secret_key = Alphanumeric.sample_string(&mut rand::rng(), 40);
+    }
+}
+
+/// Applies one mutation. Deterministic: time from `m.ctx.now_ns`, caller from `m.ctx`,
+/// ids from SQLite sequences. A domain failure (ENOENT, NoSuchKey, ...) is returned in
+/// `MutationReply.failure` with nothing changed; `Err` only for database failures (the
+/// caller's transaction should then be abandoned).
+pub async fn apply(conn: &mut SqliteConnection, m: &Mutation) -> Result<MutationReply> {
+    sqlx::query("SAVEPOINT meta_apply")
+        .execute(&mut *conn)
+        .await?;
+    match dispatch(conn, m).await {
+        Ok(reply) => {
+            sqlx::query("RELEASE meta_apply")
+                .execute(&mut *conn)
+                .await?;
+            Ok(MutationReply {
+                reply: Some(reply),
+                failure: None,
+            })
+        }
+        Err(e) => {
+            sqlx::query("ROLLBACK TO meta_apply")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("RELEASE meta_apply")
+                .execute(&mut *conn)
+                .await?;
+            match e {
+                MetaError::Failure(f) => Ok(MutationReply {
+                    reply: None,
+                    failure: Some(f),
+                }),
+                other => Err(other),
+            }
+        }
+    }
+}
+
+fn attr(a: kdss_proto::master::Attr) -> Reply {
+    Reply::Attr(AttrReply { attr: Some(a) })
+}
+
+async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
+    let ctx = m.ctx.clone().unwrap_or_default();
+    let now = ctx.now_ns;
+    let caller = ctx.caller.as_str();
+    let empty = Reply::Empty(Empty {});
+    let Some(op) = &m.op else {
+        return Err(einval("mutation without an op"));
+    };
+    Ok(match op {
+        Op::SetAttr(r) => attr(posix::setattr(c, r, now).await?),
+        Op::Create(r) => attr(posix::create(c, r, now, caller).await?),
+        Op::Mkdir(r) => attr(posix::mkdir(c, r, now, caller).await?),
+        Op::Symlink(r) => attr(posix::symlink(c, r, now, caller).await?),
+        Op::Unlink(r) => {
+            posix::unlink(c, r, now).await?;
+            empty
+        }
+        Op::Rmdir(r) => {
+            posix::rmdir(c, r, now).await?;
+            empty
+        }
+        Op::Rename(r) => {
+            rename::rename(c, r, now).await?;
+            empty
+        }
+        Op::Link(r) => attr(posix::link(c, r, now).await?),
+        Op::SetXattr(r) => {
+            posix::set_xattr(c, r, now).await?;
+            empty
+        }
+        Op::RemoveXattr(r) => {
+            posix::remove_xattr(c, r, now).await?;
+            empty
+        }
+        Op::Open(r) => Reply::Open(opens::open(c, r, now).await?),
+        Op::Release(r) => {
+            opens::release(c, r, now).await?;
+            empty
+        }
+        Op::KeepAlive(r) => {
+            opens::keep_alive(c, r, now).await?;
+            empty
+        }
+        Op::ExpireSessions(r) => {
+            opens::expire(c, r, now).await?;
+            empty
+        }
+        Op::CreateStripe(r) => Reply::Stripe(data::create_stripe(c, r, now).await?),
+        Op::ReplaceShard(r) => Reply::Location(data::replace_shard(c, r).await?),
+        Op::CommitWrite(r) => attr(data::commit_write(c, r, now).await?),
+        Op::PutObject(r) => object(objects::put_object(c, r, now, caller).await?),
+        Op::DeleteObject(r) => {
+            let existed = objects::delete_object(c, &r.bucket, &r.key, now).await?;
+            Reply::DeleteObject(DeleteObjectReply { existed })
+        }
+        Op::DeleteObjects(r) => {
+            let results = objects::delete_objects(c, r, now).await?;
+            Reply::DeleteObjects(DeleteObjectsReply { results })
+        }
+        Op::CopyObject(r) => object(objects::copy_object(c, r, now, caller).await?),
+        Op::CreateMultipart(r) => {
+            let upload_id = multipart::create(c, r, now, caller).await?;
+            Reply::CreateMultipart(CreateMultipartReply { upload_id })
+        }
+        Op::PutPart(r) => Reply::PutPart(PutPartReply {
+            part: Some(multipart::put_part(c, r, now).await?),
+        }),
+        Op::CompleteMultipart(r) => object(multipart::complete(c, r, now, caller).await?),
+        Op::AbortMultipart(r) => {
+            multipart::abort(c, r, now).await?;
+            empty
+        }
+        Op::CreateBucket(r) => Reply::Bucket(BucketReply {
+            bucket: Some(accounts::create_bucket(c, r, now, caller).await?),
+        }),
+        Op::DeleteBucket(r) => {
+            accounts::delete_bucket(c, &r.name, now).await?;
+            empty
+        }
+        Op::CreateUser(r) => Reply::CreateUser(accounts::create_user(c, r, now).await?),
+        Op::DeleteUser(r) => {
+            accounts::delete_user(c, r).await?;
+            empty
+        }
+        Op::GrantBucket(r) => {
+            accounts::grant(c, r).await?;
+            empty
+        }
+    })
+}
+
+fn object(info: kdss_proto::master::ObjectInfo) -> Reply {
+    Reply::Object(ObjectReply { info: Some(info) })
+}

@@ -1,0 +1,153 @@
+//! Data-path mutations: stripe allocation (placement decided on the leader, the id
+//! assigned here), shard replacement, and committing written extents onto a file.
+
+use crate::error::{Result, einval, fail, no_such_bucket};
+use crate::{extents, tree};
+use kdss_common::rpc_error::errno;
+use kdss_proto::master::{
+    Attr, CommitWriteRequest, CreateStripeOp, ReplaceShardOp, ShardLocation, StripeInfo,
+};
+use sqlx::SqliteConnection;
+
+/// Records a new stripe and its shard placement; the id comes from SQLite
+/// (AUTOINCREMENT: monotonic, never reused, the same on every master).
+pub async fn create_stripe(
+    c: &mut SqliteConnection,
+    op: &CreateStripeOp,
+    now: i64,
+) -> Result<StripeInfo> {
+    let policy: Option<(i64, i64)> = sqlx::query_as("SELECT k, m FROM buckets WHERE name = ?")
+        .bind(&op.bucket)
+        .fetch_optional(&mut *c)
+        .await?;
+    if policy.is_none() {
+        return Err(no_such_bucket(&op.bucket));
+    }
+    let width = (op.k + op.m) as usize;
+    if op.k == 0 || op.shards.len() != width {
+        return Err(einval(format!(
+            "stripe {}+{} needs {width} shard locations, got {}",
+            op.k,
+            op.m,
+            op.shards.len()
+        )));
+    }
+    if op.data_len > op.shard_len.saturating_mul(op.k as u64) {
+        return Err(einval("data_len larger than k * shard_len"));
+    }
+    let mut seen = vec![false; width];
+    for s in &op.shards {
+        let i = s.shard_index as usize;
+        if i >= width || seen[i] {
+            return Err(einval(format!("bad or repeated shard index {i}")));
+        }
+        seen[i] = true;
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO stripes (bucket, k, m, shard_len, data_len, created_ns) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING stripe_id",
+    )
+    .bind(&op.bucket)
+    .bind(op.k as i64)
+    .bind(op.m as i64)
+    .bind(op.shard_len as i64)
+    .bind(op.data_len as i64)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?;
+    for s in &op.shards {
+        sqlx::query(
+            "INSERT INTO stripe_shards (stripe_id, shard_index, node_id, disk_id) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(s.shard_index as i64)
+        .bind(&s.node_id)
+        .bind(s.disk_id as i64)
+        .execute(&mut *c)
+        .await?;
+    }
+    extents::stripe_info(c, id as u64)
+        .await?
+        .ok_or_else(|| crate::MetaError::Corrupt(format!("stripe {id} vanished")))
+}
+
+/// Moves one shard of a stripe to another disk (a failed write target, or repair).
+pub async fn replace_shard(c: &mut SqliteConnection, op: &ReplaceShardOp) -> Result<ShardLocation> {
+    let done = sqlx::query(
+        "UPDATE stripe_shards SET node_id = ?, disk_id = ? WHERE stripe_id = ? AND shard_index = ?",
+    )
+    .bind(&op.node_id)
+    .bind(op.disk_id as i64)
+    .bind(op.stripe_id as i64)
+    .bind(op.shard_index as i64)
+    .execute(&mut *c)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(fail(
+            errno::ENOENT,
+            "NoSuchShard",
+            format!("stripe {} has no shard {}", op.stripe_id, op.shard_index),
+        ));
+    }
+    Ok(ShardLocation {
+        shard_index: op.shard_index,
+        node_id: op.node_id.clone(),
+        node_addr: String::new(),
+        disk_id: op.disk_id,
+        cap: None,
+    })
+}
+
+/// Overlays written extents onto a regular file: covered ranges are replaced, size =
+/// max(size, end of the written range), version + 1, mtime from the request (or now).
+/// Inline content stays as the base layer under the extents. ESTALE if `expect_version`
+/// no longer matches.
+pub async fn commit_write(
+    c: &mut SqliteConnection,
+    r: &CommitWriteRequest,
+    now: i64,
+) -> Result<Attr> {
+    let inode = tree::inode_in(c, &r.bucket, r.ino).await?;
+    if inode.is_dir() {
+        return Err(fail(
+            errno::EISDIR,
+            "IsADirectory",
+            format!("inode {} is a directory", r.ino),
+        ));
+    }
+    if !inode.is_file() {
+        return Err(einval(format!("inode {} is not a regular file", r.ino)));
+    }
+    if let Some(v) = r.expect_version
+        && v != inode.version
+    {
+        return Err(fail(
+            errno::ESTALE,
+            "Stale",
+            format!(
+                "inode {} is at version {}, expected {v}",
+                r.ino, inode.version
+            ),
+        ));
+    }
+    let mut end = inode.size;
+    for e in &r.extents {
+        extents::validate(c, Some(&r.bucket), e).await?;
+        end = end.max(e.file_offset + e.len);
+    }
+    for e in &r.extents {
+        extents::overlay(c, r.ino, e, now).await?;
+    }
+    let mtime = if r.mtime_ns != 0 { r.mtime_ns } else { now };
+    sqlx::query(
+        "UPDATE inodes SET size = ?, version = version + 1, mtime_ns = ?, ctime_ns = ?, \
+         etag = NULL WHERE ino = ?",
+    )
+    .bind(end as i64)
+    .bind(mtime)
+    .bind(now)
+    .bind(r.ino as i64)
+    .execute(&mut *c)
+    .await?;
+    Ok(tree::inode_in(c, &r.bucket, r.ino).await?.attr())
+}

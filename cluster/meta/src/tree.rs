@@ -1,0 +1,288 @@
+//! Primitives over the POSIX tree of a bucket: inodes, dentries, links, and freeing an
+//! inode when its last link and last open are gone. Every namespace operation is built
+//! from these, so the invariants (nlink, refcounts, implicit directories) live here.
+
+use crate::error::{Result, enoent, fail};
+use crate::extents;
+use crate::inode::Inode;
+use kdss_common::rpc_error::errno;
+use kdss_proto::master::FileKind;
+use sqlx::SqliteConnection;
+
+/// Reads an inode, wherever it lives.
+pub async fn get(c: &mut SqliteConnection, ino: u64) -> Result<Option<Inode>> {
+    let row = sqlx::query("SELECT * FROM inodes WHERE ino = ?")
+        .bind(ino as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+    row.as_ref().map(Inode::from_row).transpose()
+}
+
+/// Reads an inode of `bucket`; ENOENT when it is absent or belongs to another bucket.
+pub async fn inode_in(c: &mut SqliteConnection, bucket: &str, ino: u64) -> Result<Inode> {
+    match get(c, ino).await? {
+        Some(i) if i.bucket == bucket => Ok(i),
+        _ => Err(enoent(format!("inode {ino}"))),
+    }
+}
+
+/// Reads a directory of `bucket`: ENOENT, or ENOTDIR when it is not a directory.
+pub async fn dir_in(c: &mut SqliteConnection, bucket: &str, ino: u64) -> Result<Inode> {
+    let i = inode_in(c, bucket, ino).await?;
+    if !i.is_dir() {
+        return Err(fail(
+            errno::ENOTDIR,
+            "NotADirectory",
+            format!("inode {ino} is not a directory"),
+        ));
+    }
+    Ok(i)
+}
+
+/// The entry `name` of directory `parent`: (dentry id, inode).
+pub async fn child(
+    c: &mut SqliteConnection,
+    parent: u64,
+    name: &str,
+) -> Result<Option<(i64, Inode)>> {
+    let row = sqlx::query(
+        "SELECT d.id AS dentry_id, i.* FROM dentries d JOIN inodes i ON i.ino = d.ino \
+         WHERE d.parent = ? AND d.name = ?",
+    )
+    .bind(parent as i64)
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(r) => {
+            use sqlx::Row;
+            Ok(Some((r.try_get("dentry_id")?, Inode::from_row(&r)?)))
+        }
+    }
+}
+
+/// What a new inode looks like.
+pub struct NewInode<'a> {
+    pub bucket: &'a str,
+    pub kind: FileKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u32,
+    pub now: i64,
+    pub symlink: Option<&'a [u8]>,
+    pub implicit: bool,
+    pub owner: &'a str,
+}
+
+/// Inserts a new inode (nlink 2 for directories, 1 otherwise; no dentry yet).
+pub async fn create_inode(c: &mut SqliteConnection, n: NewInode<'_>) -> Result<Inode> {
+    let nlink = if n.kind == FileKind::Directory { 2 } else { 1 };
+    let size = n.symlink.map(|s| s.len() as i64).unwrap_or(0);
+    let row = sqlx::query(
+        "INSERT INTO inodes (bucket, kind, mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns, \
+         crtime_ns, nlink, rdev, version, symlink, implicit, owner) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING *",
+    )
+    .bind(n.bucket)
+    .bind(n.kind as i64)
+    .bind((n.mode & 0o7777) as i64)
+    .bind(n.uid as i64)
+    .bind(n.gid as i64)
+    .bind(size)
+    .bind(n.now)
+    .bind(n.now)
+    .bind(n.now)
+    .bind(n.now)
+    .bind(nlink)
+    .bind(n.rdev as i64)
+    .bind(n.symlink)
+    .bind(n.implicit as i64)
+    .bind(n.owner)
+    .fetch_one(&mut *c)
+    .await?;
+    Inode::from_row(&row)
+}
+
+/// The byte string children are ordered by for S3 listing: directories sort as `name/`.
+pub fn sort_name(name: &str, is_dir: bool) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    if is_dir {
+        v.push(b'/');
+    }
+    v
+}
+
+/// Adds the entry `name` → `ino` to `parent`; for a directory child bumps the parent's
+/// nlink. Returns the dentry id (the readdir cookie).
+pub async fn add_dentry(
+    c: &mut SqliteConnection,
+    parent: u64,
+    name: &str,
+    ino: u64,
+    is_dir: bool,
+) -> Result<i64> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO dentries (parent, name, sort_name, ino) VALUES (?, ?, ?, ?) RETURNING id",
+    )
+    .bind(parent as i64)
+    .bind(name)
+    .bind(sort_name(name, is_dir))
+    .bind(ino as i64)
+    .fetch_one(&mut *c)
+    .await?;
+    if is_dir {
+        adjust_nlink(c, parent, 1).await?;
+    }
+    Ok(id)
+}
+
+/// Removes a dentry; for a directory child drops the parent's nlink.
+pub async fn remove_dentry(
+    c: &mut SqliteConnection,
+    id: i64,
+    parent: u64,
+    is_dir: bool,
+) -> Result<()> {
+    sqlx::query("DELETE FROM dentries WHERE id = ?")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
+    if is_dir {
+        adjust_nlink(c, parent, -1).await?;
+    }
+    Ok(())
+}
+
+/// Adds `delta` to an inode's nlink.
+pub async fn adjust_nlink(c: &mut SqliteConnection, ino: u64, delta: i64) -> Result<()> {
+    sqlx::query("UPDATE inodes SET nlink = nlink + ? WHERE ino = ?")
+        .bind(delta)
+        .bind(ino as i64)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Sets mtime and ctime of a directory whose entries changed.
+pub async fn touch_dir(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE inodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?")
+        .bind(now)
+        .bind(now)
+        .bind(ino as i64)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Does directory `ino` have any entry?
+pub async fn has_children(c: &mut SqliteConnection, ino: u64) -> Result<bool> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT 1 FROM dentries WHERE parent = ? LIMIT 1")
+        .bind(ino as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(n.is_some())
+}
+
+/// The parent directory of a directory (None for a bucket root).
+pub async fn parent_of_dir(c: &mut SqliteConnection, ino: u64) -> Result<Option<u64>> {
+    let p: Option<i64> = sqlx::query_scalar("SELECT parent FROM dentries WHERE ino = ? LIMIT 1")
+        .bind(ino as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+    Ok(p.map(|p| p as u64))
+}
+
+/// Drops one link of a non-directory inode: nlink - 1, ctime; when no link and no open
+/// handle remain, the inode is freed (its extents released).
+pub async fn drop_link(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
+    sqlx::query("UPDATE inodes SET nlink = MAX(nlink - 1, 0), ctime_ns = ? WHERE ino = ?")
+        .bind(now)
+        .bind(ino as i64)
+        .execute(&mut *c)
+        .await?;
+    free_if_unreferenced(c, ino, now).await
+}
+
+/// Frees an inode that has no link and no open handle; keeps it otherwise (an unlinked
+/// file stays readable by those who have it open).
+pub async fn free_if_unreferenced(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
+    let nlink: Option<i64> = sqlx::query_scalar("SELECT nlink FROM inodes WHERE ino = ?")
+        .bind(ino as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+    if nlink != Some(0) {
+        return Ok(());
+    }
+    let open: Option<i64> = sqlx::query_scalar("SELECT 1 FROM opens WHERE ino = ? LIMIT 1")
+        .bind(ino as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+    if open.is_none() {
+        free_inode(c, ino, now).await?;
+    }
+    Ok(())
+}
+
+/// Deletes an inode and everything hanging off it; its stripes lose a reference each.
+pub async fn free_inode(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
+    extents::drop_all(c, ino, now).await?;
+    for sql in [
+        "DELETE FROM xattrs WHERE ino = ?",
+        "DELETE FROM object_meta WHERE ino = ?",
+        "DELETE FROM inodes WHERE ino = ?",
+    ] {
+        sqlx::query(sql).bind(ino as i64).execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// Removes the empty directory entry `id` (name in `parent`) and frees the directory.
+pub async fn remove_empty_dir(
+    c: &mut SqliteConnection,
+    id: i64,
+    parent: u64,
+    dir: u64,
+    now: i64,
+) -> Result<()> {
+    remove_dentry(c, id, parent, true).await?;
+    touch_dir(c, parent, now).await?;
+    free_inode(c, dir, now).await
+}
+
+/// Removes `dir` and its ancestors while they are implicit (made by a PutObject for a
+/// key's parents) and empty: implicit directories vanish with their last object.
+pub async fn prune_implicit(c: &mut SqliteConnection, mut dir: u64, now: i64) -> Result<()> {
+    loop {
+        let Some(inode) = get(c, dir).await? else {
+            return Ok(());
+        };
+        if !inode.implicit || has_children(c, dir).await? {
+            return Ok(());
+        }
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT id, parent FROM dentries WHERE ino = ? LIMIT 1")
+                .bind(dir as i64)
+                .fetch_optional(&mut *c)
+                .await?;
+        let Some((id, parent)) = row else {
+            return Ok(());
+        };
+        remove_empty_dir(c, id, parent as u64, dir, now).await?;
+        dir = parent as u64;
+    }
+}
+
+/// Is `ino` the directory `ancestor` or below it? (Walks up the parents of directories.)
+pub async fn is_within(c: &mut SqliteConnection, mut ino: u64, ancestor: u64) -> Result<bool> {
+    loop {
+        if ino == ancestor {
+            return Ok(true);
+        }
+        match parent_of_dir(c, ino).await? {
+            Some(p) => ino = p,
+            None => return Ok(false),
+        }
+    }
+}

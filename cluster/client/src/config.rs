@@ -41,3 +41,23 @@ impl Default for ClientConfig {
         }
     }
 }
+
+impl ClientConfig {
+    /// Refuses settings the data path cannot work with.
+    pub fn validate(&self) -> Result<(), crate::ClientError> {
+        let bad = |m: &str| Err(crate::ClientError::Invalid(m.to_string()));
+        if self.masters.is_empty() {
+            return bad("masters: at least one master address is needed");
+        }
+        if self.chunk_size == 0 || self.chunk_size > 256 << 20 {
+            return bad("chunk_size: must be between 1 byte and 256 MiB");
+        }
+        if self.rpc_timeout.is_zero() || self.shard_deadline.is_zero() {
+            return bad("rpc_timeout and shard_deadline must be positive");
+        }
+        if self.inline_threshold > self.chunk_size {
+            return bad("inline_threshold: must not exceed chunk_size");
+        }
+        Ok(())
+    }
+}

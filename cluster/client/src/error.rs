@@ -10,7 +10,11 @@ pub enum ClientError {
     #[error("cannot reach any master of {0:?}")]
     NoMaster(Vec<String>),
     #[error("stripe {stripe_id}: only {available} of {needed} shards readable; data unavailable")]
-    Unrecoverable { stripe_id: u64, available: usize, needed: usize },
+    Unrecoverable {
+        stripe_id: u64,
+        available: usize,
+        needed: usize,
+    },
     #[error("storage node {node}: {status}")]
     Storage { node: String, status: tonic::Status },
     #[error("timed out after {0:?}")]

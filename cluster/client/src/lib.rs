@@ -13,21 +13,40 @@
 //! CONTRACT NOTE (skeleton laid down before the implementation): the public signatures in
 //! this file are what ksfs and s3gw code against. Change them only additively.
 
+pub mod bench;
+mod cache;
 pub mod config;
+mod ec;
 pub mod error;
+mod file_writer;
+pub mod layout;
 pub mod master;
+mod reader;
+mod shard_io;
+mod state;
+mod stream_writer;
+mod stripe_read;
+mod stripe_write;
 
+pub use cache::CacheStats;
 pub use config::ClientConfig;
 pub use error::ClientError;
+pub use file_writer::FileWriter;
 pub use master::MasterClient;
+pub use reader::FileReader;
+pub use stream_writer::StreamWriter;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use kdss_proto::master as pb;
 
 /// A connection to a KDSS cluster: master channels, storage-node channels, the cache.
+/// Cheap to clone; clones and `acting_for` views share channels and cache.
 #[derive(Clone)]
 pub struct Client {
-    _private: (),
+    shared: Arc<state::Shared>,
+    master: MasterClient,
 }
 
 /// What a [`StreamWriter`] wrote: the extents to commit (offsets from 0), the size and
@@ -41,29 +60,77 @@ pub struct WrittenData {
 }
 
 impl Client {
-    /// Connects to the masters named in `cfg` and authenticates.
+    /// Connects to the masters named in `cfg` and authenticates (one ListBuckets call, so a
+    /// wrong key fails here and not at the first file operation).
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
-        let _ = cfg;
-        todo!("kdss-client: connect")
+        let c = Client::connect_lazy(cfg)?;
+        c.master
+            .call(|mut r| async move { r.list_buckets(pb::ListBucketsRequest {}).await })
+            .await?;
+        Ok(c)
+    }
+
+    /// A client whose channels connect on first use; nothing is checked yet.
+    pub fn connect_lazy(cfg: ClientConfig) -> Result<Client, ClientError> {
+        cfg.validate()?;
+        let master = MasterClient::new(
+            &cfg.masters,
+            &cfg.access_key,
+            &cfg.secret_key,
+            cfg.rpc_timeout,
+        )?;
+        Ok(Client {
+            shared: Arc::new(state::Shared::new(cfg)),
+            master,
+        })
     }
 
     /// Namespace and admin calls to the master (auth, leader failover and timeouts inside).
     pub fn master(&self) -> &MasterClient {
-        todo!("kdss-client: master")
+        &self.master
+    }
+
+    /// The settings this client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.cfg
     }
 
     /// The same connections and cache, acting for another user (the S3 gateway signs in
     /// with the service identity and acts for the user whose SigV4 it verified).
     pub fn acting_for(&self, access_key: &str) -> Client {
-        let _ = access_key;
-        todo!("kdss-client: acting_for")
+        Client {
+            shared: self.shared.clone(),
+            master: self.master.acting_for(access_key),
+        }
     }
 
     /// Opens a file for reading: a snapshot of its extents, so a reader finishes on the
     /// version it opened even if the file is replaced meanwhile.
     pub async fn open_reader(&self, bucket: &str, ino: u64) -> Result<FileReader, ClientError> {
-        let _ = (bucket, ino);
-        todo!("kdss-client: open_reader")
+        let req = pb::GetExtentsRequest {
+            bucket: bucket.to_string(),
+            ino,
+            offset: 0,
+            len: 0,
+        };
+        let r = self
+            .master
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.get_extents(req).await }
+            })
+            .await?;
+        let size = r.attr.map(|a| a.size).unwrap_or(0);
+        Ok(FileReader::new(
+            self.shared.clone(),
+            self.master.clone(),
+            bucket,
+            Some(ino),
+            size,
+            r.extents,
+            r.stripes,
+            Bytes::from(r.inline_data),
+        ))
     }
 
     /// A reader over an object whose extents the caller already has (HeadObject with_extents).
@@ -75,85 +142,62 @@ impl Client {
         stripes: Vec<pb::StripeInfo>,
         inline_data: Bytes,
     ) -> FileReader {
-        let _ = (bucket, attr_size, extents, stripes, inline_data);
-        todo!("kdss-client: reader_from_extents")
+        FileReader::new(
+            self.shared.clone(),
+            self.master.clone(),
+            bucket,
+            None,
+            attr_size,
+            extents,
+            stripes,
+            inline_data,
+        )
     }
 
     /// Random-access writer for one inode; data is buffered up to the configured window
     /// and made durable + committed (CommitWrite) by `flush`.
     pub fn file_writer(&self, bucket: &str, ino: u64) -> FileWriter {
-        let _ = (bucket, ino);
-        todo!("kdss-client: file_writer")
+        FileWriter::new(self, bucket, ino)
     }
 
     /// Sequential writer that stores stripes but commits nothing: the caller commits the
     /// returned extents (PutObject, PutPart). Memory stays within the write window.
     pub fn stream_writer(&self, bucket: &str) -> StreamWriter {
-        let _ = bucket;
-        todo!("kdss-client: stream_writer")
+        StreamWriter::new(self, bucket)
     }
-}
 
-/// A snapshot of one file's extents, reading through the cache.
-pub struct FileReader {
-    _private: (),
-}
+    /// Sets a file's size (truncate or extend with a hole); flush writers of it first.
+    pub async fn truncate(
+        &self,
+        bucket: &str,
+        ino: u64,
+        size: u64,
+    ) -> Result<pb::Attr, ClientError> {
+        let req = pb::SetAttrRequest {
+            bucket: bucket.to_string(),
+            ino,
+            size: Some(size),
+            mtime_now: true,
+            ..Default::default()
+        };
+        let r = self
+            .master
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.set_attr(req).await }
+            })
+            .await?;
+        r.attr
+            .ok_or_else(|| ClientError::Invalid("SetAttr without attributes".into()))
+    }
 
-impl FileReader {
-    /// File size in the snapshot.
-    pub fn size(&self) -> u64 {
-        todo!()
+    /// Read-cache counters and occupancy.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.shared.cache.stats()
     }
-    /// Reads `len` bytes at `offset` (short only at end of file; holes are zeros).
-    pub async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ClientError> {
-        let _ = (offset, len);
-        todo!()
-    }
-    /// Streams `[offset, offset+len)` in order, prefetching ahead; memory stays bounded.
-    pub fn stream(
-        self,
-        offset: u64,
-        len: u64,
-    ) -> impl futures::Stream<Item = Result<Bytes, ClientError>> + Send + 'static {
-        let _ = (offset, len);
-        futures::stream::empty()
-    }
-}
 
-/// Random-access writer (ksfs): buffered writes, durable on `flush`.
-pub struct FileWriter {
-    _private: (),
-}
-
-impl FileWriter {
-    /// Buffers `data` at `offset`; may write stripes early when the window fills.
-    pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), ClientError> {
-        let _ = (offset, data);
-        todo!()
-    }
-    /// Makes everything written so far durable and commits it; returns the new attributes.
-    pub async fn flush(&mut self) -> Result<pb::Attr, ClientError> {
-        todo!()
-    }
-    /// Bytes buffered and not yet durable.
-    pub fn pending_bytes(&self) -> u64 {
-        todo!()
-    }
-}
-
-/// Sequential writer (S3 PUT / UploadPart).
-pub struct StreamWriter {
-    _private: (),
-}
-
-impl StreamWriter {
-    /// Appends `data`; full chunks are encoded and sent while more arrives.
-    pub async fn write(&mut self, data: Bytes) -> Result<(), ClientError> {
-        let _ = data;
-        todo!()
-    }
-    /// Writes the tail and waits until every shard is durable.
-    pub async fn finish(self) -> Result<WrittenData, ClientError> {
-        todo!()
+    /// Empties the read cache (benches measure cold reads after it).
+    pub fn clear_cache(&self) {
+        self.shared.cache.clear()
     }
 }

@@ -1,0 +1,223 @@
+//! Random-access writer (ksfs): writes land in a map of dirty byte runs; a run that covers a
+//! whole chunk of the chunk grid (file offsets multiple of chunk_size) is written as a stripe
+//! at once, so sequential writes stream; everything else waits for `flush` or for the write
+//! window to fill. `flush` makes every byte durable and commits the extents (CommitWrite)
+//! in one call: overwrites and appends are new stripes remapped over the old ranges.
+
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+use kdss_proto::master as pb;
+
+use crate::layout::normalize_extents;
+use crate::stripe_write::Pipeline;
+use crate::{Client, ClientError};
+
+/// Durable extents kept uncommitted at most; past this a write commits them early.
+const MAX_UNCOMMITTED_EXTENTS: usize = 1024;
+
+/// Random-access writer (ksfs): buffered writes, durable on `flush`.
+pub struct FileWriter {
+    client: Client,
+    bucket: String,
+    ino: u64,
+    /// Non-overlapping, non-adjacent dirty runs by file offset.
+    dirty: BTreeMap<u64, BytesMut>,
+    dirty_bytes: u64,
+    pipeline: Pipeline,
+    chunk_size: u64,
+    window: u64,
+}
+
+impl FileWriter {
+    pub(crate) fn new(client: &Client, bucket: &str, ino: u64) -> FileWriter {
+        let cfg = &client.shared.cfg;
+        FileWriter {
+            pipeline: Pipeline::new(client.shared.clone(), client.master.clone(), bucket.into()),
+            client: client.clone(),
+            bucket: bucket.to_string(),
+            ino,
+            dirty: BTreeMap::new(),
+            dirty_bytes: 0,
+            chunk_size: cfg.chunk_size.max(1) as u64,
+            window: cfg.write_window_bytes.max(cfg.chunk_size as u64),
+        }
+    }
+
+    /// Buffers `data` at `offset`; may write stripes early when the window fills.
+    pub async fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<(), ClientError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        let key = self.insert(offset, data);
+        self.send_full_chunks(key).await?;
+        if self.dirty_bytes + self.pipeline.inflight_bytes() > self.window {
+            self.send_all().await?;
+        }
+        if self.pipeline.done.len() >= MAX_UNCOMMITTED_EXTENTS {
+            self.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable and commits it; returns the new attributes.
+    pub async fn flush(&mut self) -> Result<pb::Attr, ClientError> {
+        self.send_all().await?;
+        self.pipeline.drain().await?;
+        match self.commit().await? {
+            Some(a) => Ok(a),
+            None => {
+                let req = pb::GetAttrRequest {
+                    bucket: self.bucket.clone(),
+                    ino: self.ino,
+                };
+                let r = self
+                    .client
+                    .master
+                    .call(|mut c| {
+                        let req = req.clone();
+                        async move { c.get_attr(req).await }
+                    })
+                    .await?;
+                r.attr
+                    .ok_or_else(|| ClientError::Invalid("GetAttr without attributes".into()))
+            }
+        }
+    }
+
+    /// Bytes buffered and not yet durable.
+    pub fn pending_bytes(&self) -> u64 {
+        self.dirty_bytes + self.pipeline.inflight_bytes()
+    }
+
+    /// Forgets buffered bytes at or past `size` (call before truncating the file, then
+    /// `flush`, then SetAttr size): nothing written past the new end gets committed.
+    pub async fn discard_from(&mut self, size: u64) -> Result<(), ClientError> {
+        let keys: Vec<u64> = self.dirty.keys().copied().collect();
+        for k in keys {
+            let run = self.dirty.get_mut(&k).expect("key just listed");
+            let end = k + run.len() as u64;
+            if k >= size {
+                self.dirty_bytes -= run.len() as u64;
+                self.dirty.remove(&k);
+            } else if end > size {
+                self.dirty_bytes -= end - size;
+                run.truncate((size - k) as usize);
+            }
+        }
+        self.pipeline.drain().await?;
+        self.pipeline.done.retain_mut(|e| {
+            e.len = e.len.min(size.saturating_sub(e.file_offset));
+            e.len > 0
+        });
+        Ok(())
+    }
+
+    /// Puts `data` into the dirty map; returns the key of the run that now holds it.
+    fn insert(&mut self, offset: u64, data: &[u8]) -> u64 {
+        let end = offset + data.len() as u64;
+        // Runs overlapping or touching [offset, end].
+        let touched: Vec<u64> = self
+            .dirty
+            .range(..=end)
+            .rev()
+            .take_while(|(s, r)| *s + r.len() as u64 >= offset)
+            .map(|(s, _)| *s)
+            .collect();
+        // Common case: extend the one run that starts at or before `offset` in place.
+        if let [s] = touched[..]
+            && s <= offset
+        {
+            let run = self.dirty.get_mut(&s).expect("key just seen");
+            let old = run.len() as u64;
+            let new_len = (end - s).max(old);
+            if new_len > old {
+                run.resize(new_len as usize, 0);
+                self.dirty_bytes += new_len - old;
+            }
+            let at = (offset - s) as usize;
+            run[at..at + data.len()].copy_from_slice(data);
+            return s;
+        }
+        let start = touched.iter().copied().min().unwrap_or(offset).min(offset);
+        let mut last_end = end;
+        for s in &touched {
+            last_end = last_end.max(s + self.dirty[s].len() as u64);
+        }
+        let mut buf = BytesMut::zeroed((last_end - start) as usize);
+        for s in touched {
+            let run = self.dirty.remove(&s).expect("key just seen");
+            self.dirty_bytes -= run.len() as u64;
+            let at = (s - start) as usize;
+            buf[at..at + run.len()].copy_from_slice(&run);
+        }
+        let at = (offset - start) as usize;
+        buf[at..at + data.len()].copy_from_slice(data);
+        self.dirty_bytes += buf.len() as u64;
+        self.dirty.insert(start, buf);
+        start
+    }
+
+    /// Sends the grid-aligned whole chunks at the front of run `key`.
+    async fn send_full_chunks(&mut self, key: u64) -> Result<(), ClientError> {
+        let mut key = key;
+        loop {
+            let Some(run) = self.dirty.get(&key) else {
+                return Ok(());
+            };
+            let grid = (key / self.chunk_size + 1) * self.chunk_size;
+            if key + (run.len() as u64) < grid {
+                return Ok(());
+            }
+            let mut run = self.dirty.remove(&key).expect("key just seen");
+            let piece = run.split_to((grid - key) as usize).freeze();
+            self.dirty_bytes -= piece.len() as u64;
+            if !run.is_empty() {
+                self.dirty.insert(grid, run);
+            }
+            self.pipeline.submit(key, piece).await?;
+            key = grid;
+        }
+    }
+
+    /// Sends every dirty byte, cut at the chunk grid.
+    async fn send_all(&mut self) -> Result<(), ClientError> {
+        while let Some((start, mut run)) = self.dirty.pop_first() {
+            self.dirty_bytes -= run.len() as u64;
+            let mut pos = start;
+            while !run.is_empty() {
+                let grid = (pos / self.chunk_size + 1) * self.chunk_size;
+                let n = ((grid - pos) as usize).min(run.len());
+                let piece = run.split_to(n).freeze();
+                self.pipeline.submit(pos, piece).await?;
+                pos += n as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits the durable extents not yet committed, in one CommitWrite.
+    async fn commit(&mut self) -> Result<Option<pb::Attr>, ClientError> {
+        if self.pipeline.done.is_empty() {
+            return Ok(None);
+        }
+        let extents = normalize_extents(&self.pipeline.done);
+        let req = pb::CommitWriteRequest {
+            bucket: self.bucket.clone(),
+            ino: self.ino,
+            extents,
+            mtime_ns: kdss_common::time::now_ns(),
+            expect_version: None,
+        };
+        let r = self
+            .client
+            .master
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.commit_write(req).await }
+            })
+            .await?;
+        self.pipeline.done.clear();
+        Ok(r.attr)
+    }
+}

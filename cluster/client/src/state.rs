@@ -1,0 +1,82 @@
+//! What every identity of one [`crate::Client`] shares: storage channels, the read cache, the
+//! in-flight fetch table (single-flight), codecs, bucket policies and recently failed nodes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, Shared as SharedFut};
+
+use crate::ClientConfig;
+use crate::cache::{BlockCache, BlockKey};
+use crate::ec::Codecs;
+use crate::shard_io::{NodePool, ShardFault};
+
+/// A fetch result several readers may await.
+pub(crate) type FetchFut = SharedFut<BoxFuture<'static, Result<bytes::Bytes, ShardFault>>>;
+
+/// One in-flight fetch of a run of blocks of one shard.
+#[derive(Clone)]
+pub(crate) struct InflightRun {
+    /// Unique id, so a finished run removes only its own table entries.
+    pub id: u64,
+    /// Whether `complete` falls back to a degraded read.
+    pub degrades: bool,
+    /// First block of the run; the result starts at its first byte.
+    pub first_block: u64,
+    /// Resolves with the bytes read directly from the shard's own disk (never waits on other
+    /// fetches, so degraded reads can wait on it without a cycle).
+    pub direct: FetchFut,
+    /// Resolves with the final bytes, reconstructed from other shards if the direct read failed.
+    pub complete: FetchFut,
+}
+
+/// How long a node that failed or was slow is read around before being tried again.
+pub(crate) const BAD_NODE_TTL: Duration = Duration::from_secs(10);
+
+/// State shared by clones and `acting_for` views of one client.
+pub(crate) struct Shared {
+    pub cfg: ClientConfig,
+    pub nodes: NodePool,
+    pub cache: BlockCache,
+    pub codecs: Codecs,
+    pub inflight: Mutex<HashMap<BlockKey, InflightRun>>,
+    bad_nodes: Mutex<HashMap<String, Instant>>,
+    /// bucket → (k, m), learned from GetBucket; the client picks shard_len from k.
+    pub policies: Mutex<HashMap<String, (u32, u32)>>,
+}
+
+impl Shared {
+    pub fn new(cfg: ClientConfig) -> Shared {
+        Shared {
+            nodes: NodePool::new(cfg.rpc_timeout.min(Duration::from_secs(3))),
+            cache: BlockCache::new(cfg.cache_bytes),
+            codecs: Codecs::default(),
+            inflight: Mutex::new(HashMap::new()),
+            bad_nodes: Mutex::new(HashMap::new()),
+            policies: Mutex::new(HashMap::new()),
+            cfg,
+        }
+    }
+
+    /// Remembers that `addr` failed, so reads go around it for a while.
+    pub fn mark_bad(&self, addr: &str) {
+        self.bad_nodes
+            .lock()
+            .expect("bad nodes lock")
+            .insert(addr.to_string(), Instant::now());
+    }
+
+    /// Whether `addr` failed recently.
+    pub fn is_bad(&self, addr: &str) -> bool {
+        let mut g = self.bad_nodes.lock().expect("bad nodes lock");
+        match g.get(addr) {
+            Some(t) if t.elapsed() < BAD_NODE_TTL => true,
+            Some(_) => {
+                g.remove(addr);
+                false
+            }
+            None => false,
+        }
+    }
+}

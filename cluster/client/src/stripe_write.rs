@@ -1,0 +1,239 @@
+//! Writing one chunk as one stripe (invariant 1): allocate on the master while encoding off
+//! the reactor, send the k+m shards in parallel to their disks, replace a failed target
+//! through the master and retry that shard. The stripe is usable only when all k+m shards
+//! are acknowledged durable; the caller commits extents after that, never before.
+//!
+//! [`Pipeline`] keeps several stripes in flight while the caller produces more data, with
+//! the bytes in flight bounded by the write window.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kdss_proto::master as pb;
+
+use crate::layout::shard_len_for;
+use crate::state::Shared;
+use crate::{ClientError, MasterClient};
+
+/// Attempts per shard (the first target plus replacements) before the stripe fails.
+const SHARD_ATTEMPTS: usize = 4;
+
+/// The EC policy of `bucket`, cached after the first GetBucket.
+pub(crate) async fn bucket_policy(
+    sh: &Shared,
+    master: &MasterClient,
+    bucket: &str,
+) -> Result<(u32, u32), ClientError> {
+    if let Some(p) = sh.policies.lock().expect("policy lock").get(bucket) {
+        return Ok(*p);
+    }
+    let req = pb::BucketRequest {
+        name: bucket.to_string(),
+    };
+    let b = master
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.get_bucket(req).await }
+        })
+        .await?;
+    let b = b
+        .bucket
+        .ok_or_else(|| ClientError::Invalid(format!("bucket {bucket}: no info")))?;
+    let p = (b.k, b.m);
+    sh.policies
+        .lock()
+        .expect("policy lock")
+        .insert(bucket.to_string(), p);
+    Ok(p)
+}
+
+/// Writes `chunk` as one new stripe of `bucket`; returns its id once every shard is durable.
+pub(crate) async fn write_stripe(
+    sh: Arc<Shared>,
+    master: MasterClient,
+    bucket: String,
+    chunk: Bytes,
+) -> Result<u64, ClientError> {
+    let (k, m) = bucket_policy(&sh, &master, &bucket).await?;
+    let data_len = chunk.len() as u64;
+    let shard_len = shard_len_for(data_len, k);
+    let codec = sh.codecs.get(k, m)?;
+    let enc = {
+        let chunk = chunk.clone();
+        tokio::task::spawn_blocking(move || crate::ec::encode(&codec, &chunk, shard_len as usize))
+    };
+    let req = pb::AllocateStripeRequest {
+        bucket: bucket.clone(),
+        data_len,
+        shard_len,
+    };
+    let alloc = master.call(|mut c| {
+        let req = req.clone();
+        async move { c.allocate_stripe(req).await }
+    });
+    let (enc, alloc) = tokio::join!(enc, alloc);
+    let enc = enc.map_err(|e| ClientError::Invalid(format!("encode task: {e}")))??;
+    let stripe = alloc?
+        .stripe
+        .ok_or_else(|| ClientError::Invalid("no stripe allocated".into()))?;
+    if stripe.k != k || stripe.m != m || stripe.shard_len != shard_len {
+        sh.policies.lock().expect("policy lock").remove(&bucket);
+        return Err(ClientError::Invalid(format!(
+            "master allocated {}+{} x {} for a {k}+{m} x {shard_len} stripe",
+            stripe.k, stripe.m, stripe.shard_len
+        )));
+    }
+    let sid = stripe.stripe_id;
+    let puts = enc
+        .shards
+        .iter()
+        .zip(enc.crcs.iter())
+        .enumerate()
+        .map(|(i, (shard, crc))| {
+            let loc = stripe
+                .shards
+                .iter()
+                .find(|l| l.shard_index == i as u32)
+                .cloned();
+            put_with_replace(
+                &sh,
+                &master,
+                &bucket,
+                sid,
+                i as u32,
+                loc,
+                shard.clone(),
+                *crc,
+            )
+        });
+    futures::future::try_join_all(puts).await?;
+    Ok(sid)
+}
+
+/// Puts one shard; on failure asks the master for another disk and tries again.
+#[allow(clippy::too_many_arguments)]
+async fn put_with_replace(
+    sh: &Shared,
+    master: &MasterClient,
+    bucket: &str,
+    stripe_id: u64,
+    shard_index: u32,
+    loc: Option<pb::ShardLocation>,
+    shard: Bytes,
+    crc: u32,
+) -> Result<(), ClientError> {
+    let mut loc = loc;
+    let mut last = None;
+    for attempt in 0..SHARD_ATTEMPTS {
+        let failed_disk = match &loc {
+            Some(l) => match sh.nodes.put_shard(l, stripe_id, shard.clone(), crc).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(stripe_id, shard_index, attempt, error = %e, "shard put failed; replacing target");
+                    last = Some(e);
+                    l.disk_id
+                }
+            },
+            None => 0,
+        };
+        let req = pb::ReplaceShardRequest {
+            bucket: bucket.to_string(),
+            stripe_id,
+            shard_index,
+            failed_disk_id: failed_disk,
+        };
+        let r = master
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.replace_shard(req).await }
+            })
+            .await?;
+        loc = r.location;
+    }
+    Err(last.unwrap_or_else(|| ClientError::Invalid(format!("no target for shard {shard_index}"))))
+}
+
+/// Stripes being written, oldest first, with the bytes they hold bounded by a window.
+pub(crate) struct Pipeline {
+    sh: Arc<Shared>,
+    master: MasterClient,
+    bucket: String,
+    window: u64,
+    inflight: VecDeque<(u64, u64, tokio::task::JoinHandle<Result<u64, ClientError>>)>,
+    inflight_bytes: u64,
+    /// Extents of durable stripes, in submission order (file offsets as submitted).
+    pub done: Vec<pb::Extent>,
+}
+
+impl Pipeline {
+    pub fn new(sh: Arc<Shared>, master: MasterClient, bucket: String) -> Pipeline {
+        let window = sh.cfg.write_window_bytes.max(sh.cfg.chunk_size as u64);
+        Pipeline {
+            sh,
+            master,
+            bucket,
+            window,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            done: Vec::new(),
+        }
+    }
+
+    /// Bytes handed over and not yet durable.
+    pub fn inflight_bytes(&self) -> u64 {
+        self.inflight_bytes
+    }
+
+    /// Starts writing `chunk` (file bytes at `file_offset`) as a stripe; first waits for older
+    /// stripes while the window is full.
+    pub async fn submit(&mut self, file_offset: u64, chunk: Bytes) -> Result<(), ClientError> {
+        let len = chunk.len() as u64;
+        while !self.inflight.is_empty() && self.inflight_bytes + len > self.window {
+            self.complete_oldest().await?;
+        }
+        let task = tokio::spawn(write_stripe(
+            self.sh.clone(),
+            self.master.clone(),
+            self.bucket.clone(),
+            chunk,
+        ));
+        self.inflight.push_back((file_offset, len, task));
+        self.inflight_bytes += len;
+        Ok(())
+    }
+
+    async fn complete_oldest(&mut self) -> Result<(), ClientError> {
+        let Some((file_offset, len, task)) = self.inflight.pop_front() else {
+            return Ok(());
+        };
+        self.inflight_bytes -= len;
+        let sid = task
+            .await
+            .map_err(|e| ClientError::Invalid(format!("stripe task: {e}")))??;
+        self.done.push(pb::Extent {
+            file_offset,
+            len,
+            stripe_id: sid,
+            stripe_offset: 0,
+        });
+        Ok(())
+    }
+
+    /// Waits until every submitted stripe is durable.
+    pub async fn drain(&mut self) -> Result<(), ClientError> {
+        while !self.inflight.is_empty() {
+            self.complete_oldest().await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // An abandoned writer stops sending; unreferenced stripes are the master's GC's job.
+        for (_, _, t) in &self.inflight {
+            t.abort();
+        }
+    }
+}

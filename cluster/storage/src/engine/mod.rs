@@ -1,0 +1,428 @@
+//! The record engine of one disk: format and open (recovery L0/L1/L2), group-committed
+//! appends, checksum-verified reads, tombstone deletes, compaction and scrubbing.
+//!
+//! Public entry points: [`format`], [`Disk::open`], and on a [`Disk`]: `put`, `read`,
+//! `delete`, `stat`, `compact_once`, `scrub_pass`, `stats`, `close`. Blocking methods do
+//! device I/O on the calling thread; async callers use the `*_async` variants or
+//! `spawn_blocking`. Dropping a `Disk` without `close` is what a crash leaves (no checkpoint).
+
+mod compact;
+mod geometry;
+mod index;
+mod open;
+mod scan;
+mod scrub;
+mod stats;
+mod writer;
+
+pub use compact::CompactReport;
+pub use geometry::Geometry;
+pub use index::ShardKey;
+pub use open::{FormatOptions, IndexSource, OpenOptions, RecoveryReport, format};
+pub use scrub::ScrubReport;
+pub use stats::{DiskCounters, DiskStats};
+pub use writer::Placed;
+
+use crate::device::Device;
+use crate::device::aligned::AlignedBuf;
+use crate::error::StorageError;
+use bytes::Bytes;
+use index::State;
+use kdss_common::DiskId;
+use kdss_format::record::HEADER_LEN;
+use kdss_format::{RecordKind, decode_record, record_footprint};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+use writer::{Cmd, Op, Request};
+
+/// Offset of the shard data inside a record buffer.
+pub const DATA_OFFSET: usize = HEADER_LEN;
+
+/// A record buffer for `len` bytes of shard data: aligned, sized to the record's footprint,
+/// with the data to be copied in at [`DATA_OFFSET`]. Filling it directly as bytes arrive
+/// saves a copy on the put path.
+pub fn record_buf(len: usize) -> AlignedBuf {
+    AlignedBuf::zeroed(record_footprint(len as u64) as usize)
+}
+
+/// Shared state of an open disk.
+pub(crate) struct Inner {
+    pub id: DiskId,
+    pub dev: Device,
+    pub geo: Geometry,
+    pub state: Mutex<State>,
+    /// Readers hold it shared across lookup + pread; freeing a segment takes it exclusively,
+    /// so a reader never reads a segment that is being reused.
+    pub read_gate: RwLock<()>,
+    pub failed: AtomicBool,
+    pub counters: DiskCounters,
+    pub superblock: Mutex<kdss_format::SuperBlock>,
+    /// Unix ms of the last foreground request, for the compactor's idle test.
+    pub last_foreground_ms: AtomicU64,
+}
+
+impl Inner {
+    /// Marks the disk failed after an I/O error: no more writes, never synced again.
+    pub fn fail(&self, what: &str, e: &std::io::Error) {
+        DiskCounters::add(&self.counters.io_errors, 1);
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            tracing::error!(disk = %self.id, path = %self.dev.path().display(), error = %e,
+                "{what} failed; disk is now failed and accepts no more writes");
+        }
+    }
+
+    fn touch(&self) {
+        self.last_foreground_ms
+            .store(kdss_common::time::now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// An open disk. Shared between tasks behind an `Arc`.
+pub struct Disk {
+    inner: Arc<Inner>,
+    tx: Mutex<Option<mpsc::Sender<Cmd>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    report: RecoveryReport,
+}
+
+/// A verified read: the record buffer and the requested range inside it.
+pub struct ShardRead {
+    buf: AlignedBuf,
+    start: usize,
+    len: usize,
+    /// Total length of the shard.
+    pub shard_len: u64,
+    /// crc32c of the whole shard.
+    pub crc: u32,
+}
+
+impl ShardRead {
+    /// The requested bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf.as_slice()[self.start..self.start + self.len]
+    }
+
+    /// The requested bytes as `Bytes`, without copying.
+    pub fn into_bytes(self) -> Bytes {
+        let (start, len) = (self.start, self.len);
+        Bytes::from_owner(self.buf).slice(start..start + len)
+    }
+}
+
+impl Disk {
+    pub(crate) fn start(inner: Inner, report: RecoveryReport) -> Disk {
+        let inner = Arc::new(inner);
+        let (tx, rx) = mpsc::channel();
+        let w = inner.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("kdss-writer-{:x}", inner.id.0))
+            .spawn(move || writer::run(w, rx))
+            .expect("spawn writer thread");
+        Disk {
+            inner,
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(handle)),
+            report,
+        }
+    }
+
+    /// Opens a formatted device, recovering its index (see [`RecoveryReport`]).
+    pub fn open(path: &Path, cluster_id: &str, opts: OpenOptions) -> Result<Disk, StorageError> {
+        open::open(path, cluster_id, opts)
+    }
+
+    /// The disk id written at format time.
+    pub fn id(&self) -> DiskId {
+        self.inner.id
+    }
+
+    /// The device path.
+    pub fn path(&self) -> &Path {
+        self.inner.dev.path()
+    }
+
+    /// How the last open recovered.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The device layout.
+    pub fn geometry(&self) -> Geometry {
+        self.inner.geo
+    }
+
+    /// Counters for metrics.
+    pub fn counters(&self) -> &DiskCounters {
+        &self.inner.counters
+    }
+
+    /// The fault layer, when test configuration installed one.
+    pub fn fault(&self) -> Option<&Arc<crate::device::fault::FaultLayer>> {
+        self.inner.dev.fault()
+    }
+
+    /// Whether an I/O error has failed the disk.
+    pub fn is_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::SeqCst)
+    }
+
+    fn send(
+        &self,
+        key: ShardKey,
+        op: Op,
+    ) -> Result<oneshot::Receiver<Result<Placed, StorageError>>, StorageError> {
+        if self.is_failed() {
+            return Err(StorageError::DiskFailed {
+                disk: self.inner.id,
+            });
+        }
+        let (reply, rx) = oneshot::channel();
+        let tx = self.tx.lock().expect("tx lock");
+        let tx = tx.as_ref().ok_or(StorageError::Stopped(self.inner.id))?;
+        tx.send(Cmd::Append(Request { key, op, reply }))
+            .map_err(|_| StorageError::Stopped(self.inner.id))?;
+        Ok(rx)
+    }
+
+    fn put_op(&self, buf: AlignedBuf, len: usize, crc: u32) -> Result<Op, StorageError> {
+        self.inner.touch();
+        let max = self.inner.geo.max_shard_len();
+        if len as u64 > max {
+            return Err(StorageError::ShardTooLarge {
+                disk: self.inner.id,
+                len: len as u64,
+                max,
+            });
+        }
+        assert!(
+            buf.len() as u64 >= record_footprint(len as u64),
+            "record_buf sized the buffer"
+        );
+        Ok(Op::Put {
+            buf,
+            len: len as u32,
+            crc,
+        })
+    }
+
+    /// Appends a shard whose `len` bytes sit at [`DATA_OFFSET`] of `buf` (from
+    /// [`record_buf`]) with crc32c `crc`; returns once the record is durable and indexed.
+    pub fn put(
+        &self,
+        key: ShardKey,
+        buf: AlignedBuf,
+        len: usize,
+        crc: u32,
+    ) -> Result<Placed, StorageError> {
+        let op = self.put_op(buf, len, crc)?;
+        self.send(key, op)?
+            .blocking_recv()
+            .map_err(|_| StorageError::Stopped(self.inner.id))?
+    }
+
+    /// [`Disk::put`] for async callers: waits without holding a thread.
+    pub async fn put_async(
+        &self,
+        key: ShardKey,
+        buf: AlignedBuf,
+        len: usize,
+        crc: u32,
+    ) -> Result<Placed, StorageError> {
+        let op = self.put_op(buf, len, crc)?;
+        self.send(key, op)?
+            .await
+            .map_err(|_| StorageError::Stopped(self.inner.id))?
+    }
+
+    /// Convenience for tests and the bench: copies `data` into a record buffer and puts it.
+    pub fn put_bytes(&self, key: ShardKey, data: &[u8]) -> Result<Placed, StorageError> {
+        let mut buf = record_buf(data.len());
+        buf.as_mut_slice()[DATA_OFFSET..DATA_OFFSET + data.len()].copy_from_slice(data);
+        self.put(key, buf, data.len(), crc32c::crc32c(data))
+    }
+
+    /// Deletes a shard by appending a tombstone; returns whether it existed.
+    pub fn delete(&self, key: ShardKey) -> Result<bool, StorageError> {
+        self.inner.touch();
+        let r = self.send(key, Op::Delete)?.blocking_recv();
+        Ok(r.map_err(|_| StorageError::Stopped(self.inner.id))??
+            .existed)
+    }
+
+    /// [`Disk::delete`] for async callers.
+    pub async fn delete_async(&self, key: ShardKey) -> Result<bool, StorageError> {
+        self.inner.touch();
+        let r = self.send(key, Op::Delete)?.await;
+        Ok(r.map_err(|_| StorageError::Stopped(self.inner.id))??
+            .existed)
+    }
+
+    /// Length and crc32c of a live shard.
+    pub fn stat(&self, key: ShardKey) -> Option<(u64, u32)> {
+        let st = self.inner.state.lock().expect("state lock");
+        st.live(&key).map(|l| (l.len as u64, l.crc))
+    }
+
+    /// Reads `len` bytes (0 = to the end) from `offset` of a shard. The whole record is read
+    /// and its crc32c verified first: bytes that failed it are never returned.
+    pub fn read(&self, key: ShardKey, offset: u64, len: u64) -> Result<ShardRead, StorageError> {
+        self.inner.touch();
+        let _gate = self.inner.read_gate.read().expect("read gate");
+        let loc = {
+            let st = self.inner.state.lock().expect("state lock");
+            st.live(&key)
+        }
+        .ok_or(StorageError::NotFound {
+            disk: self.inner.id,
+            stripe: key.stripe,
+            shard: key.shard,
+        })?;
+        let shard_len = loc.len as u64;
+        let len = if len == 0 {
+            shard_len.saturating_sub(offset)
+        } else {
+            len
+        };
+        if offset.checked_add(len).is_none_or(|e| e > shard_len) {
+            return Err(StorageError::BadRange {
+                offset,
+                len,
+                shard_len,
+            });
+        }
+        let buf = self.read_record(
+            key,
+            &index::Entry {
+                kind: RecordKind::Shard,
+                loc,
+                older: vec![],
+            },
+        )?;
+        DiskCounters::add(&self.inner.counters.records_read, 1);
+        DiskCounters::add(&self.inner.counters.bytes_read, len);
+        Ok(ShardRead {
+            buf,
+            start: DATA_OFFSET + offset as usize,
+            len: len as usize,
+            shard_len,
+            crc: loc.crc,
+        })
+    }
+
+    /// Reads and verifies the record an index entry points at (caller holds the read gate).
+    fn read_record(&self, key: ShardKey, e: &index::Entry) -> Result<AlignedBuf, StorageError> {
+        let loc = e.loc;
+        let mut buf = AlignedBuf::zeroed(e.footprint() as usize);
+        if let Err(err) = self.inner.dev.read_at(buf.as_mut_slice(), loc.offset) {
+            DiskCounters::add(&self.inner.counters.io_errors, 1);
+            return Err(StorageError::Io {
+                path: self.path().to_path_buf(),
+                op: "read",
+                source: err,
+            });
+        }
+        let bad = |detail: String| {
+            DiskCounters::add(&self.inner.counters.checksum_errors, 1);
+            tracing::error!(disk = %self.inner.id, stripe = key.stripe, shard = key.shard,
+                offset = loc.offset, "{detail}");
+            StorageError::ChecksumMismatch {
+                disk: self.inner.id,
+                stripe: key.stripe,
+                shard: key.shard,
+                offset: loc.offset,
+                detail,
+            }
+        };
+        match decode_record(buf.as_slice()) {
+            Ok((h, _)) => {
+                if h.kind != e.kind
+                    || h.stripe_id != key.stripe
+                    || h.shard_index != key.shard
+                    || h.version != loc.version
+                    || h.data_len != loc.len
+                    || h.data_crc != loc.crc
+                {
+                    return Err(bad(format!(
+                        "record header does not match the index: {h:?}"
+                    )));
+                }
+            }
+            Err(err) => return Err(bad(err.to_string())),
+        }
+        Ok(buf)
+    }
+
+    /// Space and health for the heartbeat and metrics.
+    pub fn stats(&self) -> DiskStats {
+        let geo = &self.inner.geo;
+        let st = self.inner.state.lock().expect("state lock");
+        let mut used = 0;
+        let mut dead = 0;
+        let mut free = 0;
+        for (i, s) in st.segs.iter().enumerate() {
+            match s.kind {
+                index::SegKind::Free => free += geo.segment_size - kdss_format::BLOCK,
+                _ => {
+                    used += s.live;
+                    dead += s.write_ptr.saturating_sub(kdss_format::BLOCK + s.live);
+                    if st.open == Some(i as u32) {
+                        free += geo.segment_size - s.write_ptr;
+                    }
+                }
+            }
+        }
+        let records = st
+            .index
+            .values()
+            .filter(|e| e.kind == RecordKind::Shard)
+            .count() as u64;
+        let free_segs = st.free_segments();
+        drop(st);
+        // The last free segment is the compactor's reserve.
+        let free = free.saturating_sub(if free_segs > 0 {
+            geo.segment_size - kdss_format::BLOCK
+        } else {
+            0
+        });
+        DiskStats {
+            capacity: geo.capacity(),
+            used,
+            dead,
+            free,
+            records,
+            failed: self.is_failed(),
+            readonly: free < geo.max_shard_len().min(4 << 20),
+            io_errors: DiskCounters::get(&self.inner.counters.io_errors),
+            checksum_errors: DiskCounters::get(&self.inner.counters.checksum_errors),
+        }
+    }
+
+    /// Clean shutdown: stops the writer, writes the index checkpoint and sets the
+    /// clean-shutdown flag (so the next open is L0). A failed disk is left as it is.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.stop_writer();
+        if self.is_failed() {
+            return Ok(());
+        }
+        open::write_checkpoint(&self.inner)
+    }
+
+    fn stop_writer(&self) {
+        if let Some(tx) = self.tx.lock().expect("tx lock").take() {
+            let _ = tx.send(Cmd::Stop);
+        }
+        if let Some(h) = self.writer.lock().expect("writer lock").take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        // Without close(): no checkpoint, exactly what a crash leaves.
+        self.stop_writer();
+    }
+}

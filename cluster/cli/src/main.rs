@@ -1,1 +1,125 @@
-fn main() {}
+//! `kdss-cli`: administer a KDSS cluster — status, nodes, disks, buckets, users,
+//! presigned URLs. Every command takes `--output json` for scripts.
+
+mod commands;
+mod settings;
+mod view;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "kdss-cli", version, about = "Administer a KDSS cluster")]
+struct Cli {
+    /// Config file with masters, access_key, secret_key, s3_endpoint (default: KDSS_CONFIG,
+    /// then ./kdss-data/cli.toml as written by `kdss up`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Comma-separated master gRPC addresses (env KDSS_MASTERS).
+    #[arg(long, global = true)]
+    masters: Option<String>,
+    /// Access key (env KDSS_ACCESS_KEY).
+    #[arg(long, global = true)]
+    access_key: Option<String>,
+    /// Secret key (env KDSS_SECRET_KEY).
+    #[arg(long, global = true)]
+    secret_key: Option<String>,
+    /// S3 endpoint for presign (env KDSS_S3_ENDPOINT).
+    #[arg(long, global = true)]
+    s3_endpoint: Option<String>,
+    /// Output format.
+    #[arg(long, short, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Masters and the leader, nodes, disks with state and usage, capacity and efficiency.
+    Status,
+    /// Storage nodes.
+    Node {
+        #[command(subcommand)]
+        cmd: NodeCmd,
+    },
+    /// Disks of every node.
+    Disk {
+        #[command(subcommand)]
+        cmd: DiskCmd,
+    },
+    /// Buckets: create with an EC preset, list, delete.
+    Bucket {
+        #[command(subcommand)]
+        cmd: commands::BucketCmd,
+    },
+    /// Users and their keys.
+    User {
+        #[command(subcommand)]
+        cmd: commands::UserCmd,
+    },
+    /// Print a presigned S3 URL that curl can use until it expires.
+    Presign(commands::PresignArgs),
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// List storage nodes with their state and disks.
+    List,
+}
+
+#[derive(Subcommand)]
+enum DiskCmd {
+    /// List every disk with node, state and usage.
+    List,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kdss-cli: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let out = cli.output;
+    let result = rt.block_on(async move {
+        let s = settings::resolve(settings::Overrides {
+            config: cli.config,
+            masters: cli.masters,
+            access_key: cli.access_key,
+            secret_key: cli.secret_key,
+            s3_endpoint: cli.s3_endpoint,
+        })?;
+        match cli.cmd {
+            Cmd::Presign(a) => commands::presign(&s, a),
+            Cmd::Status => commands::status(&s).await,
+            Cmd::Node { cmd: NodeCmd::List } => commands::node_list(&s).await,
+            Cmd::Disk { cmd: DiskCmd::List } => commands::disk_list(&s).await,
+            Cmd::Bucket { cmd } => commands::bucket(&s, cmd).await,
+            Cmd::User { cmd } => commands::user(&s, cmd).await,
+        }
+    });
+    match result {
+        Ok(v) => view::print(out, &v),
+        Err(e) => {
+            if out == Output::Json {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            } else {
+                eprintln!("kdss-cli: {e:#}");
+            }
+            std::process::exit(1);
+        }
+    }
+}

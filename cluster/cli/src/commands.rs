@@ -1,0 +1,412 @@
+//! The commands. Each returns a [`View`]; all master calls go through kdss-client.
+
+use crate::settings::Settings;
+use crate::view::{self, View};
+use anyhow::Context;
+use kdss_client::{Client, ClientConfig};
+use kdss_proto::master as pb;
+use kdss_proto::storage::DiskState;
+use serde_json::{Value, json};
+
+async fn connect(s: &Settings) -> anyhow::Result<Client> {
+    let cfg = ClientConfig {
+        masters: s.masters.clone(),
+        access_key: s.access_key.clone(),
+        secret_key: s.secret_key.clone(),
+        ..ClientConfig::default()
+    };
+    Client::connect(cfg)
+        .await
+        .with_context(|| format!("connecting to masters {:?}", s.masters))
+}
+
+async fn cluster_status(s: &Settings) -> anyhow::Result<pb::ClusterStatusReply> {
+    let c = connect(s).await?;
+    Ok(c.master()
+        .call(|mut r| async move { r.cluster_status(pb::ClusterStatusRequest {}).await })
+        .await?)
+}
+
+fn disk_state(d: i32) -> &'static str {
+    match DiskState::try_from(d).unwrap_or(DiskState::Unspecified) {
+        DiskState::Online => "online",
+        DiskState::Readonly => "readonly",
+        DiskState::Failed => "failed",
+        DiskState::Unspecified => "unknown",
+    }
+}
+
+fn disk_json(node: &str, d: &kdss_proto::storage::DiskInfo) -> Value {
+    json!({
+        "node": node, "disk_id": format!("{:016x}", d.disk_id), "path": d.path,
+        "state": disk_state(d.state), "capacity_bytes": d.capacity_bytes, "used_bytes": d.used_bytes,
+        "dead_bytes": d.dead_bytes, "free_bytes": d.free_bytes, "records": d.records,
+        "io_errors": d.io_errors, "checksum_errors": d.checksum_errors,
+    })
+}
+
+fn disk_rows(st: &pb::ClusterStatusReply) -> (Vec<Value>, Vec<Vec<String>>) {
+    let mut js = Vec::new();
+    let mut rows = Vec::new();
+    for n in &st.nodes {
+        for d in &n.disks {
+            js.push(disk_json(&n.node_id, d));
+            let pct = if d.capacity_bytes > 0 {
+                d.used_bytes * 100 / d.capacity_bytes
+            } else {
+                0
+            };
+            rows.push(vec![
+                n.node_id.clone(),
+                format!("{:016x}", d.disk_id),
+                disk_state(d.state).into(),
+                view::bytes(d.used_bytes),
+                view::bytes(d.capacity_bytes),
+                format!("{pct}%"),
+                d.path.clone(),
+            ]);
+        }
+    }
+    (js, rows)
+}
+
+/// `status`.
+pub async fn status(s: &Settings) -> anyhow::Result<View> {
+    let st = cluster_status(s).await?;
+    let leader = st.masters.iter().find(|m| m.id == st.leader_id);
+    let disks: usize = st.nodes.iter().map(|n| n.disks.len()).sum();
+    let online = st.nodes.iter().filter(|n| n.online).count();
+    let masters: Vec<Value> = st
+        .masters
+        .iter()
+        .map(|m| json!({"id": m.id, "grpc": m.grpc_addr, "http": m.http_addr, "leader": m.leader, "reachable": m.reachable}))
+        .collect();
+    let (disk_js, disk_rows) = disk_rows(&st);
+    let json = json!({
+        "leader": leader.map(|m| json!({"id": m.id, "grpc": m.grpc_addr})),
+        "leader_id": st.leader_id, "term": st.term, "commit_index": st.commit_index,
+        "masters": masters,
+        "nodes": st.nodes.iter().map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "online": n.online, "disks": n.disks.len()})).collect::<Vec<_>>(),
+        "disks": disk_js,
+        "raw_capacity_bytes": st.raw_capacity_bytes, "raw_used_bytes": st.raw_used_bytes,
+    });
+    let mut t = String::new();
+    t.push_str(&format!(
+        "leader: {} (term {}, commit index {})\n",
+        leader
+            .map(|m| format!("master {} at {}", m.id, m.grpc_addr))
+            .unwrap_or_else(|| "none".into()),
+        st.term,
+        st.commit_index
+    ));
+    let mrows: Vec<Vec<String>> = st
+        .masters
+        .iter()
+        .map(|m| {
+            vec![
+                m.id.to_string(),
+                m.grpc_addr.clone(),
+                if m.leader { "leader" } else { "follower" }.into(),
+                if m.reachable { "up" } else { "unreachable" }.into(),
+            ]
+        })
+        .collect();
+    t.push_str(&view::table(&["MASTER", "GRPC", "ROLE", "STATE"], &mrows));
+    t.push_str(&format!(
+        "\nnodes: {online}/{} online, {disks} disks\n",
+        st.nodes.len()
+    ));
+    t.push_str(&view::table(
+        &["NODE", "DISK", "STATE", "USED", "CAPACITY", "USE%", "PATH"],
+        &disk_rows,
+    ));
+    let usable: Vec<String> = kdss_common::EcPolicy::PRESETS
+        .iter()
+        .map(|p| {
+            format!(
+                "{p}: {}",
+                view::bytes((st.raw_capacity_bytes as f64 * p.efficiency()) as u64)
+            )
+        })
+        .collect();
+    t.push_str(&format!(
+        "\nraw capacity {}, used {}\nusable capacity by EC policy: {}\n",
+        view::bytes(st.raw_capacity_bytes),
+        view::bytes(st.raw_used_bytes),
+        usable.join(", "),
+    ));
+    Ok(View { json, text: t })
+}
+
+/// `node list`.
+pub async fn node_list(s: &Settings) -> anyhow::Result<View> {
+    let st = cluster_status(s).await?;
+    let js: Vec<Value> = st
+        .nodes
+        .iter()
+        .map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "http": n.http_addr, "online": n.online, "last_heartbeat_ms": n.last_heartbeat_ms, "disks": n.disks.len()}))
+        .collect();
+    let rows: Vec<Vec<String>> = st
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node_id.clone(),
+                n.grpc_addr.clone(),
+                if n.online { "online" } else { "offline" }.into(),
+                n.disks.len().to_string(),
+                view::bytes(n.disks.iter().map(|d| d.used_bytes).sum()),
+                view::bytes(n.disks.iter().map(|d| d.capacity_bytes).sum()),
+            ]
+        })
+        .collect();
+    Ok(View {
+        json: Value::Array(js),
+        text: view::table(
+            &["NODE", "GRPC", "STATE", "DISKS", "USED", "CAPACITY"],
+            &rows,
+        ),
+    })
+}
+
+/// `disk list`.
+pub async fn disk_list(s: &Settings) -> anyhow::Result<View> {
+    let st = cluster_status(s).await?;
+    let (js, rows) = disk_rows(&st);
+    Ok(View {
+        json: Value::Array(js),
+        text: view::table(
+            &["NODE", "DISK", "STATE", "USED", "CAPACITY", "USE%", "PATH"],
+            &rows,
+        ),
+    })
+}
+
+/// `bucket ...`.
+#[derive(clap::Subcommand)]
+pub enum BucketCmd {
+    /// Create a bucket with an EC preset (5+2, 9+2, 18+3, 29+3).
+    Create {
+        name: String,
+        /// EC policy; default: the masters' [ec] setting.
+        #[arg(long)]
+        ec: Option<kdss_common::EcPolicy>,
+        /// Owner's access key; default: you.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// List buckets you can reach.
+    List,
+    /// Delete an empty bucket.
+    Delete { name: String },
+}
+
+fn bucket_json(b: &pb::BucketInfo) -> Value {
+    json!({"name": b.name, "owner": b.owner, "ec": format!("{}+{}", b.k, b.m), "created_ns": b.created_ns, "root_ino": b.root_ino})
+}
+
+/// `bucket create|list|delete`.
+pub async fn bucket(s: &Settings, cmd: BucketCmd) -> anyhow::Result<View> {
+    let c = connect(s).await?;
+    match cmd {
+        BucketCmd::Create { name, ec, owner } => {
+            let (k, m) = ec.map(|e| (e.k, e.m)).unwrap_or((0, 0));
+            let req = pb::CreateBucketRequest {
+                name,
+                k,
+                m,
+                owner: owner.unwrap_or_default(),
+            };
+            let r = c.master().call(|mut r| {
+                let req = req.clone();
+                async move { r.create_bucket(req).await }
+            });
+            let b = r.await?.bucket.context("master returned no bucket")?;
+            Ok(View {
+                text: format!(
+                    "created bucket {} (EC {}+{}, owner {})\n",
+                    b.name, b.k, b.m, b.owner
+                ),
+                json: bucket_json(&b),
+            })
+        }
+        BucketCmd::List => {
+            let r = c
+                .master()
+                .call(|mut r| async move { r.list_buckets(pb::ListBucketsRequest {}).await });
+            let bs = r.await?.buckets;
+            let rows: Vec<Vec<String>> = bs
+                .iter()
+                .map(|b| vec![b.name.clone(), format!("{}+{}", b.k, b.m), b.owner.clone()])
+                .collect();
+            Ok(View {
+                json: Value::Array(bs.iter().map(bucket_json).collect()),
+                text: view::table(&["BUCKET", "EC", "OWNER"], &rows),
+            })
+        }
+        BucketCmd::Delete { name } => {
+            let req = pb::BucketRequest { name: name.clone() };
+            c.master()
+                .call(|mut r| {
+                    let req = req.clone();
+                    async move { r.delete_bucket(req).await }
+                })
+                .await?;
+            Ok(View {
+                json: json!({"deleted": name}),
+                text: format!("deleted bucket {name}\n"),
+            })
+        }
+    }
+}
+
+/// `user ...`.
+#[derive(clap::Subcommand)]
+pub enum UserCmd {
+    /// Create a user; keys are generated unless given (test suites bring their own).
+    Create {
+        name: String,
+        #[arg(long)]
+        access_key: Option<String>,
+        #[arg(long)]
+        secret_key: Option<String>,
+        /// admin, operator, viewer or user.
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// List users (never their secrets).
+    List,
+    /// Delete a user by access key.
+    Delete { access_key: String },
+}
+
+fn role_of(s: &str) -> anyhow::Result<pb::Role> {
+    Ok(match s {
+        "admin" => pb::Role::Admin,
+        "operator" => pb::Role::Operator,
+        "viewer" => pb::Role::Viewer,
+        "user" => pb::Role::User,
+        other => anyhow::bail!("unknown role {other:?}: use admin, operator, viewer or user"),
+    })
+}
+
+fn role_name(r: i32) -> &'static str {
+    match pb::Role::try_from(r).unwrap_or(pb::Role::Unspecified) {
+        pb::Role::Admin => "admin",
+        pb::Role::Operator => "operator",
+        pb::Role::Viewer => "viewer",
+        pb::Role::User => "user",
+        pb::Role::Unspecified => "unknown",
+    }
+}
+
+/// `user create|list|delete`.
+pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
+    let c = connect(s).await?;
+    match cmd {
+        UserCmd::Create {
+            name,
+            access_key,
+            secret_key,
+            role,
+        } => {
+            let req = pb::CreateUserRequest {
+                name,
+                access_key: access_key.unwrap_or_default(),
+                secret_key: secret_key.unwrap_or_default(),
+                role: role_of(&role)? as i32,
+            };
+            let r = c
+                .master()
+                .call(|mut r| {
+                    let req = req.clone();
+                    async move { r.create_user(req).await }
+                })
+                .await?;
+            let u = r.user.context("master returned no user")?;
+            Ok(View {
+                text: format!(
+                    "created user {} ({})\naccess key  {}\nsecret key  {}\n",
+                    u.name,
+                    role_name(u.role),
+                    u.access_key,
+                    r.secret_key
+                ),
+                json: json!({"name": u.name, "access_key": u.access_key, "secret_key": r.secret_key, "role": role_name(u.role)}),
+            })
+        }
+        UserCmd::List => {
+            let r = c
+                .master()
+                .call(|mut r| async move { r.list_users(pb::ListUsersRequest {}).await });
+            let us = r.await?.users;
+            let rows: Vec<Vec<String>> = us
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.name.clone(),
+                        u.access_key.clone(),
+                        role_name(u.role).into(),
+                    ]
+                })
+                .collect();
+            Ok(View {
+                json: Value::Array(
+                    us.iter()
+                        .map(|u| json!({"name": u.name, "access_key": u.access_key, "role": role_name(u.role)}))
+                        .collect(),
+                ),
+                text: view::table(&["NAME", "ACCESS KEY", "ROLE"], &rows),
+            })
+        }
+        UserCmd::Delete { access_key } => {
+            let req = pb::DeleteUserRequest {
+                access_key: access_key.clone(),
+            };
+            c.master()
+                .call(|mut r| {
+                    let req = req.clone();
+                    async move { r.delete_user(req).await }
+                })
+                .await?;
+            Ok(View {
+                json: json!({"deleted": access_key}),
+                text: format!("deleted user {access_key}\n"),
+            })
+        }
+    }
+}
+
+/// `presign get|put`.
+#[derive(clap::Args)]
+pub struct PresignArgs {
+    /// get or put.
+    #[arg(value_parser = ["get", "put"])]
+    pub method: String,
+    #[arg(long)]
+    pub bucket: String,
+    #[arg(long)]
+    pub key: String,
+    /// Seconds the URL stays valid (1 to 604800).
+    #[arg(long, default_value_t = 3600)]
+    pub expires: u64,
+}
+
+/// Prints a presigned URL (no master call: signing needs only the keys).
+pub fn presign(s: &Settings, a: PresignArgs) -> anyhow::Result<View> {
+    let url = kdss_s3gw::presign::presign_url(&kdss_s3gw::presign::PresignParams {
+        endpoint: &s.s3_endpoint,
+        region: &s.region,
+        access_key: &s.access_key,
+        secret_key: &s.secret_key,
+        method: &a.method,
+        bucket: &a.bucket,
+        key: &a.key,
+        expires_secs: a.expires,
+        now: std::time::SystemTime::now(),
+    })?;
+    Ok(View {
+        json: json!({"url": url, "expires_in": a.expires}),
+        text: format!("{url}\n"),
+    })
+}

@@ -1,0 +1,60 @@
+//! A command's result in both shapes: JSON for scripts, aligned text for people.
+
+use crate::Output;
+use serde_json::Value;
+
+/// What a command produced.
+pub struct View {
+    pub json: Value,
+    pub text: String,
+}
+
+/// Prints the result in the requested shape.
+pub fn print(out: Output, v: &View) {
+    match out {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&v.json).unwrap_or_default()
+        ),
+        Output::Text => print!("{}", v.text),
+    }
+}
+
+/// Renders rows as a left-aligned table with a header.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut w: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = w[i]))
+            .collect();
+        format!("{}\n", s.join("  ").trim_end())
+    };
+    let mut t = line(header.to_vec());
+    for r in rows {
+        t.push_str(&line(r.iter().map(|s| s.as_str()).collect()));
+    }
+    t
+}
+
+/// Bytes in binary units with one decimal.
+pub fn bytes(n: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}

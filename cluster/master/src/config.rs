@@ -357,7 +357,7 @@ secret = "0123456789"
         let e = MasterConfig::parse(Path::new("master.toml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("master.toml:12"), "{e}");
+        assert!(e.starts_with("master.toml:11:"), "{e}");
         assert!(e.contains("reject_pcnt"), "{e}");
     }
 

@@ -9,23 +9,26 @@ use std::path::Path;
 use tonic::Status;
 
 /// Opens (creating and migrating) the namespace database.
-pub async fn open(path: &Path) -> Result<SqlitePool, String> {
-    let _ = path;
-    Err("kdss-meta is not available yet".to_string())
+pub async fn open(path: &Path) -> Result<SqlitePool, kdss_meta::MetaError> {
+    kdss_meta::open(path).await
 }
 
 /// Applies one mutation.
 pub async fn apply(
     conn: &mut sqlx::SqliteConnection,
     m: &pb::Mutation,
-) -> Result<pb::MutationReply, String> {
-    let _ = (conn, m);
-    Err("kdss-meta is not available yet".to_string())
+) -> Result<pb::MutationReply, kdss_meta::MetaError> {
+    kdss_meta::apply(conn, m).await
+}
+
+/// Fills what the leader must decide before proposing (generated secrets).
+pub fn prepare(m: &mut pb::Mutation) {
+    kdss_meta::prepare(m)
 }
 
 /// A domain failure as a status.
 pub fn failure_status(f: &pb::MetaFailure) -> Status {
-    kdss_common::rpc_error::status(tonic::Code::Internal, f.errno, &f.code, f.message.clone())
+    kdss_meta::failure_status(f)
 }
 
 /// The secret and role of a user, for authentication.

@@ -12,6 +12,8 @@ pub mod log_store;
 pub mod network;
 pub mod peer_service;
 pub mod state_machine;
+#[cfg(test)]
+mod suite_test;
 
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -197,7 +197,7 @@ impl State {
     /// Proposes one mutation through Raft and returns its reply (a domain failure is an Err
     /// carrying errno and code).
     pub async fn propose(&self, caller: &Caller, op: Op) -> Result<Reply, Status> {
-        let m = pb::Mutation {
+        let mut m = pb::Mutation {
             ctx: Some(pb::ApplyContext {
                 now_ns: kdss_common::time::now_ns(),
                 caller: caller.access_key.clone(),
@@ -205,6 +205,7 @@ impl State {
             }),
             op: Some(op),
         };
+        crate::meta_api::prepare(&mut m);
         let resp = self
             .raft
             .client_write(Command(m.encode_to_vec()))

@@ -8,9 +8,11 @@
 //! a directory that already holds them.
 
 mod bins;
+mod mount;
 
 pub use bins::bin_path;
 pub use kdss_launch::{AdminRpc, LocalCluster};
+pub use mount::{Mount, fuse_unavailable, is_mounted};
 
 use kdss_common::EcPolicy;
 use kdss_launch::{ClusterSpec, PortPlan};

@@ -1,1 +1,103 @@
-//! placeholder
+//! kdss-s3gw: the S3 door of KDSS. An axum server that verifies SigV4 (header, presigned,
+//! aws-chunked with trailers), maps S3 operations onto the master's Object RPCs and moves
+//! object bytes through the one client data path (kdss-client), streaming both ways.
+//!
+//! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`router`]
+//! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
+//! area), [`auth`] (SigV4 forms), [`error`] (the one S3 error enum), [`presign`] (URLs for
+//! kdss-cli) and [`bench`] (`kdss bench s3`).
+
+pub mod api;
+pub mod auth;
+pub mod bench;
+pub mod body;
+pub mod checksum;
+pub mod config;
+pub mod error;
+pub mod presign;
+pub mod router;
+pub mod server;
+pub mod xml;
+
+pub use config::S3Config;
+pub use error::{Code, S3Error};
+
+use futures::FutureExt;
+use kdss_client::Client;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Why the gateway could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+    #[error("connecting to the masters: {0}")]
+    Client(#[from] kdss_client::ClientError),
+}
+
+/// Binds `[s3] listen`, signs in to the masters, serves until `shutdown` resolves.
+pub async fn run(
+    cfg: S3Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let listener =
+        TcpListener::bind(&cfg.s3.listen)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: cfg.s3.listen.clone(),
+                source,
+            })?;
+    serve(listener, cfg, shutdown).await
+}
+
+/// Serves on an already bound listener (tests and benches bind port 0).
+pub async fn serve(
+    listener: TcpListener,
+    cfg: S3Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let shutdown = shutdown.boxed().shared();
+    let client = loop {
+        tokio::select! {
+            _ = shutdown.clone() => return Ok(()),
+            r = Client::connect(cfg.client_config()) => match r {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no master answers yet; retrying");
+                    tokio::select! {
+                        _ = shutdown.clone() => return Ok(()),
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
+    };
+    let state = Arc::new(server::AppState {
+        secrets: auth::secrets::SecretCache::new(
+            client.clone(),
+            Duration::from_secs(cfg.s3.secret_cache_secs),
+        ),
+        client,
+        auth: auth::AuthSettings {
+            max_skew_secs: cfg.s3.max_skew_secs,
+        },
+        region: cfg.s3.region.clone(),
+        domain: cfg.s3.domain.clone(),
+        next_id: Default::default(),
+    });
+    let addr = listener.local_addr().map_err(GatewayError::Serve)?;
+    tracing::info!(%addr, region = %cfg.s3.region, "s3 gateway ready");
+    axum::serve(listener, server::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(GatewayError::Serve)?;
+    tracing::info!("s3 gateway stopped");
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! The S3 operations, one file per area, each a thin adapter: S3 request → master RPC /
+//! client data path → S3 response. Shared pieces live here: the request context, the
+//! RPC call helper, response builders and object-header rendering.
+
+pub mod bucket;
+pub mod copy;
+pub mod delete;
+pub mod list;
+pub mod multipart;
+pub mod object_get;
+pub mod object_put;
+
+use crate::auth::Payload;
+use crate::error::{Code, S3Error, S3Result};
+use axum::body::Body;
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use kdss_client::Client;
+use kdss_proto::master as pb;
+
+/// Calls one master RPC for the acting user: `rpc!(ctx.client, head_object, req)`.
+#[macro_export]
+macro_rules! rpc {
+    ($client:expr, $method:ident, $req:expr) => {{
+        let req = $req;
+        $client
+            .master()
+            .call(move |mut rpc| {
+                let req = req.clone();
+                async move { rpc.$method(req).await }
+            })
+            .await
+            .map_err($crate::error::S3Error::from)
+    }};
+}
+
+/// What a handler knows about its request.
+pub struct Ctx {
+    /// The client acting for the verified user.
+    pub client: Client,
+    /// The user's access key.
+    pub user: String,
+    /// The region we answer for.
+    pub region: String,
+    /// Decoded query pairs.
+    pub query: Vec<(String, String)>,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// How the body is protected.
+    pub payload: Payload,
+}
+
+impl Ctx {
+    /// A query parameter.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    /// A request header as text.
+    pub fn h(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// A response with an XML body.
+pub fn xml_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml"),
+    );
+    r
+}
+
+/// A response without a body.
+pub fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = status;
+    r
+}
+
+/// Sets a header if the value is valid.
+pub fn set_header(h: &mut HeaderMap, name: &str, value: &str) {
+    if let (Ok(n), Ok(v)) = (
+        http::HeaderName::from_bytes(name.as_bytes()),
+        HeaderValue::from_str(value),
+    ) {
+        h.insert(n, v);
+    }
+}
+
+/// RFC 7231 date of a time in ns.
+pub fn http_date(ns: i64) -> String {
+    let secs = (ns.max(0) / 1_000_000_000) as u64;
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// Parses an HTTP date to unix seconds.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    httpdate::parse_http_date(s.trim())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+}
+
+/// Object metadata from PUT / CreateMultipartUpload / CopyObject(REPLACE) headers.
+pub fn meta_from_headers(h: &HeaderMap) -> S3Result<pb::ObjectMeta> {
+    let get = |n: &str| {
+        h.get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut meta = pb::ObjectMeta {
+        content_type: get("content-type"),
+        content_encoding: strip_aws_chunked(&get("content-encoding")),
+        content_disposition: get("content-disposition"),
+        content_language: get("content-language"),
+        cache_control: get("cache-control"),
+        expires: get("expires"),
+        ..Default::default()
+    };
+    let mut size = 0usize;
+    for (name, value) in h {
+        if let Some(k) = name.as_str().strip_prefix("x-amz-meta-") {
+            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            size += k.len() + v.len();
+            meta.user.insert(k.to_string(), v);
+        }
+    }
+    if size > 2048 {
+        return Err(S3Error::new(
+            Code::InvalidArgument,
+            "Your metadata headers exceed the maximum allowed metadata size (2 KiB)",
+        ));
+    }
+    Ok(meta)
+}
+
+/// `Content-Encoding` without the transport-only `aws-chunked`.
+fn strip_aws_chunked(v: &str) -> String {
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Writes the headers every GET/HEAD of an object carries.
+pub fn object_headers(h: &mut HeaderMap, info: &pb::ObjectInfo, with_checksums: bool) {
+    set_header(h, "etag", &info.etag);
+    set_header(h, "last-modified", &http_date(info.mtime_ns));
+    set_header(h, "accept-ranges", "bytes");
+    let meta = info.meta.clone().unwrap_or_default();
+    let ct = if meta.content_type.is_empty() {
+        "binary/octet-stream"
+    } else {
+        &meta.content_type
+    };
+    set_header(h, "content-type", ct);
+    for (name, v) in [
+        ("content-encoding", &meta.content_encoding),
+        ("content-disposition", &meta.content_disposition),
+        ("content-language", &meta.content_language),
+        ("cache-control", &meta.cache_control),
+        ("expires", &meta.expires),
+    ] {
+        if !v.is_empty() {
+            set_header(h, name, v);
+        }
+    }
+    for (k, v) in &meta.user {
+        set_header(h, &format!("x-amz-meta-{k}"), v);
+    }
+    if with_checksums {
+        for (k, v) in &meta.checksums {
+            if let Some(a) = crate::checksum::Algo::parse(k) {
+                set_header(h, a.header(), v);
+            }
+        }
+    }
+}
+
+/// Validates a canned ACL header (we accept and ignore valid ones).
+pub fn check_canned_acl(h: &HeaderMap) -> S3Result<()> {
+    const OK: &[&str] = &[
+        "private",
+        "public-read",
+        "public-read-write",
+        "authenticated-read",
+        "aws-exec-read",
+        "bucket-owner-read",
+        "bucket-owner-full-control",
+        "log-delivery-write",
+    ];
+    match h.get("x-amz-acl").map(|v| v.to_str().unwrap_or("")) {
+        Some(v) if !OK.contains(&v) => Err(S3Error::new(
+            Code::InvalidArgument,
+            format!("invalid canned ACL {v:?}"),
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,309 @@
+//! Multipart uploads: Create, UploadPart (a part's stripes committed as the part),
+//! Complete (the master stitches parts by extent, computes the md5-of-md5s-N ETag and
+//! refuses InvalidPart / InvalidPartOrder / EntityTooSmall), Abort, ListParts,
+//! ListMultipartUploads. An upload in progress is not an object until Complete.
+
+use super::object_get::etag_matches;
+use super::object_put::write_body;
+use super::{Ctx, empty, meta_from_headers, set_header, xml_response};
+use crate::body::RequestBody;
+use crate::checksum::Algo;
+use crate::error::{Code, S3Error, S3Result};
+use crate::rpc;
+use crate::xml::{self, XmlWriter, iso8601};
+use axum::body::Body;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use http::{Response, StatusCode};
+use kdss_proto::master as pb;
+
+/// POST ?uploads.
+pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Body>> {
+    super::check_canned_acl(&ctx.headers)?;
+    let meta = meta_from_headers(&ctx.headers)?;
+    let req = pb::CreateMultipartRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        meta: Some(meta),
+    };
+    let r: pb::CreateMultipartReply = rpc!(ctx.client, create_multipart, req)?;
+    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
+    w.elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", &r.upload_id);
+    let mut resp = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
+    if let Some(a) = ctx.h("x-amz-checksum-algorithm").and_then(Algo::parse) {
+        set_header(resp.headers_mut(), "x-amz-checksum-algorithm", a.name());
+    }
+    Ok(resp)
+}
+
+/// PUT ?partNumber&uploadId.
+pub async fn upload_part(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    part: u32,
+    body: Body,
+) -> S3Result<Response<Body>> {
+    let stored = write_body(ctx, bucket, body, super::object_put::MAX_PUT_BYTES).await?;
+    let w = stored.written;
+    let req = pb::PutPartRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        part_number: part,
+        extents: w.extents,
+        size: w.size,
+        etag: stored.etag.clone(),
+        inline_data: w.inline_data.unwrap_or_default().to_vec(),
+    };
+    let _: pb::PutPartReply = rpc!(ctx.client, put_part, req)?;
+    let mut resp = empty(StatusCode::OK);
+    set_header(resp.headers_mut(), "etag", &stored.etag);
+    if let Some((a, v)) = &stored.checksum {
+        set_header(resp.headers_mut(), a.header(), v);
+    }
+    Ok(resp)
+}
+
+/// The composite checksum S3 reports for a multipart object: the checksum of the
+/// concatenated part checksums, suffixed with the part count.
+fn composite_checksum(algo: Algo, parts: &[String]) -> Option<String> {
+    let mut h = algo.hasher();
+    for p in parts {
+        h.update(&B64.decode(p).ok()?);
+    }
+    Some(format!("{}-{}", h.finish(), parts.len()))
+}
+
+/// POST ?uploadId.
+pub async fn complete(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    body: Body,
+) -> S3Result<Response<Body>> {
+    let raw = RequestBody::new(body, &ctx.headers, &ctx.payload)?
+        .collect(4 << 20)
+        .await?;
+    let doc: xml::CompleteMultipartXml = xml::parse(&raw)?;
+    if doc.parts.is_empty() {
+        return Err(S3Error::new(
+            Code::MalformedXML,
+            "You must specify at least one part",
+        ));
+    }
+    let if_match = ctx.h("if-match");
+    let if_none_match = ctx.h("if-none-match");
+    if if_match.is_some() || if_none_match.is_some() {
+        let req = pb::HeadObjectRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            with_extents: false,
+        };
+        let cur: S3Result<pb::HeadObjectReply> = rpc!(ctx.client, head_object, req);
+        let etag = match cur {
+            Ok(r) => Some(r.info.unwrap_or_default().etag),
+            Err(e) if e.code == Code::NoSuchKey => None,
+            Err(e) => return Err(e),
+        };
+        let failed = || {
+            S3Error::new(
+                Code::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            )
+        };
+        match (if_match, &etag) {
+            (Some(_), None) => {
+                return Err(S3Error::new(
+                    Code::NoSuchKey,
+                    "The specified key does not exist.",
+                ));
+            }
+            (Some(m), Some(e)) if !etag_matches(m, e) => return Err(failed()),
+            _ => {}
+        }
+        if let (Some(m), Some(e)) = (if_none_match, &etag)
+            && etag_matches(m, e)
+        {
+            return Err(failed());
+        }
+    }
+    let checksum = Algo::ALL.into_iter().find_map(|a| {
+        let vals: Vec<String> = doc.parts.iter().filter_map(|p| p.checksum(a)).collect();
+        (vals.len() == doc.parts.len())
+            .then(|| composite_checksum(a, &vals))
+            .flatten()
+            .map(|v| (a, v))
+    });
+    let req = pb::CompleteMultipartRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        parts: doc
+            .parts
+            .iter()
+            .map(|p| pb::CompletePart {
+                part_number: p.part_number,
+                etag: p.etag.clone(),
+            })
+            .collect(),
+    };
+    let r: pb::ObjectReply = rpc!(ctx.client, complete_multipart, req)?;
+    let info = r.info.unwrap_or_default();
+    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
+    w.elem("Location", &format!("/{bucket}/{key}"))
+        .elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("ETag", &info.etag);
+    if let Some((a, v)) = &checksum {
+        w.elem(&format!("Checksum{}", a.name()), v);
+    }
+    Ok(xml_response(
+        StatusCode::OK,
+        w.finish("CompleteMultipartUploadResult"),
+    ))
+}
+
+/// DELETE ?uploadId.
+pub async fn abort(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result<Response<Body>> {
+    let req = pb::AbortMultipartRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+    };
+    let _: pb::Empty = rpc!(ctx.client, abort_multipart, req)?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+fn owner(w: &mut XmlWriter, tag: &str, id: &str) {
+    w.open(tag)
+        .elem("ID", id)
+        .elem("DisplayName", id)
+        .close(tag);
+}
+
+fn parse_max(v: Option<&str>, default: u32, name: &str) -> S3Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .map(|n| n.min(default as i64) as u32)
+            .ok_or_else(|| {
+                S3Error::new(
+                    Code::InvalidArgument,
+                    format!("{name} must be a non-negative integer"),
+                )
+            }),
+    }
+}
+
+/// GET ?uploadId.
+pub async fn list_parts(
+    ctx: &Ctx,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> S3Result<Response<Body>> {
+    let max = parse_max(ctx.q("max-parts"), 1000, "max-parts")?;
+    let marker: u32 = ctx
+        .q("part-number-marker")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let req = pb::ListPartsRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: upload_id.into(),
+        part_number_marker: marker,
+        max_parts: max,
+    };
+    let r: pb::ListPartsReply = rpc!(ctx.client, list_parts, req)?;
+    let mut w = XmlWriter::new("ListPartsResult");
+    w.elem("Bucket", bucket)
+        .elem("Key", key)
+        .elem("UploadId", upload_id);
+    owner(&mut w, "Initiator", &ctx.user);
+    owner(&mut w, "Owner", &ctx.user);
+    w.elem("StorageClass", "STANDARD")
+        .elem("PartNumberMarker", &marker.to_string())
+        .elem("MaxParts", &max.to_string())
+        .elem("IsTruncated", if r.is_truncated { "true" } else { "false" });
+    let next = r
+        .parts
+        .last()
+        .map(|p| p.part_number)
+        .unwrap_or(r.next_part_number_marker);
+    w.elem("NextPartNumberMarker", &next.to_string());
+    for p in &r.parts {
+        w.open("Part")
+            .elem("PartNumber", &p.part_number.to_string())
+            .elem("LastModified", &iso8601(p.mtime_ns))
+            .elem("ETag", &p.etag)
+            .elem("Size", &p.size.to_string())
+            .close("Part");
+    }
+    Ok(xml_response(StatusCode::OK, w.finish("ListPartsResult")))
+}
+
+/// GET ?uploads.
+pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
+    let max = parse_max(ctx.q("max-uploads"), 1000, "max-uploads")?;
+    let prefix = ctx.q("prefix").unwrap_or("").to_string();
+    let key_marker = ctx.q("key-marker").unwrap_or("").to_string();
+    let id_marker = ctx.q("upload-id-marker").unwrap_or("").to_string();
+    let req = pb::ListMultipartUploadsRequest {
+        bucket: bucket.into(),
+        prefix: prefix.clone(),
+        key_marker: key_marker.clone(),
+        upload_id_marker: id_marker.clone(),
+        max_uploads: max,
+    };
+    let r: pb::ListMultipartUploadsReply = rpc!(ctx.client, list_multipart_uploads, req)?;
+    let mut w = XmlWriter::new("ListMultipartUploadsResult");
+    w.elem("Bucket", bucket)
+        .elem("KeyMarker", &key_marker)
+        .elem("UploadIdMarker", &id_marker)
+        .elem("Prefix", &prefix)
+        .elem("MaxUploads", &max.to_string())
+        .elem("IsTruncated", if r.is_truncated { "true" } else { "false" });
+    if let Some(last) = r.uploads.last() {
+        w.elem("NextKeyMarker", &last.key)
+            .elem("NextUploadIdMarker", &last.upload_id);
+    }
+    for u in &r.uploads {
+        w.open("Upload")
+            .elem("Key", &u.key)
+            .elem("UploadId", &u.upload_id);
+        owner(&mut w, "Initiator", &ctx.user);
+        owner(&mut w, "Owner", &ctx.user);
+        w.elem("StorageClass", "STANDARD")
+            .elem("Initiated", &iso8601(u.initiated_ns))
+            .close("Upload");
+    }
+    Ok(xml_response(
+        StatusCode::OK,
+        w.finish("ListMultipartUploadsResult"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn composite_checksum_has_part_count() {
+        let parts = vec![Algo::Crc32.of(b"a"), Algo::Crc32.of(b"b")];
+        let c = composite_checksum(Algo::Crc32, &parts).unwrap();
+        assert!(c.ends_with("-2"), "{c}");
+    }
+}

@@ -1,0 +1,1 @@
+//! `kdss bench s3` (in progress).

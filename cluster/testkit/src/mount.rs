@@ -3,7 +3,6 @@
 //! `fusermount3 -u -z`) on drop even when the test failed.
 
 use crate::Cluster;
-use anyhow::Context;
 use kdss_launch::Proc;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -80,7 +80,6 @@ impl Mount {
             path,
             proc: Some(p),
         })
-        .context("mounting")
     }
 
     /// A path inside the mount.

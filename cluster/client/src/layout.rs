@@ -99,7 +99,7 @@ pub fn file_pieces(extents: &[pb::Extent], offset: u64, len: u64) -> Vec<FilePie
 pub fn normalize_extents(list: &[pb::Extent]) -> Vec<pb::Extent> {
     let mut map: std::collections::BTreeMap<u64, pb::Extent> = std::collections::BTreeMap::new();
     for e in list.iter().filter(|e| e.len > 0) {
-        overlay(&mut map, e.clone());
+        overlay(&mut map, *e);
     }
     map.into_values().collect()
 }
@@ -117,7 +117,7 @@ pub fn overlay(map: &mut std::collections::BTreeMap<u64, pb::Extent>, e: pb::Ext
         let x = map.remove(&k).expect("key just seen");
         let x_end = x.file_offset + x.len;
         if x.file_offset < start {
-            let mut left = x.clone();
+            let mut left = x;
             left.len = start - x.file_offset;
             map.insert(left.file_offset, left);
         }

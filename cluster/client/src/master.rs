@@ -244,7 +244,7 @@ impl MasterClient {
             }
             tried += 1;
             // After a full round of members, back off before the next round.
-            if tried % n == 0 {
+            if tried.is_multiple_of(n) {
                 let now = Instant::now();
                 if now >= deadline {
                     return Err(self.deadline_error(last));

@@ -154,13 +154,16 @@ async fn put_with_replace(
     Err(last.unwrap_or_else(|| ClientError::Invalid(format!("no target for shard {shard_index}"))))
 }
 
+/// `(file offset, bytes, task writing the stripe)`.
+type InflightStripe = (u64, u64, tokio::task::JoinHandle<Result<u64, ClientError>>);
+
 /// Stripes being written, oldest first, with the bytes they hold bounded by a window.
 pub(crate) struct Pipeline {
     sh: Arc<Shared>,
     master: MasterClient,
     bucket: String,
     window: u64,
-    inflight: VecDeque<(u64, u64, tokio::task::JoinHandle<Result<u64, ClientError>>)>,
+    inflight: VecDeque<InflightStripe>,
     inflight_bytes: u64,
     /// Extents of durable stripes, in submission order (file offsets as submitted).
     pub done: Vec<pb::Extent>,

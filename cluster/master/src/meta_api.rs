@@ -36,8 +36,11 @@ pub async fn user_secret(
     pool: &SqlitePool,
     access_key: &str,
 ) -> Result<Option<(String, pb::Role)>, Status> {
-    let _ = (pool, access_key);
-    Ok(None)
+    let u = kdss_meta::read::user_by_access_key(pool, access_key).await?;
+    Ok(u.map(|r| {
+        let role = r.user.as_ref().map(|u| u.role()).unwrap_or(pb::Role::User);
+        (r.secret_key, role)
+    }))
 }
 
 /// May `caller` use `bucket`?
@@ -46,40 +49,45 @@ pub async fn bucket_access(
     bucket: &str,
     caller: &Caller,
 ) -> Result<bool, Status> {
-    let _ = (pool, bucket, caller);
-    Ok(false)
+    Ok(
+        kdss_meta::read::bucket_access(pool, bucket, &caller.access_key, caller.role as i32)
+            .await?,
+    )
 }
 
 /// A bucket, or NoSuchBucket.
 pub async fn get_bucket(pool: &SqlitePool, name: &str) -> Result<pb::BucketInfo, Status> {
-    let _ = (pool, name);
-    Err(Status::unimplemented("kdss-meta"))
+    let r = kdss_meta::read::get_bucket(
+        pool,
+        &pb::BucketRequest {
+            name: name.to_string(),
+        },
+    )
+    .await?;
+    r.bucket
+        .ok_or_else(|| Status::not_found(format!("bucket {name:?}")))
 }
 
-macro_rules! pending_read {
+macro_rules! read {
     ($name:ident, $req:ty, $reply:ty) => {
-        /// A read of the namespace (served by kdss-meta).
+        /// A read of the namespace, served by kdss-meta from the local database.
         pub async fn $name(pool: &SqlitePool, req: &$req) -> Result<$reply, Status> {
-            let _ = (pool, req);
-            Err(Status::unimplemented(concat!(
-                "kdss-meta: ",
-                stringify!($name)
-            )))
+            Ok(kdss_meta::read::$name(pool, req).await?)
         }
     };
 }
 
-pending_read!(lookup, pb::LookupRequest, pb::AttrReply);
-pending_read!(getattr, pb::GetAttrRequest, pb::AttrReply);
-pending_read!(readlink, pb::ReadlinkRequest, pb::ReadlinkReply);
-pending_read!(readdir, pb::ReadDirRequest, pb::ReadDirReply);
-pending_read!(get_xattr, pb::GetXattrRequest, pb::GetXattrReply);
-pending_read!(list_xattr, pb::ListXattrRequest, pb::ListXattrReply);
-pending_read!(get_extents, pb::GetExtentsRequest, pb::GetExtentsReply);
-pending_read!(head_object, pb::HeadObjectRequest, pb::HeadObjectReply);
-pending_read!(list_objects, pb::ListObjectsRequest, pb::ListObjectsReply);
-pending_read!(list_parts, pb::ListPartsRequest, pb::ListPartsReply);
-pending_read!(
+read!(lookup, pb::LookupRequest, pb::AttrReply);
+read!(getattr, pb::GetAttrRequest, pb::AttrReply);
+read!(readlink, pb::ReadlinkRequest, pb::ReadlinkReply);
+read!(readdir, pb::ReadDirRequest, pb::ReadDirReply);
+read!(get_xattr, pb::GetXattrRequest, pb::GetXattrReply);
+read!(list_xattr, pb::ListXattrRequest, pb::ListXattrReply);
+read!(get_extents, pb::GetExtentsRequest, pb::GetExtentsReply);
+read!(head_object, pb::HeadObjectRequest, pb::HeadObjectReply);
+read!(list_objects, pb::ListObjectsRequest, pb::ListObjectsReply);
+read!(list_parts, pb::ListPartsRequest, pb::ListPartsReply);
+read!(
     list_multipart_uploads,
     pb::ListMultipartUploadsRequest,
     pb::ListMultipartUploadsReply
@@ -87,14 +95,12 @@ pending_read!(
 
 /// Every bucket.
 pub async fn list_buckets(pool: &SqlitePool) -> Result<pb::ListBucketsReply, Status> {
-    let _ = pool;
-    Err(Status::unimplemented("kdss-meta"))
+    Ok(kdss_meta::read::list_buckets(pool).await?)
 }
 
 /// Every user.
 pub async fn list_users(pool: &SqlitePool) -> Result<pb::ListUsersReply, Status> {
-    let _ = pool;
-    Err(Status::unimplemented("kdss-meta"))
+    Ok(kdss_meta::read::list_users(pool).await?)
 }
 
 /// A user with its secret (for gateways verifying SigV4).
@@ -102,8 +108,16 @@ pub async fn user_with_secret(
     pool: &SqlitePool,
     access_key: &str,
 ) -> Result<pb::GetUserSecretReply, Status> {
-    let _ = (pool, access_key);
-    Err(Status::unimplemented("kdss-meta"))
+    kdss_meta::read::user_by_access_key(pool, access_key)
+        .await?
+        .ok_or_else(|| {
+            kdss_common::rpc_error::status(
+                tonic::Code::NotFound,
+                kdss_common::rpc_error::errno::ENOENT,
+                "InvalidAccessKeyId",
+                format!("no user with access key {access_key:?}"),
+            )
+        })
 }
 
 /// A stripe of `bucket` with its shard placement.
@@ -112,12 +126,18 @@ pub async fn stripe_info(
     bucket: &str,
     stripe_id: u64,
 ) -> Result<pb::StripeInfo, Status> {
-    let _ = (pool, bucket, stripe_id);
-    Err(Status::unimplemented("kdss-meta"))
+    Ok(kdss_meta::read::stripe_info(pool, Some(bucket), stripe_id).await?)
 }
 
 /// Number of inodes in a bucket (statfs `files`).
 pub async fn file_count(pool: &SqlitePool, bucket: &str) -> Result<u64, Status> {
-    let _ = (pool, bucket);
-    Ok(0)
+    Ok(kdss_meta::read::file_count(pool, bucket).await?)
+}
+
+/// Stripes with a shard on `disk_id` (for repair).
+pub async fn stripes_on_disk(
+    pool: &SqlitePool,
+    disk_id: u64,
+) -> Result<Vec<pb::StripeInfo>, Status> {
+    Ok(kdss_meta::read::stripes_on_disk(pool, disk_id).await?)
 }

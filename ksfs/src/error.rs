@@ -1,0 +1,25 @@
+//! Why a mount could not start or ended badly.
+
+use std::path::PathBuf;
+
+/// A failure of the mount as a whole (operations report errno to the kernel instead).
+#[derive(Debug, thiserror::Error)]
+pub enum KsfsError {
+    #[error(transparent)]
+    Config(#[from] kdss_common::ConfigError),
+    #[error("cannot connect to the cluster: {0}")]
+    Connect(#[source] kdss_client::ClientError),
+    #[error("no answer from the cluster within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("bucket `{bucket}`: {message}")]
+    Bucket { bucket: String, message: String },
+    #[error("mountpoint {path}: {message}")]
+    Mountpoint { path: PathBuf, message: String },
+    #[error("mount on {path} failed: {source}")]
+    Mount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}

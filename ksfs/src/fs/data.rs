@@ -1,0 +1,435 @@
+//! File data: open handles, per-inode write buffers and read snapshots.
+//!
+//! Writes are buffered in one `FileWriter` per inode (the kernel may send a write with any
+//! handle of the inode, mmap write-back included) and made durable + committed on
+//! flush (every `close`), fsync and release: close-to-open consistency. Reads first
+//! flush this mount's own pending writes, then read a snapshot taken after the latest
+//! open or local change, so a reader sees its own writes and, after open, others' closes.
+
+use super::Ksfs;
+use fuser::Errno;
+use kdss_client::{FileReader, FileWriter};
+use kdss_proto::master as pb;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The open files of the mount and the state of each inode they name.
+#[derive(Default)]
+pub struct OpenFiles {
+    handles: Mutex<HashMap<u64, Handle>>,
+    inodes: Mutex<HashMap<u64, Arc<InodeData>>>,
+    /// Content version the kernel page cache of each inode holds (FOPEN_KEEP_CACHE).
+    cached: Mutex<HashMap<u64, u64>>,
+    next_fh: AtomicU64,
+}
+
+/// One `open()` as the kernel knows it.
+struct Handle {
+    ino: u64,
+    /// The master's open handle (keeps an unlinked inode alive until release).
+    master: u64,
+}
+
+/// Per-inode state shared by every handle of the inode.
+#[derive(Default)]
+struct InodeData {
+    opens: AtomicUsize,
+    dirty: AtomicBool,
+    /// End of the highest byte written and not yet flushed.
+    dirty_end: AtomicU64,
+    dirty_mtime_ns: AtomicI64,
+    io: tokio::sync::Mutex<InodeIo>,
+}
+
+#[derive(Default)]
+struct InodeIo {
+    writer: Option<FileWriter>,
+    reader: Option<Arc<FileReader>>,
+}
+
+/// Page-cache entries remembered before the table is cleared (bounded memory).
+const MAX_CACHED: usize = 100_000;
+
+/// Beyond this a punch/zero range is refused rather than written as zeros.
+const MAX_ZERO_FILL: u64 = 256 << 20;
+
+impl OpenFiles {
+    /// Applies this mount's unflushed writes (size, mtime) to attributes from the master.
+    pub fn overlay(&self, a: &mut pb::Attr) {
+        let d = self
+            .inodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&a.ino)
+            .cloned();
+        if let Some(d) = d
+            && d.dirty.load(Ordering::Acquire)
+        {
+            a.size = a.size.max(d.dirty_end.load(Ordering::Acquire));
+            let m = d.dirty_mtime_ns.load(Ordering::Acquire);
+            a.mtime_ns = a.mtime_ns.max(m);
+            a.ctime_ns = a.ctime_ns.max(m);
+        }
+    }
+
+    fn inode(&self, ino: u64) -> Arc<InodeData> {
+        self.inodes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ino)
+            .or_default()
+            .clone()
+    }
+
+    fn add_handle(&self, ino: u64, master: u64) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
+        {
+            let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+            inodes
+                .entry(ino)
+                .or_default()
+                .opens
+                .fetch_add(1, Ordering::AcqRel);
+        }
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(fh, Handle { ino, master });
+        fh
+    }
+
+    fn remove_handle(&self, fh: u64) -> Option<Handle> {
+        let h = self
+            .handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&fh)?;
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = inodes.get(&h.ino) {
+            d.opens.fetch_sub(1, Ordering::AcqRel);
+        }
+        Some(h)
+    }
+
+    /// Drops the inode's state once nothing holds it open and nothing is unflushed.
+    fn forget_if_idle(&self, ino: u64) {
+        let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = inodes.get(&ino)
+            && d.opens.load(Ordering::Acquire) == 0
+            && !d.dirty.load(Ordering::Acquire)
+            && Arc::strong_count(d) == 1
+        {
+            inodes.remove(&ino);
+        }
+    }
+
+    fn is_open(&self, ino: u64) -> bool {
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        inodes
+            .get(&ino)
+            .is_some_and(|d| d.opens.load(Ordering::Acquire) > 0)
+    }
+
+    /// Records the content version the page cache holds; true if it was already that.
+    fn cache_version(&self, ino: u64, version: u64) -> bool {
+        let mut c = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        c.insert(ino, version) == Some(version)
+    }
+
+    /// Master handles still open (released at unmount).
+    pub fn open_master_handles(&self) -> Vec<u64> {
+        self.handles
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|h| h.master)
+            .collect()
+    }
+
+    /// Inodes with unflushed writes (flushed at unmount).
+    pub fn dirty_inodes(&self) -> Vec<u64> {
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        inodes
+            .iter()
+            .filter(|(_, d)| d.dirty.load(Ordering::Acquire))
+            .map(|(i, _)| *i)
+            .collect()
+    }
+}
+
+/// What `open` tells the kernel.
+pub struct Opened {
+    /// Our handle.
+    pub fh: u64,
+    /// The page cache still holds this content version: keep it.
+    pub keep_cache: bool,
+    /// Attributes at open.
+    pub attr: pb::Attr,
+}
+
+impl Ksfs {
+    /// Registers an open at the master (so an unlink keeps the inode while it is open)
+    /// and decides whether the kernel may keep its cached pages (close-to-open).
+    pub async fn open(&self, ino: u64, write: bool) -> Result<Opened, Errno> {
+        let req = pb::OpenRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            session: self.session.clone(),
+            write,
+        };
+        let reply = self
+            .call(move |mut c| {
+                let req = req.clone();
+                async move { c.open(req).await }
+            })
+            .await?;
+        let mut attr = reply.attr.unwrap_or_default();
+        let fh = self.files.add_handle(ino, reply.handle);
+        let keep_cache = self.files.cache_version(ino, attr.version);
+        if !keep_cache {
+            // Someone else changed the file: read a fresh snapshot.
+            let d = self.files.inode(ino);
+            d.io.lock().await.reader = None;
+        }
+        self.files.overlay(&mut attr);
+        Ok(Opened {
+            fh,
+            keep_cache,
+            attr,
+        })
+    }
+
+    /// Creates a regular file and opens it.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        exclusive: bool,
+        write: bool,
+    ) -> Result<Opened, Errno> {
+        let attr = self
+            .mknod(
+                parent,
+                name,
+                pb::FileKind::Regular,
+                mode,
+                uid,
+                gid,
+                0,
+                exclusive,
+            )
+            .await?;
+        let mut o = self.open(attr.ino, write).await?;
+        o.attr = attr;
+        self.files.overlay(&mut o.attr);
+        Ok(o)
+    }
+
+    /// Reads `size` bytes at `offset` (short at end of file; holes are zeros).
+    pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<bytes::Bytes, Errno> {
+        let d = self.files.inode(ino);
+        let reader = {
+            let mut io = d.io.lock().await;
+            self.flush_locked(ino, &d, &mut io).await?;
+            match &io.reader {
+                Some(r) => r.clone(),
+                None => {
+                    let r = Arc::new(
+                        self.data(self.client.open_reader(&self.bucket, ino))
+                            .await?,
+                    );
+                    io.reader = Some(r.clone());
+                    r
+                }
+            }
+        };
+        drop(d);
+        let out = self.data(reader.read_at(offset, size as u64)).await;
+        self.files.forget_if_idle(ino);
+        out
+    }
+
+    /// Buffers a write; it becomes durable at the next flush, fsync or release.
+    pub async fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
+        let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        let d = self.files.inode(ino);
+        let mut io = d.io.lock().await;
+        let w = io
+            .writer
+            .get_or_insert_with(|| self.client.file_writer(&self.bucket, ino));
+        self.data(w.write_at(offset, data)).await?;
+        d.dirty_end.fetch_max(end, Ordering::AcqRel);
+        d.dirty_mtime_ns
+            .store(kdss_common::time::now_ns(), Ordering::Release);
+        d.dirty.store(true, Ordering::Release);
+        io.reader = None;
+        if !self.files.is_open(ino) {
+            // A late write-back after the last release: nothing will flush it later.
+            self.flush_locked(ino, &d, &mut io).await?;
+            drop(io);
+            drop(d);
+            self.files.forget_if_idle(ino);
+        }
+        Ok(data.len() as u32)
+    }
+
+    async fn flush_locked(&self, ino: u64, d: &InodeData, io: &mut InodeIo) -> Result<(), Errno> {
+        if !d.dirty.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let Some(w) = io.writer.as_mut() else {
+            d.dirty.store(false, Ordering::Release);
+            return Ok(());
+        };
+        let attr = self.data(w.flush()).await?;
+        d.dirty.store(false, Ordering::Release);
+        d.dirty_end.store(0, Ordering::Release);
+        io.reader = None;
+        // The page cache already holds what we wrote.
+        self.files.cache_version(ino, attr.version);
+        Ok(())
+    }
+
+    /// Makes this mount's writes to `ino` durable and committed.
+    pub async fn flush(&self, ino: u64) -> Result<(), Errno> {
+        let d = self.files.inode(ino);
+        let mut io = d.io.lock().await;
+        let r = self.flush_locked(ino, &d, &mut io).await;
+        drop(io);
+        drop(d);
+        self.files.forget_if_idle(ino);
+        r
+    }
+
+    /// Flushes, then drops the handle here and at the master.
+    pub async fn release(&self, fh: u64) -> Result<(), Errno> {
+        let Some(h) = self.files.remove_handle(fh) else {
+            return Ok(());
+        };
+        let flushed = self.flush(h.ino).await;
+        if let Err(e) = &flushed {
+            tracing::warn!(ino = h.ino, error = ?e, "flush at release failed");
+        }
+        self.release_master(h.master).await;
+        self.files.forget_if_idle(h.ino);
+        flushed
+    }
+
+    /// Tells the master an open handle is closed (failures only logged: the session
+    /// expiry cleans up after a mount that cannot reach it).
+    pub async fn release_master(&self, handle: u64) {
+        let req = pb::ReleaseRequest {
+            bucket: self.bucket.clone(),
+            handle,
+            session: self.session.clone(),
+        };
+        let r = self
+            .call(move |mut c| {
+                let req = req.clone();
+                async move { c.release(req).await }
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(handle, error = ?e, "release at the master failed");
+        }
+    }
+
+    /// SetAttr after flushing pending writes, so a later flush cannot undo a truncate or
+    /// an explicit mtime (`cp -p`, `tar x` write, then set times, then close).
+    pub async fn setattr(&self, req: pb::SetAttrRequest) -> Result<pb::Attr, Errno> {
+        let ino = req.ino;
+        let d = self.files.inode(ino);
+        let mut io = d.io.lock().await;
+        self.flush_locked(ino, &d, &mut io).await?;
+        let resized = req.size.is_some();
+        let r = self.set_attr_raw(req).await;
+        if resized {
+            io.reader = None;
+            if let Ok(a) = &r {
+                self.files.cache_version(ino, a.version);
+            }
+        }
+        drop(io);
+        drop(d);
+        self.files.forget_if_idle(ino);
+        r
+    }
+
+    /// fallocate: plain allocation extends the size (holes read as zeros, space is
+    /// taken when written); punch-hole and zero-range write zeros over the range.
+    pub async fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: i32) -> Result<(), Errno> {
+        let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
+        let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+        let zeroing = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
+        let known =
+            libc::FALLOC_FL_KEEP_SIZE | libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE;
+        if mode & !known != 0 {
+            return Err(Errno::EOPNOTSUPP);
+        }
+        let size = self.getattr(ino).await?.size;
+        if zeroing {
+            let zero_end = if keep_size { end.min(size) } else { end };
+            if zero_end > offset {
+                if zero_end - offset > MAX_ZERO_FILL {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                let zeros = vec![0u8; (1 << 20).min(zero_end - offset) as usize];
+                let mut at = offset;
+                while at < zero_end {
+                    let n = (zero_end - at).min(zeros.len() as u64) as usize;
+                    self.write(ino, at, &zeros[..n]).await?;
+                    at += n as u64;
+                }
+            }
+            return self.flush(ino).await;
+        }
+        if !keep_size && end > size {
+            let req = pb::SetAttrRequest {
+                bucket: self.bucket.clone(),
+                ino,
+                size: Some(end),
+                ..Default::default()
+            };
+            self.setattr(req).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every inode with pending writes (unmount).
+    pub async fn flush_all(&self) {
+        for ino in self.files.dirty_inodes() {
+            if let Err(e) = self.flush(ino).await {
+                tracing::error!(ino, error = ?e, "could not flush at unmount");
+            }
+        }
+    }
+
+    /// Keeps this mount's open-file session alive at the master until the task is dropped.
+    pub async fn keep_alive(&self, ttl: std::time::Duration) {
+        let every = ttl / 3;
+        loop {
+            let req = pb::KeepAliveRequest {
+                session: self.session.clone(),
+                ttl_ms: ttl.as_millis() as u64,
+            };
+            let r = self
+                .call(move |mut c| {
+                    let req = req.clone();
+                    async move { c.keep_alive(req).await }
+                })
+                .await;
+            if let Err(e) = r {
+                tracing::warn!(error = ?e, "session keep-alive failed");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The filesystem itself: every kernel operation as an async function over the client
+//! library. The FUSE adapter (`crate::fuse`) runs these on the tokio runtime and replies
+//! from the task, so the FUSE thread never waits on the network.
+//!
+//! Every cluster call is bounded by the configured timeout and becomes EIO past it: a
+//! process using the mount never hangs in D state on a dead master.
+
+mod data;
+mod namespace;
+mod xattr;
+
+pub use data::OpenFiles;
+
+use crate::attr::InoMap;
+use fuser::Errno;
+use kdss_client::{Client, ClientError, master::Rpc};
+use std::future::Future;
+use std::time::Duration;
+
+/// What the operations need: the client, the bucket and the mount's tuning.
+pub struct Ksfs {
+    /// The one data path (and the master connection).
+    pub client: Client,
+    /// The mounted bucket.
+    pub bucket: String,
+    /// Kernel inode numbers ↔ master inodes.
+    pub inos: InoMap,
+    /// Kernel attribute cache lifetime.
+    pub attr_ttl: Duration,
+    /// Kernel entry cache lifetime.
+    pub entry_ttl: Duration,
+    /// Deadline of one master call.
+    pub timeout: Duration,
+    /// Deadline of one data operation (a flush may write a whole write window).
+    pub data_timeout: Duration,
+    /// Open files and per-inode write buffers.
+    pub files: OpenFiles,
+    /// This mount's open-file session at the master (Open/Release/KeepAlive).
+    pub session: String,
+}
+
+/// The errno a client failure shows to the caller.
+pub fn errno(e: &ClientError) -> Errno {
+    let n = e.errno();
+    if n <= 0 {
+        Errno::EIO
+    } else {
+        Errno::from_i32(n)
+    }
+}
+
+impl Ksfs {
+    /// Runs one master call with the mount's deadline; a timeout is EIO.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Errno>
+    where
+        F: Fn(Rpc) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        match tokio::time::timeout(self.timeout, self.client.master().call(f)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "master call failed");
+                Err(errno(&e))
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?self.timeout, "master call timed out: EIO");
+                Err(Errno::EIO)
+            }
+        }
+    }
+
+    /// Runs one data-path future with the data deadline; a timeout is EIO.
+    pub async fn data<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, Errno> {
+        match tokio::time::timeout(self.data_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "data call failed");
+                Err(errno(&e))
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?self.data_timeout, "data call timed out: EIO");
+                Err(Errno::EIO)
+            }
+        }
+    }
+}
+
+/// A name from the kernel as the UTF-8 the master stores (other bytes are refused).
+pub fn name_str(name: &std::ffi::OsStr) -> Result<String, Errno> {
+    let s = name.to_str().ok_or(Errno::EINVAL)?;
+    if s.len() > 255 {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    Ok(s.to_string())
+}

@@ -1,0 +1,329 @@
+//! Namespace operations: names, directories, links, attributes without data, statfs.
+//! Each is one master call (the master keeps the tree, DESIGN.md "Data model").
+
+use super::{Ksfs, name_str};
+use fuser::{Errno, FileType, INodeNo};
+use kdss_proto::master as pb;
+
+/// One directory entry as the kernel wants it: the offset to resume after it, its
+/// inode, kind and name, and (readdirplus) its attributes.
+#[derive(Debug, Clone)]
+pub struct DirItem {
+    /// Offset the kernel passes back to continue after this entry.
+    pub offset: u64,
+    /// Master inode number.
+    pub ino: u64,
+    /// File type.
+    pub kind: FileType,
+    /// Entry name.
+    pub name: String,
+    /// Attributes (readdirplus only).
+    pub attr: Option<pb::Attr>,
+}
+
+/// Kernel offsets 1 and 2 are "." and ".."; master cookie `c` is offset `c + 2`.
+const DOTS: u64 = 2;
+
+/// Entries fetched per ReadDir call.
+const READDIR_BATCH: u32 = 256;
+
+impl Ksfs {
+    /// The master inode for a kernel inode.
+    pub fn ino(&self, i: INodeNo) -> u64 {
+        self.inos.to_master(i)
+    }
+
+    /// Finds `name` in `parent`.
+    pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<pb::Attr, Errno> {
+        let req = pb::LookupRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.lookup(req).await }
+        });
+        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
+        self.files.overlay(&mut a);
+        Ok(a)
+    }
+
+    /// Current attributes (with this mount's unflushed writes applied).
+    pub async fn getattr(&self, ino: u64) -> Result<pb::Attr, Errno> {
+        let req = pb::GetAttrRequest {
+            bucket: self.bucket.clone(),
+            ino,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.get_attr(req).await }
+        });
+        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
+        self.files.overlay(&mut a);
+        Ok(a)
+    }
+
+    /// SetAttr as the master sees it (size changes go through `truncate`).
+    pub async fn set_attr_raw(&self, req: pb::SetAttrRequest) -> Result<pb::Attr, Errno> {
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.set_attr(req).await }
+        });
+        r.await?.attr.ok_or(Errno::EIO)
+    }
+
+    /// Creates a non-directory node (regular file, fifo, socket, device).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn mknod(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        kind: pb::FileKind,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u32,
+        exclusive: bool,
+    ) -> Result<pb::Attr, Errno> {
+        let req = pb::CreateRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+            kind: kind as i32,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            rdev,
+            exclusive,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.create(req).await }
+        });
+        r.await?.attr.ok_or(Errno::EIO)
+    }
+
+    /// Creates a directory.
+    pub async fn mkdir(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    ) -> Result<pb::Attr, Errno> {
+        let req = pb::MkdirRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+            mode: mode & 0o7777,
+            uid,
+            gid,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.mkdir(req).await }
+        });
+        r.await?.attr.ok_or(Errno::EIO)
+    }
+
+    /// Creates a symbolic link.
+    pub async fn symlink(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        target: &std::path::Path,
+        uid: u32,
+        gid: u32,
+    ) -> Result<pb::Attr, Errno> {
+        let target = target.to_str().ok_or(Errno::EINVAL)?.to_string();
+        if target.len() > 4095 {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        let req = pb::SymlinkRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+            target,
+            uid,
+            gid,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.symlink(req).await }
+        });
+        r.await?.attr.ok_or(Errno::EIO)
+    }
+
+    /// Removes a non-directory name (the inode lives on while it is open anywhere).
+    pub async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        let req = pb::UnlinkRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.unlink(req).await }
+        });
+        r.await.map(|_| ())
+    }
+
+    /// Removes an empty directory.
+    pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        let req = pb::UnlinkRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.rmdir(req).await }
+        });
+        r.await.map(|_| ())
+    }
+
+    /// Renames, with the Linux `RENAME_NOREPLACE` / `RENAME_EXCHANGE` flags.
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        new_parent: u64,
+        new_name: &std::ffi::OsStr,
+        flags: u32,
+    ) -> Result<(), Errno> {
+        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let req = pb::RenameRequest {
+            bucket: self.bucket.clone(),
+            parent,
+            name: name_str(name)?,
+            new_parent,
+            new_name: name_str(new_name)?,
+            flags,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.rename(req).await }
+        });
+        r.await.map(|_| ())
+    }
+
+    /// Adds a hard link.
+    pub async fn link(
+        &self,
+        ino: u64,
+        new_parent: u64,
+        new_name: &std::ffi::OsStr,
+    ) -> Result<pb::Attr, Errno> {
+        let req = pb::LinkRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            new_parent,
+            new_name: name_str(new_name)?,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.link(req).await }
+        });
+        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
+        self.files.overlay(&mut a);
+        Ok(a)
+    }
+
+    /// The target of a symbolic link.
+    pub async fn readlink(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+        let req = pb::ReadlinkRequest {
+            bucket: self.bucket.clone(),
+            ino,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.readlink(req).await }
+        });
+        Ok(r.await?.target)
+    }
+
+    /// Directory entries after kernel offset `offset` ("." and ".." first).
+    pub async fn readdir(&self, ino: u64, offset: u64, plus: bool) -> Result<Vec<DirItem>, Errno> {
+        let mut out = Vec::new();
+        if offset < 1 {
+            out.push(DirItem {
+                offset: 1,
+                ino,
+                kind: FileType::Directory,
+                name: ".".into(),
+                attr: None,
+            });
+        }
+        if offset < DOTS {
+            out.push(DirItem {
+                offset: DOTS,
+                ino,
+                kind: FileType::Directory,
+                name: "..".into(),
+                attr: None,
+            });
+        }
+        let cookie = offset.saturating_sub(DOTS);
+        let req = pb::ReadDirRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            cookie,
+            limit: READDIR_BATCH,
+            plus,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.read_dir(req).await }
+        });
+        let reply = r.await?;
+        for e in reply.entries {
+            let Some(offset) = e.cookie.checked_add(DOTS) else {
+                continue;
+            };
+            let mut attr = e.attr;
+            if let Some(a) = attr.as_mut() {
+                self.files.overlay(a);
+            }
+            out.push(DirItem {
+                offset,
+                ino: e.ino,
+                kind: crate::attr::file_type(e.kind),
+                name: e.name,
+                attr,
+            });
+        }
+        if plus {
+            // "." and ".." (and any entry the master sent bare) need attributes here.
+            let mut dir = None;
+            for d in out.iter_mut().filter(|d| d.attr.is_none()) {
+                if d.name == "." || d.name == ".." {
+                    if dir.is_none() {
+                        dir = Some(self.getattr(ino).await?);
+                    }
+                    let mut a = dir.unwrap_or_default();
+                    a.ino = d.ino;
+                    d.attr = Some(a);
+                } else {
+                    d.attr = Some(self.getattr(d.ino).await?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Capacity and inode counts of the cluster as this bucket sees it.
+    pub async fn statfs(&self) -> Result<pb::StatFsReply, Errno> {
+        let req = pb::StatFsRequest {
+            bucket: self.bucket.clone(),
+        };
+        self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.stat_fs(req).await }
+        })
+        .await
+    }
+}

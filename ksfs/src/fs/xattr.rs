@@ -1,0 +1,87 @@
+//! Extended attributes, POSIX ACLs included: the kernel (mounted with
+//! `default_permissions` and FUSE_POSIX_ACL) enforces ACLs and stores them here as the
+//! `system.posix_acl_access` / `system.posix_acl_default` xattrs.
+
+use super::{Ksfs, name_str};
+use fuser::Errno;
+use kdss_proto::master as pb;
+
+/// Largest xattr value Linux accepts (XATTR_SIZE_MAX).
+const XATTR_SIZE_MAX: usize = 65536;
+
+impl Ksfs {
+    /// The value of one xattr (ENODATA when absent).
+    pub async fn getxattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<Vec<u8>, Errno> {
+        let req = pb::GetXattrRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            name: name_str(name)?,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.get_xattr(req).await }
+        });
+        Ok(r.await?.value)
+    }
+
+    /// Sets one xattr; `flags` are XATTR_CREATE / XATTR_REPLACE.
+    pub async fn setxattr(
+        &self,
+        ino: u64,
+        name: &std::ffi::OsStr,
+        value: Vec<u8>,
+        flags: i32,
+    ) -> Result<(), Errno> {
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(Errno::E2BIG);
+        }
+        let name = name_str(name)?;
+        if name.is_empty() {
+            return Err(Errno::ERANGE);
+        }
+        let req = pb::SetXattrRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            name,
+            value,
+            flags: (flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE)) as u32,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.set_xattr(req).await }
+        });
+        r.await.map(|_| ())
+    }
+
+    /// The names of all xattrs, each followed by a NUL (the listxattr format).
+    pub async fn listxattr(&self, ino: u64) -> Result<Vec<u8>, Errno> {
+        let req = pb::ListXattrRequest {
+            bucket: self.bucket.clone(),
+            ino,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.list_xattr(req).await }
+        });
+        let mut out = Vec::new();
+        for n in r.await?.names {
+            out.extend_from_slice(n.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    /// Removes one xattr (ENODATA when absent).
+    pub async fn removexattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        let req = pb::RemoveXattrRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            name: name_str(name)?,
+        };
+        let r = self.call(move |mut c| {
+            let req = req.clone();
+            async move { c.remove_xattr(req).await }
+        });
+        r.await.map(|_| ())
+    }
+}

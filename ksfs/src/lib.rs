@@ -1,0 +1,23 @@
+//! ksfs: mounts one KDSS bucket as a POSIX directory with FUSE (`ksfs -c mount.toml`).
+//!
+//! A thin door over the client library (DESIGN.md): the namespace is the master's tree
+//! of the bucket, and every byte goes through `kdss_client` (chunk → stripe → EC →
+//! shards on storage nodes; reads through its cache and prefetch). There is no second
+//! data path.
+//!
+//! Main parts: [`config::MountConfig`] (`mount.toml`), [`fs::Ksfs`] (each kernel
+//! operation as an async function with deadlines), [`fuse::KsfsFuse`] (the `fuser`
+//! adapter that hands requests to tokio and replies from the task) and [`run`] (connect,
+//! mount, serve until unmounted or `shutdown`, flush, unmount; the daemon contract's
+//! `run(cfg, shutdown)`, so `kdss` can link the mount as a library).
+
+pub mod attr;
+pub mod config;
+pub mod error;
+pub mod fs;
+pub mod fuse;
+pub mod mount;
+
+pub use config::MountConfig;
+pub use error::KsfsError;
+pub use mount::run;

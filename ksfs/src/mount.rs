@@ -1,0 +1,209 @@
+//! The life of a mount: connect to the cluster, find the bucket root, mount, serve until
+//! `fusermount3 -u` / `umount` or SIGINT/SIGTERM, then flush what is buffered, close
+//! the open-file session and make sure the mountpoint is released.
+
+use crate::attr::InoMap;
+use crate::config::MountConfig;
+use crate::error::KsfsError;
+use crate::fs::{Ksfs, OpenFiles};
+use crate::fuse::KsfsFuse;
+use fuser::{MountOption, SessionACL};
+use kdss_client::Client;
+use kdss_proto::master as pb;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Lifetime of this mount's open-file session at the master (renewed every third of it).
+const SESSION_TTL: Duration = Duration::from_secs(60);
+
+/// The kernel mount options for `cfg`.
+pub fn fuse_config(cfg: &MountConfig) -> fuser::Config {
+    let mut opts = vec![
+        MountOption::FSName(cfg.fsname()),
+        // The kernel checks permissions (mode bits and POSIX ACLs) on our attributes.
+        MountOption::DefaultPermissions,
+        if cfg.mount.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+    ];
+    if !cfg.mount.subtype.is_empty() {
+        opts.push(MountOption::Subtype(cfg.mount.subtype.clone()));
+    }
+    let mut c = fuser::Config::default();
+    c.mount_options = opts;
+    c.acl = if cfg.mount.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    c
+}
+
+/// Connects and resolves the bucket root, within the configured timeout.
+async fn connect(cfg: &MountConfig) -> Result<(Client, u64), KsfsError> {
+    let timeout = cfg.timeout();
+    let client = tokio::time::timeout(timeout, Client::connect(cfg.client_config()))
+        .await
+        .map_err(|_| KsfsError::Timeout(timeout))?
+        .map_err(KsfsError::Connect)?;
+    let name = cfg.auth.bucket.clone();
+    let call = client.master().call(move |mut c| {
+        let req = pb::BucketRequest { name: name.clone() };
+        async move { c.get_bucket(req).await }
+    });
+    let reply = tokio::time::timeout(timeout, call)
+        .await
+        .map_err(|_| KsfsError::Timeout(timeout))?
+        .map_err(|e| KsfsError::Bucket {
+            bucket: cfg.auth.bucket.clone(),
+            message: e.to_string(),
+        })?;
+    let bucket = reply.bucket.ok_or_else(|| KsfsError::Bucket {
+        bucket: cfg.auth.bucket.clone(),
+        message: "the master returned no bucket".into(),
+    })?;
+    Ok((client, bucket.root_ino))
+}
+
+fn session_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!(
+        "ksfs-{}-{}-{:016x}",
+        host.trim(),
+        std::process::id(),
+        rand::random::<u64>()
+    )
+}
+
+/// Mounts and serves until unmounted (`fusermount3 -u`, `umount`) or until `shutdown`
+/// resolves, then flushes buffered writes, closes the open-file session and makes sure the
+/// mountpoint is released. Runs on the caller's tokio runtime (multi-threaded).
+pub async fn run(
+    cfg: MountConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), KsfsError> {
+    run_with_ready(cfg, shutdown, || {}).await
+}
+
+/// [`run`], calling `ready` once the mount is live (the background mode uses it to let
+/// the parent process exit only when the filesystem answers).
+pub async fn run_with_ready(
+    cfg: MountConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(),
+) -> Result<(), KsfsError> {
+    let mp = cfg.mount.mountpoint.clone();
+    if !mp.is_dir() {
+        return Err(KsfsError::Mountpoint {
+            path: mp,
+            message: "is not a directory".into(),
+        });
+    }
+    let (client, root) = connect(&cfg).await?;
+    let timeout = cfg.timeout();
+    let fs = Arc::new(Ksfs {
+        client,
+        bucket: cfg.auth.bucket.clone(),
+        inos: InoMap::new(root),
+        attr_ttl: cfg.attr_ttl(),
+        entry_ttl: cfg.entry_ttl(),
+        timeout,
+        data_timeout: timeout.max(Duration::from_secs(15)) * 4,
+        files: OpenFiles::default(),
+        session: session_id(),
+    });
+    let keep_alive = {
+        let fs = fs.clone();
+        tokio::spawn(async move { fs.keep_alive(SESSION_TTL).await })
+    };
+    let adapter = KsfsFuse::new(fs.clone(), tokio::runtime::Handle::current());
+    let fuse_cfg = fuse_config(&cfg);
+    let mount_at = mp.clone();
+    let session =
+        tokio::task::spawn_blocking(move || fuser::Session::new(adapter, &mount_at, &fuse_cfg))
+            .await
+            .map_err(|e| KsfsError::Runtime(std::io::Error::other(e)))?
+            .map_err(|source| KsfsError::Mount {
+                path: mp.clone(),
+                source,
+            })?;
+    let mut session = session;
+    let mut unmounter = session.unmount_callable();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let serve = std::thread::Builder::new()
+        .name("ksfs-fuse".into())
+        .spawn(move || {
+            let r = session.run();
+            let _ = done_tx.send(());
+            r
+        })
+        .map_err(KsfsError::Runtime)?;
+    tracing::info!(mountpoint = %mp.display(), bucket = %cfg.auth.bucket, root, "ksfs ready");
+    ready();
+
+    tokio::select! {
+        _ = done_rx => tracing::info!("unmounted"),
+        _ = shutdown => {
+            tracing::info!("shutting down: unmounting");
+            if let Err(e) = unmounter.unmount() {
+                tracing::warn!(error = %e, "unmount failed; detaching lazily");
+                lazy_unmount(&mp);
+            }
+        }
+    }
+    let served = tokio::task::spawn_blocking(move || serve.join())
+        .await
+        .map_err(|e| KsfsError::Runtime(std::io::Error::other(e)))?;
+    fs.flush_all().await;
+    for h in fs.files.open_master_handles() {
+        fs.release_master(h).await;
+    }
+    keep_alive.abort();
+    tracing::info!("ksfs stopped");
+    match served {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(KsfsError::Mount {
+            path: mp,
+            source: e,
+        }),
+        Err(_) => Err(KsfsError::Runtime(std::io::Error::other(
+            "FUSE thread panicked",
+        ))),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM: the `shutdown` a standalone mount uses.
+pub async fn signalled() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    let sig = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    tracing::info!(signal = sig, "signal received");
+}
+
+/// Detaches a busy mount (`umount -l`): new opens fail, the open files finish.
+fn lazy_unmount(mp: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    let r = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    if r != 0 {
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-u")
+            .arg("-z")
+            .arg(mp)
+            .status();
+    }
+}

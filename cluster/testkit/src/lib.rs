@@ -113,6 +113,18 @@ impl Cluster {
     pub fn bucket(&self) -> String {
         self.spec.bucket.clone().unwrap_or_default()
     }
+    /// Stops every process cleanly and starts the whole cluster again on the same data
+    /// (the "restart everything" fault test).
+    pub async fn restart_all(&mut self) -> anyhow::Result<()> {
+        let mut old = self.inner.take().expect("cluster present until drop");
+        old.stop();
+        let spec = old.spec.clone();
+        drop(old);
+        let mut say = |s: &str| eprintln!("[testkit] {s}");
+        self.inner = Some(LocalCluster::start(spec, &mut say).await?);
+        Ok(())
+    }
+
     /// A scratch directory that lives as long as the cluster (mountpoints, reference files).
     pub fn scratch(&self, name: &str) -> PathBuf {
         let p = self.dir.path().join(name);

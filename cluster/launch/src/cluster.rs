@@ -245,6 +245,13 @@ impl LocalCluster {
     pub fn kill_gateway(&mut self, i: usize) {
         self.gateways[i].kill();
     }
+    /// Restarts gateway `i` (a fresh process: empty cache) and waits until it accepts.
+    pub async fn restart_gateway(&mut self, i: usize) -> Result<(), LaunchError> {
+        self.gateways[i].stop(STOP_GRACE);
+        self.gateways[i].start()?;
+        let addr = self.layout.gateways[i].clone();
+        ready::wait_tcp(&mut self.gateways[i], &addr, READY_TIMEOUT).await
+    }
 
     /// Stops everything cleanly, in reverse dependency order.
     pub fn stop(&mut self) {

@@ -1,1 +1,0 @@
-//! `kdss bench s3` (in progress).

@@ -1,0 +1,336 @@
+//! `kdss bench s3`: PUT and GET throughput of large objects (64 MiB) and ops/s of small
+//! ones (4 KiB) at several concurrencies, through the gateway (HTTP + SigV4) and, in the
+//! same run, through the client library directly (the same stream writer + PutObject and
+//! HeadObject + reader the gateway uses), so the gateway's own cost is visible.
+//! Every PUT is acknowledged only once durable (invariant 1) on both paths.
+
+pub mod http;
+
+use bytes::Bytes;
+use http::{Conn, Signer};
+use kdss_client::{Client, ClientConfig};
+use kdss_proto::master as pb;
+use std::time::{Instant, SystemTime};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOpts {
+    /// `http://host:port` of a gateway.
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Master gRPC addresses (for the client-library path).
+    pub masters: Vec<String>,
+    /// An existing bucket the user may write.
+    pub bucket: String,
+    /// Size of the large objects (64 MiB).
+    pub large_size: usize,
+    /// Large objects per concurrency level.
+    pub large_count: usize,
+    /// Size of the small objects (4 KiB).
+    pub small_size: usize,
+    /// Small objects per concurrency level.
+    pub small_count: usize,
+    /// Concurrency levels (1 and 32).
+    pub concurrency: Vec<usize>,
+}
+
+impl Default for BenchOpts {
+    fn default() -> Self {
+        BenchOpts {
+            endpoint: "http://127.0.0.1:9000".into(),
+            region: "us-east-1".into(),
+            access_key: String::new(),
+            secret_key: String::new(),
+            masters: vec!["127.0.0.1:6700".into()],
+            bucket: "kdss".into(),
+            large_size: 64 << 20,
+            large_count: 4,
+            small_size: 4096,
+            small_count: 256,
+            concurrency: vec![1, 32],
+        }
+    }
+}
+
+/// One measured line.
+#[derive(Debug, Clone)]
+pub struct BenchRow {
+    /// `s3` (through the gateway) or `client` (the library directly).
+    pub path: &'static str,
+    /// `put` or `get`.
+    pub op: &'static str,
+    pub object_size: usize,
+    pub concurrency: usize,
+    pub ops: usize,
+    pub secs: f64,
+}
+
+impl BenchRow {
+    /// MiB/s moved.
+    pub fn mib_per_sec(&self) -> f64 {
+        (self.ops * self.object_size) as f64 / (1 << 20) as f64 / self.secs
+    }
+    /// Operations per second.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs
+    }
+}
+
+/// Why the benchmark stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("bad endpoint {0:?}: expected http://host:port")]
+    Endpoint(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("gateway answered {status} to {op}: {code}")]
+    Status {
+        op: String,
+        status: u16,
+        code: String,
+    },
+    #[error("client: {0}")]
+    Client(#[from] kdss_client::ClientError),
+    #[error("data read back differs from what was written ({0})")]
+    Mismatch(String),
+}
+
+fn payload(size: usize, seed: u64) -> Bytes {
+    let mut v = vec![0u8; size];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in v.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let b = x.to_le_bytes();
+        chunk.copy_from_slice(&b[..chunk.len()]);
+    }
+    Bytes::from(v)
+}
+
+async fn s3_worker(
+    host: String,
+    signer: Signer,
+    bucket: String,
+    keys: Vec<String>,
+    data: Bytes,
+    put: bool,
+) -> Result<(), BenchError> {
+    let mut conn = Conn::connect(&host).await?;
+    for key in keys {
+        let path = format!("/{bucket}/{key}");
+        let method = if put { "PUT" } else { "GET" };
+        let s = signer.sign(
+            method,
+            &host,
+            &path,
+            "UNSIGNED-PAYLOAD",
+            &[],
+            SystemTime::now(),
+        );
+        let body: &[u8] = if put { &data } else { &[] };
+        let (resp, n) = conn.send(method, &path, &s.headers, body, false).await?;
+        if resp.status != 200 {
+            return Err(BenchError::Status {
+                op: format!("{method} {path}"),
+                status: resp.status,
+                code: resp.error_code(),
+            });
+        }
+        if !put && n != data.len() as u64 {
+            return Err(BenchError::Mismatch(format!(
+                "GET {path}: {n} bytes, want {}",
+                data.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn client_worker(
+    client: Client,
+    bucket: String,
+    keys: Vec<String>,
+    data: Bytes,
+    put: bool,
+) -> Result<(), BenchError> {
+    use futures::StreamExt;
+    for key in keys {
+        if put {
+            let mut w = client.stream_writer(&bucket);
+            w.write(data.clone()).await?;
+            let wd = w.finish().await?;
+            let req = pb::PutObjectRequest {
+                bucket: bucket.clone(),
+                key,
+                extents: wd.extents,
+                size: wd.size,
+                etag: format!("\"{}\"", hex::encode(wd.md5)),
+                inline_data: wd.inline_data.map(|b| b.to_vec()).unwrap_or_default(),
+                ..Default::default()
+            };
+            client
+                .master()
+                .call(|mut rpc| {
+                    let r = req.clone();
+                    async move { rpc.put_object(r).await }
+                })
+                .await?;
+        } else {
+            let req = pb::HeadObjectRequest {
+                bucket: bucket.clone(),
+                key: key.clone(),
+                with_extents: true,
+            };
+            let h = client
+                .master()
+                .call(|mut rpc| {
+                    let r = req.clone();
+                    async move { rpc.head_object(r).await }
+                })
+                .await?;
+            let size = h.info.as_ref().map(|i| i.size).unwrap_or(0);
+            let reader = client.reader_from_extents(
+                &bucket,
+                size,
+                h.extents,
+                h.stripes,
+                Bytes::from(h.inline_data),
+            );
+            let mut s = Box::pin(reader.stream(0, size));
+            let mut n = 0u64;
+            while let Some(piece) = s.next().await {
+                n += piece?.len() as u64;
+            }
+            if n != data.len() as u64 {
+                return Err(BenchError::Mismatch(format!("client GET {key}: {n} bytes")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the whole matrix and returns one row per (path, op, size, concurrency).
+pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
+    let host = opts
+        .endpoint
+        .strip_prefix("http://")
+        .map(|h| h.trim_end_matches('/').to_string())
+        .ok_or_else(|| BenchError::Endpoint(opts.endpoint.clone()))?;
+    let signer = Signer {
+        access_key: opts.access_key.clone(),
+        secret_key: opts.secret_key.clone(),
+        region: opts.region.clone(),
+    };
+    let client = Client::connect(ClientConfig {
+        masters: opts.masters.clone(),
+        access_key: opts.access_key.clone(),
+        secret_key: opts.secret_key.clone(),
+        ..ClientConfig::default()
+    })
+    .await?;
+    let mut rows = Vec::new();
+    let run_id = kdss_common::time::now_ms();
+    for (size, count) in [
+        (opts.large_size, opts.large_count),
+        (opts.small_size, opts.small_count),
+    ] {
+        let data = payload(size, run_id);
+        for &conc in &opts.concurrency {
+            let count = count.max(conc);
+            for path in ["s3", "client"] {
+                let keys: Vec<String> = (0..count)
+                    .map(|i| format!("bench-{run_id}/{path}-{size}-{conc}/{i:06}"))
+                    .collect();
+                for (op, put) in [("put", true), ("get", false)] {
+                    let t = Instant::now();
+                    let mut tasks = Vec::new();
+                    for w in 0..conc {
+                        let mine: Vec<String> =
+                            keys.iter().skip(w).step_by(conc).cloned().collect();
+                        let data = data.clone();
+                        let bucket = opts.bucket.clone();
+                        if path == "s3" {
+                            tasks.push(tokio::spawn(s3_worker(
+                                host.clone(),
+                                signer.clone(),
+                                bucket,
+                                mine,
+                                data,
+                                put,
+                            )));
+                        } else {
+                            tasks.push(tokio::spawn(client_worker(
+                                client.clone(),
+                                bucket,
+                                mine,
+                                data,
+                                put,
+                            )));
+                        }
+                    }
+                    for t in tasks {
+                        t.await
+                            .map_err(|e| std::io::Error::other(e.to_string()))??;
+                    }
+                    let secs = t.elapsed().as_secs_f64();
+                    rows.push(BenchRow {
+                        path,
+                        op,
+                        object_size: size,
+                        concurrency: conc,
+                        ops: count,
+                        secs,
+                    });
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// A table of the rows, for people.
+pub fn report(rows: &[BenchRow]) -> String {
+    let mut s = format!(
+        "{:<7} {:<4} {:>10} {:>5} {:>7} {:>10} {:>10}\n",
+        "path", "op", "size", "conc", "ops", "MiB/s", "ops/s"
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<7} {:<4} {:>10} {:>5} {:>7} {:>10.1} {:>10.1}\n",
+            r.path,
+            r.op,
+            r.object_size,
+            r.concurrency,
+            r.ops,
+            r.mib_per_sec(),
+            r.ops_per_sec()
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_is_deterministic_and_not_constant() {
+        let a = payload(4096, 7);
+        assert_eq!(a, payload(4096, 7));
+        assert_ne!(a, payload(4096, 8));
+        assert!(a.iter().any(|&b| b != a[0]));
+        let r = BenchRow {
+            path: "s3",
+            op: "put",
+            object_size: 1 << 20,
+            concurrency: 1,
+            ops: 10,
+            secs: 2.0,
+        };
+        assert_eq!(r.mib_per_sec(), 5.0);
+        assert!(report(&[r]).contains("5.0"));
+    }
+}

@@ -17,7 +17,11 @@ pub const ADMIN_SECRET: &str = "admin-secret-key";
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct Master {
@@ -33,7 +37,11 @@ pub struct Master {
 impl Master {
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "master {} already running", self.id);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kdss-master"))
             .arg("-c")
             .arg(&self.cfg)
@@ -90,7 +98,11 @@ pub fn service() -> Credential {
 }
 
 pub fn admin() -> Credential {
-    Credential { access_key: ADMIN_KEY.into(), secret_key: ADMIN_SECRET.into(), on_behalf_of: None }
+    Credential {
+        access_key: ADMIN_KEY.into(),
+        secret_key: ADMIN_SECRET.into(),
+        on_behalf_of: None,
+    }
 }
 
 pub struct Cluster {
@@ -105,7 +117,10 @@ impl Cluster {
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
         std::fs::create_dir_all(&base).unwrap();
-        let dir = tempfile::Builder::new().prefix("masters-").tempdir_in(base).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("masters-")
+            .tempdir_in(base)
+            .unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let peers = ports
             .iter()
@@ -164,7 +179,10 @@ impl Cluster {
                         .position(|x| x.id == r.leader_id && x.running())
                     {
                         // The leader must agree that it leads.
-                        if let Ok(s) = self.masters[i].client().cluster_status(pb::ClusterStatusRequest {}).await
+                        if let Ok(s) = self.masters[i]
+                            .client()
+                            .cluster_status(pb::ClusterStatusRequest {})
+                            .await
                             && s.into_inner().leader_id == r.leader_id
                         {
                             return i;
@@ -172,7 +190,11 @@ impl Cluster {
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "no leader within {within:?}\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no leader within {within:?}\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -207,26 +229,51 @@ impl Drop for Cluster {
     }
 }
 
+/// [`http_get_blocking`] off the async reactor.
+pub async fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let (a, p) = (addr.to_string(), path.to_string());
+    tokio::task::spawn_blocking(move || http_get_blocking(&a, &p))
+        .await
+        .unwrap()
+}
+
 /// GET http://addr/path with a bare HTTP/1.0 request; returns (status, body).
-pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+pub fn http_get_blocking(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
-    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let code = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((code, body))
 }
 
 /// Every name in a directory, paging with cookies.
-pub async fn list_dir(c: &mut Client, bucket: &str, ino: u64) -> Result<Vec<String>, tonic::Status> {
+pub async fn list_dir(
+    c: &mut Client,
+    bucket: &str,
+    ino: u64,
+) -> Result<Vec<String>, tonic::Status> {
     let mut names = Vec::new();
     let mut cookie = 0;
     loop {
         let r = c
-            .read_dir(pb::ReadDirRequest { bucket: bucket.into(), ino, cookie, limit: 500, plus: false })
+            .read_dir(pb::ReadDirRequest {
+                bucket: bucket.into(),
+                ino,
+                cookie,
+                limit: 500,
+                plus: false,
+            })
             .await?
             .into_inner();
         names.extend(r.entries.iter().map(|e| e.name.clone()));

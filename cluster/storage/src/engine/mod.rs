@@ -420,9 +420,23 @@ impl Disk {
     }
 }
 
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Disk({} at {})", self.inner.id, self.path().display())
+    }
+}
+
 impl Drop for Disk {
     fn drop(&mut self) {
         // Without close(): no checkpoint, exactly what a crash leaves.
         self.stop_writer();
+    }
+}
+
+impl Disk {
+    /// Milliseconds since the last foreground request (the compactor's idle test).
+    pub fn idle_for_ms(&self) -> u64 {
+        kdss_common::time::now_ms()
+            .saturating_sub(self.inner.last_foreground_ms.load(Ordering::Relaxed))
     }
 }

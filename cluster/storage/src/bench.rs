@@ -1,0 +1,1 @@
+//! `kdss bench storage`: placeholder until the benchmark lands.

@@ -1,0 +1,324 @@
+//! `storage.toml`: the node's identity and addresses, its cluster, its disks, and the
+//! compactor, scrubber and (test-only) fault sections. Unknown keys are refused with the
+//! file, line and key named; `validate()` checks values after parsing.
+//!
+//! ```toml
+//! [node]      id = "node-1", grpc_addr = "127.0.0.1:6800", http_addr = "127.0.0.1:6801"
+//! [cluster]   id = "kdss-local", secret = "…", masters = ["127.0.0.1:6700"]
+//! [[disk]]    path = "/path/disk-0.img"
+//! [compactor] enabled = true, threshold = 0.2, force_threshold = 0.5, idle_ms = 1000
+//! [scrub]     enabled = true, bytes_per_sec = 50_000_000, interval_sec = 3600
+//! [fault]     enabled = false            # tests only
+//! [[fault.rule]] disk = "/path/disk-0.img", kind = "eio", op = "write"
+//! ```
+
+use crate::device::fault::{FaultKind, FaultOp, FaultRule};
+use kdss_common::ConfigError;
+use kdss_common::config::invalid;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole storage node configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// This node's identity and listen addresses.
+    pub node: NodeSection,
+    /// The cluster it belongs to.
+    pub cluster: ClusterSection,
+    /// One table per disk, each already formatted (`kdss format-disk`).
+    #[serde(default, rename = "disk")]
+    pub disks: Vec<DiskSection>,
+    /// Background compaction of segments with deleted data.
+    #[serde(default)]
+    pub compactor: CompactorSection,
+    /// Background re-verification of every live record.
+    #[serde(default)]
+    pub scrub: ScrubSection,
+    /// Test-only fault injection; never enable it in production.
+    #[serde(default)]
+    pub fault: FaultSection,
+}
+
+/// `[node]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// Node name as the master shows it (`node-1`).
+    pub id: String,
+    /// gRPC listen address (shard I/O), default port 6800.
+    pub grpc_addr: String,
+    /// HTTP listen address (`/metrics`), default port 6801.
+    pub http_addr: String,
+    /// Address advertised to the masters when it differs from `grpc_addr` (e.g. 0.0.0.0).
+    #[serde(default)]
+    pub advertise_addr: Option<String>,
+}
+
+/// `[cluster]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Cluster id; disks formatted for another cluster are refused.
+    pub id: String,
+    /// Cluster secret: verifies shard capabilities and signs in to the masters.
+    pub secret: String,
+    /// Master gRPC addresses to register with.
+    #[serde(default)]
+    pub masters: Vec<String>,
+}
+
+/// `[[disk]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskSection {
+    /// Device or file path.
+    pub path: PathBuf,
+}
+
+/// `[compactor]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactorSection {
+    /// Run the compactor at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Dead share of a segment that makes it worth compacting when the disk is idle.
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+    /// Dead share above which a segment is compacted even under load.
+    #[serde(default = "default_force_threshold")]
+    pub force_threshold: f64,
+    /// How long without foreground requests counts as idle.
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
+}
+
+/// `[scrub]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrubSection {
+    /// Run the scrubber at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Read bandwidth the scrubber may use per disk.
+    #[serde(default = "default_scrub_rate")]
+    pub bytes_per_sec: u64,
+    /// Pause between the end of one pass and the start of the next.
+    #[serde(default = "default_scrub_interval")]
+    pub interval_sec: u64,
+}
+
+/// `[fault]`: test-only. Rules take effect only with `enabled = true`, which also turns on
+/// `POST /fault` on the HTTP port for tests that switch faults at run time.
+#[derive(Clone, Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSection {
+    /// Install the fault layer.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Faults active from the start.
+    #[serde(default)]
+    pub rule: Vec<FaultDiskRule>,
+}
+
+/// `[[fault.rule]]`: a fault on a named disk.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDiskRule {
+    /// Path of the disk, as in a `[[disk]]` table.
+    pub disk: PathBuf,
+    /// eio, latency or corrupt.
+    pub kind: FaultKind,
+    /// read, write, sync or any (default).
+    #[serde(default)]
+    pub op: FaultOp,
+    /// Delay of a latency fault.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Matching calls let through before the fault fires.
+    #[serde(default)]
+    pub after: u64,
+}
+
+impl FaultDiskRule {
+    /// The device-level rule.
+    pub fn rule(&self) -> FaultRule {
+        FaultRule {
+            kind: self.kind,
+            op: self.op,
+            latency_ms: self.latency_ms,
+            after: self.after,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_threshold() -> f64 {
+    0.2
+}
+fn default_force_threshold() -> f64 {
+    0.5
+}
+fn default_idle_ms() -> u64 {
+    1000
+}
+fn default_scrub_rate() -> u64 {
+    50_000_000
+}
+fn default_scrub_interval() -> u64 {
+    3600
+}
+
+impl Default for CompactorSection {
+    fn default() -> Self {
+        CompactorSection {
+            enabled: true,
+            threshold: default_threshold(),
+            force_threshold: default_force_threshold(),
+            idle_ms: default_idle_ms(),
+        }
+    }
+}
+
+impl Default for ScrubSection {
+    fn default() -> Self {
+        ScrubSection {
+            enabled: true,
+            bytes_per_sec: default_scrub_rate(),
+            interval_sec: default_scrub_interval(),
+        }
+    }
+}
+
+impl StorageConfig {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let cfg: StorageConfig = kdss_common::load_toml(path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Parses and validates TOML text (`path` only names it in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let cfg: StorageConfig = kdss_common::config::parse_toml(path, text)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if self.node.id.trim().is_empty() {
+            return Err(invalid(path, "node.id", "must not be empty"));
+        }
+        for (key, addr) in [
+            ("node.grpc_addr", &self.node.grpc_addr),
+            ("node.http_addr", &self.node.http_addr),
+        ] {
+            addr.parse::<SocketAddr>()
+                .map_err(|e| invalid(path, key, format!("{addr:?} is not host:port ({e})")))?;
+        }
+        if self.cluster.id.is_empty() || self.cluster.id.len() > 64 {
+            return Err(invalid(path, "cluster.id", "must be 1 to 64 bytes"));
+        }
+        if self.cluster.secret.is_empty() {
+            return Err(invalid(path, "cluster.secret", "must not be empty"));
+        }
+        if self.disks.is_empty() {
+            return Err(invalid(path, "disk", "at least one [[disk]] is needed"));
+        }
+        for (i, d) in self.disks.iter().enumerate() {
+            if self.disks[..i].iter().any(|o| o.path == d.path) {
+                return Err(invalid(
+                    path,
+                    "disk.path",
+                    format!("{} is listed twice", d.path.display()),
+                ));
+            }
+        }
+        let c = &self.compactor;
+        if !(0.0..=1.0).contains(&c.threshold) {
+            return Err(invalid(
+                path,
+                "compactor.threshold",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if !(c.threshold..=1.0).contains(&c.force_threshold) {
+            return Err(invalid(
+                path,
+                "compactor.force_threshold",
+                "must be between threshold and 1.0",
+            ));
+        }
+        if self.scrub.bytes_per_sec == 0 {
+            return Err(invalid(path, "scrub.bytes_per_sec", "must be positive"));
+        }
+        for r in &self.fault.rule {
+            if !self.disks.iter().any(|d| d.path == r.disk) {
+                return Err(invalid(
+                    path,
+                    "fault.rule.disk",
+                    format!("{} is not a [[disk]]", r.disk.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+id = "node-1"
+grpc_addr = "127.0.0.1:6800"
+http_addr = "127.0.0.1:6801"
+[cluster]
+id = "kdss-local"
+secret = "s"
+masters = ["127.0.0.1:6700"]
+[[disk]]
+path = "/tmp/d0.img"
+[compactor]
+threshold = 0.3
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = StorageConfig::parse(Path::new("storage.toml"), GOOD).unwrap();
+        assert_eq!(c.disks.len(), 1);
+        assert!(c.compactor.enabled);
+        assert_eq!(c.compactor.force_threshold, 0.5);
+        assert!(!c.fault.enabled);
+    }
+
+    #[test]
+    fn typo_names_file_line_and_key() {
+        let text = GOOD.replace("threshold = 0.3", "treshold = 0.3");
+        let e = StorageConfig::parse(Path::new("storage.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("storage.toml:14:"), "{e}");
+        assert!(e.contains("treshold"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let text = GOOD.replace("threshold = 0.3", "threshold = 0.9");
+        let e = StorageConfig::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("compactor.force_threshold"), "{e}");
+        let text = GOOD.replace("127.0.0.1:6800", "localhost");
+        let e = StorageConfig::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node.grpc_addr"), "{e}");
+    }
+}

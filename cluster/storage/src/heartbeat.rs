@@ -1,0 +1,134 @@
+//! Registration with the masters: RegisterNode, then Heartbeat with every disk's DiskInfo at
+//! the interval the master asks for, signed with the service identity. While no master
+//! answers it retries quietly (masters may start after the node).
+
+use crate::service::NodeShared;
+use kdss_common::auth::{AUTH_HEADER, SERVICE_ACCESS_KEY, credential};
+use kdss_proto::master::RegisterNodeRequest;
+use kdss_proto::master::master_client::MasterClient;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+/// Where the node tells the masters it can be reached.
+#[derive(Clone, Debug)]
+pub struct Advertise {
+    pub grpc_addr: String,
+    pub http_addr: String,
+}
+
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
+const RETRY: Duration = Duration::from_secs(1);
+
+fn signed<T>(msg: T, secret: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    let cred = credential(SERVICE_ACCESS_KEY, secret, kdss_common::time::now_ms());
+    if let Ok(v) = cred.parse() {
+        r.metadata_mut().insert(AUTH_HEADER, v);
+    }
+    r.set_timeout(Duration::from_secs(5));
+    r
+}
+
+async fn connect(addr: &str) -> Option<MasterClient<Channel>> {
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    let ep = Channel::from_shared(url)
+        .ok()?
+        .connect_timeout(Duration::from_secs(2));
+    ep.connect().await.ok().map(MasterClient::new)
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(
+    node: Arc<NodeShared>,
+    masters: Vec<String>,
+    secret: String,
+    adv: Advertise,
+    mut stop: watch::Receiver<bool>,
+) {
+    if masters.is_empty() {
+        tracing::info!("no masters configured; not registering");
+        return;
+    }
+    let mut failures = 0u64;
+    let mut next = 0usize;
+    let mut leader_hint: Option<String> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let addr = leader_hint
+            .take()
+            .unwrap_or_else(|| masters[next % masters.len()].clone());
+        next += 1;
+        let mut delay = RETRY;
+        if let Some(mut client) = connect(&addr).await {
+            let req = RegisterNodeRequest {
+                node_id: node.node_id.clone(),
+                grpc_addr: adv.grpc_addr.clone(),
+                http_addr: adv.http_addr.clone(),
+                disks: node.disk_infos(),
+            };
+            match client.register_node(signed(req, &secret)).await {
+                Ok(reply) => {
+                    tracing::info!(master = %addr, "registered with master");
+                    failures = 0;
+                    let ms = reply.into_inner().heartbeat_interval_ms;
+                    let interval = if ms == 0 {
+                        DEFAULT_INTERVAL
+                    } else {
+                        Duration::from_millis(ms)
+                    };
+                    // Heartbeat until it fails, then register again.
+                    loop {
+                        tokio::select! {
+                            _ = stop.wait_for(|v| *v) => return,
+                            _ = tokio::time::sleep(interval) => {}
+                        }
+                        let req = RegisterNodeRequest {
+                            node_id: node.node_id.clone(),
+                            grpc_addr: adv.grpc_addr.clone(),
+                            http_addr: adv.http_addr.clone(),
+                            disks: node.disk_infos(),
+                        };
+                        if let Err(s) = client.heartbeat(signed(req, &secret)).await {
+                            tracing::warn!(master = %addr, status = %s, "heartbeat failed; registering again");
+                            leader_hint = leader_of(&s);
+                            break;
+                        }
+                    }
+                    delay = Duration::from_millis(100);
+                }
+                Err(s) => {
+                    leader_hint = leader_of(&s);
+                    failures += 1;
+                    if failures % 30 == 1 {
+                        tracing::warn!(master = %addr, status = %s, "master refused registration; retrying");
+                    }
+                }
+            }
+        } else {
+            failures += 1;
+            if failures % 30 == 1 {
+                tracing::info!(master = %addr, "no master reachable yet; retrying");
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|v| *v) => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+fn leader_of(s: &tonic::Status) -> Option<String> {
+    s.metadata()
+        .get(kdss_common::rpc_error::LEADER_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}

@@ -295,7 +295,7 @@ cache_size = 1048576
         let e = MountConfig::parse(Path::new("mount.toml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("mount.toml:12:"), "{e}");
+        assert!(e.starts_with("mount.toml:11:"), "{e}");
         assert!(e.contains("cache_sise"), "{e}");
     }
 

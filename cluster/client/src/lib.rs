@@ -21,6 +21,8 @@ pub mod error;
 mod file_writer;
 pub mod layout;
 pub mod master;
+#[cfg(test)]
+mod read_path_tests;
 mod reader;
 mod shard_io;
 mod state;

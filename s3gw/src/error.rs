@@ -45,6 +45,8 @@ pub enum Code {
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
     ConditionalRequestConflict,
+    /// A key collides with the tree (`a` is a file and `a/b` is written, or the reverse).
+    ObjectConflict,
 }
 
 impl Code {
@@ -58,7 +60,8 @@ impl Code {
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
             | BucketNotEmpty
-            | ConditionalRequestConflict => StatusCode::CONFLICT,
+            | ConditionalRequestConflict
+            | ObjectConflict => StatusCode::CONFLICT,
             NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -112,6 +115,7 @@ impl Code {
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             ConditionalRequestConflict => "ConditionalRequestConflict",
+            ObjectConflict => "ObjectConflict",
         }
     }
 
@@ -134,7 +138,9 @@ impl Code {
             "KeyTooLongError" => KeyTooLongError,
             "MalformedXML" => MalformedXML,
             "NoSuchBucket" => NoSuchBucket,
-            "NoSuchKey" => NoSuchKey,
+            "NoSuchKey" | "NotFound" => NoSuchKey,
+            "ObjectConflict" | "NotADirectory" | "IsADirectory" | "NotEmpty" => ObjectConflict,
+            "InvalidEcPolicy" => InvalidArgument,
             "NoSuchUpload" => NoSuchUpload,
             "PreconditionFailed" => PreconditionFailed,
             "InvalidAccessKeyId" | "NoSuchUser" => InvalidAccessKeyId,

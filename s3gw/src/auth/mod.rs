@@ -7,6 +7,7 @@
 pub mod chunked;
 pub mod header;
 pub mod presigned;
+pub mod presigned_v2;
 pub mod secrets;
 pub mod sigv4;
 

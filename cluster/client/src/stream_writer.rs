@@ -1,6 +1,6 @@
 //! Sequential writer (S3 PUT and UploadPart): full chunks are encoded and sent while more
 //! data arrives; memory stays within the write window however long the stream. The MD5 of
-//! the bytes (S3 ETag) is computed on a blocking thread beside the network work.
+//! the bytes (S3 ETag) is computed in blocking tasks beside the network work.
 
 use bytes::{Bytes, BytesMut};
 use md5::Digest;
@@ -16,29 +16,74 @@ pub struct StreamWriter {
     buf: BytesMut,
     /// Bytes handed to the pipeline so far (file offset of `buf`'s first byte).
     submitted: u64,
-    md5_tx: Option<std::sync::mpsc::Sender<Bytes>>,
-    md5_task: Option<tokio::task::JoinHandle<[u8; 16]>>,
+    md5: Md5Chain,
+}
+
+/// Bytes hashed per blocking task: large enough that the hop is cheap, small enough that the
+/// hash keeps pace with the network.
+const MD5_BATCH: usize = 4 << 20;
+
+/// MD5 over the stream, computed in order by one short blocking task at a time (no thread
+/// is held while the writer waits for data, so thousands of uploads cost no threads).
+#[derive(Default)]
+struct Md5Chain {
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    hasher: Option<md5::Md5>,
+    running: Option<tokio::task::JoinHandle<md5::Md5>>,
+}
+
+impl Md5Chain {
+    async fn push(&mut self, b: Bytes) -> Result<(), ClientError> {
+        self.pending_len += b.len();
+        self.pending.push(b);
+        if self.pending_len >= MD5_BATCH {
+            self.kick().await?;
+        }
+        Ok(())
+    }
+
+    async fn take_hasher(&mut self) -> Result<md5::Md5, ClientError> {
+        if let Some(t) = self.running.take() {
+            return t
+                .await
+                .map_err(|e| ClientError::Invalid(format!("md5 task: {e}")));
+        }
+        Ok(self.hasher.take().unwrap_or_default())
+    }
+
+    async fn kick(&mut self) -> Result<(), ClientError> {
+        let mut h = self.take_hasher().await?;
+        let batch = std::mem::take(&mut self.pending);
+        self.pending_len = 0;
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            for b in batch {
+                h.update(&b);
+            }
+            h
+        }));
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<[u8; 16], ClientError> {
+        let mut h = self.take_hasher().await?;
+        for b in std::mem::take(&mut self.pending) {
+            h.update(&b);
+        }
+        Ok(h.finalize().into())
+    }
 }
 
 impl StreamWriter {
     pub(crate) fn new(client: &Client, bucket: &str) -> StreamWriter {
         let cfg = &client.shared.cfg;
-        let (tx, rx) = std::sync::mpsc::channel::<Bytes>();
-        let task = tokio::task::spawn_blocking(move || {
-            let mut h = md5::Md5::new();
-            while let Ok(b) = rx.recv() {
-                h.update(&b);
-            }
-            h.finalize().into()
-        });
         StreamWriter {
             pipeline: Pipeline::new(client.shared.clone(), client.master.clone(), bucket.into()),
             chunk_size: cfg.chunk_size.max(1),
             inline_threshold: cfg.inline_threshold,
             buf: BytesMut::new(),
             submitted: 0,
-            md5_tx: Some(tx),
-            md5_task: Some(task),
+            md5: Md5Chain::default(),
         }
     }
 
@@ -47,9 +92,7 @@ impl StreamWriter {
         if data.is_empty() {
             return Ok(());
         }
-        if let Some(tx) = &self.md5_tx {
-            let _ = tx.send(data.clone());
-        }
+        self.md5.push(data.clone()).await?;
         let mut data = data;
         while !data.is_empty() {
             // A whole chunk arriving with an empty buffer goes out without a copy.
@@ -80,13 +123,7 @@ impl StreamWriter {
     /// Writes the tail and waits until every shard is durable.
     pub async fn finish(mut self) -> Result<WrittenData, ClientError> {
         let size = self.submitted + self.buf.len() as u64;
-        drop(self.md5_tx.take());
-        let md5 = match self.md5_task.take() {
-            Some(t) => t
-                .await
-                .map_err(|e| ClientError::Invalid(format!("md5 task: {e}")))?,
-            None => [0; 16],
-        };
+        let md5 = std::mem::take(&mut self.md5).finish().await?;
         let tail = std::mem::take(&mut self.buf).freeze();
         if self.submitted == 0 && (tail.is_empty() || tail.len() <= self.inline_threshold) {
             let inline_data = if tail.is_empty() { None } else { Some(tail) };

@@ -7,6 +7,7 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,openraft=warn,sqlx=warn".into()),
         )
+        .with_ansi(false)
         .init();
     let args: Vec<String> = std::env::args().collect();
     let path = match args.iter().position(|a| a == "-c") {

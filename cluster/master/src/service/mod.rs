@@ -28,6 +28,7 @@ use openraft::ServerState;
 use openraft::error::{ClientWriteError, RaftError};
 use prost::Message;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
@@ -63,6 +64,7 @@ pub struct State {
     /// EC policy of buckets created without one.
     pub default_ec: kdss_common::EcPolicy,
     channels: Mutex<HashMap<String, Channel>>,
+    ready_term: AtomicU64,
 }
 
 /// The `Master` gRPC service.
@@ -108,6 +110,7 @@ impl State {
             http_addrs,
             default_ec,
             channels: Mutex::new(HashMap::new()),
+            ready_term: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -137,6 +140,28 @@ impl State {
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
     }
 
+    /// Waits, once per term, until a new leader applied everything committed before its
+    /// election: until then its database may miss acknowledged writes of the previous leader.
+    async fn caught_up(&self) -> Result<(), Status> {
+        let term = self.raft.metrics().borrow().current_term;
+        if self.ready_term.load(Ordering::Acquire) == term {
+            return Ok(());
+        }
+        let (read, _) = self.raft.get_read_log_id().await.map_err(|e| {
+            tracing::debug!(error = %e, "leadership check");
+            no_leader(self.leader().1.as_deref())
+        })?;
+        if let Some(r) = read {
+            self.raft
+                .wait(Some(std::time::Duration::from_secs(10)))
+                .applied_index_at_least(Some(r.index), "leader catches up")
+                .await
+                .map_err(|_| no_leader(None))?;
+        }
+        self.ready_term.store(term, Ordering::Release);
+        Ok(())
+    }
+
     /// A cached channel to another member's gRPC address.
     pub fn channel(&self, addr: &str) -> Result<Channel, Status> {
         let mut ch = self.channels.lock().expect("channel cache");
@@ -149,8 +174,9 @@ impl State {
     }
 
     /// None when this member serves the call; the leader's channel when it must be proxied.
-    pub fn route<T>(&self, req: &Request<T>) -> Result<Option<Channel>, Status> {
+    pub async fn route<T>(&self, req: &Request<T>) -> Result<Option<Channel>, Status> {
         if self.is_leader() {
+            self.caught_up().await?;
             return Ok(None);
         }
         let (id, addr) = self.leader();

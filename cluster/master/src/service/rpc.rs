@@ -19,7 +19,7 @@ const MAX_PROXY_BYTES: usize = 64 << 20;
 /// Proxies the call to the leader when this member is not the leader.
 macro_rules! forward {
     ($s:ident, $req:ident, $m:ident) => {
-        if let Some(ch) = $s.st.route(&$req)? {
+        if let Some(ch) = $s.st.route(&$req).await? {
             let mut c = MasterClient::new(ch)
                 .max_decoding_message_size(MAX_PROXY_BYTES)
                 .max_encoding_message_size(MAX_PROXY_BYTES);

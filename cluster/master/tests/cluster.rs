@@ -1,0 +1,222 @@
+//! Three masters as real processes on loopback: leader failover under a stream of writes,
+//! a follower catching up by snapshot, and a restart of the whole group.
+
+mod common;
+
+use common::{Cluster, list_dir};
+use kdss_common::rpc_error::{errno, errno_of};
+use kdss_master::bench::Client;
+use kdss_proto::master as pb;
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+async fn make_bucket(c: &Cluster) -> u64 {
+    let l = c.wait_leader(Duration::from_secs(30)).await;
+    let mut admin = kdss_master::bench::client(&c.masters[l].grpc, common::admin()).unwrap();
+    // The admin user is created through Raft just after the election.
+    for _ in 0..200 {
+        match admin
+            .create_bucket(pb::CreateBucketRequest {
+                name: "bkt".into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(r) => return r.into_inner().bucket.unwrap().root_ino,
+            Err(e) if e.code() == Code::Unauthenticated || e.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("create bucket: {e}\n{}", c.logs()),
+        }
+    }
+    panic!("could not create the bucket\n{}", c.logs());
+}
+
+fn mkdir(root: u64, name: &str) -> pb::MkdirRequest {
+    pb::MkdirRequest {
+        bucket: "bkt".into(),
+        parent: root,
+        name: name.into(),
+        mode: 0o755,
+        ..Default::default()
+    }
+}
+
+/// Writes `names` one by one, moving to the next master on any transport/leader error and
+/// retrying the same name there. Returns the names acknowledged (EEXIST on a retry means
+/// the first attempt was applied before its answer was lost) and the longest stall.
+async fn write_all(clients: &[Client], root: u64, names: &[String]) -> (Vec<String>, Duration) {
+    let mut acked = Vec::new();
+    let mut at = 0usize;
+    let mut longest = Duration::ZERO;
+    for name in names {
+        let started = Instant::now();
+        let mut retried = false;
+        loop {
+            match clients[at % clients.len()]
+                .clone()
+                .mkdir(mkdir(root, name))
+                .await
+            {
+                Ok(_) => break,
+                Err(e) if retried && errno_of(&e) == errno::EEXIST => break,
+                Err(e) if e.code() == Code::AlreadyExists => panic!("{name} created twice: {e}"),
+                Err(_) => {
+                    retried = true;
+                    at += 1;
+                    assert!(
+                        started.elapsed() < Duration::from_secs(30),
+                        "no progress on {name}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        longest = longest.max(started.elapsed());
+        acked.push(name.clone());
+    }
+    (acked, longest)
+}
+
+fn clients(c: &Cluster) -> Vec<Client> {
+    c.masters.iter().map(|m| m.client()).collect()
+}
+
+async fn assert_listing(c: &mut Client, root: u64, want: &[String]) {
+    // Unavailable (a leadership change in progress) is retried, as clients do.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let got = loop {
+        match list_dir(c, "bkt", root).await {
+            Ok(v) => break v,
+            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("listing failed: {e}"),
+        }
+    };
+    let set: HashSet<&String> = got.iter().collect();
+    assert_eq!(set.len(), got.len(), "a name is listed twice");
+    for n in want {
+        assert!(set.contains(n), "acknowledged {n} is missing");
+    }
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "entries appeared that were never written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_killed_during_writes_loses_nothing_and_applies_nothing_twice() {
+    let mut c = Cluster::start(3, 100_000);
+    let root = make_bucket(&c).await;
+    let cl = clients(&c);
+    let names: Vec<String> = (0..400).map(|i| format!("d{i:04}")).collect();
+    let writer = {
+        let (cl, names) = (cl.clone(), names.clone());
+        tokio::spawn(async move { write_all(&cl, root, &names).await })
+    };
+    // Kill the leader once the stream is well under way.
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let mut probe = c.masters[leader].client();
+    loop {
+        let n = list_dir(&mut probe, "bkt", root)
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
+        if n >= 100 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let killed_at = Instant::now();
+    c.masters[leader].kill();
+    let new_leader = c.wait_leader(Duration::from_secs(10)).await;
+    let failover = killed_at.elapsed();
+    assert_ne!(new_leader, leader);
+    let (acked, stall) = writer.await.unwrap();
+    eprintln!("new leader after {failover:?}; longest write stall {stall:?}");
+    assert!(
+        failover < Duration::from_secs(10),
+        "failover took {failover:?}"
+    );
+    let mut l = c.masters[new_leader].client();
+    assert_listing(&mut l, root, &acked).await;
+    // The old leader comes back as a follower and converges on the same state.
+    c.masters[leader].start();
+    let other = (0..3).find(|&i| i != leader && i != new_leader).unwrap();
+    c.masters[other].kill();
+    c.masters[new_leader].kill();
+    c.masters[new_leader].start();
+    let l = c.wait_leader(Duration::from_secs(20)).await;
+    let mut l = c.masters[l].client();
+    assert_listing(&mut l, root, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_down_for_a_while_catches_up_by_snapshot() {
+    // Snapshot every 50 entries, keep 20: a follower 300 entries behind needs a snapshot.
+    let mut c = Cluster::start(3, 50);
+    let root = make_bucket(&c).await;
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let f = (0..3).find(|&i| i != leader).unwrap();
+    c.masters[f].kill();
+    let names: Vec<String> = (0..300).map(|i| format!("s{i:04}")).collect();
+    let (acked, _) = write_all(&clients(&c), root, &names).await;
+    c.masters[f].start();
+    // Wait until the follower applied as far as the leader.
+    let target = {
+        let (_, body) = common::http_get(&c.masters[leader].http, "/health")
+            .await
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["applied_index"].as_u64().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok((_, body)) = common::http_get(&c.masters[f].http, "/health").await
+            && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
+            && v["applied_index"].as_u64().unwrap_or(0) >= target
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "follower did not catch up\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        c.log_of(f).contains("installing snapshot"),
+        "caught up without a snapshot"
+    );
+    // With the third member gone, the caught-up follower and the leader form the quorum;
+    // then the leader goes too and the caught-up follower must lead with everything.
+    let other = (0..3).find(|&i| i != leader && i != f).unwrap();
+    c.masters[other].kill();
+    let mut cf = c.masters[f].client();
+    assert_listing(&mut cf, root, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_every_master_keeps_the_state() {
+    let mut c = Cluster::start(3, 64);
+    let root = make_bucket(&c).await;
+    let names: Vec<String> = (0..150).map(|i| format!("r{i:04}")).collect();
+    let (acked, _) = write_all(&clients(&c), root, &names).await;
+    // A clean stop of one, a crash of the others.
+    c.masters[0].stop();
+    c.masters[1].kill();
+    c.masters[2].kill();
+    for m in &mut c.masters {
+        m.start();
+    }
+    let l = c.wait_leader(Duration::from_secs(30)).await;
+    let mut cl = c.masters[l].client();
+    assert_listing(&mut cl, root, &acked).await;
+    // And the group still takes writes.
+    let (more, _) = write_all(&clients(&c), root, &["after".to_string()]).await;
+    assert_eq!(more.len(), 1);
+}

@@ -1,1 +1,94 @@
-fn main() {}
+//! `kdss`: the KDSS server binary. One binary with a subcommand per daemon, as the field
+//! ships them: `kdss master`, `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up`
+//! (a whole local cluster), `kdss format-disk` and `kdss bench`.
+
+mod daemons;
+mod signals;
+mod up;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "kdss",
+    version,
+    about = "KDSS: erasure-coded distributed storage (masters, storage nodes, S3 gateway)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a master (metadata, placement, membership; Raft over SQLite). gRPC :6700, HTTP :6701.
+    Master {
+        /// Path of master.toml.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run a storage node serving its raw devices. gRPC :6800, HTTP :6801.
+    Storage {
+        /// Path of storage.toml.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Run an S3 gateway (stateless; several may run side by side). HTTP :9000.
+    S3gw {
+        /// Path of s3gw.toml.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Mount a bucket with ksfs (the same as the `ksfs` binary).
+    Mount {
+        /// Path of mount.toml.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Start a whole cluster on this machine, mount it, and print how to use it.
+    Up(up::UpArgs),
+    /// Format a device file or block device for a cluster (refuses a formatted device).
+    FormatDisk {
+        /// Device file (created when absent) or block device.
+        #[arg(long)]
+        path: PathBuf,
+        /// Size of a device file to create (ignored for block devices), e.g. 1GiB.
+        #[arg(long, value_parser = kdss_common::size::parse_size)]
+        size: u64,
+        /// Cluster id from the configs' [cluster] id; a node refuses foreign devices.
+        #[arg(long)]
+        cluster_id: String,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Master { config } => daemons::master(&config).await,
+            Cmd::Storage { config } => daemons::storage(&config).await,
+            Cmd::S3gw { config } => daemons::s3gw(&config).await,
+            Cmd::Mount { config } => daemons::mount(&config).await,
+            Cmd::Up(args) => up::run(args).await,
+            Cmd::FormatDisk {
+                path,
+                size,
+                cluster_id,
+            } => daemons::format_disk(&path, size, &cluster_id),
+        }
+    })
+}

@@ -1,0 +1,247 @@
+//! `kdss up`: the whole system on this machine for a newcomer — masters, storage nodes on
+//! file-backed raw devices, the S3 gateway, and a ksfs mount when FUSE is available —
+//! then the endpoints, credentials and three commands to try. Ctrl-C stops everything
+//! cleanly; running it again on the same `--data` brings the same data back.
+
+use anyhow::{Context, bail};
+use kdss_common::EcPolicy;
+use kdss_launch::{ClusterSpec, LocalCluster, PortPlan, Proc};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Flags of `kdss up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Directory for device files, master data, configs and logs (reused on restart).
+    #[arg(long, default_value = "./kdss-data")]
+    pub data: PathBuf,
+    /// Where to mount the bucket with ksfs.
+    #[arg(long, default_value = "./kdss-mnt")]
+    pub mount: PathBuf,
+    /// Do not mount ksfs (S3 and the CLI only).
+    #[arg(long)]
+    pub no_mount: bool,
+    /// Number of masters (1, 3 or 5; Raft needs an odd count).
+    #[arg(long, default_value_t = 1)]
+    pub masters: usize,
+    /// Number of storage nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Device files per storage node.
+    #[arg(long, default_value_t = 2)]
+    pub disks: usize,
+    /// Size of each device file (for example 1GiB, 512MiB).
+    #[arg(long, default_value = "1GiB", value_parser = kdss_common::size::parse_size)]
+    pub disk_size: u64,
+    /// EC policy of the bucket and the masters' default: 5+2, 9+2, 18+3 or 29+3.
+    #[arg(long, default_value = "5+2")]
+    pub ec: EcPolicy,
+    /// Name of the bucket to create and mount.
+    #[arg(long, default_value = "kdss")]
+    pub bucket: String,
+}
+
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()?.join(p)
+    })
+}
+
+fn fuse_available() -> Result<(), String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Err("/dev/fuse does not exist".into());
+    }
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|d| d.join("fusermount3").exists()))
+        .unwrap_or(false);
+    if !found {
+        return Err("fusermount3 not found (install the fuse3 package)".into());
+    }
+    Ok(())
+}
+
+fn is_mounted(mountpoint: &Path) -> bool {
+    let want = mountpoint.to_string_lossy().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| {
+            t.lines()
+                .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `kdss up` until Ctrl-C.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let data = absolute(&args.data)?;
+    let kdss_bin = std::env::current_exe().context("locating the kdss binary")?;
+    let mut spec = ClusterSpec::new(data.clone(), kdss_bin.clone());
+    spec.masters = args.masters;
+    spec.nodes = args.nodes;
+    spec.disks_per_node = args.disks;
+    spec.disk_size = args.disk_size;
+    spec.ec = args.ec;
+    spec.ports = PortPlan::Standard;
+    spec.bucket = Some(args.bucket.clone());
+    let mut step = 0;
+    let mut progress = |s: &str| {
+        step += 1;
+        eprintln!("[{:>5.1}s] {step}. {s}", start.elapsed().as_secs_f64());
+    };
+    let mut cluster = LocalCluster::start(spec, &mut progress)
+        .await
+        .context("starting the cluster (see the logs under DATA/logs)")?;
+
+    let mut mount_proc = None;
+    let mut mountpoint = None;
+    if args.no_mount {
+        progress("not mounting ksfs (--no-mount)");
+    } else {
+        match fuse_available() {
+            Err(why) => progress(&format!("not mounting ksfs: {why}")),
+            Ok(()) => {
+                let mp = absolute(&args.mount)?;
+                progress(&format!(
+                    "mounting bucket {} at {} with ksfs",
+                    args.bucket,
+                    mp.display()
+                ));
+                let p = mount(&cluster, &kdss_bin, &data, &mp, &args.bucket).await?;
+                mount_proc = Some(p);
+                mountpoint = Some(mp);
+            }
+        }
+    }
+    let json = cluster.write_cluster_json(mountpoint.clone())?;
+    write_cli_config(&cluster, &data)?;
+    print_banner(&cluster, &args, mountpoint.as_deref(), &json, &data);
+
+    crate::signals::shutdown().await;
+    eprintln!("stopping: unmounting, then gateways, storage nodes and masters");
+    if let Some(mut p) = mount_proc {
+        p.stop(Duration::from_secs(15));
+    }
+    cluster.stop();
+    eprintln!("stopped cleanly; run the same command again to bring the data back");
+    Ok(())
+}
+
+async fn mount(
+    cluster: &LocalCluster,
+    kdss_bin: &Path,
+    data: &Path,
+    mp: &Path,
+    bucket: &str,
+) -> anyhow::Result<Proc> {
+    std::fs::create_dir_all(mp).with_context(|| format!("creating {}", mp.display()))?;
+    if is_mounted(mp) {
+        bail!(
+            "{} is already a mount point; unmount it (fusermount3 -u) or pass --mount",
+            mp.display()
+        );
+    }
+    let l = &cluster.layout;
+    let masters: Vec<String> = l.master_addrs().iter().map(|a| format!("{a:?}")).collect();
+    let cfg = format!(
+        "[cluster]\nmasters = [{}]\n\n[auth]\naccess_key = {:?}\nsecret_key = {:?}\nbucket = {bucket:?}\n\n\
+         [mount]\nmountpoint = {:?}\n",
+        masters.join(", "),
+        l.admin_access_key,
+        l.admin_secret_key,
+        mp.display().to_string(),
+    );
+    let cfg_path = data.join("config").join("mount.toml");
+    std::fs::write(&cfg_path, cfg).with_context(|| format!("writing {}", cfg_path.display()))?;
+    let args = vec!["mount".into(), "-c".into(), cfg_path.into_os_string()];
+    let env = vec![("RUST_LOG".to_string(), "info".to_string())];
+    let mut p = Proc::spawn(
+        "ksfs",
+        kdss_bin,
+        args,
+        &env,
+        data.join("logs").join("ksfs.log"),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !is_mounted(mp) {
+        if let Some(status) = p.exit_status() {
+            bail!(
+                "ksfs exited ({status}) before mounting:\n{}",
+                p.log_tail(20)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "ksfs did not mount {} within 30 s:\n{}",
+                mp.display(),
+                p.log_tail(20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(p)
+}
+
+fn write_cli_config(cluster: &LocalCluster, data: &Path) -> anyhow::Result<()> {
+    let l = &cluster.layout;
+    let masters: Vec<String> = l.master_addrs().iter().map(|a| format!("{a:?}")).collect();
+    let text = format!(
+        "masters = [{}]\naccess_key = {:?}\nsecret_key = {:?}\ns3_endpoint = {:?}\nregion = {:?}\n",
+        masters.join(", "),
+        l.admin_access_key,
+        l.admin_secret_key,
+        cluster.s3_endpoint().unwrap_or_default(),
+        l.region,
+    );
+    let p = data.join("cli.toml");
+    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+}
+
+fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, data: &Path) {
+    let l = &c.layout;
+    let s3 = c.s3_endpoint().unwrap_or_default();
+    println!();
+    println!(
+        "KDSS is up: {} master(s), {} storage node(s) x {} disk(s) of {} MiB, EC {}",
+        a.masters,
+        a.nodes,
+        a.disks,
+        a.disk_size >> 20,
+        a.ec
+    );
+    println!("  S3 endpoint   {s3}  (region {})", l.region);
+    println!("  access key    {}", l.admin_access_key);
+    println!("  secret key    {}", l.admin_secret_key);
+    println!("  bucket        {}", a.bucket);
+    match mp {
+        Some(m) => println!("  mounted at    {} (ksfs)", m.display()),
+        None => println!("  mounted at    (not mounted)"),
+    }
+    for m in &l.masters {
+        println!(
+            "  master {}      grpc {}  metrics/console http://{}",
+            m.id, m.grpc, m.http
+        );
+    }
+    println!("  cluster.json  {}", json.display());
+    println!();
+    println!("Try:");
+    if let Some(m) = mp {
+        println!(
+            "  cp /etc/services {}/ && ls -l {}",
+            m.display(),
+            m.display()
+        );
+    }
+    println!(
+        "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {s3} s3 ls s3://{}/",
+        l.admin_access_key, l.admin_secret_key, a.bucket
+    );
+    println!(
+        "  cargo run --release --bin kdss-cli -- --config {} status",
+        data.join("cli.toml").display()
+    );
+    println!();
+    println!("Press Ctrl-C to stop.");
+}

@@ -1,0 +1,109 @@
+//! Shared pieces: the real S3 clients, reproducible data, skip reasons.
+
+use kdss_testkit::Cluster;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Why these tests cannot run here (printed, then the test returns), if they cannot.
+pub fn skip_reason(need_fuse: bool) -> Option<String> {
+    if need_fuse {
+        if let Some(r) = kdss_testkit::fuse_unavailable() {
+            return Some(r);
+        }
+    }
+    if Command::new("aws").arg("--version").output().is_err() {
+        return Some("aws cli not found (pip install awscli)".into());
+    }
+    None
+}
+
+/// Runs `aws <args>` against the cluster's first gateway with the admin keys.
+pub fn aws(c: &Cluster, args: &[&str]) -> Output {
+    let (ak, sk) = c.admin_keys();
+    let endpoint = c.s3_endpoint().expect("cluster has a gateway");
+    Command::new("aws")
+        .env("AWS_ACCESS_KEY_ID", ak)
+        .env("AWS_SECRET_ACCESS_KEY", sk)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .arg("--endpoint-url")
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .expect("aws runs")
+}
+
+/// `aws s3 cp SRC DST`, panicking with its output on failure.
+pub fn aws_cp(c: &Cluster, src: &str, dst: &str) {
+    let o = aws(c, &["s3", "cp", "--only-show-errors", src, dst]);
+    assert!(
+        o.status.success(),
+        "aws s3 cp {src} {dst} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Runs a Python program (boto3) with the cluster's endpoint and keys in the environment.
+pub fn python(c: &Cluster, program: &str, args: &[&str]) -> std::process::Child {
+    let (ak, sk) = c.admin_keys();
+    Command::new("python3")
+        .env("AWS_ACCESS_KEY_ID", ak)
+        .env("AWS_SECRET_ACCESS_KEY", sk)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("S3_ENDPOINT", c.s3_endpoint().expect("gateway"))
+        .arg("-c")
+        .arg(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs")
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Asserts that `path` holds exactly `want`, with a short message instead of a byte dump.
+pub fn assert_file(path: &Path, want: &[u8]) {
+    let got = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(got.len(), want.len(), "{}: length", path.display());
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(0);
+        panic!("{}: content differs from offset {at}", path.display());
+    }
+}
+
+/// GETs `http://addr/path` with a plain HTTP/1.0 request and returns the body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    text.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+/// Sum of a Prometheus counter family over all its label sets.
+pub fn metric_sum(metrics_text: &str, name: &str) -> f64 {
+    metrics_text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests across real processes: masters, storage nodes and gateways started by
+//! the harness, ksfs mounted through the kernel, S3 driven by the real aws cli and boto3.
+//! Each test names the user-visible promise it checks.
+
+mod common;
+mod doors;
+mod failover;
+mod faults;

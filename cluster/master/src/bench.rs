@@ -186,7 +186,7 @@ where
     Ok((start.elapsed(), all))
 }
 
-fn call<T>(op: &'static str) -> impl Fn(tonic::Status) -> BenchError {
+fn call(op: &'static str) -> impl Fn(tonic::Status) -> BenchError {
     move |status| BenchError::Call { op, status }
 }
 
@@ -208,7 +208,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
             ..Default::default()
         })
         .await
-        .map_err(call::<()>("create_bucket"))?
+        .map_err(call("create_bucket"))?
         .into_inner()
         .bucket
         .unwrap_or_default();
@@ -222,7 +222,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
             ..Default::default()
         })
         .await
-        .map_err(call::<()>("mkdir"))?
+        .map_err(call("mkdir"))?
         .into_inner()
         .attr
         .unwrap_or_default()
@@ -243,7 +243,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
                 exclusive: true,
                 ..Default::default()
             };
-            cl.create(r).await.map(drop).map_err(call::<()>("create"))
+            cl.create(r).await.map(drop).map_err(call("create"))
         }
     })
     .await?;
@@ -258,7 +258,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
                 parent: dir,
                 name: format!("f{i:06}"),
             };
-            cl.lookup(r).await.map(drop).map_err(call::<()>("stat"))
+            cl.lookup(r).await.map(drop).map_err(call("stat"))
         }
     })
     .await?;
@@ -280,11 +280,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
                     limit: 1000,
                     plus: false,
                 };
-                let rep = cl
-                    .read_dir(r)
-                    .await
-                    .map_err(call::<()>("readdir"))?
-                    .into_inner();
+                let rep = cl.read_dir(r).await.map_err(call("readdir"))?.into_inner();
                 seen += rep.entries.len();
                 match rep.entries.last() {
                     Some(e) if !rep.eof => cookie = e.cookie,
@@ -319,7 +315,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
                 new_name: format!("g{i:06}"),
                 flags: 0,
             };
-            cl.rename(r).await.map(drop).map_err(call::<()>("rename"))
+            cl.rename(r).await.map(drop).map_err(call("rename"))
         }
     })
     .await?;

@@ -207,7 +207,7 @@ async fn restarting_every_master_keeps_the_state() {
     let names: Vec<String> = (0..150).map(|i| format!("r{i:04}")).collect();
     let (acked, _) = write_all(&clients(&c), root, &names).await;
     // A clean stop of one, a crash of the others.
-    c.masters[0].stop();
+    c.masters[0].stop().await;
     c.masters[1].kill();
     c.masters[2].kill();
     for m in &mut c.masters {

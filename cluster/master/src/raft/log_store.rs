@@ -141,6 +141,7 @@ impl LogStore {
         self.stats.clone()
     }
 
+    #[allow(clippy::result_large_err)] // openraft's error type, not ours
     fn send(&self, op: WriteOp) -> Result<(), StorageError> {
         self.tx.send(op).map_err(|_| sto("log writer stopped"))
     }

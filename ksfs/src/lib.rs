@@ -7,9 +7,10 @@
 //!
 //! Main parts: [`config::MountConfig`] (`mount.toml`), [`fs::Ksfs`] (each kernel
 //! operation as an async function with deadlines), [`fuse::KsfsFuse`] (the `fuser`
-//! adapter that hands requests to tokio and replies from the task) and [`run`] (connect,
-//! mount, serve until unmounted or `shutdown`, flush, unmount; the daemon contract's
-//! `run(cfg, shutdown)`, so `kdss` can link the mount as a library).
+//! adapter that hands requests to tokio and replies from the task), [`serve`] (connect,
+//! mount, serve until unmounted or `shutdown`, flush, unmount, on the caller's runtime)
+//! and [`run`] (the same on a runtime of its own until SIGINT/SIGTERM: `ksfs` and
+//! `kdss mount` call it).
 
 pub mod attr;
 pub mod config;
@@ -20,4 +21,4 @@ pub mod mount;
 
 pub use config::MountConfig;
 pub use error::KsfsError;
-pub use mount::run;
+pub use mount::{run, serve};

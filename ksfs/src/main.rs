@@ -137,22 +137,12 @@ fn main() -> anyhow::Result<()> {
     } else {
         None
     })?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("ksfs-io")
-        .build()
-        .context("starting the runtime")?;
-    let r = rt.block_on(ksfs::mount::run_with_ready(
-        cfg,
-        ksfs::mount::signalled(),
-        move || {
-            if let Some(fd) = ready_pipe {
-                let mut f = std::fs::File::from(fd);
-                let _ = std::io::Write::write_all(&mut f, b"1");
-            }
-        },
-    ));
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    let r = ksfs::mount::run(cfg, move || {
+        if let Some(fd) = ready_pipe {
+            let mut f = std::fs::File::from(fd);
+            let _ = std::io::Write::write_all(&mut f, b"1");
+        }
+    });
     if let Err(e) = &r {
         tracing::error!(error = %e, "ksfs failed");
     }

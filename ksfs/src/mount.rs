@@ -78,19 +78,25 @@ fn session_id() -> String {
     )
 }
 
-/// Mounts and serves until unmounted (`fusermount3 -u`, `umount`) or until `shutdown`
-/// resolves, then flushes buffered writes, closes the open-file session and makes sure the
-/// mountpoint is released. Runs on the caller's tokio runtime (multi-threaded).
-pub async fn run(
-    cfg: MountConfig,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), KsfsError> {
-    run_with_ready(cfg, shutdown, || {}).await
+/// Mounts and serves until unmounted (`fusermount3 -u`, `umount`) or SIGINT/SIGTERM, on a
+/// runtime of its own (call it from a plain thread, not from inside a tokio runtime).
+/// `ready` runs once the mount is live (the background mode lets the parent exit then).
+pub fn run(cfg: MountConfig, ready: impl FnOnce()) -> Result<(), KsfsError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ksfs-io")
+        .build()
+        .map_err(KsfsError::Runtime)?;
+    let r = rt.block_on(serve(cfg, signalled(), ready));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    r
 }
 
-/// [`run`], calling `ready` once the mount is live (the background mode uses it to let
-/// the parent process exit only when the filesystem answers).
-pub async fn run_with_ready(
+/// Mounts and serves until unmounted (`fusermount3 -u`, `umount`) or until `shutdown`
+/// resolves, then flushes buffered writes, closes the open-file session and makes sure the
+/// mountpoint is released. Runs on the caller's (multi-threaded) tokio runtime; `ready`
+/// runs once the mount is live.
+pub async fn serve(
     cfg: MountConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(),

@@ -36,14 +36,9 @@ macro_rules! require_fuse {
     };
 }
 
-/// A small cluster for mount tests (1 master, 4 nodes, EC 2+1 fits 4 nodes, 512 MiB disks).
+/// The harness's default cluster (1 master, 4 nodes × 2 disks, EC 5+2).
 pub async fn cluster() -> anyhow::Result<Cluster> {
-    let opts = ClusterOpts {
-        disk_size: 512 << 20,
-        ec: kdss_common::EcPolicy::new(2, 1).context("ec policy")?,
-        ..ClusterOpts::default()
-    };
-    Cluster::start(opts).await
+    Cluster::start(ClusterOpts::default()).await
 }
 
 /// Whether `mp` is a mount point now.

@@ -242,11 +242,9 @@ pub async fn complete(
             ));
         }
     }
-    let mut list = Vec::new();
-    let mut etags = Vec::with_capacity(r.parts.len());
-    let mut inline = Vec::new();
-    let mut offset = 0u64;
-    for (i, cp) in r.parts.iter().enumerate() {
+    // Every named part must exist with its ETag (InvalidPart) before sizes are judged.
+    let mut found = Vec::with_capacity(r.parts.len());
+    for cp in &r.parts {
         let invalid = |why: &str| {
             fail(
                 errno::EINVAL,
@@ -260,6 +258,13 @@ pub async fn complete(
         if unquote(&cp.etag) != p.etag {
             return Err(invalid("ETag does not match"));
         }
+        found.push(p);
+    }
+    let mut list = Vec::new();
+    let mut etags = Vec::with_capacity(r.parts.len());
+    let mut inline = Vec::new();
+    let mut offset = 0u64;
+    for (i, (cp, p)) in r.parts.iter().zip(found).enumerate() {
         if i + 1 < r.parts.len() && p.size < MIN_PART_SIZE {
             return Err(fail(
                 errno::EINVAL,
@@ -272,7 +277,14 @@ pub async fn complete(
         }
         if let Some(d) = p.inline.filter(|d| !d.is_empty()) {
             if i > 0 {
-                return Err(invalid("stored inline; only the first part may be inline"));
+                return Err(fail(
+                    errno::EINVAL,
+                    "InvalidPart",
+                    format!(
+                        "part {}: stored inline; only the first part may be inline",
+                        cp.part_number
+                    ),
+                ));
             }
             inline = d;
         }

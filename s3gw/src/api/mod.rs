@@ -141,11 +141,14 @@ pub fn meta_from_headers(h: &HeaderMap) -> S3Result<pb::ObjectMeta> {
 
 /// `Content-Encoding` without the transport-only `aws-chunked`.
 fn strip_aws_chunked(v: &str) -> String {
+    if !v.to_ascii_lowercase().contains("aws-chunked") {
+        return v.trim().to_string();
+    }
     v.split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
         .collect::<Vec<_>>()
-        .join(",")
+        .join(", ")
 }
 
 /// Writes the headers every GET/HEAD of an object carries.

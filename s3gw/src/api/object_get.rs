@@ -170,10 +170,24 @@ pub async fn get_object(
                 e
             }
         })?;
+    // Parts of a multipart object are not recorded separately: partNumber is served for
+    // single-part objects (the whole object) and refused past the part count.
+    let parts_count: u32 = info
+        .etag
+        .trim_matches('"')
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1);
     if let Some(p) = ctx.q("partNumber") {
         match p.parse::<u32>() {
-            Ok(1) => {}
-            Ok(_) => return Err(S3Error::new(Code::InvalidRange, "part number out of range")),
+            Ok(n) if n >= 1 && n <= parts_count && parts_count == 1 => {}
+            Ok(n) if n >= 1 && n <= parts_count => {
+                return Err(S3Error::new(
+                    Code::NotImplemented,
+                    "GET of one part of a multipart object is not supported",
+                ));
+            }
+            Ok(_) => return Err(S3Error::new(Code::InvalidPart, "part number out of range")),
             Err(_) => return Err(S3Error::new(Code::InvalidArgument, "bad partNumber")),
         }
     }
@@ -210,7 +224,7 @@ pub async fn get_object(
         );
     }
     if ctx.q("partNumber").is_some() {
-        set_header(h, "x-amz-mp-parts-count", "1");
+        set_header(h, "x-amz-mp-parts-count", &parts_count.to_string());
     }
     for (q, hn) in OVERRIDES {
         if let Some(v) = ctx.q(q) {

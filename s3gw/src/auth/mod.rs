@@ -68,14 +68,8 @@ pub async fn authenticate(
             .await
             .map(Some);
     }
-    if query
-        .iter()
-        .any(|(k, _)| k == "Signature" || k == "AWSAccessKeyId")
-    {
-        return Err(S3Error::new(
-            Code::NotImplemented,
-            "SigV2 query auth is not supported",
-        ));
+    if query.iter().any(|(k, _)| k == "AWSAccessKeyId") {
+        return presigned_v2::verify(parts, query, secrets).await.map(Some);
     }
     Ok(None)
 }

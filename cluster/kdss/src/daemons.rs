@@ -28,12 +28,11 @@ pub async fn s3gw(config: &Path) -> anyhow::Result<()> {
         .context("S3 gateway failed")
 }
 
-/// Mounts a bucket with ksfs until a shutdown signal or `fusermount3 -u`.
-pub async fn mount(config: &Path) -> anyhow::Result<()> {
+/// Mounts a bucket with ksfs until SIGINT/SIGTERM (ksfs flushes, then unmounts) or
+/// `fusermount3 -u`.
+pub fn mount(config: &Path) -> anyhow::Result<()> {
     let cfg = ksfs::MountConfig::load(config)?;
-    ksfs::mount::run(cfg, crate::signals::shutdown())
-        .await
-        .context("ksfs failed")
+    ksfs::mount::run(cfg, || tracing::info!("ksfs mounted; ready")).context("ksfs failed")
 }
 
 /// Formats one device file or block device for a cluster.

@@ -74,6 +74,10 @@ fn init_tracing() {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing();
+    // ksfs runs its own runtime and FUSE threads: start it outside ours.
+    if let Cmd::Mount { config } = &cli.cmd {
+        return daemons::mount(config);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -82,7 +86,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Master { config } => daemons::master(&config).await,
             Cmd::Storage { config } => daemons::storage(&config).await,
             Cmd::S3gw { config } => daemons::s3gw(&config).await,
-            Cmd::Mount { config } => daemons::mount(&config).await,
+            Cmd::Mount { .. } => unreachable!("handled before the runtime starts"),
             Cmd::Up(args) => up::run(args).await,
             Cmd::FormatDisk {
                 path,

@@ -132,6 +132,12 @@ impl FileWriter {
             let old = run.len() as u64;
             let new_len = (end - s).max(old);
             if new_len > old {
+                // Grow to the chunk-grid boundary at once: a sequential writer then fills
+                // one allocation per chunk instead of reallocating on every write.
+                let grid_end = (s + new_len).div_ceil(self.chunk_size) * self.chunk_size;
+                if run.capacity() < new_len as usize {
+                    run.reserve((grid_end - s) as usize - run.len());
+                }
                 run.resize(new_len as usize, 0);
                 self.dirty_bytes += new_len - old;
             }
@@ -144,7 +150,10 @@ impl FileWriter {
         for s in &touched {
             last_end = last_end.max(s + self.dirty[s].len() as u64);
         }
-        let mut buf = BytesMut::zeroed((last_end - start) as usize);
+        let grid_end = last_end.div_ceil(self.chunk_size) * self.chunk_size;
+        let want = (last_end - start).max(64 << 10) * 2;
+        let mut buf = BytesMut::with_capacity((grid_end - start).min(want) as usize);
+        buf.resize((last_end - start) as usize, 0);
         for s in touched {
             let run = self.dirty.remove(&s).expect("key just seen");
             self.dirty_bytes -= run.len() as u64;

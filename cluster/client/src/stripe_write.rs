@@ -148,8 +148,22 @@ async fn put_with_replace(
                 let req = req.clone();
                 async move { c.replace_shard(req).await }
             })
-            .await?;
-        loc = r.location;
+            .await;
+        match (r, last.take()) {
+            (Ok(r), l) => {
+                last = l;
+                loc = r.location;
+            }
+            // Say why the shard needed a new target, not only why none was found.
+            (Err(e), Some(ClientError::Storage { node, status })) => {
+                let msg = format!("{}; no replacement target: {e}", status.message());
+                return Err(ClientError::Storage {
+                    node,
+                    status: tonic::Status::new(status.code(), msg),
+                });
+            }
+            (Err(e), _) => return Err(e),
+        }
     }
     Err(last.unwrap_or_else(|| ClientError::Invalid(format!("no target for shard {shard_index}"))))
 }

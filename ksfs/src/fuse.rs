@@ -95,7 +95,6 @@ impl Filesystem for KsfsFuse {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ASYNC_DIO,
             InitFlags::FUSE_HANDLE_KILLPRIV_V2,
-            InitFlags::FUSE_SETXATTR_EXT,
             InitFlags::FUSE_CACHE_SYMLINKS,
         ] {
             if config.add_capabilities(flag).is_err() {

@@ -46,6 +46,17 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 impl RequestBody {
     /// Wraps `body` for a request authenticated with `payload`.
     pub fn new(body: Body, headers: &HeaderMap, payload: &Payload) -> S3Result<Self> {
+        Self::with_checksums(body, headers, payload, true)
+    }
+
+    /// As [`RequestBody::new`]; `checksums` false ignores `x-amz-checksum-*` headers that
+    /// describe something else than this body (CompleteMultipartUpload names the object's).
+    pub fn with_checksums(
+        body: Body,
+        headers: &HeaderMap,
+        payload: &Payload,
+        checksums: bool,
+    ) -> S3Result<Self> {
         let (decoder, sha256) = match payload {
             Payload::Unsigned => (None, None),
             Payload::Sha256(h) => (None, Some((Sha256::new(), h.clone()))),
@@ -73,7 +84,7 @@ impl RequestBody {
         // A checksum value in a header, or one announced for the trailer.
         let mut checksum = None;
         let mut from_trailer = false;
-        for a in Algo::ALL {
+        for a in Algo::ALL.into_iter().filter(|_| checksums) {
             if let Some(v) = header(headers, a.header()) {
                 checksum = Some((a, a.hasher(), Some(v.trim().to_string())));
                 break;
@@ -92,6 +103,7 @@ impl RequestBody {
             from_trailer = true;
         }
         if checksum.is_none()
+            && checksums
             && let Some(a) = header(headers, "x-amz-sdk-checksum-algorithm").and_then(Algo::parse)
         {
             checksum = Some((a, a.hasher(), None));

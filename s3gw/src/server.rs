@@ -66,6 +66,12 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
 
 async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
+    if parts.method == Method::OPTIONS {
+        return Err(S3Error::new(
+            Code::InvalidRequest,
+            "Insufficient information. Origin request header needed.",
+        ));
+    }
     let query = auth::sigv4::query_pairs(parts.uri.query().unwrap_or(""));
     let host = parts
         .headers

@@ -138,6 +138,12 @@ pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Resp
             if let Ok(r) = mine
                 && r.bucket.is_some_and(|b| b.owner == ctx.user)
             {
+                // us-east-1 answers a re-create by the owner with 200, as AWS does.
+                if ctx.region == "us-east-1" {
+                    let mut resp = empty(StatusCode::OK);
+                    set_header(resp.headers_mut(), "location", &format!("/{bucket}"));
+                    return Ok(resp);
+                }
                 return Err(S3Error::new(
                     Code::BucketAlreadyOwnedByYou,
                     "Your previous request to create the named bucket succeeded and you already own it.",

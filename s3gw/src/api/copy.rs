@@ -103,8 +103,14 @@ fn copy_range(v: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
     let a: u64 = a.parse().map_err(|_| bad())?;
     let b: u64 = b.parse().map_err(|_| bad())?;
-    if a > b || b >= size {
+    if a > b {
         return Err(bad());
+    }
+    if b >= size {
+        return Err(S3Error::new(
+            Code::InvalidRange,
+            format!("The requested range {v:?} is not satisfiable for a source of {size} bytes"),
+        ));
     }
     Ok((a, b - a + 1))
 }
@@ -173,8 +179,12 @@ mod tests {
 
     #[test]
     fn copy_range_is_strict() {
+        assert_eq!(
+            copy_range(Some("bytes=0-10"), 10).unwrap_err().code,
+            Code::InvalidRange
+        );
         assert_eq!(copy_range(Some("bytes=0-9"), 10).unwrap(), (0, 10));
-        for bad in ["bytes=0-10", "bytes=2-1", "0-1", "bytes=-1-200", "bytes=1-"] {
+        for bad in ["bytes=2-1", "0-1", "bytes=-1-200", "bytes=1-"] {
             assert_eq!(
                 copy_range(Some(bad), 10).unwrap_err().code,
                 Code::InvalidArgument,

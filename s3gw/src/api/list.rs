@@ -118,7 +118,9 @@ pub async fn list_objects(ctx: &Ctx, bucket: &str, v2: bool) -> S3Result<Respons
     };
     let r = fetch(ctx, bucket, &prefix, &delimiter, &start_after, max).await?;
     let mut w = XmlWriter::new("ListBucketResult");
-    w.elem("Name", bucket).elem("Prefix", &enc.e(&prefix));
+    // botocore decodes the top-level Prefix only for v2.
+    let top_prefix = if v2 { enc.e(&prefix) } else { prefix.clone() };
+    w.elem("Name", bucket).elem("Prefix", &top_prefix);
     if v2 {
         if let Some(t) = token {
             w.elem("ContinuationToken", t);

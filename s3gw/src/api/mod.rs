@@ -125,7 +125,8 @@ pub fn meta_from_headers(h: &HeaderMap) -> S3Result<pb::ObjectMeta> {
     let mut size = 0usize;
     for (name, value) in h {
         if let Some(k) = name.as_str().strip_prefix("x-amz-meta-") {
-            let v = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            // HTTP header bytes round-trip exactly: stored as latin-1 characters.
+            let v: String = value.as_bytes().iter().map(|&b| b as char).collect();
             size += k.len() + v.len();
             meta.user.insert(k.to_string(), v);
         }
@@ -175,7 +176,17 @@ pub fn object_headers(h: &mut HeaderMap, info: &pb::ObjectInfo, with_checksums: 
         }
     }
     for (k, v) in &meta.user {
-        set_header(h, &format!("x-amz-meta-{k}"), v);
+        let bytes: Option<Vec<u8>> = v.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+        let value = match bytes {
+            Some(b) => HeaderValue::from_bytes(&b).ok(),
+            None => HeaderValue::from_str(v).ok(),
+        };
+        if let (Some(value), Ok(name)) = (
+            value,
+            http::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()),
+        ) {
+            h.insert(name, value);
+        }
     }
     if with_checksums {
         for (k, v) in &meta.checksums {

@@ -78,6 +78,16 @@ fn composite_checksum(algo: Algo, parts: &[String]) -> Option<String> {
     Some(format!("{}-{}", h.finish(), parts.len()))
 }
 
+/// The md5-of-md5s-N ETag that `parts` stitch to (unquoted), if every ETag is an md5.
+fn multipart_etag(parts: &[xml::CompletePartXml]) -> Option<String> {
+    use md5::{Digest, Md5};
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(hex::decode(p.etag.trim().trim_matches('"')).ok()?);
+    }
+    Some(format!("{}-{}", hex::encode(h.finalize()), parts.len()))
+}
+
 /// POST ?uploadId.
 pub async fn complete(
     ctx: &Ctx,
@@ -86,7 +96,7 @@ pub async fn complete(
     upload_id: &str,
     body: Body,
 ) -> S3Result<Response<Body>> {
-    let raw = RequestBody::new(body, &ctx.headers, &ctx.payload)?
+    let raw = RequestBody::with_checksums(body, &ctx.headers, &ctx.payload, false)?
         .collect(4 << 20)
         .await?;
     let doc: xml::CompleteMultipartXml = xml::parse(&raw)?;
@@ -152,8 +162,28 @@ pub async fn complete(
             })
             .collect(),
     };
-    let r: pb::ObjectReply = rpc!(ctx.client, complete_multipart, req)?;
-    let info = r.info.unwrap_or_default();
+    let info = match rpc!(ctx.client, complete_multipart, req) {
+        Ok(pb::ObjectReply { info }) => info.unwrap_or_default(),
+        // Completing an upload twice answers the same (S3 does): the object is there with
+        // the ETag these parts give.
+        Err(e) if e.code == Code::NoSuchUpload => {
+            let want = multipart_etag(&doc.parts).ok_or(e)?;
+            let req = pb::HeadObjectRequest {
+                bucket: bucket.into(),
+                key: key.into(),
+                with_extents: false,
+            };
+            let gone = || S3Error::new(Code::NoSuchUpload, "The specified upload does not exist.");
+            let cur: pb::HeadObjectReply =
+                rpc!(ctx.client, head_object, req).map_err(|_| gone())?;
+            let info = cur.info.unwrap_or_default();
+            if info.etag.trim_matches('"') != want {
+                return Err(gone());
+            }
+            info
+        }
+        Err(e) => return Err(e),
+    };
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &format!("/{bucket}/{key}"))
         .elem("Bucket", bucket)

@@ -116,6 +116,22 @@ pub async fn put_object(
             ));
         }
     }
+    if let Some(m) = ctx.h("if-none-match").filter(|v| v.trim() != "*") {
+        let req = pb::HeadObjectRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            with_extents: false,
+        };
+        let cur: S3Result<pb::HeadObjectReply> = rpc!(ctx.client, head_object, req);
+        if let Ok(r) = cur
+            && super::object_get::etag_matches(m, &r.info.unwrap_or_default().etag)
+        {
+            return Err(S3Error::new(
+                Code::PreconditionFailed,
+                "At least one of the pre-conditions you specified did not hold",
+            ));
+        }
+    }
     let stored = write_body(ctx, bucket, body, MAX_PUT_BYTES).await?;
     if let Some((a, v)) = &stored.checksum {
         meta.checksums.insert(a.name().to_string(), v.clone());

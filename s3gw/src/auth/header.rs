@@ -50,13 +50,29 @@ pub async fn verify(
     let ah = parse(value)?;
     let cred = super::parse_credential(ah.credential, Code::AuthorizationHeaderMalformed)?;
     let headers = &parts.headers;
-    let amz_date = headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| S3Error::new(Code::AccessDenied, "missing x-amz-date"))?
-        .to_string();
-    let t = super::parse_amz_date(&amz_date)
-        .ok_or_else(|| S3Error::new(Code::AccessDenied, "malformed x-amz-date"))?;
+    // x-amz-date, or the Date header (botocore signs Date when one is present); the string
+    // to sign always carries the ISO 8601 form.
+    let (amz_date, t) = match headers.get("x-amz-date").and_then(|v| v.to_str().ok()) {
+        Some(d) => {
+            let t = super::parse_amz_date(d)
+                .ok_or_else(|| S3Error::new(Code::AccessDenied, "malformed x-amz-date"))?;
+            (d.to_string(), t)
+        }
+        None => {
+            let d = headers
+                .get(http::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| S3Error::new(Code::AccessDenied, "missing x-amz-date"))?;
+            let t = crate::api::parse_http_date(d)
+                .ok_or_else(|| S3Error::new(Code::AccessDenied, "malformed Date"))?;
+            (
+                crate::bench::http::amz_date(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64),
+                ),
+                t,
+            )
+        }
+    };
     if (super::now_secs() - t).unsigned_abs() > settings.max_skew_secs {
         return Err(S3Error::new(
             Code::RequestTimeTooSkewed,

@@ -39,7 +39,6 @@ enum WriteOp {
     Truncate(u64),
     Purge(LogId),
     Vote(Vote<NodeId>, oneshot::Sender<Result<(), String>>),
-    Committed(Option<LogId>),
 }
 
 /// Shared counters exposed to metrics.
@@ -128,12 +127,9 @@ impl LogStore {
             stats.committed_index.store(c.index, Ordering::Relaxed);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(writer(pool, rx, stats.clone()));
-        Ok(LogStore {
-            mem: Arc::new(Mutex::new(mem)),
-            tx,
-            stats,
-        })
+        let mem = Arc::new(Mutex::new(mem));
+        tokio::spawn(writer(pool, rx, stats.clone(), mem.clone()));
+        Ok(LogStore { mem, tx, stats })
     }
 
     /// Counters for metrics.
@@ -147,8 +143,16 @@ impl LogStore {
     }
 }
 
-/// The group-commit writer: drains the queue into one transaction per round.
-async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<WriteOp>, stats: Arc<LogStats>) {
+/// The group-commit writer: drains the queue into one transaction per round. The committed
+/// log id rides along with whatever the round writes (it is an optimisation for restart, not
+/// needed for safety, so it never costs an fsync of its own).
+async fn writer(
+    pool: SqlitePool,
+    mut rx: mpsc::UnboundedReceiver<WriteOp>,
+    stats: Arc<LogStats>,
+    mem: Arc<Mutex<LogMem>>,
+) {
+    let mut committed_written = mem.lock().expect("log mutex").committed;
     while let Some(first) = rx.recv().await {
         let mut ops = vec![first];
         while ops.len() < MAX_BATCH_OPS {
@@ -157,7 +161,14 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<WriteOp>, stat
                 Err(_) => break,
             }
         }
-        let res = write_batch(&pool, &ops).await;
+        let committed = mem.lock().expect("log mutex").committed;
+        let committed = (committed != committed_written).then_some(committed);
+        let res = write_batch(&pool, &ops, committed).await;
+        if res.is_ok()
+            && let Some(c) = committed
+        {
+            committed_written = c;
+        }
         if let Err(e) = &res {
             tracing::error!(error = %e, "raft log write failed");
         }
@@ -182,8 +193,15 @@ async fn writer(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<WriteOp>, stat
     pool.close().await;
 }
 
-async fn write_batch(pool: &SqlitePool, ops: &[WriteOp]) -> Result<(), String> {
+async fn write_batch(
+    pool: &SqlitePool,
+    ops: &[WriteOp],
+    committed: Option<Option<LogId>>,
+) -> Result<(), String> {
     let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    if let Some(c) = committed {
+        put_kv(&mut tx, "committed", &c).await?;
+    }
     for op in ops {
         match op {
             WriteOp::Append(entries, _) => {
@@ -212,7 +230,6 @@ async fn write_batch(pool: &SqlitePool, ops: &[WriteOp]) -> Result<(), String> {
                 put_kv(&mut tx, "purged", &Some(*upto)).await?;
             }
             WriteOp::Vote(v, _) => put_kv(&mut tx, "vote", &Some(*v)).await?,
-            WriteOp::Committed(c) => put_kv(&mut tx, "committed", c).await?,
         }
     }
     tx.commit().await.map_err(|e| e.to_string())
@@ -298,7 +315,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         if let Some(c) = committed {
             self.stats.committed_index.store(c.index, Ordering::Relaxed);
         }
-        self.send(WriteOp::Committed(committed))
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

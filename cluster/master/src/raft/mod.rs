@@ -11,6 +11,7 @@
 pub mod log_store;
 pub mod network;
 pub mod peer_service;
+pub mod proposer;
 pub mod state_machine;
 #[cfg(test)]
 mod suite_test;
@@ -56,13 +57,14 @@ fn de_b64<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         .map_err(serde::de::Error::custom)
 }
 
-/// A replicated command: a prost-encoded `kdss_proto::master::Mutation` (base64 in JSON so
-/// that log entries and AppendEntries payloads stay compact).
+/// A replicated command: a batch of length-delimited prost-encoded
+/// `kdss_proto::master::Mutation`s (see [`proposer`]); base64 in JSON so that log entries
+/// and AppendEntries payloads stay compact.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command(#[serde(serialize_with = "ser_b64", deserialize_with = "de_b64")] pub Vec<u8>);
 
-/// What applying a command returned: a prost-encoded `MutationReply` (empty for blank and
-/// membership entries).
+/// What applying a command returned: the length-delimited `MutationReply`s of its batch, in
+/// order (empty for blank and membership entries).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reply(#[serde(serialize_with = "ser_b64", deserialize_with = "de_b64")] pub Vec<u8>);
 

@@ -1,9 +1,12 @@
 //! The `RaftPeer` gRPC service: receives openraft messages from peers (serde_json payloads,
 //! service identity required) and hands them to the local Raft node.
 
-use super::{Command, Raft};
+use super::Raft;
+use super::proposer::Proposer;
+use kdss_proto::master::Mutation;
 use kdss_proto::master::RaftMessage;
 use kdss_proto::master::raft_peer_server::RaftPeer;
+use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::{Request, Response, Status};
@@ -11,14 +14,16 @@ use tonic::{Request, Response, Status};
 /// Serves peers' Raft traffic into `raft`.
 pub struct PeerService {
     raft: Raft,
+    proposer: Proposer,
     secret: String,
 }
 
 impl PeerService {
     /// A service for `raft`, accepting only calls signed with `cluster_secret`.
-    pub fn new(raft: Raft, cluster_secret: &str) -> Self {
+    pub fn new(raft: Raft, proposer: Proposer, cluster_secret: &str) -> Self {
         PeerService {
             raft,
+            proposer,
             secret: cluster_secret.to_string(),
         }
     }
@@ -65,10 +70,11 @@ impl RaftPeer for PeerService {
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
         crate::auth::require_service(req.metadata(), &self.secret)?;
-        let cmd = Command(req.into_inner().payload);
-        match self.raft.client_write(cmd).await {
-            Ok(r) => Ok(Response::new(RaftMessage { payload: r.data.0 })),
-            Err(e) => Err(crate::service::write_error(&self.raft, e)),
-        }
+        let m = Mutation::decode(req.into_inner().payload.as_slice())
+            .map_err(|e| Status::invalid_argument(format!("bad mutation: {e}")))?;
+        let reply = self.proposer.propose(m).await?;
+        Ok(Response::new(RaftMessage {
+            payload: reply.encode_to_vec(),
+        }))
     }
 }

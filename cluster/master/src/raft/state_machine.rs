@@ -121,38 +121,35 @@ impl StateMachine {
     }
 }
 
-/// Applies one entry's command inside the batch transaction.
-async fn apply_command(conn: &mut sqlx::SqliteConnection, bytes: &[u8]) -> pb::MutationReply {
-    let failure = |errno: i32, code: &str, message: String| pb::MutationReply {
+/// Takes the next mutation of a batch; an undecodable rest is answered once with EINVAL.
+fn decode_one(rest: &mut &[u8]) -> Result<pb::Mutation, pb::MutationReply> {
+    pb::Mutation::decode_length_delimited(rest).map_err(|e| pb::MutationReply {
         reply: None,
         failure: Some(pb::MetaFailure {
-            errno,
-            code: code.to_string(),
-            message,
+            errno: kdss_common::rpc_error::errno::EINVAL,
+            code: "InvalidArgument".to_string(),
+            message: format!("undecodable mutation: {e}"),
         }),
-    };
-    let m = match pb::Mutation::decode(bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            return failure(
-                kdss_common::rpc_error::errno::EINVAL,
-                "InvalidArgument",
-                format!("undecodable mutation: {e}"),
-            );
-        }
-    };
-    match crate::meta_api::apply(conn, &m).await {
+    })
+}
+
+/// Applies one mutation inside the batch transaction.
+async fn apply_mutation(conn: &mut sqlx::SqliteConnection, m: &pb::Mutation) -> pb::MutationReply {
+    match crate::meta_api::apply(conn, m).await {
         Ok(r) => r,
-        // An internal failure of one mutation is answered as EIO (its savepoint rolled back)
-        // rather than stopping the state machine, so one bad entry cannot take every master
-        // down; it is logged loudly.
+        // An internal failure of one mutation (kdss-meta rolled its savepoint back) is
+        // answered as EIO rather than stopping the state machine, so one bad entry cannot
+        // take every master down; it is logged loudly.
         Err(e) => {
             tracing::error!(error = %e, "mutation failed inside the state machine");
-            failure(
-                kdss_common::rpc_error::errno::EIO,
-                "InternalError",
-                e.to_string(),
-            )
+            pb::MutationReply {
+                reply: None,
+                failure: Some(pb::MetaFailure {
+                    errno: kdss_common::rpc_error::errno::EIO,
+                    code: "InternalError".to_string(),
+                    message: e.to_string(),
+                }),
+            }
         }
     }
 }
@@ -179,8 +176,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             match entry.payload {
                 EntryPayload::Blank => replies.push(Reply::default()),
                 EntryPayload::Normal(cmd) => {
-                    let r = apply_command(&mut tx, &cmd.0).await;
-                    replies.push(Reply(r.encode_to_vec()));
+                    let mut out = Vec::new();
+                    let mut rest = cmd.0.as_slice();
+                    while !rest.is_empty() {
+                        let r = match decode_one(&mut rest) {
+                            Ok(m) => apply_mutation(&mut tx, &m).await,
+                            Err(r) => {
+                                rest = &[];
+                                r
+                            }
+                        };
+                        r.encode_length_delimited(&mut out).map_err(sm_err)?;
+                    }
+                    replies.push(Reply(out));
                 }
                 EntryPayload::Membership(m) => {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));

@@ -18,7 +18,7 @@ mod rpc;
 use crate::auth::{self, Caller};
 use crate::membership::Registry;
 use crate::metrics::Metrics;
-use crate::raft::{Command, NodeId, Raft, StateMachine};
+use crate::raft::{NodeId, Raft, StateMachine};
 use kdss_common::CapabilityKey;
 use kdss_common::rpc_error::{self, LEADER_KEY, errno};
 use kdss_proto::master as pb;
@@ -26,7 +26,6 @@ use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use openraft::ServerState;
 use openraft::error::{ClientWriteError, RaftError};
-use prost::Message;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,6 +52,8 @@ pub struct State {
     pub registry: Registry,
     /// Signs shard capabilities.
     pub caps: CapabilityKey,
+    /// Batches concurrent mutations into Raft entries.
+    pub proposer: crate::raft::proposer::Proposer,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Refuse allocations above this used share (percent).
@@ -100,6 +101,7 @@ impl State {
         State {
             id,
             secret: secret.to_string(),
+            proposer: crate::raft::proposer::Proposer::start(raft.clone()),
             raft,
             sm,
             registry: Registry::default(),
@@ -232,13 +234,7 @@ impl State {
             op: Some(op),
         };
         crate::meta_api::prepare(&mut m);
-        let resp = self
-            .raft
-            .client_write(Command(m.encode_to_vec()))
-            .await
-            .map_err(|e| write_error(&self.raft, e))?;
-        let r = pb::MutationReply::decode(resp.data.0.as_slice())
-            .map_err(|e| Status::internal(format!("undecodable mutation reply: {e}")))?;
+        let r = self.proposer.propose(m).await?;
         if let Some(f) = r.failure {
             return Err(crate::meta_api::failure_status(&f));
         }

@@ -1,0 +1,109 @@
+//! Batching of concurrent proposals into one Raft entry.
+//!
+//! openraft 0.9 appends client writes one by one and waits for each flush before the next
+//! append, so concurrent writes would each pay an fsync on every member. The proposer queues
+//! mutations and, while at most [`IN_FLIGHT`] batches are in Raft, packs everything queued
+//! into one entry: a [`Command`] holding length-delimited `Mutation`s, whose [`Reply`] holds
+//! the length-delimited `MutationReply`s in the same order. One entry = one fsync per member
+//! for the whole batch; the state machine applies the batch in one transaction.
+
+use super::{Command, Raft};
+use kdss_proto::master as pb;
+use prost::Message;
+use std::sync::Arc;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tonic::Status;
+
+/// Batches in Raft at once (one being flushed, one being built/replicated).
+pub const IN_FLIGHT: usize = 2;
+/// Most mutations in one entry.
+pub const MAX_BATCH: usize = 512;
+
+type Waiter = oneshot::Sender<Result<pb::MutationReply, Status>>;
+
+/// Hands mutations to the batching task.
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::UnboundedSender<(pb::Mutation, Waiter)>,
+}
+
+impl Proposer {
+    /// Starts the batching task over `raft`.
+    pub fn start(raft: Raft) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(batcher(raft, rx));
+        Proposer { tx }
+    }
+
+    /// Proposes one mutation and waits for its reply.
+    pub async fn propose(&self, m: pb::Mutation) -> Result<pb::MutationReply, Status> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send((m, done))
+            .map_err(|_| Status::unavailable("master is shutting down"))?;
+        wait.await
+            .map_err(|_| Status::unavailable("master is shutting down"))?
+    }
+}
+
+/// Encodes a batch of mutations as one command.
+pub fn encode_batch<'a>(ms: impl IntoIterator<Item = &'a pb::Mutation>) -> Command {
+    let mut buf = Vec::new();
+    for m in ms {
+        m.encode_length_delimited(&mut buf).expect("Vec grows");
+    }
+    Command(buf)
+}
+
+/// Decodes the replies of a batch.
+pub fn decode_replies(mut bytes: &[u8]) -> Result<Vec<pb::MutationReply>, prost::DecodeError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        out.push(pb::MutationReply::decode_length_delimited(&mut bytes)?);
+    }
+    Ok(out)
+}
+
+async fn batcher(raft: Raft, mut rx: mpsc::UnboundedReceiver<(pb::Mutation, Waiter)>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // While we waited for a slot, more proposals queued: take them all.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(x) => batch.push(x),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let cmd = encode_batch(batch.iter().map(|(m, _)| m));
+            let res = raft.client_write(cmd).await;
+            match res {
+                Err(e) => {
+                    let s = crate::service::write_error(&raft, e);
+                    for (_, w) in batch {
+                        let _ = w.send(Err(s.clone()));
+                    }
+                }
+                Ok(r) => match decode_replies(&r.data.0) {
+                    Ok(replies) if replies.len() == batch.len() => {
+                        for ((_, w), rep) in batch.into_iter().zip(replies) {
+                            let _ = w.send(Ok(rep));
+                        }
+                    }
+                    other => {
+                        let s = Status::internal(format!("batch reply does not match: {other:?}"));
+                        for (_, w) in batch {
+                            let _ = w.send(Err(s.clone()));
+                        }
+                    }
+                },
+            }
+        });
+    }
+}

@@ -33,6 +33,7 @@ pub mod posix;
 pub mod read;
 pub mod rename;
 mod schema;
+mod stripe_reads;
 pub mod tree;
 
 pub use apply::{apply, prepare};

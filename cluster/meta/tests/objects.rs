@@ -433,3 +433,52 @@ proptest! {
         });
     }
 }
+
+#[tokio::test]
+async fn inline_objects_keep_their_bytes_in_metadata() {
+    let mut ns = Ns::new().await;
+    let put = |body: &[u8], size| {
+        Op::PutObject(PutObjectRequest {
+            bucket: BUCKET.into(),
+            key: "small".into(),
+            size,
+            etag: "e".into(),
+            inline_data: body.to_vec(),
+            ..Default::default()
+        })
+    };
+    assert_eq!(ns.fail(put(b"toolong", 3)).await.code, "InvalidArgument");
+    ns.ok(put(b"hello", 5)).await;
+    let h = read::head_object(
+        &ns.pool,
+        &HeadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "small".into(),
+            with_extents: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(h.inline_data, b"hello");
+    assert!(h.extents.is_empty());
+    let ino = h.info.unwrap().ino;
+    ns.ok(Op::SetAttr(SetAttrRequest {
+        bucket: BUCKET.into(),
+        ino,
+        size: Some(2),
+        ..Default::default()
+    }))
+    .await;
+    let g = read::get_extents(
+        &ns.pool,
+        &GetExtentsRequest {
+            bucket: BUCKET.into(),
+            ino,
+            offset: 0,
+            len: 0,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(g.inline_data, b"he", "truncate trims inline content too");
+}

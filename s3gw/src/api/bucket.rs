@@ -127,7 +127,9 @@ pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Resp
     };
     match rpc!(ctx.client, create_bucket, req) {
         Ok(pb::BucketReply { .. }) => {}
-        Err(e) if e.code == Code::BucketAlreadyExists => {
+        Err(e)
+            if e.code == Code::BucketAlreadyExists || e.code == Code::BucketAlreadyOwnedByYou =>
+        {
             let mine: S3Result<pb::BucketReply> = rpc!(
                 ctx.client,
                 get_bucket,

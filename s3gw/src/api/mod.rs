@@ -99,7 +99,13 @@ pub fn http_date(ns: i64) -> String {
 
 /// Parses an HTTP date to unix seconds.
 pub fn parse_http_date(s: &str) -> Option<i64> {
-    httpdate::parse_http_date(s.trim())
+    // Python's formatdate() without usegmt writes "-0000" for GMT.
+    let s = s.trim();
+    let s = match s.strip_suffix("-0000").or_else(|| s.strip_suffix("+0000")) {
+        Some(head) => format!("{head}GMT"),
+        None => s.to_string(),
+    };
+    httpdate::parse_http_date(&s)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs() as i64)

@@ -99,7 +99,30 @@ pub async fn complete(
     let raw = RequestBody::with_checksums(body, &ctx.headers, &ctx.payload, false)?
         .collect(4 << 20)
         .await?;
-    let doc: xml::CompleteMultipartXml = xml::parse(&raw)?;
+    let mut doc: xml::CompleteMultipartXml = xml::parse(&raw)?;
+    // A part listed twice in a row (a resent part) counts once, with its last ETag.
+    let mut parts: Vec<xml::CompletePartXml> = Vec::with_capacity(doc.parts.len());
+    for p in doc.parts.drain(..) {
+        match parts.last_mut() {
+            Some(last) if last.part_number == p.part_number => *last = p,
+            _ => parts.push(p),
+        }
+    }
+    doc.parts = parts;
+    // x-amz-checksum-* on Complete names the whole object's checksum: it must at least be
+    // a well-formed value of its algorithm.
+    for a in Algo::ALL {
+        if let Some(v) = ctx.h(a.header()) {
+            let raw = v.split('-').next().unwrap_or("");
+            let want = B64.decode(a.of(b"")).map(|d| d.len()).unwrap_or(0);
+            if B64.decode(raw).map(|d| d.len()) != Ok(want) {
+                return Err(S3Error::new(
+                    Code::BadDigest,
+                    format!("The {} you specified is not a valid checksum.", a.name()),
+                ));
+            }
+        }
+    }
     if doc.parts.is_empty() {
         return Err(S3Error::new(
             Code::MalformedXML,
@@ -190,7 +213,8 @@ pub async fn complete(
         .elem("Key", key)
         .elem("ETag", &info.etag);
     if let Some((a, v)) = &checksum {
-        w.elem(&format!("Checksum{}", a.name()), v);
+        w.elem(&format!("Checksum{}", a.name()), v)
+            .elem("ChecksumType", "COMPOSITE");
     }
     Ok(xml_response(
         StatusCode::OK,

@@ -16,8 +16,9 @@ use crate::layout::shard_len_for;
 use crate::state::Shared;
 use crate::{ClientError, MasterClient};
 
-/// Attempts per shard (the first target plus replacements) before the stripe fails.
-const SHARD_ATTEMPTS: usize = 4;
+/// Attempts per shard (the first target plus replacements) before the stripe fails; the
+/// attempts also stop when the master-call deadline has passed since the first failure.
+const SHARD_ATTEMPTS: usize = 12;
 
 /// The EC policy of `bucket`, cached after the first GetBucket.
 pub(crate) async fn bucket_policy(
@@ -125,7 +126,18 @@ async fn put_with_replace(
 ) -> Result<(), ClientError> {
     let mut loc = loc;
     let mut last = None;
+    let started = std::time::Instant::now();
+    let mut backoff = std::time::Duration::from_millis(50);
     for attempt in 0..SHARD_ATTEMPTS {
+        if attempt >= 2 {
+            // The master may still place on a node that just died (it learns from missed
+            // heartbeats): give it time to notice instead of burning the attempts at once.
+            if started.elapsed() > master.timeout() {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+        }
         let failed_disk = match &loc {
             Some(l) => match sh.nodes.put_shard(l, stripe_id, shard.clone(), crc).await {
                 Ok(()) => return Ok(()),

@@ -198,9 +198,11 @@ async fn read_all(client: &Client, bucket: &str, ino: u64) -> Result<Bytes, Clie
 /// reads fail with Unrecoverable, never with wrong bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_m_dead_nodes_and_reports_m_plus_one() {
+    // 7 nodes: one shard of each stripe per node. 2 disks each, so that 5 live nodes still
+    // offer the 7 distinct disks a new stripe needs.
     let opts = ClusterOpts {
         nodes: 7,
-        disks_per_node: 1,
+        disks_per_node: 2,
         ..ClusterOpts::default()
     };
     let mut cluster = Cluster::start(opts).await.expect("cluster");

@@ -30,7 +30,11 @@ pub fn fuse_config(cfg: &MountConfig) -> fuser::Config {
         },
     ];
     if !cfg.mount.subtype.is_empty() {
-        opts.push(MountOption::Subtype(cfg.mount.subtype.clone()));
+        // As a kernel option: fuser's direct mount would otherwise report plain `fuse`.
+        opts.push(MountOption::CUSTOM(format!(
+            "subtype={}",
+            cfg.mount.subtype
+        )));
     }
     let mut c = fuser::Config::default();
     c.mount_options = opts;

@@ -27,8 +27,6 @@ pub struct OpenFiles {
 /// One `open()` as the kernel knows it.
 struct Handle {
     ino: u64,
-    /// The master's open handle (keeps an unlinked inode alive until release).
-    master: u64,
 }
 
 /// Per-inode state shared by every handle of the inode.
@@ -39,6 +37,9 @@ struct InodeData {
     /// End of the highest byte written and not yet flushed.
     dirty_end: AtomicU64,
     dirty_mtime_ns: AtomicI64,
+    /// The open registered at the master, once this mount unlinks or replaces the inode
+    /// while it is open here (keeps the unlinked inode alive until the last release).
+    pinned: Mutex<Option<u64>>,
     io: tokio::sync::Mutex<InodeIo>,
 }
 
@@ -82,7 +83,7 @@ impl OpenFiles {
             .clone()
     }
 
-    fn add_handle(&self, ino: u64, master: u64) -> u64 {
+    fn add_handle(&self, ino: u64) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed) + 1;
         {
             let mut inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
@@ -95,7 +96,7 @@ impl OpenFiles {
         self.handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(fh, Handle { ino, master });
+            .insert(fh, Handle { ino });
         fh
     }
 
@@ -142,12 +143,29 @@ impl OpenFiles {
 
     /// Master handles still open (released at unmount).
     pub fn open_master_handles(&self) -> Vec<u64> {
-        self.handles
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        inodes
+            .values()
+            .filter_map(|d| *d.pinned.lock().unwrap_or_else(|e| e.into_inner()))
+            .collect()
+    }
+
+    /// Whether any file is open on this mount (only then can a name removal orphan one).
+    pub fn any_open(&self) -> bool {
+        !self
+            .handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .map(|h| h.master)
-            .collect()
+            .is_empty()
+    }
+
+    fn take_pin_if_closed(&self, ino: u64) -> Option<u64> {
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        let d = inodes.get(&ino)?;
+        if d.opens.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        d.pinned.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Inodes with unflushed writes (flushed at unmount).
@@ -172,23 +190,16 @@ pub struct Opened {
 }
 
 impl Ksfs {
-    /// Registers an open at the master (so an unlink keeps the inode while it is open)
-    /// and decides whether the kernel may keep its cached pages (close-to-open).
-    pub async fn open(&self, ino: u64, write: bool) -> Result<Opened, Errno> {
-        let req = pb::OpenRequest {
-            bucket: self.bucket.clone(),
-            ino,
-            session: self.session.clone(),
-            write,
-        };
-        let reply = self
-            .call(move |mut c| {
-                let req = req.clone();
-                async move { c.open(req).await }
-            })
-            .await?;
-        let mut attr = reply.attr.unwrap_or_default();
-        let fh = self.files.add_handle(ino, reply.handle);
+    /// Opens a file: attributes from the master decide whether the kernel may keep its
+    /// cached pages (close-to-open). Nothing is registered at the master until this mount
+    /// removes a name of the open inode (`pin_if_open`), so open/close cost no Raft commit.
+    pub async fn open(&self, ino: u64, _write: bool) -> Result<Opened, Errno> {
+        let attr = self.getattr(ino).await?;
+        self.opened(ino, attr).await
+    }
+
+    async fn opened(&self, ino: u64, mut attr: pb::Attr) -> Result<Opened, Errno> {
+        let fh = self.files.add_handle(ino);
         let keep_cache = self.files.cache_version(ino, attr.version);
         if !keep_cache {
             // Someone else changed the file: read a fresh snapshot.
@@ -201,6 +212,48 @@ impl Ksfs {
             keep_cache,
             attr,
         })
+    }
+
+    /// Before this mount unlinks or replaces the inode named `name` in `parent`: if it is
+    /// open here, register the open at the master so the inode outlives its last name
+    /// until the last release (open-then-unlinked files).
+    pub async fn pin_if_open(&self, parent: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        if !self.files.any_open() {
+            return Ok(());
+        }
+        let ino = match self.lookup(parent, name).await {
+            Ok(a) => a.ino,
+            Err(e) if e == Errno::ENOENT => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if !self.files.is_open(ino) {
+            return Ok(());
+        }
+        let d = self.files.inode(ino);
+        if d.pinned.lock().unwrap_or_else(|e| e.into_inner()).is_some() {
+            return Ok(());
+        }
+        let req = pb::OpenRequest {
+            bucket: self.bucket.clone(),
+            ino,
+            session: self.session.clone(),
+            write: true,
+        };
+        let reply = self
+            .call(move |mut c| {
+                let req = req.clone();
+                async move { c.open(req).await }
+            })
+            .await?;
+        let old = d
+            .pinned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(reply.handle);
+        if let Some(old) = old {
+            self.release_master(old).await;
+        }
+        Ok(())
     }
 
     /// Creates a regular file and opens it.
@@ -227,10 +280,8 @@ impl Ksfs {
                 exclusive,
             )
             .await?;
-        let mut o = self.open(attr.ino, write).await?;
-        o.attr = attr;
-        self.files.overlay(&mut o.attr);
-        Ok(o)
+        let _ = write;
+        self.opened(attr.ino, attr).await
     }
 
     /// Reads `size` bytes at `offset` (short at end of file; holes are zeros).
@@ -318,7 +369,9 @@ impl Ksfs {
         if let Err(e) = &flushed {
             tracing::warn!(ino = h.ino, error = ?e, "flush at release failed");
         }
-        self.release_master(h.master).await;
+        if let Some(pin) = self.files.take_pin_if_closed(h.ino) {
+            self.release_master(pin).await;
+        }
         self.files.forget_if_idle(h.ino);
         flushed
     }

@@ -158,6 +158,7 @@ impl Ksfs {
 
     /// Removes a non-directory name (the inode lives on while it is open anywhere).
     pub async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        self.pin_if_open(parent, name).await?;
         let req = pb::UnlinkRequest {
             bucket: self.bucket.clone(),
             parent,
@@ -195,6 +196,9 @@ impl Ksfs {
     ) -> Result<(), Errno> {
         if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             return Err(Errno::EINVAL);
+        }
+        if flags & libc::RENAME_EXCHANGE == 0 {
+            self.pin_if_open(new_parent, new_name).await?;
         }
         let req = pb::RenameRequest {
             bucket: self.bucket.clone(),

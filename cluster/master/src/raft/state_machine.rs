@@ -121,16 +121,16 @@ impl StateMachine {
     }
 }
 
-/// Takes the next mutation of a batch; an undecodable rest is answered once with EINVAL.
-fn decode_one(rest: &mut &[u8]) -> Result<pb::Mutation, pb::MutationReply> {
-    pb::Mutation::decode_length_delimited(rest).map_err(|e| pb::MutationReply {
+/// The answer to an undecodable rest of a batch.
+fn undecodable(e: prost::DecodeError) -> pb::MutationReply {
+    pb::MutationReply {
         reply: None,
         failure: Some(pb::MetaFailure {
             errno: kdss_common::rpc_error::errno::EINVAL,
             code: "InvalidArgument".to_string(),
             message: format!("undecodable mutation: {e}"),
         }),
-    })
+    }
 }
 
 /// Applies one mutation inside the batch transaction.
@@ -179,11 +179,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let mut out = Vec::new();
                     let mut rest = cmd.0.as_slice();
                     while !rest.is_empty() {
-                        let r = match decode_one(&mut rest) {
+                        let r = match pb::Mutation::decode_length_delimited(&mut rest) {
                             Ok(m) => apply_mutation(&mut tx, &m).await,
-                            Err(r) => {
+                            Err(e) => {
                                 rest = &[];
-                                r
+                                undecodable(e)
                             }
                         };
                         r.encode_length_delimited(&mut out).map_err(sm_err)?;

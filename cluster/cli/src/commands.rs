@@ -51,11 +51,9 @@ fn disk_rows(st: &pb::ClusterStatusReply) -> (Vec<Value>, Vec<Vec<String>>) {
     for n in &st.nodes {
         for d in &n.disks {
             js.push(disk_json(&n.node_id, d));
-            let pct = if d.capacity_bytes > 0 {
-                d.used_bytes * 100 / d.capacity_bytes
-            } else {
-                0
-            };
+            let pct = (d.used_bytes * 100)
+                .checked_div(d.capacity_bytes)
+                .unwrap_or(0);
             rows.push(vec![
                 n.node_id.clone(),
                 format!("{:016x}", d.disk_id),

@@ -76,10 +76,7 @@ impl Proc {
 
     /// Whether the child is alive (reaps it if it exited).
     pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut().map(|c| c.try_wait()) {
-            Some(Ok(None)) => true,
-            _ => false,
-        }
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
     /// The exit status, if the child has exited.

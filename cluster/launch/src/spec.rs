@@ -63,7 +63,7 @@ impl ClusterSpec {
     /// Refuses shapes that cannot hold a stripe or that are plainly wrong.
     pub fn validate(&self) -> Result<(), crate::LaunchError> {
         let bad = |m: String| Err(crate::LaunchError::Spec(m));
-        if self.masters == 0 || self.masters % 2 == 0 {
+        if self.masters == 0 || self.masters.is_multiple_of(2) {
             return bad(format!(
                 "--masters must be odd (1, 3 or 5), got {}",
                 self.masters

@@ -6,10 +6,8 @@ use std::process::{Command, Output};
 
 /// Why these tests cannot run here (printed, then the test returns), if they cannot.
 pub fn skip_reason(need_fuse: bool) -> Option<String> {
-    if need_fuse {
-        if let Some(r) = kdss_testkit::fuse_unavailable() {
-            return Some(r);
-        }
+    if let Some(r) = need_fuse.then(kdss_testkit::fuse_unavailable).flatten() {
+        return Some(r);
     }
     if Command::new("aws").arg("--version").output().is_err() {
         return Some("aws cli not found (pip install awscli)".into());

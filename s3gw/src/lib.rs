@@ -94,6 +94,11 @@ pub async fn serve(
     });
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
     tracing::info!(%addr, region = %cfg.s3.region, "s3 gateway ready");
+    // Small responses must not wait for delayed ACKs (Nagle): set TCP_NODELAY per connection.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, server::app(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -54,8 +54,9 @@ fn apply_options(cfg: &mut MountConfig, args: &Args) {
                 "ro" => cfg.mount.read_only = true,
                 "rw" => cfg.mount.read_only = false,
                 "allow_other" => cfg.mount.allow_other = true,
-                "" => {}
-                other => eprintln!("ksfs: ignoring mount option `{other}`"),
+                // mount(8) passes generic options (relatime, dev, ...); the kernel already
+                // applied what it understands, and printing here would pollute callers.
+                _ => {}
             },
         }
     }

@@ -13,7 +13,6 @@ use crate::engine::{DATA_OFFSET, Disk, FormatOptions, OpenOptions, ShardKey, for
 use crate::error::StorageError;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -240,17 +239,12 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
 fn run_inner(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
     let cluster = "kdss-bench";
     let seg = ((opts.size / 16) >> 20 << 20).clamp(4 << 20, 64 << 20);
-    format(
-        &opts.path,
-        opts.size,
-        cluster,
-        FormatOptions {
-            segment_size: Some(seg),
-            force: true,
-        },
-    )?;
-    let disk = Arc::new(Disk::open(&opts.path, cluster, OpenOptions::default())?);
-    let geo = disk.geometry();
+    let fopts = FormatOptions {
+        segment_size: Some(seg),
+        force: true,
+    };
+    format(&opts.path, opts.size, cluster, fopts.clone())?;
+    let geo = Disk::open(&opts.path, cluster, OpenOptions::default())?.geometry();
     // Use up to 40% of the capacity for the 1 MiB figures, at most 2 GiB.
     let bytes = ((geo.capacity() * 2 / 5).min(2 << 30) >> 20) << 20;
     let threads = opts.concurrency.max(1);
@@ -258,6 +252,16 @@ fn run_inner(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
         bytes,
         ..Default::default()
     };
+    // Raw figures first (as a dd before the run would), over the region the engine writes.
+    {
+        let dev = Device::open(&opts.path, None)?;
+        rep.direct_io = dev.is_direct();
+        let (rw, rr) = raw(&dev, geo.data_start, bytes)?;
+        rep.raw_write_mibs = rw;
+        rep.raw_read_mibs = rr;
+    }
+    format(&opts.path, opts.size, cluster, fopts)?;
+    let disk = Disk::open(&opts.path, cluster, OpenOptions::default())?;
 
     let mib = 1usize << 20;
     let count = bytes >> 20;
@@ -322,14 +326,6 @@ fn run_inner(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
             unit: "ops/s",
         });
     }
-    // Raw figures in the same run, on the same file, after the engine is done with it.
-    let disk =
-        Arc::try_unwrap(disk).map_err(|_| StorageError::Serve("bench disk still shared".into()))?;
     drop(disk);
-    let dev = Device::open(&opts.path, None)?;
-    rep.direct_io = dev.is_direct();
-    let (rw, rr) = raw(&dev, geo.data_start, bytes)?;
-    rep.raw_write_mibs = rw;
-    rep.raw_read_mibs = rr;
     Ok(rep)
 }

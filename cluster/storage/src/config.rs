@@ -304,7 +304,7 @@ threshold = 0.3
         let e = StorageConfig::parse(Path::new("storage.toml"), &text)
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("storage.toml:14:"), "{e}");
+        assert!(e.starts_with("storage.toml:13:"), "{e}");
         assert!(e.contains("treshold"), "{e}");
     }
 

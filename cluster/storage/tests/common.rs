@@ -25,7 +25,7 @@ pub fn content(k: ShardKey, len: usize) -> Vec<u8> {
 
 /// A length derived from the key (0 .. 200 KiB).
 pub fn len_of(k: ShardKey) -> usize {
-    ((k.stripe.wrapping_mul(7919) ^ k.shard as u64 * 104_729) % 200_000) as usize
+    ((k.stripe.wrapping_mul(7919) ^ (k.shard as u64 * 104_729)) % 200_000) as usize
 }
 
 pub fn fresh(dir: &Path, size: u64, seg: u64) -> PathBuf {

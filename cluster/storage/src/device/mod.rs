@@ -247,8 +247,9 @@ impl Device {
     }
 }
 
-/// Creates `path` as a regular file of `size` bytes if it does not exist, or grows a smaller
-/// regular file to `size`; block devices are left as they are.
+/// Creates `path` as a regular file of `size` bytes (allocated with posix_fallocate where the
+/// filesystem supports it) if it does not exist, or grows a smaller regular file to `size`;
+/// block devices are left as they are.
 pub fn ensure_sized(path: &Path, size: u64) -> Result<(), StorageError> {
     let f = OpenOptions::new()
         .read(true)
@@ -259,7 +260,13 @@ pub fn ensure_sized(path: &Path, size: u64) -> Result<(), StorageError> {
         .map_err(|e| io_err(path, "create", e))?;
     let meta = f.metadata().map_err(|e| io_err(path, "stat", e))?;
     if meta.file_type().is_file() && meta.len() < size {
-        f.set_len(size).map_err(|e| io_err(path, "set_len", e))?;
+        // Allocate the blocks up front, so the file behaves like a device: no allocation
+        // inside later durable writes, and no ENOSPC from the host filesystem mid-append.
+        // SAFETY: posix_fallocate on a valid descriptor we own.
+        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, size as libc::off_t) };
+        if rc != 0 {
+            f.set_len(size).map_err(|e| io_err(path, "set_len", e))?;
+        }
     }
     Ok(())
 }

@@ -77,6 +77,9 @@ pub struct State {
     pub segs: Vec<Seg>,
     pub open: Option<u32>,
     pub next_seq: u64,
+    /// Puts written but not yet synced and applied (the writer pipelines batches), so a
+    /// delete queued behind a put still writes its tombstone.
+    pub pending: HashMap<ShardKey, u32>,
 }
 
 fn push_unique(v: &mut Vec<u32>, s: u32) {
@@ -93,6 +96,7 @@ impl State {
             segs: vec![Seg::free(); segments as usize],
             open: None,
             next_seq: 1,
+            pending: HashMap::new(),
         }
     }
 

@@ -1,15 +1,15 @@
 //! The append path: one writer thread per disk takes every queued append, places the records
-//! back to back in the open segment, writes them with one pwritev per contiguous run, makes
-//! them durable with ONE fdatasync for the whole batch (group commit), applies them to the
-//! index, and only then answers each caller. After a write or sync error the disk is failed
-//! and never synced again.
+//! back to back in the open segment and writes them with one pwritev per contiguous run; a
+//! syncer thread then makes the batch durable with ONE fdatasync (group commit), applies it
+//! to the index, and only then answers each caller. The two threads pipeline: batch N+1 is
+//! written while batch N is synced. After a write or sync error the disk is failed and never
+//! synced again.
 
 use super::index::{Loc, SegKind, ShardKey};
 use super::{Inner, stats::DiskCounters};
 use crate::device::aligned::AlignedBuf;
 use crate::error::StorageError;
 use kdss_format::{BLOCK, RecordHeader, RecordKind, SegmentHeader, record_footprint};
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -62,6 +62,86 @@ struct Slot {
 
 /// Runs until `Stop` or until every sender is gone.
 pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Cmd>) {
+    let (stx, srx) = std::sync::mpsc::sync_channel::<SyncJob>(1);
+    let si = inner.clone();
+    let syncer = std::thread::Builder::new()
+        .name(format!("kdss-sync-{:x}", inner.id.0))
+        .spawn(move || sync_loop(si, srx))
+        .expect("spawn syncer thread");
+    write_loop(&inner, rx, &stx);
+    drop(stx);
+    let _ = syncer.join();
+}
+
+/// A written batch waiting for its fdatasync.
+struct SyncJob {
+    slots: Vec<Slot>,
+    written: u64,
+}
+
+fn sync_loop(inner: Arc<Inner>, rx: Receiver<SyncJob>) {
+    while let Ok(job) = rx.recv() {
+        let mut result = if inner.failed.load(Ordering::SeqCst) {
+            Err(std::io::Error::other("disk already failed"))
+        } else {
+            Ok(())
+        };
+        if result.is_ok() {
+            result = inner.dev.sync();
+            DiskCounters::add(&inner.counters.syncs, 1);
+            if let Err(e) = &result {
+                inner.fail("fdatasync", e);
+            }
+        }
+        let mut st = inner.state.lock().expect("state lock");
+        for s in &job.slots {
+            if matches!(s.req.op, Op::Put { .. })
+                && let Some(n) = st.pending.get_mut(&s.req.key)
+            {
+                *n -= 1;
+                if *n == 0 {
+                    st.pending.remove(&s.req.key);
+                }
+            }
+        }
+        if result.is_err() {
+            drop(st);
+            for s in job.slots {
+                let _ = s
+                    .req
+                    .reply
+                    .send(Err(StorageError::DiskFailed { disk: inner.id }));
+            }
+            continue;
+        }
+        DiskCounters::add(&inner.counters.bytes_written, job.written);
+        let mut replies = Vec::with_capacity(job.slots.len());
+        for s in job.slots {
+            let reply = match s.placed {
+                Ok(Some((loc, kind, expect))) => {
+                    st.apply(s.req.key, kind, loc, expect);
+                    DiskCounters::add(&inner.counters.records_written, 1);
+                    Ok(Placed {
+                        offset: loc.offset,
+                        existed: true,
+                    })
+                }
+                Ok(None) => Ok(Placed {
+                    offset: 0,
+                    existed: false,
+                }),
+                Err(e) => Err(e),
+            };
+            replies.push((s.req.reply, reply));
+        }
+        drop(st);
+        for (tx, r) in replies {
+            let _ = tx.send(r);
+        }
+    }
+}
+
+fn write_loop(inner: &Inner, rx: Receiver<Cmd>, stx: &std::sync::mpsc::SyncSender<SyncJob>) {
     loop {
         let first = match rx.recv() {
             Ok(Cmd::Append(r)) => r,
@@ -86,14 +166,14 @@ pub(crate) fn run(inner: Arc<Inner>, rx: Receiver<Cmd>) {
                 Err(_) => break,
             }
         }
-        process(&inner, batch);
+        process(inner, batch, stx);
         if stop {
             return;
         }
     }
 }
 
-fn process(inner: &Inner, batch: Vec<Request>) {
+fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender<SyncJob>) {
     if inner.failed.load(Ordering::SeqCst) {
         for r in batch {
             let _ = r
@@ -106,19 +186,17 @@ fn process(inner: &Inner, batch: Vec<Request>) {
     let mut slots: Vec<Slot> = Vec::with_capacity(batch.len());
     {
         let mut st = inner.state.lock().expect("state lock");
-        let mut put_in_batch: HashSet<ShardKey> = HashSet::new();
         for mut req in batch {
             let (kind, len, crc, version, expect) = match &req.op {
                 Op::Put { len, crc, .. } => (RecordKind::Shard, *len, *crc, None, None),
                 Op::Delete => {
-                    if st.live(&req.key).is_none() && !put_in_batch.contains(&req.key) {
+                    if st.live(&req.key).is_none() && !st.pending.contains_key(&req.key) {
                         let _ = req.reply.send(Ok(Placed {
                             offset: 0,
                             existed: false,
                         }));
                         continue;
                     }
-                    put_in_batch.remove(&req.key);
                     (RecordKind::Tombstone, 0, crc32c::crc32c(&[]), None, None)
                 }
                 Op::Relocate { kind, expect, .. } => (
@@ -163,7 +241,7 @@ fn process(inner: &Inner, batch: Vec<Request>) {
                 }
             }
             if matches!(req.op, Op::Put { .. }) {
-                put_in_batch.insert(req.key);
+                *st.pending.entry(req.key).or_default() += 1;
             }
             let loc = Loc {
                 seg,
@@ -211,41 +289,28 @@ fn process(inner: &Inner, batch: Vec<Request>) {
         written += end - start;
         result = inner.dev.write_vectored_at(&run, start);
     }
-    if result.is_ok() && !writes.is_empty() {
-        result = inner.dev.sync();
-        DiskCounters::add(&inner.counters.syncs, 1);
-    }
     if let Err(e) = result {
         inner.fail("append", &e);
-        for s in slots {
-            let _ = s
+        let mut st = inner.state.lock().expect("state lock");
+        for sl in &slots {
+            if matches!(sl.req.op, Op::Put { .. }) {
+                st.pending.remove(&sl.req.key);
+            }
+        }
+        drop(st);
+        for sl in slots {
+            let _ = sl
                 .req
                 .reply
                 .send(Err(StorageError::DiskFailed { disk: inner.id }));
         }
         return;
     }
-    DiskCounters::add(&inner.counters.bytes_written, written);
-    let mut st = inner.state.lock().expect("state lock");
-    for s in slots {
-        let reply = match s.placed {
-            Ok(Some((loc, kind, expect))) => {
-                st.apply(s.req.key, kind, loc, expect);
-                DiskCounters::add(&inner.counters.records_written, 1);
-                Ok(Placed {
-                    offset: loc.offset,
-                    existed: true,
-                })
-            }
-            Ok(None) => Ok(Placed {
-                offset: 0,
-                existed: false,
-            }),
-            Err(e) => Err(e),
-        };
-        let _ = s.req.reply.send(reply);
+    if slots.is_empty() && writes.is_empty() {
+        return;
     }
-    drop(st);
+    drop(writes);
+    let _ = stx.send(SyncJob { slots, written });
 }
 
 impl Inner {

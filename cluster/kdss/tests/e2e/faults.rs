@@ -156,29 +156,27 @@ async fn corrupt_records_are_read_around_and_reported() {
         &format!("s3://{b}/victim.bin"),
     );
 
-    // Data shards hold the file's bytes as they are: find them on the devices and flip bytes
-    // inside every record that holds a sample, while the node is stopped.
+    // Flip one data byte in every shard record of disk 0 on nodes 0 and 1, while each node
+    // is stopped. A stripe has at most one shard per disk, so each loses at most m = 2.
     let mut hits = Vec::new();
-    for (n, node) in c.layout.nodes.clone().iter().enumerate() {
+    for n in 0..2 {
+        let disk = c.layout.nodes[n].disks[0].clone();
         c.nodes[n].stop(std::time::Duration::from_secs(15));
-        for disk in &node.disks {
-            let mut dev = std::fs::read(disk).unwrap();
-            let mut changed = false;
-            for sample_at in (0..body.len() - 64).step_by(256 << 10) {
-                let needle = &body[sample_at..sample_at + 64];
-                if let Some(pos) = dev.windows(64).position(|w| w == needle) {
-                    dev[pos + 10] ^= 0xff;
-                    hits.push((n, disk.clone(), pos));
-                    changed = true;
-                }
-            }
-            if changed {
-                std::fs::write(disk, &dev).unwrap();
+        let mut dev = std::fs::read(&disk).unwrap();
+        let block = kdss_format::BLOCK as usize;
+        for off in (0..dev.len() - block).step_by(block) {
+            let Ok(h) = kdss_format::record::RecordHeader::decode(&dev[off..off + 64]) else {
+                continue;
+            };
+            if h.kind == kdss_format::record::RecordKind::Shard && h.data_len > 0 {
+                dev[off + 64 + h.data_len as usize / 2] ^= 0xff;
+                hits.push((n, h.stripe_id, h.shard_index));
             }
         }
+        std::fs::write(&disk, &dev).unwrap();
         c.restart_node(n).await.unwrap();
     }
-    assert!(!hits.is_empty(), "no shard data found on any device");
+    assert!(!hits.is_empty(), "no shard records found on the devices");
     c.restart_gateway(0).await.unwrap();
 
     aws_cp(
@@ -191,7 +189,8 @@ async fn corrupt_records_are_read_around_and_reported() {
     let mut detected = 0.0;
     for node in &c.layout.nodes {
         let text = http_get(&node.http, "/metrics");
-        detected += metric_sum(&text, "kdss_storage_disk_checksum_errors_total");
+        detected += metric_sum(&text, "kdss_storage_disk_checksum_errors_total")
+            + metric_sum(&text, "kdss_storage_disk_checksum_errors");
     }
     assert!(
         detected >= 1.0,

@@ -24,7 +24,7 @@ port="${hostport##*:}"
 conf_get() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k {sub(/^[^=]*= */,""); print; exit}' "$shared/s3tests.conf.template"; }
 for sec in "s3 main" "s3 alt" "s3 tenant"; do
   ak=$(conf_get "$sec" access_key); sk=$(conf_get "$sec" secret_key)
-  "$CLI" user create "s3tests-${sec#s3 }" --access-key "$ak" --secret-key "$sk" --role user >/dev/null 2>&1 || true
+  "$CLI" user create "s3tests-${sec#s3 }" --key "$ak" --secret "$sk" --role user >/dev/null 2>&1 || true
 done
 
 sed -e "s/^host = .*/host = $host/" -e "s/^port = .*/port = $port/" \

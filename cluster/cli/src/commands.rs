@@ -264,9 +264,11 @@ pub enum UserCmd {
     /// Create a user; keys are generated unless given (test suites bring their own).
     Create {
         name: String,
-        #[arg(long)]
+        /// The new user's access key (generated when absent).
+        #[arg(long = "key")]
         access_key: Option<String>,
-        #[arg(long)]
+        /// The new user's secret key (generated when absent).
+        #[arg(long = "secret")]
         secret_key: Option<String>,
         /// admin, operator, viewer or user.
         #[arg(long, default_value = "user")]

@@ -70,3 +70,34 @@ async fn a_file_written_through_ksfs_is_an_s3_object_and_back() {
     );
     assert_file(&m2.join("docs/big.bin"), &big);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_boto3_and_s3cmd_pass_the_compatibility_script() {
+    if let Some(r) = skip_reason(false) {
+        eprintln!("skipped: {r}");
+        return;
+    }
+    let c = Cluster::start(ClusterOpts {
+        gateways: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (ak, sk) = c.admin_keys();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../s3gw/tests/compat.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .env("S3_ENDPOINT", c.s3_endpoint().unwrap())
+        .env("AWS_ACCESS_KEY_ID", ak)
+        .env("AWS_SECRET_ACCESS_KEY", sk)
+        .current_dir(c.scratch("compat"))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "compat.sh failed:\n{text}");
+}

@@ -42,11 +42,10 @@ pub struct UpArgs {
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(p)
-    })
+    // Rebuilding from components drops `.` components, so the path matches
+    // /proc/self/mountinfo.
+    let abs = std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?;
+    Ok(abs.components().collect())
 }
 
 fn fuse_available() -> Result<(), String> {

@@ -322,22 +322,22 @@ mod tests {
         }
     }
 
+    /// Decoded data and trailers.
+    type Decoded = (Vec<u8>, Vec<(String, String)>);
+
     /// Feeds `body` in pieces of `piece` bytes; returns the decoded data or the error.
     fn decode(
         signer: Option<ChunkSigner>,
         trailer: bool,
         body: &[u8],
         piece: usize,
-    ) -> Result<(Vec<u8>, Vec<(String, String)>), ChunkError> {
+    ) -> Result<Decoded, ChunkError> {
         let mut d = ChunkedDecoder::new(signer, trailer);
         let mut out = Vec::new();
         for p in body.chunks(piece) {
             d.push(p);
-            loop {
-                match d.step()? {
-                    Step::Data(b) => out.extend_from_slice(&b),
-                    Step::NeedMore | Step::Done => break,
-                }
+            while let Step::Data(b) = d.step()? {
+                out.extend_from_slice(&b);
             }
         }
         d.finish()?;

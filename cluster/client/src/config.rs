@@ -37,7 +37,7 @@ impl Default for ClientConfig {
             write_window_bytes: 64 << 20,
             rpc_timeout: Duration::from_secs(15),
             shard_deadline: Duration::from_secs(3),
-            inline_threshold: 0,
+            inline_threshold: 16 << 10,
         }
     }
 }
@@ -55,8 +55,10 @@ impl ClientConfig {
         if self.rpc_timeout.is_zero() || self.shard_deadline.is_zero() {
             return bad("rpc_timeout and shard_deadline must be positive");
         }
-        if self.inline_threshold > self.chunk_size {
-            return bad("inline_threshold: must not exceed chunk_size");
+        if self.inline_threshold > self.chunk_size
+            || self.inline_threshold > kdss_common::limits::MAX_INLINE_BYTES
+        {
+            return bad("inline_threshold: must not exceed chunk_size nor 64 KiB");
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use bytes::BytesMut;
+use kdss_common::limits::INLINE_NOT_POSSIBLE;
 use kdss_proto::master as pb;
 
 use crate::layout::normalize_extents;
@@ -27,6 +28,8 @@ pub struct FileWriter {
     pipeline: Pipeline,
     chunk_size: u64,
     window: u64,
+    /// The master refused inline bytes for this file once (it has extents); stop asking.
+    inline_refused: bool,
 }
 
 impl FileWriter {
@@ -41,6 +44,7 @@ impl FileWriter {
             dirty_bytes: 0,
             chunk_size: cfg.chunk_size.max(1) as u64,
             window: cfg.write_window_bytes.max(cfg.chunk_size as u64),
+            inline_refused: false,
         }
     }
 
@@ -62,6 +66,9 @@ impl FileWriter {
 
     /// Makes everything written so far durable and commits it; returns the new attributes.
     pub async fn flush(&mut self) -> Result<pb::Attr, ClientError> {
+        if let Some(a) = self.commit_inline().await? {
+            return Ok(a);
+        }
         self.send_all().await?;
         self.pipeline.drain().await?;
         match self.commit().await? {
@@ -205,6 +212,54 @@ impl FileWriter {
         Ok(())
     }
 
+    /// Small files: when everything pending is one run that ends within the inline
+    /// threshold, it goes to the master in the CommitWrite itself (one replicated metadata
+    /// write instead of k+m shard writes and two metadata writes). None when this write is
+    /// not a candidate or the master cannot keep it inline (then stripes are written).
+    async fn commit_inline(&mut self) -> Result<Option<pb::Attr>, ClientError> {
+        let limit = self.client.shared.cfg.inline_threshold as u64;
+        if limit == 0
+            || self.inline_refused
+            || self.dirty.len() != 1
+            || !self.pipeline.done.is_empty()
+            || self.pipeline.inflight_bytes() > 0
+        {
+            return Ok(None);
+        }
+        let (&start, run) = self.dirty.first_key_value().expect("one run");
+        if start + run.len() as u64 > limit {
+            return Ok(None);
+        }
+        let req = pb::CommitWriteRequest {
+            bucket: self.bucket.clone(),
+            ino: self.ino,
+            mtime_ns: kdss_common::time::now_ns(),
+            inline_data: run.to_vec(),
+            inline_offset: start,
+            ..Default::default()
+        };
+        let r = self
+            .client
+            .master
+            .call(|mut c| {
+                let req = req.clone();
+                async move { c.commit_write(req).await }
+            })
+            .await;
+        match r {
+            Ok(r) => {
+                self.dirty.clear();
+                self.dirty_bytes = 0;
+                Ok(r.attr)
+            }
+            Err(e) if e.code() == Some(INLINE_NOT_POSSIBLE) => {
+                self.inline_refused = true;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Commits the durable extents not yet committed, in one CommitWrite.
     async fn commit(&mut self) -> Result<Option<pb::Attr>, ClientError> {
         if self.pipeline.done.is_empty() {
@@ -216,7 +271,7 @@ impl FileWriter {
             ino: self.ino,
             extents,
             mtime_ns: kdss_common::time::now_ns(),
-            expect_version: None,
+            ..Default::default()
         };
         let r = self
             .client

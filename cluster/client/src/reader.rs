@@ -124,7 +124,7 @@ impl FileReader {
             return Ok(Bytes::new());
         }
         let len = len.min(size - offset);
-        if !self.inner.inline_data.is_empty() || self.inner.extents.is_empty() {
+        if self.inner.extents.is_empty() {
             return Ok(self.read_inline(offset, len));
         }
         self.note_and_prefetch(offset, len);
@@ -181,7 +181,15 @@ impl FileReader {
 
     async fn read_pieces(&self, offset: u64, len: u64) -> Result<Bytes, ShardFault> {
         let pieces = file_pieces(&self.inner.extents, offset, len);
-        let futs = pieces.iter().map(|p| self.read_piece(*p));
+        // Holes between extents show the inline base layer (zeros past it).
+        let mut pos = offset;
+        let futs = pieces.iter().map(|p| {
+            let at = pos;
+            pos += match p {
+                FilePiece::Hole { len } | FilePiece::Data { len, .. } => *len,
+            };
+            self.read_piece(*p, at)
+        });
         let parts = futures::future::try_join_all(futs).await?;
         if parts.len() == 1 {
             return Ok(parts.into_iter().next().expect("one part"));
@@ -193,9 +201,9 @@ impl FileReader {
         Ok(out.freeze())
     }
 
-    async fn read_piece(&self, p: FilePiece) -> Result<Bytes, ShardFault> {
+    async fn read_piece(&self, p: FilePiece, at: u64) -> Result<Bytes, ShardFault> {
         match p {
-            FilePiece::Hole { len } => Ok(Bytes::from(vec![0u8; len as usize])),
+            FilePiece::Hole { len } => Ok(self.read_inline(at, len)),
             FilePiece::Data {
                 stripe_id,
                 stripe_offset,

@@ -29,6 +29,18 @@ async fn client_bench_on_a_local_cluster() {
     };
     let cluster = Cluster::start(opts).await.expect("cluster");
     let (ak, sk) = cluster.admin_keys();
+    // The raw device reference, in the same run and on the same filesystem as the disks.
+    let scratch = cluster.scratch("raw-reference");
+    let (rw, rr, direct) = tokio::task::spawn_blocking(move || {
+        kdss_storage::bench::raw_file_bandwidth(&scratch, mib << 20)
+    })
+    .await
+    .expect("join")
+    .expect("raw reference");
+    println!(
+        "raw device reference ({mib} MiB, 1 MiB blocks, 1 thread, {}): write {rw:.0} MiB/s, read {rr:.0} MiB/s",
+        if direct { "O_DIRECT" } else { "buffered" }
+    );
     for chunk_size in chunks {
         let rep = run(BenchOpts {
             masters: cluster.masters(),
@@ -43,5 +55,45 @@ async fn client_bench_on_a_local_cluster() {
         .await
         .expect("bench");
         println!("{rep}");
+    }
+}
+
+/// Small files created, written, closed and read back one at a time, inline in metadata
+/// against as a stripe, at 1, 4, 16 and 64 KiB: the measurement behind the default
+/// inline threshold. `KDSS_BENCH_FILES` sets the files per figure (default 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+async fn small_files_inline_against_stripes() {
+    let count: usize = std::env::var("KDSS_BENCH_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let cluster = Cluster::start(ClusterOpts::default())
+        .await
+        .expect("cluster");
+    let (ak, sk) = cluster.admin_keys();
+    let cfg = kdss_client::ClientConfig {
+        masters: cluster.masters(),
+        access_key: ak,
+        secret_key: sk,
+        ..Default::default()
+    };
+    let sizes = [1 << 10, 4 << 10, 16 << 10, 64 << 10];
+    let figs = kdss_client::bench::small_files::run(cfg, &cluster.bucket(), &sizes, count)
+        .await
+        .expect("small-file bench");
+    println!("{count} files per row, one at a time");
+    println!(
+        "{:>8} {:>8} {:>12} {:>12}",
+        "size", "form", "creates/s", "reads/s"
+    );
+    for f in figs {
+        println!(
+            "{:>7}K {:>8} {:>12.0} {:>12.0}",
+            f.size >> 10,
+            if f.inline { "inline" } else { "stripe" },
+            f.creates_per_s,
+            f.reads_per_s
+        );
     }
 }

@@ -83,38 +83,69 @@ enum Op {
     Read { off: u64, len: u64 },
 }
 
-fn op() -> impl Strategy<Value = Op> {
+/// Operations on a file of up to about 4 * `scale` bytes.
+fn op(scale: u64) -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0u64..300_000, 1usize..150_000, any::<u64>())
+        4 => (0..scale * 3, 1..(scale * 3 / 2) as usize, any::<u64>())
             .prop_map(|(off, len, seed)| Op::Write { off, len, seed }),
-        1 => (0u64..350_000).prop_map(|size| Op::Truncate { size }),
+        1 => (0..scale * 7 / 2).prop_map(|size| Op::Truncate { size }),
         2 => Just(Op::Flush),
-        3 => (0u64..400_000, 1u64..200_000).prop_map(|(off, len)| Op::Read { off, len }),
+        3 => (0..scale * 4, 1..scale * 2).prop_map(|(off, len)| Op::Read { off, len }),
     ]
 }
 
 /// Random write / overwrite / truncate / read sequences agree byte for byte with a Vec model
-/// (reads after close-to-open: flush, then a fresh reader).
+/// (reads after close-to-open: flush, then a fresh reader). Small chunks: many stripes,
+/// reads and overwrites that cross stripe boundaries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_sequences_match_an_in_memory_model() {
+    model_sequences(100_000, 64 << 10, 0).await;
+}
+
+/// The same around the inline threshold: small files kept in metadata, grown past the
+/// threshold into stripes over an inline base, truncated back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_inline_and_mixed_match_the_model() {
+    model_sequences(9_000, 32 << 10, 16 << 10).await;
+}
+
+async fn model_sequences(scale: u64, chunk: usize, inline_threshold: usize) {
     let cluster = Cluster::start(ClusterOpts::default())
         .await
         .expect("cluster");
     let bucket = cluster.bucket();
-    // Small chunks: many stripes, reads and overwrites that cross stripe boundaries.
-    let client = Client::connect(client_for(&cluster, 64 << 10))
-        .await
-        .expect("connect");
+    let client = Client::connect(ClientConfig {
+        inline_threshold,
+        ..client_for(&cluster, chunk)
+    })
+    .await
+    .expect("connect");
     let root = root_ino(&client, &bucket).await;
+    if inline_threshold > 0 {
+        // A file within the threshold is stored without stripes; one past it gets stripes.
+        for (len, stripes) in [(inline_threshold, false), (inline_threshold + 1, true)] {
+            let ino = create(&client, &bucket, root, &format!("inline-{len}")).await;
+            let mut w = client.file_writer(&bucket, ino);
+            w.write_at(0, &bytes_of(7, len)).await.expect("write");
+            assert_eq!(w.flush().await.expect("flush").size, len as u64);
+            let r = client.open_reader(&bucket, ino).await.expect("open");
+            assert_eq!(!r.extents().is_empty(), stripes, "{len} bytes");
+            let got = r.read_at(0, len as u64).await.expect("read");
+            assert!(
+                got[..] == bytes_of(7, len)[..],
+                "{len} bytes read back differ"
+            );
+        }
+    }
     let rt = tokio::runtime::Handle::current();
     let mut runner = TestRunner::new(Config {
-        cases: 6,
+        cases: if inline_threshold > 0 { 12 } else { 6 },
         failure_persistence: None,
         ..Config::default()
     });
     let case = std::sync::atomic::AtomicU32::new(0);
     let result = tokio::task::block_in_place(|| {
-        runner.run(&proptest::collection::vec(op(), 1..14), |ops| {
+        runner.run(&proptest::collection::vec(op(scale), 1..14), |ops| {
             let case = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (client, bucket) = (client.clone(), bucket.clone());
             rt.block_on(async move {

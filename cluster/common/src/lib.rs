@@ -7,6 +7,7 @@ pub mod capability;
 pub mod config;
 pub mod ec;
 pub mod ids;
+pub mod limits;
 pub mod rpc_error;
 pub mod size;
 pub mod time;

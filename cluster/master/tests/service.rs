@@ -280,6 +280,7 @@ async fn allocation_spreads_shards_and_signs_capabilities() {
             }],
             mtime_ns: 1,
             expect_version: None,
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 
 use crate::error::{Result, einval, fail, no_such_bucket};
 use crate::{extents, tree};
+use kdss_common::limits::{INLINE_NOT_POSSIBLE, MAX_INLINE_BYTES};
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     Attr, CommitWriteRequest, CreateStripeOp, ReplaceShardOp, ShardLocation, StripeInfo,
@@ -130,6 +131,9 @@ pub async fn commit_write(
             ),
         ));
     }
+    if !r.inline_data.is_empty() {
+        return commit_inline(c, r, inode, now).await;
+    }
     let mut end = inode.size;
     for e in &r.extents {
         extents::validate(c, Some(&r.bucket), e).await?;
@@ -144,6 +148,60 @@ pub async fn commit_write(
          etag = NULL WHERE ino = ?",
     )
     .bind(end as i64)
+    .bind(mtime)
+    .bind(now)
+    .bind(r.ino as i64)
+    .execute(&mut *c)
+    .await?;
+    Ok(tree::inode_in(c, &r.bucket, r.ino).await?.attr())
+}
+
+/// The inline form of CommitWrite: the bytes are laid over the file's inline content
+/// (zero-filled up to the old size). Only for files without extents whose new size stays
+/// within [`MAX_INLINE_BYTES`]; otherwise InlineNotPossible, and the writer writes stripes.
+async fn commit_inline(
+    c: &mut SqliteConnection,
+    r: &CommitWriteRequest,
+    inode: crate::inode::Inode,
+    now: i64,
+) -> Result<Attr> {
+    if !r.extents.is_empty() {
+        return Err(einval(
+            "a CommitWrite carries either extents or inline data",
+        ));
+    }
+    let end = r
+        .inline_offset
+        .checked_add(r.inline_data.len() as u64)
+        .ok_or_else(|| einval("inline_offset + length overflows"))?;
+    let new_size = end.max(inode.size);
+    let has_extents: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM extents WHERE ino = ?)")
+            .bind(r.ino as i64)
+            .fetch_one(&mut *c)
+            .await?;
+    if has_extents || new_size > MAX_INLINE_BYTES as u64 {
+        return Err(fail(
+            errno::EFBIG,
+            INLINE_NOT_POSSIBLE,
+            format!(
+                "inode {} cannot hold {new_size} bytes inline (limit {MAX_INLINE_BYTES}, \
+                 extents: {has_extents})",
+                r.ino
+            ),
+        ));
+    }
+    let mut data = inode.inline_data.unwrap_or_default();
+    data.resize(new_size as usize, 0);
+    let at = r.inline_offset as usize;
+    data[at..at + r.inline_data.len()].copy_from_slice(&r.inline_data);
+    let mtime = if r.mtime_ns != 0 { r.mtime_ns } else { now };
+    sqlx::query(
+        "UPDATE inodes SET size = ?, inline_data = ?, version = version + 1, mtime_ns = ?, \
+         ctime_ns = ?, etag = NULL WHERE ino = ?",
+    )
+    .bind(new_size as i64)
+    .bind(&data)
     .bind(mtime)
     .bind(now)
     .bind(r.ino as i64)

@@ -42,6 +42,7 @@ fn commit(ino: u64, extents: Vec<Extent>) -> Op {
         extents,
         mtime_ns: 0,
         expect_version: None,
+        ..Default::default()
     })
 }
 
@@ -138,6 +139,7 @@ async fn commit_refusals() {
                 extents: vec![ext(0, 10, s, 0)],
                 mtime_ns: 0,
                 expect_version: Some(v + 5),
+                ..Default::default()
             }),
             errno::ESTALE,
         ),
@@ -324,4 +326,65 @@ async fn buckets_users_and_access() {
     );
     ns.ok(Op::DeleteUser(DeleteUserRequest { access_key: bob }))
         .await;
+}
+
+fn inline(ino: u64, offset: u64, data: &[u8]) -> Op {
+    Op::CommitWrite(CommitWriteRequest {
+        bucket: BUCKET.into(),
+        ino,
+        inline_data: data.to_vec(),
+        inline_offset: offset,
+        ..Default::default()
+    })
+}
+
+async fn content(ns: &Ns, ino: u64) -> (u64, Vec<u8>, Vec<Extent>) {
+    let r = read::get_extents(
+        &ns.pool,
+        &GetExtentsRequest {
+            bucket: BUCKET.into(),
+            ino,
+            offset: 0,
+            len: 0,
+        },
+    )
+    .await
+    .unwrap();
+    (r.attr.unwrap().size, r.inline_data, r.extents)
+}
+
+#[tokio::test]
+async fn inline_writes_overlay_and_refuse_what_cannot_stay_inline() {
+    let mut ns = Ns::new().await;
+    let ino = file(&mut ns, "small").await;
+    ns.ok(inline(ino, 0, b"hello world")).await;
+    ns.ok(inline(ino, 6, b"KDSS!")).await;
+    ns.ok(inline(ino, 14, b"++")).await;
+    let (size, data, extents) = content(&ns, ino).await;
+    assert_eq!(size, 16);
+    assert_eq!(data, b"hello KDSS!\0\0\0++".to_vec(), "gap zero-filled");
+    assert!(extents.is_empty());
+
+    // Past the limit: refused, nothing changed.
+    let big = vec![7u8; kdss_common::limits::MAX_INLINE_BYTES];
+    let f = ns.fail(inline(ino, 1, &big)).await;
+    assert_eq!(f.code, kdss_common::limits::INLINE_NOT_POSSIBLE, "{f:?}");
+    assert_eq!(content(&ns, ino).await.1, data);
+
+    // A file with extents cannot take inline bytes; extents and inline in one call is invalid.
+    let s = ns.stripe(10).await;
+    ns.ok(commit(ino, vec![ext(20, 10, s, 0)])).await;
+    let f = ns.fail(inline(ino, 0, b"x")).await;
+    assert_eq!(f.code, kdss_common::limits::INLINE_NOT_POSSIBLE, "{f:?}");
+    let mut both = inline(ino, 0, b"x");
+    if let Op::CommitWrite(r) = &mut both {
+        r.extents = vec![ext(0, 1, s, 0)];
+    }
+    assert_eq!(ns.fail(both).await.errno, errno::EINVAL);
+    let (size, data2, extents) = content(&ns, ino).await;
+    assert_eq!(
+        (size, data2, extents.len()),
+        (30, data, 1),
+        "inline stays the base layer"
+    );
 }

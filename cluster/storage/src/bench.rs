@@ -137,6 +137,26 @@ fn raw(dev: &Device, offset: u64, bytes: u64) -> Result<(f64, f64), StorageError
     Ok((w, r))
 }
 
+/// The raw-device reference other benches print beside their figures: sequential
+/// O_DIRECT write then read of `bytes` (whole MiB) in 1 MiB blocks on a new scratch file at
+/// `path`, which is removed afterwards. Returns (write MiB/s, read MiB/s, O_DIRECT used).
+pub fn raw_file_bandwidth(
+    path: &std::path::Path,
+    bytes: u64,
+) -> Result<(f64, f64, bool), StorageError> {
+    let bytes = (bytes >> 20 << 20).max(1 << 20);
+    let res = (|| {
+        std::fs::File::create(path)
+            .and_then(|f| f.set_len(bytes))
+            .map_err(io(path, "create scratch file"))?;
+        let dev = Device::open(path, None)?;
+        let (w, r) = raw(&dev, 0, bytes)?;
+        Ok((w, r, dev.is_direct()))
+    })();
+    let _ = std::fs::remove_file(path);
+    res
+}
+
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u64).wrapping_mul(2654435761).wrapping_add(seed) as u8)

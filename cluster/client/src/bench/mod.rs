@@ -15,6 +15,8 @@ use kdss_proto::master as pb;
 
 use crate::{Client, ClientConfig, ClientError};
 
+pub mod small_files;
+
 /// What to measure and where.
 #[derive(Debug, Clone)]
 pub struct BenchOpts {
@@ -224,46 +226,67 @@ pub async fn run(opts: BenchOpts) -> Result<BenchReport, ClientError> {
             .map_err(|e| ClientError::Invalid(e.to_string()))?
             .map_err(|e| ClientError::Invalid(format!("file write reference: {e}")))?;
 
-    let bucket = client
-        .master()
-        .call(|mut c| {
-            let req = pb::BucketRequest { name: b.clone() };
-            async move { c.get_bucket(req).await }
-        })
-        .await?
-        .bucket
-        .ok_or_else(|| ClientError::Invalid("no bucket info".into()))?;
+    let root = bucket_root(&client, b).await?;
     let name = format!("kdss-bench-{}", kdss_common::time::now_ms());
-    let attr = client
-        .master()
-        .call(|mut c| {
-            let req = pb::CreateRequest {
-                bucket: b.clone(),
-                parent: bucket.root_ino,
-                name: name.clone(),
-                kind: pb::FileKind::Regular as i32,
-                mode: 0o644,
-                exclusive: true,
-                ..Default::default()
-            };
-            async move { c.create(req).await }
-        })
-        .await?
-        .attr
-        .ok_or_else(|| ClientError::Invalid("no attributes".into()))?;
-    let result = measure_file(&client, b, attr.ino, &opts, &mut rep).await;
+    let ino = create_file(&client, b, root, &name).await?;
+    let result = measure_file(&client, b, ino, &opts, &mut rep).await;
     let _ = client
         .master()
         .call(|mut c| {
             let req = pb::UnlinkRequest {
                 bucket: b.clone(),
-                parent: bucket.root_ino,
+                parent: root,
                 name: name.clone(),
             };
             async move { c.unlink(req).await }
         })
         .await;
     result.map(|_| rep)
+}
+
+/// The root directory inode of a bucket.
+async fn bucket_root(client: &Client, bucket: &str) -> Result<u64, ClientError> {
+    let req = pb::BucketRequest {
+        name: bucket.to_string(),
+    };
+    client
+        .master()
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.get_bucket(req).await }
+        })
+        .await?
+        .bucket
+        .map(|b| b.root_ino)
+        .ok_or_else(|| ClientError::Invalid("no bucket info".into()))
+}
+
+/// Creates a new regular file (exclusive) and returns its inode.
+async fn create_file(
+    client: &Client,
+    bucket: &str,
+    parent: u64,
+    name: &str,
+) -> Result<u64, ClientError> {
+    let req = pb::CreateRequest {
+        bucket: bucket.to_string(),
+        parent,
+        name: name.to_string(),
+        kind: pb::FileKind::Regular as i32,
+        mode: 0o644,
+        exclusive: true,
+        ..Default::default()
+    };
+    client
+        .master()
+        .call(|mut c| {
+            let req = req.clone();
+            async move { c.create(req).await }
+        })
+        .await?
+        .attr
+        .map(|a| a.ino)
+        .ok_or_else(|| ClientError::Invalid("no attributes".into()))
 }
 
 async fn measure_file(

@@ -22,9 +22,16 @@ port="${hostport##*:}"
 
 # The suite's users (main, alt, tenant) must exist with the template's keys.
 conf_get() { awk -v s="[$1]" -v k="$2" '$0==s{f=1;next} /^\[/{f=0} f && $1==k {sub(/^[^=]*= */,""); print; exit}' "$shared/s3tests.conf.template"; }
+# A user that exists already is fine; any other failure is shown (a run where every test
+# errors with InvalidAccessKeyId is a run whose users were never created).
 for sec in "s3 main" "s3 alt" "s3 tenant"; do
   ak=$(conf_get "$sec" access_key); sk=$(conf_get "$sec" secret_key)
-  "$CLI" user create "s3tests-${sec#s3 }" --key "$ak" --secret "$sk" --role user >/dev/null 2>&1 || true
+  if ! msg=$("$CLI" user create "s3tests-${sec#s3 }" --key "$ak" --secret "$sk" --role user 2>&1); then
+    case "$msg" in
+      *exists*|*Exists*) ;;
+      *) echo "warning: creating user s3tests-${sec#s3 }: $msg" >&2 ;;
+    esac
+  fi
 done
 
 sed -e "s/^host = .*/host = $host/" -e "s/^port = .*/port = $port/" \

@@ -70,8 +70,9 @@ pub struct ClientSection {
     /// Bytes one PUT may hold before waiting for durable shards (memory bound per request).
     #[serde(default = "default_window")]
     pub write_window_bytes: u64,
-    /// Objects at most this large are stored inline in metadata.
-    #[serde(default)]
+    /// Objects at most this large are stored inline in metadata (default: the client
+    /// library's, so the gateway and ksfs store small files the same way).
+    #[serde(default = "default_inline")]
     pub inline_threshold: usize,
     /// Deadline of one master call, in milliseconds.
     #[serde(default = "default_rpc_timeout")]
@@ -85,7 +86,7 @@ impl Default for ClientSection {
             cache_bytes: default_cache(),
             prefetch_stripes: default_prefetch(),
             write_window_bytes: default_window(),
-            inline_threshold: 0,
+            inline_threshold: default_inline(),
             rpc_timeout_ms: default_rpc_timeout(),
         }
     }
@@ -114,6 +115,9 @@ fn default_prefetch() -> usize {
 }
 fn default_window() -> u64 {
     32 << 20
+}
+fn default_inline() -> usize {
+    kdss_client::ClientConfig::default().inline_threshold
 }
 fn default_rpc_timeout() -> u64 {
     15_000
@@ -197,6 +201,15 @@ mod tests {
         let c = S3Config::parse(Path::new("s3gw.toml"), text).unwrap();
         assert_eq!(c.s3.region, "us-east-1");
         assert_eq!(c.client.chunk_size, 4 << 20);
+        assert_eq!(
+            c.client.inline_threshold,
+            kdss_client::ClientConfig::default().inline_threshold,
+            "small objects are inlined as the client library decides"
+        );
+        assert_eq!(
+            ClientSection::default().inline_threshold,
+            c.client.inline_threshold
+        );
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub enum Endpoint {
         bucket: String,
         key: String,
     },
+    GetObjectAttributes {
+        bucket: String,
+        key: String,
+    },
     PutObjectAcl {
         bucket: String,
         key: String,
@@ -130,7 +134,6 @@ const UNSUPPORTED: &[&str] = &[
     "select",
     "restore",
     "torrent",
-    "attributes",
 ];
 
 fn has(q: &[(String, String)], name: &str) -> bool {
@@ -155,13 +158,29 @@ pub fn bucket_and_key(
         if let Some(b) = host.strip_suffix(domain).and_then(|b| b.strip_suffix('.'))
             && !b.is_empty()
         {
+            check_key_chars(path)?;
             return Ok((b.to_string(), path.to_string()));
         }
     }
-    match path.split_once('/') {
-        Some((b, k)) => Ok((b.to_string(), k.to_string())),
-        None => Ok((path.to_string(), String::new())),
+    let (bucket, key) = match path.split_once('/') {
+        Some((b, k)) => (b.to_string(), k.to_string()),
+        None => (path.to_string(), String::new()),
+    };
+    check_key_chars(&key)?;
+    Ok((bucket, key))
+}
+
+/// Keys with C1 control characters (U+0080..U+009F) are refused as S3 refuses them
+/// (400, "Couldn't parse the specified URI."): they are not text any client can show,
+/// and a name with them never becomes a file.
+fn check_key_chars(key: &str) -> S3Result<()> {
+    if key.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)) {
+        return Err(S3Error::new(
+            Code::InvalidURI,
+            "Couldn't parse the specified URI.",
+        ));
     }
+    Ok(())
 }
 
 fn upload_id(q: &[(String, String)]) -> Option<String> {
@@ -234,6 +253,7 @@ pub fn route(
     let copy = headers.contains_key("x-amz-copy-source");
     Ok(match *method {
         Method::GET if has(q, "acl") => GetObjectAcl { bucket, key },
+        Method::GET if has(q, "attributes") => GetObjectAttributes { bucket, key },
         Method::GET => match upload_id(q) {
             Some(upload_id) => ListParts {
                 bucket,
@@ -346,6 +366,15 @@ mod tests {
             r(Method::GET, "/b", "versions"),
             Endpoint::ListObjectVersions { bucket: "b".into() }
         );
+    }
+
+    #[test]
+    fn c1_control_characters_in_a_key_are_an_invalid_uri() {
+        // s3-tests test_object_read_unreadable: key "\xae\x8a-".
+        let e = bucket_and_key("/b/%C2%AE%C2%8A-", None, None).unwrap_err();
+        assert_eq!(e.code, Code::InvalidURI);
+        assert_eq!(e.code.status(), http::StatusCode::BAD_REQUEST);
+        assert!(bucket_and_key("/b/caf%C3%A9%C2%AE", None, None).is_ok());
     }
 
     #[test]

@@ -78,9 +78,10 @@ async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok());
     let (bucket, key) = router::bucket_and_key(parts.uri.path(), host, state.domain.as_deref())?;
-    let verified = auth::authenticate(&parts, &query, &state.secrets, &state.auth)
-        .await?
-        .ok_or_else(|| S3Error::new(Code::AccessDenied, "Anonymous access is not allowed"))?;
+    let Some(verified) = auth::authenticate(&parts, &query, &state.secrets, &state.auth).await?
+    else {
+        return Err(anonymous_refusal(state, &bucket).await);
+    };
     let endpoint = router::route(&parts.method, bucket, key, &query, &parts.headers)?;
     let ctx = Ctx {
         client: state.client.acting_for(&verified.access_key),
@@ -92,6 +93,24 @@ async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
     };
     tracing::debug!(?endpoint, user = %ctx.user, "request");
     run_endpoint(&ctx, endpoint, body).await
+}
+
+/// Anonymous requests are refused; as in S3, a bucket that does not exist says so first
+/// (NoSuchBucket), since bucket names are global and their existence is not a secret.
+async fn anonymous_refusal(state: &AppState, bucket: &str) -> S3Error {
+    let denied = S3Error::new(Code::AccessDenied, "Anonymous access is not allowed");
+    if bucket.is_empty() {
+        return denied;
+    }
+    let req = kdss_proto::master::BucketRequest {
+        name: bucket.into(),
+    };
+    let found: S3Result<kdss_proto::master::BucketReply> =
+        crate::rpc!(state.client, get_bucket, req);
+    match found {
+        Err(e) if e.code == Code::NoSuchBucket => e,
+        _ => denied,
+    }
 }
 
 async fn run_endpoint(ctx: &Ctx, endpoint: Endpoint, body: Body) -> S3Result<Response<Body>> {
@@ -122,6 +141,7 @@ async fn run_endpoint(ctx: &Ctx, endpoint: Endpoint, body: Body) -> S3Result<Res
         PutObject { bucket, key } => object_put::put_object(ctx, &bucket, &key, body).await,
         CopyObject { bucket, key } => copy::copy_object(ctx, &bucket, &key).await,
         DeleteObject { bucket, key } => delete::delete_object(ctx, &bucket, &key).await,
+        GetObjectAttributes { bucket, key } => attributes::get_attributes(ctx, &bucket, &key).await,
         GetObjectAcl { bucket, key } => {
             object_get::get_object(ctx, &bucket, &key, true).await?;
             Ok(bucket::acl(ctx))

@@ -16,7 +16,7 @@ use crate::{accounts, extents};
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     AbortMultipartRequest, CompleteMultipartRequest, CreateMultipartRequest, Extent, ObjectInfo,
-    PartInfo, PutPartRequest,
+    ObjectPart, PartInfo, PutPartRequest,
 };
 use sqlx::{Row, SqliteConnection};
 
@@ -107,6 +107,7 @@ async fn drop_part(c: &mut SqliteConnection, seq: i64, part: Option<u32>, now: i
         .bind(all)
         .execute(&mut *c)
         .await?;
+    objmeta::drop_part_checksums(c, seq, part).await?;
     Ok(())
 }
 
@@ -151,6 +152,7 @@ pub async fn put_part(c: &mut SqliteConnection, r: &PutPartRequest, now: i64) ->
         .await?;
         extents::add_ref(c, e.stripe_id).await?;
     }
+    objmeta::put_part_checksums(c, seq, r.part_number, &r.checksums).await?;
     Ok(PartInfo {
         part_number: r.part_number,
         size: r.size,
@@ -215,8 +217,11 @@ pub fn multipart_etag(part_etags: &[String]) -> String {
     format!("{}-{}", hex::encode(h.finalize()), part_etags.len())
 }
 
-/// Completes an upload: InvalidPartOrder, InvalidPart (unknown part, ETag mismatch,
-/// inline data past the first part), EntityTooSmall (a non-last part under 5 MiB).
+/// Completes an upload: InvalidPartOrder, InvalidPart (unknown part, ETag mismatch, a
+/// named part checksum that differs from the one stored at UploadPart, inline data past
+/// the first part), EntityTooSmall (a non-last part under 5 MiB). The object records its
+/// parts (size, ETag, checksums) for GET ?partNumber, and the checksum the gateway
+/// computed over them.
 pub async fn complete(
     c: &mut SqliteConnection,
     r: &CompleteMultipartRequest,
@@ -258,13 +263,22 @@ pub async fn complete(
         if unquote(&cp.etag) != p.etag {
             return Err(invalid("ETag does not match"));
         }
-        found.push(p);
+        let sums = objmeta::part_checksums(c, seq, cp.part_number).await?;
+        for (algo, want) in &cp.checksums {
+            if sums.get(algo) != Some(want) {
+                return Err(invalid(&format!(
+                    "{algo} checksum does not match the one of the uploaded part"
+                )));
+            }
+        }
+        found.push((p, sums));
     }
     let mut list = Vec::new();
     let mut etags = Vec::with_capacity(r.parts.len());
     let mut inline = Vec::new();
     let mut offset = 0u64;
-    for (i, (cp, p)) in r.parts.iter().zip(found).enumerate() {
+    let mut object_parts = Vec::with_capacity(r.parts.len());
+    for (i, (cp, (p, sums))) in r.parts.iter().zip(found).enumerate() {
         if i + 1 < r.parts.len() && p.size < MIN_PART_SIZE {
             return Err(fail(
                 errno::EINVAL,
@@ -292,10 +306,22 @@ pub async fn complete(
             e.file_offset += offset;
             list.push(e);
         }
+        object_parts.push(ObjectPart {
+            part_number: cp.part_number,
+            size: p.size,
+            etag: p.etag.clone(),
+            checksums: sums,
+        });
         etags.push(p.etag);
         offset += p.size;
     }
-    let meta = objmeta::read(c, Owner::Upload(seq)).await?;
+    let mut meta = objmeta::read(c, Owner::Upload(seq)).await?;
+    meta.checksums
+        .extend(r.checksums.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if !r.checksum_type.is_empty() {
+        meta.checksum_type = r.checksum_type.clone();
+    }
+    meta.parts = object_parts;
     let body = Body {
         extents: list,
         size: offset,

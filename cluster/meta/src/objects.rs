@@ -82,14 +82,21 @@ pub async fn object_inode(
     }))
 }
 
-/// The ObjectInfo of an object inode.
+/// The ObjectInfo of an object inode. Checksums and parts describe the content S3 wrote:
+/// once ksfs rewrote it (the stored ETag is gone) they are not reported.
 pub async fn info(c: &mut SqliteConnection, key: &str, i: &Inode) -> Result<ObjectInfo> {
+    let mut meta = objmeta::read(c, Owner::Inode(i.ino)).await?;
+    if i.etag.is_none() {
+        meta.checksums.clear();
+        meta.checksum_type.clear();
+        meta.parts.clear();
+    }
     Ok(ObjectInfo {
         key: key.to_string(),
         size: if i.is_dir() { 0 } else { i.size },
         etag: i.etag_quoted(),
         mtime_ns: i.mtime_ns,
-        meta: Some(objmeta::read(c, Owner::Inode(i.ino)).await?),
+        meta: Some(meta),
         ino: i.ino,
         is_dir: i.is_dir(),
         owner: i.owner.clone(),
@@ -402,10 +409,16 @@ pub async fn copy_object(
     let Some((_, _, src)) = object_inode(c, &sb, &r.src_key).await? else {
         return Err(no_such_key(&r.src_key));
     };
+    let src_meta = info(c, &r.src_key, &src).await?.meta.unwrap_or_default();
     let meta = if r.replace_meta {
-        r.meta.clone().unwrap_or_default()
+        // REPLACE changes the metadata; checksums and parts describe the content, kept.
+        let mut m = r.meta.clone().unwrap_or_default();
+        m.checksums = src_meta.checksums;
+        m.checksum_type = src_meta.checksum_type;
+        m.parts = src_meta.parts;
+        m
     } else {
-        objmeta::read(c, Owner::Inode(src.ino)).await?
+        src_meta
     };
     let list = extents::all(c, src.ino).await?;
     let inline = src.inline_data.clone().unwrap_or_default();

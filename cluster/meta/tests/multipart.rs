@@ -45,6 +45,7 @@ async fn part(ns: &mut Ns, key: &str, id: &str, n: u32, size: u64) -> (String, u
         size,
         etag: etag.clone(),
         inline_data: vec![],
+        ..Default::default()
     }))
     .await;
     (etag, s)
@@ -60,8 +61,10 @@ fn complete(key: &str, id: &str, parts: &[(u32, &str)]) -> Op {
             .map(|(n, e)| CompletePart {
                 part_number: *n,
                 etag: format!("\"{e}\""),
+                ..Default::default()
             })
             .collect(),
+        ..Default::default()
     })
 }
 
@@ -245,4 +248,85 @@ async fn abort_releases_parts() {
         }))
         .await;
     assert_eq!(invalid.code, "InvalidArgument");
+}
+
+/// GET ?partNumber and multipart checksums need the parts recorded on the object: sizes in
+/// object order, the checksums verified at UploadPart, and the object checksum the gateway
+/// computed. A Complete naming a part checksum that differs from the stored one is refused.
+#[tokio::test]
+async fn complete_records_parts_and_checks_part_checksums() {
+    let mut ns = Ns::new().await;
+    let id = create(&mut ns, "ck").await;
+    let mut etags = Vec::new();
+    for (n, size, sum) in [(1u32, 5 * MIB, "AAAAAQ=="), (3, 7, "AAAAAw==")] {
+        let s = ns.stripe(size).await;
+        let etag = format!("{:032x}", n);
+        let mut checksums = std::collections::HashMap::new();
+        checksums.insert("CRC32".to_string(), sum.to_string());
+        ns.ok(Op::PutPart(PutPartRequest {
+            bucket: BUCKET.into(),
+            key: "ck".into(),
+            upload_id: id.clone(),
+            part_number: n,
+            extents: vec![Extent {
+                file_offset: 0,
+                len: size,
+                stripe_id: s,
+                stripe_offset: 0,
+            }],
+            size,
+            etag: etag.clone(),
+            checksums,
+            ..Default::default()
+        }))
+        .await;
+        etags.push((n, etag, sum));
+    }
+    let request = |wrong: bool| {
+        let parts = etags
+            .iter()
+            .map(|(n, e, sum)| {
+                let mut checksums = std::collections::HashMap::new();
+                let v = if wrong && *n == 3 { "BBBBBB==" } else { *sum };
+                checksums.insert("CRC32".to_string(), v.to_string());
+                CompletePart {
+                    part_number: *n,
+                    etag: e.clone(),
+                    checksums,
+                }
+            })
+            .collect();
+        let mut checksums = std::collections::HashMap::new();
+        checksums.insert("CRC32".to_string(), "composite-2".to_string());
+        Op::CompleteMultipart(CompleteMultipartRequest {
+            bucket: BUCKET.into(),
+            key: "ck".into(),
+            upload_id: id.clone(),
+            parts,
+            checksums,
+            checksum_type: "COMPOSITE".into(),
+        })
+    };
+    let f = ns.fail(request(true)).await;
+    assert_eq!(f.code, "InvalidPart", "{f:?}");
+    ns.ok(request(false)).await;
+    let h = read::head_object(
+        &ns.pool,
+        &HeadObjectRequest {
+            bucket: BUCKET.into(),
+            key: "ck".into(),
+            with_extents: false,
+        },
+    )
+    .await
+    .unwrap();
+    let meta = h.info.unwrap().meta.unwrap();
+    assert_eq!(meta.checksum_type, "COMPOSITE");
+    assert_eq!(meta.checksums["CRC32"], "composite-2");
+    let parts: Vec<_> = meta
+        .parts
+        .iter()
+        .map(|p| (p.part_number, p.size, p.checksums["CRC32"].as_str()))
+        .collect();
+    assert_eq!(parts, vec![(1, 5 * MIB, "AAAAAQ=="), (3, 7, "AAAAAw==")]);
 }

@@ -151,6 +151,7 @@ pub async fn upload_part_copy(
         size: w.size,
         etag: etag.clone(),
         inline_data: w.inline_data.unwrap_or_default().to_vec(),
+        ..Default::default()
     };
     let r: pb::PutPartReply = rpc!(ctx.client, put_part, req)?;
     let p = r.part.unwrap_or_default();

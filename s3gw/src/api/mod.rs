@@ -2,11 +2,13 @@
 //! client data path → S3 response. Shared pieces live here: the request context, the
 //! RPC call helper, response builders and object-header rendering.
 
+pub mod attributes;
 pub mod bucket;
 pub mod copy;
 pub mod delete;
 pub mod list;
 pub mod multipart;
+pub mod multipart_checksum;
 pub mod object_get;
 pub mod object_put;
 
@@ -131,8 +133,7 @@ pub fn meta_from_headers(h: &HeaderMap) -> S3Result<pb::ObjectMeta> {
     let mut size = 0usize;
     for (name, value) in h {
         if let Some(k) = name.as_str().strip_prefix("x-amz-meta-") {
-            // HTTP header bytes round-trip exactly: stored as latin-1 characters.
-            let v: String = value.as_bytes().iter().map(|&b| b as char).collect();
+            let v = header_text(value.as_bytes());
             size += k.len() + v.len();
             meta.user.insert(k.to_string(), v);
         }
@@ -144,6 +145,30 @@ pub fn meta_from_headers(h: &HeaderMap) -> S3Result<pb::ObjectMeta> {
         ));
     }
     Ok(meta)
+}
+
+/// A metadata header value as text: clients (botocore, the AWS SDKs) send non-ASCII values
+/// as UTF-8 bytes; anything that is not UTF-8 is taken as latin-1, byte for byte.
+fn header_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => bytes.iter().map(|&b| b as char).collect(),
+    }
+}
+
+/// A metadata value as a response header. HTTP clients read header bytes as latin-1
+/// (botocore does), so text within latin-1 goes out as those bytes; text beyond it is
+/// RFC 2047 encoded (`=?UTF-8?B?...?=`), as S3 does.
+pub fn header_value_of(text: &str) -> Option<HeaderValue> {
+    let latin1: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c as u32).ok()).collect();
+    match latin1 {
+        Some(b) => HeaderValue::from_bytes(&b).ok(),
+        None => {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+            HeaderValue::from_str(&format!("=?UTF-8?B?{b64}?=")).ok()
+        }
+    }
 }
 
 /// `Content-Encoding` without the transport-only `aws-chunked`.
@@ -158,8 +183,9 @@ fn strip_aws_chunked(v: &str) -> String {
         .join(", ")
 }
 
-/// Writes the headers every GET/HEAD of an object carries.
-pub fn object_headers(h: &mut HeaderMap, info: &pb::ObjectInfo, with_checksums: bool) {
+/// Writes the headers every GET/HEAD of an object carries (checksums: see
+/// [`checksum_headers`]).
+pub fn object_headers(h: &mut HeaderMap, info: &pb::ObjectInfo) {
     set_header(h, "etag", &info.etag);
     set_header(h, "last-modified", &http_date(info.mtime_ns));
     set_header(h, "accept-ranges", "bytes");
@@ -182,24 +208,36 @@ pub fn object_headers(h: &mut HeaderMap, info: &pb::ObjectInfo, with_checksums: 
         }
     }
     for (k, v) in &meta.user {
-        let bytes: Option<Vec<u8>> = v.chars().map(|c| u8::try_from(c as u32).ok()).collect();
-        let value = match bytes {
-            Some(b) => HeaderValue::from_bytes(&b).ok(),
-            None => HeaderValue::from_str(v).ok(),
-        };
         if let (Some(value), Ok(name)) = (
-            value,
+            header_value_of(v),
             http::HeaderName::from_bytes(format!("x-amz-meta-{k}").as_bytes()),
         ) {
             h.insert(name, value);
         }
     }
-    if with_checksums {
-        for (k, v) in &meta.checksums {
-            if let Some(a) = crate::checksum::Algo::parse(k) {
-                set_header(h, a.header(), v);
-            }
+}
+
+/// Writes `x-amz-checksum-<algo>` for stored checksums and `x-amz-checksum-type` (the
+/// object's type: COMPOSITE for multipart checksums of checksums, else FULL_OBJECT).
+pub fn checksum_headers(
+    h: &mut HeaderMap,
+    checksums: &std::collections::HashMap<String, String>,
+    checksum_type: &str,
+) {
+    let mut any = false;
+    for (k, v) in checksums {
+        if let Some(a) = crate::checksum::Algo::parse(k) {
+            set_header(h, a.header(), v);
+            any = true;
         }
+    }
+    if any {
+        let t = if checksum_type.is_empty() {
+            "FULL_OBJECT"
+        } else {
+            checksum_type
+        };
+        set_header(h, "x-amz-checksum-type", t);
     }
 }
 

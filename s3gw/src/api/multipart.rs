@@ -12,8 +12,6 @@ use crate::error::{Code, S3Error, S3Result};
 use crate::rpc;
 use crate::xml::{self, XmlWriter, iso8601};
 use axum::body::Body;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use http::{Response, StatusCode};
 use kdss_proto::master as pb;
 
@@ -34,6 +32,15 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Bod
     let mut resp = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"));
     if let Some(a) = ctx.h("x-amz-checksum-algorithm").and_then(Algo::parse) {
         set_header(resp.headers_mut(), "x-amz-checksum-algorithm", a.name());
+        let t = ctx
+            .h("x-amz-checksum-type")
+            .map(str::to_ascii_uppercase)
+            .unwrap_or_else(|| {
+                super::multipart_checksum::default_type(a)
+                    .as_str()
+                    .to_string()
+            });
+        set_header(resp.headers_mut(), "x-amz-checksum-type", &t);
     }
     Ok(resp)
 }
@@ -58,6 +65,11 @@ pub async fn upload_part(
         size: w.size,
         etag: stored.etag.clone(),
         inline_data: w.inline_data.unwrap_or_default().to_vec(),
+        checksums: stored
+            .checksum
+            .iter()
+            .map(|(a, v)| (a.name().to_string(), v.clone()))
+            .collect(),
     };
     let _: pb::PutPartReply = rpc!(ctx.client, put_part, req)?;
     let mut resp = empty(StatusCode::OK);
@@ -66,16 +78,6 @@ pub async fn upload_part(
         set_header(resp.headers_mut(), a.header(), v);
     }
     Ok(resp)
-}
-
-/// The composite checksum S3 reports for a multipart object: the checksum of the
-/// concatenated part checksums, suffixed with the part count.
-fn composite_checksum(algo: Algo, parts: &[String]) -> Option<String> {
-    let mut h = algo.hasher();
-    for p in parts {
-        h.update(&B64.decode(p).ok()?);
-    }
-    Some(format!("{}-{}", h.finish(), parts.len()))
 }
 
 /// The md5-of-md5s-N ETag that `parts` stitch to (unquoted), if every ETag is an md5.
@@ -109,20 +111,6 @@ pub async fn complete(
         }
     }
     doc.parts = parts;
-    // x-amz-checksum-* on Complete names the whole object's checksum: it must at least be
-    // a well-formed value of its algorithm.
-    for a in Algo::ALL {
-        if let Some(v) = ctx.h(a.header()) {
-            let raw = v.split('-').next().unwrap_or("");
-            let want = B64.decode(a.of(b"")).map(|d| d.len()).unwrap_or(0);
-            if B64.decode(raw).map(|d| d.len()) != Ok(want) {
-                return Err(S3Error::new(
-                    Code::BadDigest,
-                    format!("The {} you specified is not a valid checksum.", a.name()),
-                ));
-            }
-        }
-    }
     if doc.parts.is_empty() {
         return Err(S3Error::new(
             Code::MalformedXML,
@@ -165,13 +153,8 @@ pub async fn complete(
             return Err(failed());
         }
     }
-    let checksum = Algo::ALL.into_iter().find_map(|a| {
-        let vals: Vec<String> = doc.parts.iter().filter_map(|p| p.checksum(a)).collect();
-        (vals.len() == doc.parts.len())
-            .then(|| composite_checksum(a, &vals))
-            .flatten()
-            .map(|v| (a, v))
-    });
+    let checksum =
+        super::multipart_checksum::object_checksum(ctx, bucket, key, upload_id, &doc.parts).await?;
     let req = pb::CompleteMultipartRequest {
         bucket: bucket.into(),
         key: key.into(),
@@ -182,8 +165,20 @@ pub async fn complete(
             .map(|p| pb::CompletePart {
                 part_number: p.part_number,
                 etag: p.etag.clone(),
+                checksums: Algo::ALL
+                    .into_iter()
+                    .filter_map(|a| Some((a.name().to_string(), p.checksum(a)?)))
+                    .collect(),
             })
             .collect(),
+        checksums: checksum
+            .iter()
+            .map(|(a, v, _)| (a.name().to_string(), v.clone()))
+            .collect(),
+        checksum_type: checksum
+            .as_ref()
+            .map(|(_, _, t)| t.as_str().to_string())
+            .unwrap_or_default(),
     };
     let info = match rpc!(ctx.client, complete_multipart, req) {
         Ok(pb::ObjectReply { info }) => info.unwrap_or_default(),
@@ -212,9 +207,20 @@ pub async fn complete(
         .elem("Bucket", bucket)
         .elem("Key", key)
         .elem("ETag", &info.etag);
-    if let Some((a, v)) = &checksum {
-        w.elem(&format!("Checksum{}", a.name()), v)
-            .elem("ChecksumType", "COMPOSITE");
+    // The stored checksum (also when this Complete repeats an earlier one).
+    let meta = info.meta.unwrap_or_default();
+    if let Some((name, v)) = meta
+        .checksums
+        .iter()
+        .find(|(k, _)| Algo::parse(k).is_some())
+    {
+        let t = if meta.checksum_type.is_empty() {
+            "FULL_OBJECT"
+        } else {
+            &meta.checksum_type
+        };
+        w.elem(&format!("Checksum{}", name.to_ascii_uppercase()), v)
+            .elem("ChecksumType", t);
     }
     Ok(xml_response(
         StatusCode::OK,
@@ -348,16 +354,4 @@ pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
         StatusCode::OK,
         w.finish("ListMultipartUploadsResult"),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn composite_checksum_has_part_count() {
-        let parts = vec![Algo::Crc32.of(b"a"), Algo::Crc32.of(b"b")];
-        let c = composite_checksum(Algo::Crc32, &parts).unwrap();
-        assert!(c.ends_with("-2"), "{c}");
-    }
 }

@@ -3,13 +3,15 @@
 //! overrides, checksums with `x-amz-checksum-mode: ENABLED`. The body streams from the
 //! extents the HeadObject reply named, so the reader finishes on the version it opened.
 
-use super::{Ctx, empty, object_headers, set_header};
+use super::{Ctx, checksum_headers, empty, object_headers, set_header};
 use crate::error::{Code, S3Error, S3Result};
 use crate::rpc;
 use axum::body::Body;
 use bytes::Bytes;
+use futures::TryStreamExt;
 use http::{HeaderMap, Response, StatusCode};
 use kdss_proto::master as pb;
+use std::collections::HashMap;
 
 /// The four conditional headers of a request (plain or `x-amz-copy-source-` prefixed).
 pub struct Conditions {
@@ -131,6 +133,62 @@ pub fn parse_range(header: Option<&str>, size: u64) -> S3Result<Option<(u64, u64
     Ok(Some((start, end - start + 1)))
 }
 
+/// What `?partNumber=N` selects.
+struct PartSel {
+    /// The part's bytes (None: the whole object, for objects not uploaded in parts).
+    range: Option<(u64, u64)>,
+    /// The object's part count (`x-amz-mp-parts-count`).
+    count: usize,
+    /// The part's checksums as verified at UploadPart.
+    checksums: HashMap<String, String>,
+}
+
+/// The parts recorded at CompleteMultipart, if they still describe the content (sizes
+/// add up; a ksfs rewrite drops them).
+pub fn recorded_parts(info: &pb::ObjectInfo) -> Option<&[pb::ObjectPart]> {
+    let parts = &info.meta.as_ref()?.parts;
+    let total: u64 = parts.iter().map(|p| p.size).sum();
+    (!parts.is_empty() && total == info.size).then_some(parts.as_slice())
+}
+
+/// Resolves `?partNumber`: part N (1-based, in object order) of a multipart object, the
+/// whole object for part 1 of any other object, InvalidPart past the count.
+fn select_part(q: Option<&str>, info: &pb::ObjectInfo) -> S3Result<Option<PartSel>> {
+    let Some(q) = q else { return Ok(None) };
+    let n = match q.parse::<usize>() {
+        Ok(n) if (1..=10_000).contains(&n) => n,
+        _ => {
+            return Err(S3Error::new(
+                Code::InvalidArgument,
+                "Part number must be an integer between 1 and 10000, inclusive",
+            ));
+        }
+    };
+    let out_of_range = || {
+        S3Error::new(
+            Code::InvalidPart,
+            "The requested partnumber is not satisfiable",
+        )
+    };
+    match recorded_parts(info) {
+        Some(parts) => {
+            let p = parts.get(n - 1).ok_or_else(out_of_range)?;
+            let offset: u64 = parts[..n - 1].iter().map(|p| p.size).sum();
+            Ok(Some(PartSel {
+                range: (p.size > 0).then_some((offset, p.size)),
+                count: parts.len(),
+                checksums: p.checksums.clone(),
+            }))
+        }
+        None if n == 1 => Ok(Some(PartSel {
+            range: None,
+            count: 1,
+            checksums: info.meta.clone().unwrap_or_default().checksums,
+        })),
+        None => Err(out_of_range()),
+    }
+}
+
 const OVERRIDES: &[(&str, &str)] = &[
     ("response-content-type", "content-type"),
     ("response-content-language", "content-language"),
@@ -170,28 +228,12 @@ pub async fn get_object(
                 e
             }
         })?;
-    // Parts of a multipart object are not recorded separately: partNumber is served for
-    // single-part objects (the whole object) and refused past the part count.
-    let parts_count: u32 = info
-        .etag
-        .trim_matches('"')
-        .rsplit_once('-')
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap_or(1);
-    if let Some(p) = ctx.q("partNumber") {
-        match p.parse::<u32>() {
-            Ok(n) if n >= 1 && n <= parts_count && parts_count == 1 => {}
-            Ok(n) if n >= 1 && n <= parts_count => {
-                return Err(S3Error::new(
-                    Code::NotImplemented,
-                    "GET of one part of a multipart object is not supported",
-                ));
-            }
-            Ok(_) => return Err(S3Error::new(Code::InvalidPart, "part number out of range")),
-            Err(_) => return Err(S3Error::new(Code::InvalidArgument, "bad partNumber")),
-        }
-    }
-    let range = parse_range(ctx.h("range"), info.size)?;
+    let meta = info.meta.clone().unwrap_or_default();
+    let part = select_part(ctx.q("partNumber"), &info)?;
+    let range = match &part {
+        Some(p) => p.range,
+        None => parse_range(ctx.h("range"), info.size)?,
+    };
     let (offset, len, status) = match range {
         Some((o, l)) => (o, l, StatusCode::PARTIAL_CONTENT),
         None => (0, info.size, StatusCode::OK),
@@ -206,15 +248,29 @@ pub async fn get_object(
             reply.stripes,
             Bytes::from(reply.inline_data),
         );
-        let mut r = Response::new(Body::from_stream(reader.stream(offset, len)));
+        // Headers are gone once the body streams: a failure now can only cut the
+        // connection short, so say why in the log.
+        let (b, k) = (bucket.to_string(), key.to_string());
+        let stream = reader.stream(offset, len).inspect_err(move |e| {
+            tracing::warn!(bucket = %b, key = %k, error = %e, "GET body failed mid-stream");
+        });
+        let mut r = Response::new(Body::from_stream(stream));
         *r.status_mut() = status;
         r
     };
     let h = resp.headers_mut();
-    let checksums = ctx
+    object_headers(h, &info);
+    let checksum_mode = ctx
         .h("x-amz-checksum-mode")
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"));
-    object_headers(h, &info, checksums && range.is_none());
+    if checksum_mode {
+        // A checksum describes a whole object or a whole part, never another range.
+        match &part {
+            Some(p) => checksum_headers(h, &p.checksums, &meta.checksum_type),
+            None if range.is_none() => checksum_headers(h, &meta.checksums, &meta.checksum_type),
+            None => {}
+        }
+    }
     set_header(h, "content-length", &len.to_string());
     if range.is_some() {
         set_header(
@@ -223,8 +279,8 @@ pub async fn get_object(
             &format!("bytes {offset}-{}/{}", offset + len - 1, info.size),
         );
     }
-    if ctx.q("partNumber").is_some() {
-        set_header(h, "x-amz-mp-parts-count", &parts_count.to_string());
+    if let Some(p) = &part {
+        set_header(h, "x-amz-mp-parts-count", &p.count.to_string());
     }
     for (q, hn) in OVERRIDES {
         if let Some(v) = ctx.q(q) {

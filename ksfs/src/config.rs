@@ -3,6 +3,7 @@
 //! Parsed with `deny_unknown_fields` everywhere so a typo names its file, line and key
 //! instead of being silently ignored; `validate()` then checks the values.
 
+use crate::atime::{AtimeMode, AtimePolicy};
 use kdss_common::{ConfigError, config::invalid};
 use serde::{Deserialize, Deserializer};
 use std::path::{Path, PathBuf};
@@ -86,6 +87,13 @@ pub struct MountSection {
     /// Mount read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// How reads update access times: `"relatime"` (default, as Linux), `"strictatime"`
+    /// or `"noatime"`; each update is a metadata commit (see `crate::atime`).
+    #[serde(default)]
+    pub atime: AtimeMode,
+    /// Never update directory access times on readdir (default false).
+    #[serde(default)]
+    pub nodiratime: bool,
 }
 
 fn default_chunk_size() -> u64 {
@@ -220,6 +228,14 @@ impl MountConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs_f64(self.mount.timeout)
     }
+    /// The access-time policy of this mount.
+    pub fn atime_policy(&self) -> AtimePolicy {
+        AtimePolicy::new(
+            self.mount.atime,
+            self.mount.nodiratime,
+            self.mount.read_only,
+        )
+    }
     /// The source name the mount shows.
     pub fn fsname(&self) -> String {
         self.mount
@@ -270,6 +286,15 @@ cache_size = 1048576
         assert_eq!(c.fsname(), "kdss:b");
         assert_eq!(c.timeout(), Duration::from_secs(15));
         assert!(c.mount.foreground);
+        assert_eq!(c.mount.atime, AtimeMode::Relatime);
+        let text = GOOD.replace(
+            "cache_size = 1048576",
+            "cache_size = 1\natime = \"noatime\"",
+        );
+        let c = MountConfig::parse(Path::new("mount.toml"), &text).unwrap();
+        assert_eq!(c.atime_policy().mode, AtimeMode::Noatime);
+        let text = GOOD.replace("cache_size = 1048576", "atime = \"sometimes\"");
+        assert!(MountConfig::parse(Path::new("mount.toml"), &text).is_err());
     }
 
     #[test]

@@ -86,6 +86,10 @@ fn is_write(flags: OpenFlags) -> bool {
     flags.acc_mode() != OpenAccMode::O_RDONLY
 }
 
+fn is_read(flags: OpenFlags) -> bool {
+    flags.acc_mode() != OpenAccMode::O_WRONLY
+}
+
 impl Filesystem for KsfsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         for flag in [
@@ -272,7 +276,7 @@ impl Filesystem for KsfsFuse {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         self.spawn(move |fs| async move {
-            match fs.open(fs.ino(ino), is_write(flags)).await {
+            match fs.open(fs.ino(ino), is_read(flags)).await {
                 Ok(o) => {
                     let f = if o.keep_cache {
                         FopenFlags::FOPEN_KEEP_CACHE
@@ -413,6 +417,24 @@ impl Filesystem for KsfsFuse {
                 Err(e) => reply.error(e),
             }
         });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Counted so that a directory removed while open stays `fstat`-able (fs/dirs.rs).
+        self.fs.dirs.open(self.fs.ino(ino));
+        reply.opened(FileHandle(0), FopenFlags::empty());
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.dirs.release(self.fs.ino(ino));
+        reply.ok();
     }
 
     fn fsyncdir(

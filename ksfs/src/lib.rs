@@ -12,6 +12,7 @@
 //! and [`run`] (the same on a runtime of its own until SIGINT/SIGTERM: `ksfs` and
 //! `kdss mount` call it).
 
+pub mod atime;
 pub mod attr;
 pub mod config;
 pub mod error;

@@ -5,6 +5,7 @@
 use anyhow::Context;
 use clap::Parser;
 use ksfs::MountConfig;
+use ksfs::atime::AtimeMode;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -27,8 +28,8 @@ struct Args {
     /// Stay in the foreground (overrides `[mount] foreground`).
     #[arg(long, conflicts_with = "background")]
     foreground: bool,
-    /// mount(8)-style options: ro, rw, allow_other, subtype=NAME, fsname=NAME; others
-    /// (dev, suid, noatime, ...) are accepted and ignored.
+    /// mount(8)-style options: ro, rw, allow_other, subtype=NAME, fsname=NAME, relatime,
+    /// strictatime, noatime, nodiratime; others (dev, suid, ...) are accepted and ignored.
     #[arg(short = 'o')]
     options: Vec<String>,
 }
@@ -54,6 +55,12 @@ fn apply_options(cfg: &mut MountConfig, args: &Args) {
                 "ro" => cfg.mount.read_only = true,
                 "rw" => cfg.mount.read_only = false,
                 "allow_other" => cfg.mount.allow_other = true,
+                // FUSE leaves atime to us (the kernel marks FUSE inodes S_NOATIME).
+                "relatime" | "atime" => cfg.mount.atime = AtimeMode::Relatime,
+                "strictatime" => cfg.mount.atime = AtimeMode::Strictatime,
+                "noatime" => cfg.mount.atime = AtimeMode::Noatime,
+                "nodiratime" => cfg.mount.nodiratime = true,
+                "diratime" => cfg.mount.nodiratime = false,
                 // mount(8) passes generic options (relatime, dev, ...); the kernel already
                 // applied what it understands, and printing here would pollute callers.
                 _ => {}

@@ -5,7 +5,7 @@
 use crate::attr::InoMap;
 use crate::config::MountConfig;
 use crate::error::KsfsError;
-use crate::fs::{Ksfs, OpenFiles};
+use crate::fs::{AtimeDue, Ksfs, OpenDirs, OpenFiles};
 use crate::fuse::KsfsFuse;
 use fuser::{MountOption, SessionACL};
 use kdss_client::Client;
@@ -124,6 +124,9 @@ pub async fn serve(
         data_timeout: timeout.max(Duration::from_secs(15)) * 4,
         files: OpenFiles::default(),
         session: session_id(),
+        dirs: OpenDirs::default(),
+        atime: cfg.atime_policy(),
+        atime_due: AtimeDue::default(),
     });
     let keep_alive = {
         let fs = fs.clone();

@@ -1,7 +1,8 @@
 //! POSIX through the kernel on a real ksfs mount: a table of failing calls with the errno
 //! each must give, then the behaviours a local filesystem has (O_APPEND, O_TRUNC, O_EXCL,
 //! sparse files, open-then-unlinked, hard and symbolic links, rename flags, xattrs,
-//! chmod/chown/utimens, truncate, mmap, fallocate, statfs).
+//! chmod/chown/utimens, truncate, mmap, fallocate, statfs), and the atime rules
+//! (relatime by default, noatime as a mount option).
 
 mod common;
 
@@ -372,6 +373,50 @@ fn many_entries_readdir(m: &KsfsMount) {
     assert_eq!(n, 600, "readdir across several batches");
 }
 
+/// (atime, mtime, ctime) in nanoseconds.
+fn times(p: &Path) -> [i128; 3] {
+    let m = fs::metadata(p).unwrap();
+    let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
+    [
+        ns(m.atime(), m.atime_nsec()),
+        ns(m.mtime(), m.mtime_nsec()),
+        ns(m.ctime(), m.ctime_nsec()),
+    ]
+}
+
+/// relatime (the default): the first read after a change updates atime and nothing else,
+/// the next read does not; listing a changed directory updates its atime. A `noatime`
+/// mount never updates atime.
+fn atime_rules(m: &KsfsMount, noatime: &KsfsMount) {
+    let p = m.join("atime");
+    fs::write(&p, b"read me").unwrap();
+    let t0 = times(&p);
+    assert_eq!(fs::read(&p).unwrap(), b"read me");
+    let t1 = times(&p);
+    assert!(
+        t1[0] > t0[0],
+        "first read after a write updates atime: {t0:?} -> {t1:?}"
+    );
+    assert_eq!(t1[1..], t0[1..], "a read changes neither mtime nor ctime");
+    fs::read(&p).unwrap();
+    assert_eq!(times(&p), t1, "relatime: a second read leaves atime");
+    let d = m.join("atime-dir");
+    fs::create_dir(&d).unwrap();
+    fs::write(d.join("f"), b"").unwrap();
+    let d0 = times(&d);
+    assert_eq!(fs::read_dir(&d).unwrap().count(), 1);
+    assert!(
+        times(&d)[0] > d0[0],
+        "listing a changed directory updates its atime"
+    );
+
+    let p = noatime.join("noatime");
+    fs::write(&p, b"read me").unwrap();
+    let t0 = times(&p);
+    fs::read(&p).unwrap();
+    assert_eq!(times(&p), t0, "noatime: reads leave atime");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posix_errno_table_and_behaviours() -> anyhow::Result<()> {
     require_fuse!();
@@ -380,5 +425,7 @@ async fn posix_errno_table_and_behaviours() -> anyhow::Result<()> {
     errno_table(&m);
     behaviours(&m);
     many_entries_readdir(&m);
+    let noatime = KsfsMount::start(&cluster, "noatime", "atime = \"noatime\"").await?;
+    atime_rules(&m, &noatime);
     Ok(())
 }

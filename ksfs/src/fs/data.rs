@@ -193,9 +193,13 @@ impl Ksfs {
     /// Opens a file: attributes from the master decide whether the kernel may keep its
     /// cached pages (close-to-open). Nothing is registered at the master until this mount
     /// removes a name of the open inode (`pin_if_open`), so open/close cost no Raft commit.
-    pub async fn open(&self, ino: u64, _write: bool) -> Result<Opened, Errno> {
+    /// An open for reading whose atime is due drops the cached pages (`crate::atime`).
+    pub async fn open(&self, ino: u64, read: bool) -> Result<Opened, Errno> {
         let attr = self.getattr(ino).await?;
-        self.opened(ino, attr).await
+        let atime_due = read && self.atime_due_at_open(&attr);
+        let mut o = self.opened(ino, attr).await?;
+        o.keep_cache &= !atime_due;
+        Ok(o)
     }
 
     async fn opened(&self, ino: u64, mut attr: pb::Attr) -> Result<Opened, Errno> {
@@ -304,6 +308,9 @@ impl Ksfs {
         };
         drop(d);
         let out = self.data(reader.read_at(offset, size as u64)).await;
+        if out.is_ok() {
+            self.touch_atime(ino).await;
+        }
         self.files.forget_if_idle(ino);
         out
     }

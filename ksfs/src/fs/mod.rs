@@ -5,12 +5,17 @@
 //! Every cluster call is bounded by the configured timeout and becomes EIO past it: a
 //! process using the mount never hangs in D state on a dead master.
 
+mod atime;
 mod data;
+mod dirs;
 mod namespace;
 mod xattr;
 
+pub use atime::AtimeDue;
 pub use data::OpenFiles;
+pub use dirs::OpenDirs;
 
+use crate::atime::AtimePolicy;
 use crate::attr::InoMap;
 use fuser::Errno;
 use kdss_client::{Client, ClientError, master::Rpc};
@@ -37,6 +42,12 @@ pub struct Ksfs {
     pub files: OpenFiles,
     /// This mount's open-file session at the master (Open/Release/KeepAlive).
     pub session: String,
+    /// Open directories (and those removed while open here).
+    pub dirs: OpenDirs,
+    /// How reads update access times.
+    pub atime: AtimePolicy,
+    /// Inodes whose next read commits their atime.
+    pub atime_due: AtimeDue,
 }
 
 /// The errno a client failure shows to the caller.

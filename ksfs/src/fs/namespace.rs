@@ -59,7 +59,10 @@ impl Ksfs {
             let req = req.clone();
             async move { c.get_attr(req).await }
         });
-        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
+        let mut a = match r.await {
+            Ok(r) => r.attr.ok_or(Errno::EIO)?,
+            Err(e) => return self.removed_dir_attr(ino, e),
+        };
         self.files.overlay(&mut a);
         Ok(a)
     }
@@ -171,8 +174,9 @@ impl Ksfs {
         r.await.map(|_| ())
     }
 
-    /// Removes an empty directory.
+    /// Removes an empty directory (kept for `fstat` while it is open here).
     pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        let open = self.open_dir_at(parent, name).await;
         let req = pb::UnlinkRequest {
             bucket: self.bucket.clone(),
             parent,
@@ -182,7 +186,9 @@ impl Ksfs {
             let req = req.clone();
             async move { c.rmdir(req).await }
         });
-        r.await.map(|_| ())
+        r.await?;
+        self.removed_dir(open);
+        Ok(())
     }
 
     /// Renames, with the Linux `RENAME_NOREPLACE` / `RENAME_EXCHANGE` flags.
@@ -197,9 +203,13 @@ impl Ksfs {
         if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
             return Err(Errno::EINVAL);
         }
-        if flags & libc::RENAME_EXCHANGE == 0 {
+        let replaced = flags & libc::RENAME_EXCHANGE == 0;
+        let open_dir = if replaced {
             self.pin_if_open(new_parent, new_name).await?;
-        }
+            Some(self.open_dir_at(new_parent, new_name).await)
+        } else {
+            None
+        };
         let req = pb::RenameRequest {
             bucket: self.bucket.clone(),
             parent,
@@ -212,7 +222,11 @@ impl Ksfs {
             let req = req.clone();
             async move { c.rename(req).await }
         });
-        r.await.map(|_| ())
+        r.await?;
+        if let Some(d) = open_dir {
+            self.removed_dir(d);
+        }
+        Ok(())
     }
 
     /// Adds a hard link.
@@ -271,6 +285,13 @@ impl Ksfs {
                 attr: None,
             });
         }
+        if offset == 0 {
+            self.touch_dir_atime(ino).await;
+        }
+        if self.dirs.removed(ino).is_some() {
+            // Removed while open here: the master no longer has it; it is empty.
+            return self.with_dot_attrs(ino, out, plus).await;
+        }
         let cookie = offset.saturating_sub(DOTS);
         let req = pb::ReadDirRequest {
             bucket: self.bucket.clone(),
@@ -300,8 +321,17 @@ impl Ksfs {
                 attr,
             });
         }
+        self.with_dot_attrs(ino, out, plus).await
+    }
+
+    /// readdirplus: "." and ".." (and any entry the master sent bare) need attributes.
+    async fn with_dot_attrs(
+        &self,
+        ino: u64,
+        mut out: Vec<DirItem>,
+        plus: bool,
+    ) -> Result<Vec<DirItem>, Errno> {
         if plus {
-            // "." and ".." (and any entry the master sent bare) need attributes here.
             let mut dir = None;
             for d in out.iter_mut().filter(|d| d.attr.is_none()) {
                 if d.name == "." || d.name == ".." {

@@ -298,6 +298,13 @@ cache_size = 1048576
     }
 
     #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../mount.toml.example");
+        let c = MountConfig::parse(Path::new("mount.toml.example"), text).unwrap();
+        assert_eq!(c.atime_policy(), AtimePolicy::new(AtimeMode::Relatime, false, false));
+    }
+
+    #[test]
     fn unknown_key_names_file_line_and_key() {
         let text = GOOD.replace("cache_size = 1048576", "cache_sise = 1048576");
         let e = MountConfig::parse(Path::new("mount.toml"), &text)

@@ -3,7 +3,7 @@
 //! then the endpoints, credentials and three commands to try. Ctrl-C stops everything
 //! cleanly; running it again on the same `--data` brings the same data back.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use kdss_common::EcPolicy;
 use kdss_launch::{ClusterSpec, LocalCluster, PortPlan, Proc};
 use std::path::{Path, PathBuf};
@@ -48,29 +48,6 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     Ok(abs.components().collect())
 }
 
-fn fuse_available() -> Result<(), String> {
-    if !Path::new("/dev/fuse").exists() {
-        return Err("/dev/fuse does not exist".into());
-    }
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join("fusermount3").exists()))
-        .unwrap_or(false);
-    if !found {
-        return Err("fusermount3 not found (install the fuse3 package)".into());
-    }
-    Ok(())
-}
-
-fn is_mounted(mountpoint: &Path) -> bool {
-    let want = mountpoint.to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| {
-            t.lines()
-                .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        })
-        .unwrap_or(false)
-}
-
 /// Runs `kdss up` until Ctrl-C.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let start = Instant::now();
@@ -98,9 +75,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if args.no_mount {
         progress("not mounting ksfs (--no-mount)");
     } else {
-        match fuse_available() {
-            Err(why) => progress(&format!("not mounting ksfs: {why}")),
-            Ok(()) => {
+        match kdss_launch::fuse_unavailable() {
+            Some(why) => progress(&format!("not mounting ksfs: {why}")),
+            None => {
                 let mp = absolute(&args.mount)?;
                 progress(&format!(
                     "mounting bucket {} at {} with ksfs",
@@ -135,51 +112,17 @@ async fn mount(
     bucket: &str,
 ) -> anyhow::Result<Proc> {
     std::fs::create_dir_all(mp).with_context(|| format!("creating {}", mp.display()))?;
-    if is_mounted(mp) {
-        bail!(
-            "{} is already a mount point; unmount it (fusermount3 -u) or pass --mount",
-            mp.display()
-        );
-    }
-    let l = &cluster.layout;
-    let masters: Vec<String> = l.master_addrs().iter().map(|a| format!("{a:?}")).collect();
-    let cfg = format!(
-        "[cluster]\nmasters = [{}]\n\n[auth]\naccess_key = {:?}\nsecret_key = {:?}\nbucket = {bucket:?}\n\n\
-         [mount]\nmountpoint = {:?}\n",
-        masters.join(", "),
-        l.admin_access_key,
-        l.admin_secret_key,
-        mp.display().to_string(),
-    );
-    let cfg_path = data.join("config").join("mount.toml");
-    std::fs::write(&cfg_path, cfg).with_context(|| format!("writing {}", cfg_path.display()))?;
-    let args = vec!["mount".into(), "-c".into(), cfg_path.into_os_string()];
-    let env = vec![("RUST_LOG".to_string(), "info".to_string())];
-    let mut p = Proc::spawn(
-        "ksfs",
-        kdss_bin,
-        args,
-        &env,
-        data.join("logs").join("ksfs.log"),
-    )?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !is_mounted(mp) {
-        if let Some(status) = p.exit_status() {
-            bail!(
-                "ksfs exited ({status}) before mounting:\n{}",
-                p.log_tail(20)
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "ksfs did not mount {} within 30 s:\n{}",
-                mp.display(),
-                p.log_tail(20)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(p)
+    let config = data.join("config").join("mount.toml");
+    let log = data.join("logs").join("ksfs.log");
+    let req = kdss_launch::MountRequest {
+        name: "ksfs",
+        bucket,
+        mountpoint: mp,
+        extra: "",
+        config: &config,
+        log: &log,
+    };
+    Ok(kdss_launch::spawn_mount(&cluster.layout, kdss_bin, req).await?)
 }
 
 fn write_cli_config(cluster: &LocalCluster, data: &Path) -> anyhow::Result<()> {

@@ -56,17 +56,24 @@ impl Layout {
         data_dir.join("layout.json")
     }
 
+    /// The layout a local cluster saved in `data_dir` (its addresses and admin keys: what
+    /// tools such as `kdss bench` need to reach it).
+    pub fn load(data_dir: &Path) -> Result<Layout, LaunchError> {
+        let path = Self::path(data_dir);
+        let text =
+            std::fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| LaunchError::BadLayout {
+            path: path.clone(),
+            message: e.to_string(),
+        })
+    }
+
     /// Loads the layout of `spec.data_dir`, or creates (and saves) a new one. An existing
     /// layout that does not match the spec's shape is an error naming the difference.
     pub fn load_or_create(spec: &ClusterSpec) -> Result<Layout, LaunchError> {
         let path = Self::path(&spec.data_dir);
         if path.exists() {
-            let text =
-                std::fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
-            let l: Layout = serde_json::from_str(&text).map_err(|e| LaunchError::BadLayout {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let l = Self::load(&spec.data_dir)?;
             l.check_shape(spec, &path)?;
             return Ok(l);
         }
@@ -114,9 +121,9 @@ impl Layout {
     }
 
     fn create(spec: &ClusterSpec) -> Result<Layout, LaunchError> {
-        let dir = std::fs::canonicalize(spec.data_dir.parent().unwrap_or(Path::new(".")))
-            .map(|p| p.join(spec.data_dir.file_name().unwrap_or_default()))
-            .unwrap_or_else(|_| spec.data_dir.clone());
+        // Daemons run with other working directories: every path in the layout is absolute.
+        let dir = std::path::absolute(&spec.data_dir)
+            .map_err(io(format!("resolve {}", spec.data_dir.display())))?;
         let port = |standard: u16| -> Result<u16, LaunchError> {
             match spec.ports {
                 PortPlan::Standard => Ok(standard),

@@ -9,6 +9,7 @@
 mod configs;
 mod error;
 mod layout;
+mod mount;
 mod process;
 mod ready;
 mod rpc;
@@ -20,6 +21,7 @@ pub mod cluster_json;
 pub use cluster::LocalCluster;
 pub use error::LaunchError;
 pub use layout::{Layout, MasterLayout, NodeLayout};
+pub use mount::{MountRequest, fuse_unavailable, is_mounted, spawn_mount};
 pub use process::Proc;
 pub use rpc::AdminRpc;
 pub use spec::{ClusterSpec, PortPlan};

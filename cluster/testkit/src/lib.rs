@@ -12,7 +12,8 @@ mod mount;
 
 pub use bins::bin_path;
 pub use kdss_launch::{AdminRpc, LocalCluster};
-pub use mount::{Mount, fuse_unavailable, is_mounted};
+pub use kdss_launch::{fuse_unavailable, is_mounted};
+pub use mount::Mount;
 
 use kdss_common::EcPolicy;
 use kdss_launch::{ClusterSpec, PortPlan};

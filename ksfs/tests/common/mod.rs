@@ -12,17 +12,7 @@ use std::time::{Duration, Instant};
 
 /// Why FUSE tests cannot run here (printed, and the test returns early), if they cannot.
 pub fn skip_reason() -> Option<String> {
-    if !Path::new("/dev/fuse").exists() {
-        return Some("/dev/fuse does not exist".into());
-    }
-    if Command::new("fusermount3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Some("fusermount3 not found (apt-get install fuse3)".into());
-    }
-    None
+    kdss_testkit::fuse_unavailable()
 }
 
 /// Skips the calling test with a printed reason when FUSE is unavailable.
@@ -41,16 +31,7 @@ pub async fn cluster() -> anyhow::Result<Cluster> {
     Cluster::start(ClusterOpts::default()).await
 }
 
-/// Whether `mp` is a mount point now.
-pub fn is_mounted(mp: &Path) -> bool {
-    let want = mp.to_string_lossy().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|t| {
-            t.lines()
-                .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        })
-        .unwrap_or(false)
-}
+pub use kdss_testkit::is_mounted;
 
 /// A running `ksfs` process and its mountpoint.
 pub struct KsfsMount {

@@ -1,6 +1,6 @@
 //! Shared pieces: the real S3 clients, reproducible data, skip reasons.
 
-use kdss_testkit::Cluster;
+use kdss_testkit::{Cluster, ClusterOpts};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -13,6 +13,23 @@ pub fn skip_reason(need_fuse: bool) -> Option<String> {
         return Some("aws cli not found (pip install awscli)".into());
     }
     None
+}
+
+/// Starts a cluster with one gateway (plus `opts`), or prints why the test is skipped and
+/// returns None.
+pub async fn start(need_fuse: bool, opts: ClusterOpts) -> Option<Cluster> {
+    if let Some(r) = skip_reason(need_fuse) {
+        eprintln!("skipped: {r}");
+        return None;
+    }
+    Some(
+        Cluster::start(ClusterOpts {
+            gateways: 1,
+            ..opts
+        })
+        .await
+        .unwrap(),
+    )
 }
 
 /// Runs `aws <args>` against the cluster's first gateway with the admin keys.

@@ -1,20 +1,13 @@
 //! The shared namespace: what one door writes, the other reads, byte-exact.
 
 use crate::common::*;
-use kdss_testkit::{Cluster, ClusterOpts, Mount};
+use kdss_testkit::{ClusterOpts, Mount};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_written_through_ksfs_is_an_s3_object_and_back() {
-    if let Some(r) = skip_reason(true) {
-        eprintln!("skipped: {r}");
+    let Some(c) = start(true, ClusterOpts::default()).await else {
         return;
-    }
-    let c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
     let b = c.bucket();
     let m = Mount::new(&c, "a", &b, "").await.unwrap();
     let scratch = c.scratch("files");
@@ -73,16 +66,9 @@ async fn a_file_written_through_ksfs_is_an_s3_object_and_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_cli_boto3_and_s3cmd_pass_the_compatibility_script() {
-    if let Some(r) = skip_reason(false) {
-        eprintln!("skipped: {r}");
+    let Some(c) = start(false, ClusterOpts::default()).await else {
         return;
-    }
-    let c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
     let (ak, sk) = c.admin_keys();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../s3gw/tests/compat.sh");

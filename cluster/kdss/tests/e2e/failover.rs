@@ -1,21 +1,21 @@
 //! Three masters: killing the leader does not stop either door.
 
 use crate::common::*;
-use kdss_testkit::{Cluster, ClusterOpts, Mount};
+use kdss_testkit::{ClusterOpts, Mount};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_killed_ksfs_and_s3_keep_working() {
-    if let Some(r) = skip_reason(true) {
-        eprintln!("skipped: {r}");
-        return;
-    }
-    let mut c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        masters: 3,
-        ..Default::default()
-    })
+    let Some(mut c) = start(
+        true,
+        ClusterOpts {
+            masters: 3,
+            ..Default::default()
+        },
+    )
     .await
-    .unwrap();
+    else {
+        return;
+    };
     let b = c.bucket();
     let scratch = c.scratch("failover");
     let before = data(1, 2 << 20);

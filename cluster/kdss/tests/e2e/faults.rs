@@ -2,7 +2,7 @@
 //! and acknowledged data is still there, byte-exact, through both doors.
 
 use crate::common::*;
-use kdss_testkit::{Cluster, ClusterOpts, Mount};
+use kdss_testkit::{ClusterOpts, Mount};
 use std::io::{BufRead, BufReader, Write};
 
 /// boto3 writer/verifier. `write BUCKET N`: PUTs N objects of reproducible content and
@@ -38,16 +38,9 @@ else:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_storage_node_killed_everything_still_reads_through_both_doors() {
-    if let Some(r) = skip_reason(true) {
-        eprintln!("skipped: {r}");
+    let Some(mut c) = start(true, ClusterOpts::default()).await else {
         return;
-    }
-    let mut c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
     let b = c.bucket();
     let files: Vec<(String, Vec<u8>)> = (0..6)
         .map(|i| {
@@ -78,19 +71,19 @@ async fn one_storage_node_killed_everything_still_reads_through_both_doors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_nodes_killed_mid_write_stream_lose_no_acknowledged_object() {
-    if let Some(r) = skip_reason(false) {
-        eprintln!("skipped: {r}");
-        return;
-    }
     // 5 nodes x 2 disks: with one node down 8 disks remain for 7 shards, so writes go on;
     // with two down they fail — and must fail whole.
-    let mut c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        nodes: 5,
-        ..Default::default()
-    })
+    let Some(mut c) = start(
+        false,
+        ClusterOpts {
+            nodes: 5,
+            ..Default::default()
+        },
+    )
     .await
-    .unwrap();
+    else {
+        return;
+    };
     let b = c.bucket();
     let mut w = python(&c, S3_STREAM, &["write", &b, "60"]);
     let mut lines = BufReader::new(w.stdout.take().unwrap()).lines();
@@ -136,16 +129,9 @@ async fn storage_nodes_killed_mid_write_stream_lose_no_acknowledged_object() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_records_are_read_around_and_reported() {
-    if let Some(r) = skip_reason(false) {
-        eprintln!("skipped: {r}");
+    let Some(mut c) = start(false, ClusterOpts::default()).await else {
         return;
-    }
-    let mut c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
     let b = c.bucket();
     let scratch = c.scratch("corrupt");
     let body = data(77, 5 << 20);
@@ -201,16 +187,9 @@ async fn corrupt_records_are_read_around_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_cluster_restart_keeps_files_and_objects() {
-    if let Some(r) = skip_reason(true) {
-        eprintln!("skipped: {r}");
+    let Some(mut c) = start(true, ClusterOpts::default()).await else {
         return;
-    }
-    let mut c = Cluster::start(ClusterOpts {
-        gateways: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    };
     let b = c.bucket();
     let scratch = c.scratch("restart");
     let f = data(5, (3 << 20) + 5);

@@ -63,7 +63,10 @@ pub async fn get_attributes(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Resp
     let reply: pb::HeadObjectReply = rpc!(ctx.client, head_object, req)?;
     let info = reply.info.unwrap_or_default();
     Conditions::from_headers(&ctx.headers, "").check(&info.etag, info.mtime_ns, true)?;
-    let meta = info.meta.clone().unwrap_or_default();
+    let mut meta = info.meta.clone().unwrap_or_default();
+    if recorded_parts(&info).is_some() {
+        super::multipart_checksum::derive_from_parts(&mut meta);
+    }
     let want = |a: &str| wanted.iter().any(|w| w == a);
     let mut w = XmlWriter::new("GetObjectAttributesResponse");
     if want("ETag") {

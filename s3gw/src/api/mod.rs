@@ -261,3 +261,31 @@ pub fn check_canned_acl(h: &HeaderMap) -> S3Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_metadata_goes_out_as_latin1_bytes_or_rfc2047() {
+        // botocore sends "Hello World\xe9" as UTF-8 and reads response headers as latin-1
+        // (s3-tests test_object_set_get_unicode_metadata).
+        let text = header_text(b"Hello World\xc3\xa9");
+        assert_eq!(text, "Hello World\u{e9}");
+        assert_eq!(
+            header_value_of(&text).unwrap().as_bytes(),
+            b"Hello World\xe9"
+        );
+        // Bytes that are not UTF-8 are latin-1 and round-trip byte for byte.
+        let raw = header_text(b"caf\xe9");
+        assert_eq!(header_value_of(&raw).unwrap().as_bytes(), b"caf\xe9");
+        // Beyond latin-1: RFC 2047.
+        assert_eq!(
+            header_value_of("\u{65e5}\u{672c}")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            "=?UTF-8?B?5pel5pys?="
+        );
+    }
+}

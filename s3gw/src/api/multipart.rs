@@ -208,7 +208,8 @@ pub async fn complete(
         .elem("Key", key)
         .elem("ETag", &info.etag);
     // The stored checksum (also when this Complete repeats an earlier one).
-    let meta = info.meta.unwrap_or_default();
+    let mut meta = info.meta.unwrap_or_default();
+    super::multipart_checksum::derive_from_parts(&mut meta);
     if let Some((name, v)) = meta
         .checksums
         .iter()

@@ -182,9 +182,57 @@ pub async fn object_checksum(
     Ok(Some((algo, computed, kind)))
 }
 
+/// Fills in the COMPOSITE checksum of a multipart object whose Complete named no checksum
+/// (ETag-only parts) from the part checksums verified at UploadPart, when every part has
+/// one of the same algorithm, as S3 does for uploads created with a checksum algorithm.
+pub fn derive_from_parts(meta: &mut pb::ObjectMeta) {
+    if meta.checksums.keys().any(|k| Algo::parse(k).is_some()) || meta.parts.is_empty() {
+        return;
+    }
+    for a in Algo::ALL {
+        let vals: Option<Vec<String>> = meta
+            .parts
+            .iter()
+            .map(|p| p.checksums.get(a.name()).cloned())
+            .collect();
+        if let Some(v) = vals.and_then(|v| composite_checksum(a, &v)) {
+            meta.checksums.insert(a.name().to_string(), v);
+            meta.checksum_type = ChecksumType::Composite.as_str().to_string();
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_etag_only_complete_reports_the_composite_of_stored_part_checksums() {
+        let part = |sum: &str| pb::ObjectPart {
+            checksums: [("SHA256".to_string(), sum.to_string())].into(),
+            ..Default::default()
+        };
+        let (a, b) = (Algo::Sha256.of(b"a"), Algo::Sha256.of(b"b"));
+        let mut meta = pb::ObjectMeta {
+            parts: vec![part(&a), part(&b)],
+            ..Default::default()
+        };
+        derive_from_parts(&mut meta);
+        assert_eq!(
+            meta.checksums["SHA256"],
+            composite_checksum(Algo::Sha256, &[a, b]).unwrap()
+        );
+        assert_eq!(meta.checksum_type, "COMPOSITE");
+        // A stored object checksum wins.
+        let mut kept = pb::ObjectMeta {
+            checksums: [("CRC32".to_string(), "AAAAAA==".to_string())].into(),
+            parts: meta.parts.clone(),
+            ..Default::default()
+        };
+        derive_from_parts(&mut kept);
+        assert_eq!(kept.checksums.len(), 1);
+    }
 
     #[test]
     fn composite_checksum_has_part_count() {

@@ -228,7 +228,10 @@ pub async fn get_object(
                 e
             }
         })?;
-    let meta = info.meta.clone().unwrap_or_default();
+    let mut meta = info.meta.clone().unwrap_or_default();
+    if recorded_parts(&info).is_some() {
+        super::multipart_checksum::derive_from_parts(&mut meta);
+    }
     let part = select_part(ctx.q("partNumber"), &info)?;
     let range = match &part {
         Some(p) => p.range,
@@ -315,6 +318,53 @@ mod tests {
         assert_eq!(
             parse_range(Some("bytes=0-1"), 0).unwrap_err().code,
             Code::InvalidRange
+        );
+    }
+
+    fn info_with_parts(sizes: &[u64]) -> pb::ObjectInfo {
+        let parts = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| pb::ObjectPart {
+                part_number: i as u32 * 2 + 1,
+                size: *s,
+                ..Default::default()
+            })
+            .collect();
+        pb::ObjectInfo {
+            size: sizes.iter().sum(),
+            meta: Some(pb::ObjectMeta {
+                parts,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn part_number_selects_a_recorded_part_by_position() {
+        let info = info_with_parts(&[10, 10, 3]);
+        let p = select_part(Some("2"), &info).unwrap().unwrap();
+        assert_eq!((p.range, p.count), (Some((10, 10)), 3));
+        let p = select_part(Some("3"), &info).unwrap().unwrap();
+        assert_eq!(p.range, Some((20, 3)));
+        assert_eq!(
+            select_part(Some("4"), &info).err().unwrap().code,
+            Code::InvalidPart
+        );
+        assert_eq!(
+            select_part(Some("0"), &info).err().unwrap().code,
+            Code::InvalidArgument
+        );
+        assert!(select_part(None, &info).unwrap().is_none());
+        // Parts that no longer add up (content rewritten through ksfs) are not used.
+        let mut stale = info_with_parts(&[10, 10]);
+        stale.size = 7;
+        let p = select_part(Some("1"), &stale).unwrap().unwrap();
+        assert_eq!((p.range, p.count), (None, 1));
+        assert_eq!(
+            select_part(Some("2"), &stale).err().unwrap().code,
+            Code::InvalidPart
         );
     }
 

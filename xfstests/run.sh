@@ -43,7 +43,8 @@ cp "$here/local.config" "$XFSTESTS_DIR/local.config"
 . "$here/local.config"
 mkdir -p "$TEST_DIR" "$SCRATCH_MNT"
 for m in "$TEST_DIR" "$SCRATCH_MNT"; do mountpoint -q "$m" && umount "$m" || true; done
-mount -t fuse.ksfs -o allow_other "$TEST_DEV" "$TEST_DIR"
+# shellcheck disable=SC2086
+mount -t fuse.ksfs $TEST_FS_MOUNT_OPTS "$TEST_DEV" "$TEST_DIR"
 
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(-g quick -x dangerous)

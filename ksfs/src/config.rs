@@ -94,6 +94,12 @@ pub struct MountSection {
     /// Never update directory access times on readdir (default false).
     #[serde(default)]
     pub nodiratime: bool,
+    /// Device files on the mount can be opened (default false: FUSE mounts are `nodev`).
+    #[serde(default)]
+    pub dev: bool,
+    /// Setuid/setgid bits take effect on exec (default false: FUSE mounts are `nosuid`).
+    #[serde(default)]
+    pub suid: bool,
 }
 
 fn default_chunk_size() -> u64 {
@@ -301,7 +307,10 @@ cache_size = 1048576
     fn the_shipped_example_parses() {
         let text = include_str!("../../mount.toml.example");
         let c = MountConfig::parse(Path::new("mount.toml.example"), text).unwrap();
-        assert_eq!(c.atime_policy(), AtimePolicy::new(AtimeMode::Relatime, false, false));
+        assert_eq!(
+            c.atime_policy(),
+            AtimePolicy::new(AtimeMode::Relatime, false, false)
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! the task, so the FUSE thread only parses requests and never waits on the network.
 
 use crate::attr::{file_attr, kind_of_mode, ns_of};
-use crate::fs::Ksfs;
+use crate::fs::{Caller, Ksfs};
 use fuser::{
     Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
     LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -41,19 +41,25 @@ impl KsfsFuse {
 
 fn entry(fs: &Ksfs, reply: ReplyEntry, r: Result<pb::Attr, Errno>) {
     match r {
-        Ok(a) => reply.entry_with_ttls(
-            &fs.attr_ttl,
-            &fs.entry_ttl,
-            &file_attr(&fs.inos, &a),
-            Generation(0),
-        ),
+        Ok(a) => {
+            fs.dir_modes.note(&a);
+            reply.entry_with_ttls(
+                &fs.attr_ttl,
+                &fs.entry_ttl,
+                &file_attr(&fs.inos, &a),
+                Generation(0),
+            )
+        }
         Err(e) => reply.error(e),
     }
 }
 
 fn attr(fs: &Ksfs, reply: ReplyAttr, r: Result<pb::Attr, Errno>) {
     match r {
-        Ok(a) => reply.attr(&fs.attr_ttl, &file_attr(&fs.inos, &a)),
+        Ok(a) => {
+            fs.dir_modes.note(&a);
+            reply.attr(&fs.attr_ttl, &file_attr(&fs.inos, &a))
+        }
         Err(e) => reply.error(e),
     }
 }
@@ -86,20 +92,34 @@ fn is_write(flags: OpenFlags) -> bool {
     flags.acc_mode() != OpenAccMode::O_RDONLY
 }
 
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+        pid: req.pid(),
+    }
+}
+
 fn is_read(flags: OpenFlags) -> bool {
     flags.acc_mode() != OpenAccMode::O_WRONLY
 }
 
 impl Filesystem for KsfsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // No FUSE_HANDLE_KILLPRIV_V2: the kernel then clears setuid/setgid itself (a
+        // SETATTR, only when its cached mode has them) before a write, truncate or
+        // fallocate by a caller without CAP_FSETID, with the kernel's own rules (setgid
+        // stays without group exec). With it, every write would have to carry that work.
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_POSIX_ACL,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ASYNC_DIO,
-            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
             InitFlags::FUSE_CACHE_SYMLINKS,
+            // File handles (name_to_handle_at / NFS export): the kernel finds an inode by
+            // number with a lookup of "." in it (see `Ksfs::lookup`).
+            InitFlags::FUSE_EXPORT_SUPPORT,
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "kernel does not offer capability");
@@ -188,11 +208,16 @@ impl Filesystem for KsfsFuse {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let (uid, gid, name) = (req.uid(), req.gid(), name.to_owned());
+        let (who, name) = (caller(req), name.to_owned());
         self.spawn(move |fs| async move {
             let Some(kind) = kind_of_mode(mode).filter(|k| *k != pb::FileKind::Directory) else {
                 return reply.error(Errno::EINVAL);
             };
+            let (mode, gid) = match fs.new_owner(fs.ino(parent), mode, false, who).await {
+                Ok(v) => v,
+                Err(e) => return reply.error(e),
+            };
+            let uid = who.uid;
             let r = fs
                 .mknod(fs.ino(parent), &name, kind, mode, uid, gid, rdev, true)
                 .await;
@@ -209,8 +234,13 @@ impl Filesystem for KsfsFuse {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let (uid, gid, name) = (req.uid(), req.gid(), name.to_owned());
+        let (who, name) = (caller(req), name.to_owned());
         self.spawn(move |fs| async move {
+            let (mode, gid) = match fs.new_owner(fs.ino(parent), mode, true, who).await {
+                Ok(v) => v,
+                Err(e) => return reply.error(e),
+            };
+            let uid = who.uid;
             let r = fs.mkdir(fs.ino(parent), &name, mode, uid, gid).await;
             entry(&fs, reply, r)
         });
@@ -234,9 +264,14 @@ impl Filesystem for KsfsFuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        let (uid, gid) = (req.uid(), req.gid());
+        let who = caller(req);
         let (name, target) = (link_name.to_owned(), target.to_owned());
         self.spawn(move |fs| async move {
+            let gid = match fs.new_owner(fs.ino(parent), 0o777, false, who).await {
+                Ok((_, gid)) => gid,
+                Err(e) => return reply.error(e),
+            };
+            let uid = who.uid;
             let r = fs.symlink(fs.ino(parent), &name, &target, uid, gid).await;
             entry(&fs, reply, r)
         });
@@ -401,6 +436,7 @@ impl Filesystem for KsfsFuse {
                 Ok(items) => {
                     for d in items {
                         let a = d.attr.unwrap_or_default();
+                        fs.dir_modes.note(&a);
                         let mut fa = file_attr(&fs.inos, &a);
                         fa.ino = fs.inos.to_fuse(d.ino);
                         let ttl = if d.name == "." || d.name == ".." {
@@ -477,7 +513,7 @@ impl Filesystem for KsfsFuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -485,9 +521,25 @@ impl Filesystem for KsfsFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let (name, value) = (name.to_owned(), value.to_vec());
+        let (name, value, who) = (name.to_owned(), value.to_vec(), caller(req));
         self.spawn(move |fs| async move {
-            empty(reply, fs.setxattr(fs.ino(ino), &name, value, flags).await)
+            let ino = fs.ino(ino);
+            if name == "system.posix_acl_access" {
+                // The kernel leaves the mode bits an access ACL implies to us.
+                match fs.acl_to_mode(ino, &value, who).await {
+                    Ok(true) => {
+                        // Nothing beyond the mode: keep no ACL, as local filesystems do.
+                        let r = match fs.removexattr(ino, &name).await {
+                            Err(e) if e == Errno::ENODATA => Ok(()),
+                            r => r,
+                        };
+                        return empty(reply, r);
+                    }
+                    Ok(false) => {}
+                    Err(e) => return reply.error(e),
+                }
+            }
+            empty(reply, fs.setxattr(ino, &name, value, flags).await)
         });
     }
 
@@ -521,10 +573,15 @@ impl Filesystem for KsfsFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let (uid, gid, name) = (req.uid(), req.gid(), name.to_owned());
+        let (who, name) = (caller(req), name.to_owned());
         let exclusive = flags & libc::O_EXCL != 0;
         let write = is_write(OpenFlags(flags));
         self.spawn(move |fs| async move {
+            let (mode, gid) = match fs.new_owner(fs.ino(parent), mode, false, who).await {
+                Ok(v) => v,
+                Err(e) => return reply.error(e),
+            };
+            let uid = who.uid;
             match fs
                 .create(fs.ino(parent), &name, mode, uid, gid, exclusive, write)
                 .await

@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, conflicts_with = "background")]
     foreground: bool,
     /// mount(8)-style options: ro, rw, allow_other, subtype=NAME, fsname=NAME, relatime,
-    /// strictatime, noatime, nodiratime; others (dev, suid, ...) are accepted and ignored.
+    /// strictatime, noatime, nodiratime, dev, suid; others (dev, suid, ...) are accepted and ignored.
     #[arg(short = 'o')]
     options: Vec<String>,
 }
@@ -60,6 +60,10 @@ fn apply_options(cfg: &mut MountConfig, args: &Args) {
                 "strictatime" => cfg.mount.atime = AtimeMode::Strictatime,
                 "noatime" => cfg.mount.atime = AtimeMode::Noatime,
                 "nodiratime" => cfg.mount.nodiratime = true,
+                "dev" => cfg.mount.dev = true,
+                "nodev" => cfg.mount.dev = false,
+                "suid" => cfg.mount.suid = true,
+                "nosuid" => cfg.mount.suid = false,
                 "diratime" => cfg.mount.nodiratime = false,
                 // mount(8) passes generic options (relatime, dev, ...); the kernel already
                 // applied what it understands, and printing here would pollute callers.

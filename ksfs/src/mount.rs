@@ -5,7 +5,7 @@
 use crate::attr::InoMap;
 use crate::config::MountConfig;
 use crate::error::KsfsError;
-use crate::fs::{AtimeDue, Ksfs, OpenDirs, OpenFiles};
+use crate::fs::{AtimeDue, DirModes, Ksfs, OpenDirs, OpenFiles};
 use crate::fuse::KsfsFuse;
 use fuser::{MountOption, SessionACL};
 use kdss_client::Client;
@@ -29,6 +29,12 @@ pub fn fuse_config(cfg: &MountConfig) -> fuser::Config {
             MountOption::RW
         },
     ];
+    if cfg.mount.dev {
+        opts.push(MountOption::Dev);
+    }
+    if cfg.mount.suid {
+        opts.push(MountOption::Suid);
+    }
     if !cfg.mount.subtype.is_empty() {
         // As a kernel option: fuser's direct mount would otherwise report plain `fuse`.
         opts.push(MountOption::CUSTOM(format!(
@@ -127,6 +133,7 @@ pub async fn serve(
         dirs: OpenDirs::default(),
         atime: cfg.atime_policy(),
         atime_due: AtimeDue::default(),
+        dir_modes: DirModes::default(),
     });
     let keep_alive = {
         let fs = fs.clone();

@@ -9,11 +9,13 @@ mod atime;
 mod data;
 mod dirs;
 mod namespace;
+mod owner;
 mod xattr;
 
 pub use atime::AtimeDue;
 pub use data::OpenFiles;
 pub use dirs::OpenDirs;
+pub use owner::{Caller, DirModes, acl_mode};
 
 use crate::atime::AtimePolicy;
 use crate::attr::InoMap;
@@ -48,6 +50,8 @@ pub struct Ksfs {
     pub atime: AtimePolicy,
     /// Inodes whose next read commits their atime.
     pub atime_due: AtimeDue,
+    /// Mode and group of directories as last sent to the kernel (setgid inheritance).
+    pub dir_modes: DirModes,
 }
 
 /// The errno a client failure shows to the caller.

@@ -34,7 +34,16 @@ impl Ksfs {
     }
 
     /// Finds `name` in `parent`.
+    /// "." is the inode itself (how the kernel resolves a file handle, FUSE_EXPORT_SUPPORT);
+    /// ".." is known only for the root (a handle of another directory whose dentry was
+    /// dropped then answers ESTALE).
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<pb::Attr, Errno> {
+        if name == "." || (name == ".." && parent == self.inos.to_master(INodeNo(1))) {
+            return self.getattr(parent).await;
+        }
+        if name == ".." {
+            return Err(Errno::ENOENT);
+        }
         let req = pb::LookupRequest {
             bucket: self.bucket.clone(),
             parent,

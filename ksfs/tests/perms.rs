@@ -1,0 +1,137 @@
+//! Ownership and permission work the kernel leaves to a FUSE filesystem, through the
+//! kernel on a real mount: setgid directories pass their group (and, to subdirectories,
+//! the setgid bit) to new inodes (xfstests generic/444); an access ACL sets the mode bits
+//! and one the mode alone says is not stored (generic/375); file handles open the file
+//! they name (generic/426).
+
+mod common;
+
+use common::{KsfsMount, check, cpath};
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+fn set_acl(p: &Path, entries: &[(u16, u16, u32)]) -> std::io::Result<i32> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    let (p, n) = (cpath(p), c"system.posix_acl_access");
+    // SAFETY: valid C strings and a value buffer of the given length.
+    check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) })
+}
+
+fn has_acl(p: &Path) -> bool {
+    let (p, n) = (cpath(p), c"system.posix_acl_access");
+    // SAFETY: a size query (null buffer, length 0) on valid C strings.
+    unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), std::ptr::null_mut(), 0) >= 0 }
+}
+
+/// name_to_handle_at then open_by_handle_at; the inode the reopened descriptor names.
+fn reopen_by_handle(mount: &Path, p: &Path) -> std::io::Result<u64> {
+    #[repr(C)]
+    struct Handle {
+        bytes: u32,
+        kind: i32,
+        f: [u8; 128],
+    }
+    let mut h = Handle {
+        bytes: 128,
+        kind: 0,
+        f: [0; 128],
+    };
+    let mut mount_id = 0;
+    let cp = cpath(p);
+    // SAFETY: a valid path and a handle buffer whose `bytes` says its capacity.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            cp.as_ptr(),
+            &mut h as *mut Handle,
+            &mut mount_id as *mut i32,
+            0,
+        ) as i32
+    })?;
+    let m = fs::File::open(mount)?;
+    // SAFETY: the handle just filled in, and a descriptor on the same mount.
+    let fd = check(unsafe {
+        use std::os::fd::AsRawFd;
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            m.as_raw_fd(),
+            &mut h as *mut Handle,
+            libc::O_RDONLY,
+        ) as i32
+    })?;
+    // SAFETY: `fd` was just opened and is owned here only.
+    let f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    Ok(f.metadata()?.ino())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setgid_dirs_acl_modes_and_file_handles() -> anyhow::Result<()> {
+    require_fuse!();
+    let cluster = common::cluster().await?;
+    let m = KsfsMount::start(&cluster, "perms", "").await?;
+
+    // A setgid directory owned by group 4242: new entries take group 4242, subdirectories
+    // are setgid too, files are not made setgid.
+    let d = m.join("sgid");
+    fs::create_dir(&d)?;
+    std::os::unix::fs::chown(&d, None, Some(4242))?;
+    fs::set_permissions(&d, fs::Permissions::from_mode(0o2775))?;
+    fs::create_dir(d.join("sub"))?;
+    fs::write(d.join("file"), b"x")?;
+    let sub = fs::metadata(d.join("sub"))?;
+    assert_eq!(sub.gid(), 4242, "subdirectory group");
+    assert_ne!(
+        sub.mode() & libc::S_ISGID,
+        0,
+        "subdirectory inherits setgid"
+    );
+    let file = fs::metadata(d.join("file"))?;
+    assert_eq!(file.gid(), 4242, "file group");
+    assert_eq!(
+        file.mode() & libc::S_ISGID,
+        0,
+        "a file does not become setgid"
+    );
+
+    // An access ACL with only the base entries is the mode: it sets the bits, no xattr.
+    let p = m.join("acl");
+    fs::write(&p, b"x")?;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o644))?;
+    set_acl(
+        &p,
+        &[
+            (0x01, 7, u32::MAX),
+            (0x04, 5, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ],
+    )?;
+    assert_eq!(fs::metadata(&p)?.mode() & 0o7777, 0o750);
+    assert!(!has_acl(&p), "an ACL equivalent to the mode is not stored");
+    // A named-user entry with a mask: stored, and the group bits are the mask.
+    set_acl(
+        &p,
+        &[
+            (0x01, 6, u32::MAX),
+            (0x02, 7, 1234),
+            (0x04, 4, u32::MAX),
+            (0x10, 7, u32::MAX),
+            (0x20, 4, u32::MAX),
+        ],
+    )?;
+    assert_eq!(fs::metadata(&p)?.mode() & 0o777, 0o674);
+    assert!(has_acl(&p));
+
+    // A file handle opens the file it names.
+    let ino = fs::metadata(&p)?.ino();
+    let again =
+        reopen_by_handle(&m.path, &p).map_err(|e| anyhow::anyhow!("open_by_handle_at: {e}"))?;
+    assert_eq!(again, ino);
+    Ok(())
+}

@@ -79,12 +79,21 @@ pub async fn serve(
             }
         }
     };
+    // Parts never go inline: a second client on the same identity with inline storage off
+    // (its own small read cache: parts are written, not read back, except by UploadPartCopy).
+    let striped = Client::connect(kdss_client::ClientConfig {
+        inline_threshold: 0,
+        cache_bytes: cfg.client.cache_bytes.min(32 << 20),
+        ..cfg.client_config()
+    })
+    .await?;
     let state = Arc::new(server::AppState {
         secrets: auth::secrets::SecretCache::new(
             client.clone(),
             Duration::from_secs(cfg.s3.secret_cache_secs),
         ),
         client,
+        striped,
         auth: auth::AuthSettings {
             max_skew_secs: cfg.s3.max_skew_secs,
         },

@@ -17,6 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct AppState {
     /// The client signed in as the service identity.
     pub client: Client,
+    /// The same identity with inline storage off: multipart parts are always written as
+    /// stripes (the master keeps inline bytes only as an object's base layer, so a small
+    /// part past the first could not be stitched).
+    pub striped: Client,
     /// User secrets for SigV4.
     pub secrets: SecretCache,
     /// Verification settings.
@@ -85,6 +89,7 @@ async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
     let endpoint = router::route(&parts.method, bucket, key, &query, &parts.headers)?;
     let ctx = Ctx {
         client: state.client.acting_for(&verified.access_key),
+        striped: state.striped.acting_for(&verified.access_key),
         user: verified.access_key,
         region: state.region.clone(),
         query,

@@ -34,10 +34,13 @@ fn header_u32(ctx: &Ctx, name: &str, default: u32) -> S3Result<u32> {
 
 /// GET ?attributes.
 pub async fn get_attributes(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Body>> {
+    // One header with a comma-separated list, or the header repeated (the Rust SDK).
     let wanted: Vec<String> = ctx
-        .h("x-amz-object-attributes")
-        .unwrap_or("")
-        .split(',')
+        .headers
+        .get_all("x-amz-object-attributes")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
         .map(|a| a.trim().to_string())
         .filter(|a| !a.is_empty())
         .collect();

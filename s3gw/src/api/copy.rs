@@ -133,7 +133,7 @@ pub async fn upload_part_copy(
         reply.stripes,
         Bytes::from(reply.inline_data),
     );
-    let mut writer = ctx.client.stream_writer(bucket);
+    let mut writer = ctx.striped.stream_writer(bucket);
     if len > 0 {
         let mut stream = Box::pin(reader.stream(offset, len));
         while let Some(piece) = stream.next().await {

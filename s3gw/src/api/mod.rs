@@ -39,6 +39,8 @@ macro_rules! rpc {
 pub struct Ctx {
     /// The client acting for the verified user.
     pub client: Client,
+    /// As `client`, never storing data inline (multipart parts).
+    pub striped: Client,
     /// The user's access key.
     pub user: String,
     /// The region we answer for.

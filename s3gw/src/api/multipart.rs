@@ -54,7 +54,7 @@ pub async fn upload_part(
     part: u32,
     body: Body,
 ) -> S3Result<Response<Body>> {
-    let stored = write_body(ctx, bucket, body, super::object_put::MAX_PUT_BYTES).await?;
+    let stored = write_body(ctx, bucket, body, super::object_put::MAX_PUT_BYTES, true).await?;
     let w = stored.written;
     let req = pb::PutPartRequest {
         bucket: bucket.into(),

@@ -43,8 +43,15 @@ pub struct Stored {
     pub etag: String,
 }
 
-/// Streams the body into stripes of `bucket`, verifies it, and returns what to commit.
-pub async fn write_body(ctx: &Ctx, bucket: &str, body: Body, max: u64) -> S3Result<Stored> {
+/// Streams the body into stripes of `bucket` (a small body of a whole object may come back
+/// inline; `part` bodies never do), verifies it, and returns what to commit.
+pub async fn write_body(
+    ctx: &Ctx,
+    bucket: &str,
+    body: Body,
+    max: u64,
+    part: bool,
+) -> S3Result<Stored> {
     let md5 = content_md5(ctx)?;
     let mut rb = RequestBody::new(body, &ctx.headers, &ctx.payload)?;
     let chunked_te = ctx
@@ -65,7 +72,8 @@ pub async fn write_body(ctx: &Ctx, bucket: &str, body: Body, max: u64) -> S3Resu
         }
         _ => {}
     }
-    let mut writer = ctx.client.stream_writer(bucket);
+    let client = if part { &ctx.striped } else { &ctx.client };
+    let mut writer = client.stream_writer(bucket);
     let mut total = 0u64;
     while let Some(data) = rb.next().await? {
         total += data.len() as u64;
@@ -132,7 +140,7 @@ pub async fn put_object(
             ));
         }
     }
-    let stored = write_body(ctx, bucket, body, MAX_PUT_BYTES).await?;
+    let stored = write_body(ctx, bucket, body, MAX_PUT_BYTES, false).await?;
     if let Some((a, v)) = &stored.checksum {
         meta.checksums.insert(a.name().to_string(), v.clone());
     }

@@ -8,7 +8,8 @@ use kdss_proto::master as pb;
 use kdss_proto::storage::DiskState;
 use serde_json::{Value, json};
 
-async fn connect(s: &Settings) -> anyhow::Result<Client> {
+/// A client on the settings' masters, signed in with its keys.
+pub async fn connect(s: &Settings) -> anyhow::Result<Client> {
     let cfg = ClientConfig {
         masters: s.masters.clone(),
         access_key: s.access_key.clone(),
@@ -264,12 +265,13 @@ pub enum UserCmd {
     /// Create a user; keys are generated unless given (test suites bring their own).
     Create {
         name: String,
-        /// The new user's access key (generated when absent).
+        /// The new user's access key (generated when absent). Its own name: fields named
+        /// like the global --access-key/--secret-key would share their clap ids.
         #[arg(long = "key")]
-        access_key: Option<String>,
+        new_access_key: Option<String>,
         /// The new user's secret key (generated when absent).
         #[arg(long = "secret")]
-        secret_key: Option<String>,
+        new_secret_key: Option<String>,
         /// admin, operator, viewer or user.
         #[arg(long, default_value = "user")]
         role: String,
@@ -277,7 +279,11 @@ pub enum UserCmd {
     /// List users (never their secrets).
     List,
     /// Delete a user by access key.
-    Delete { access_key: String },
+    Delete {
+        /// The user's access key.
+        #[arg(value_name = "ACCESS_KEY")]
+        user_key: String,
+    },
 }
 
 fn role_of(s: &str) -> anyhow::Result<pb::Role> {
@@ -306,14 +312,14 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
     match cmd {
         UserCmd::Create {
             name,
-            access_key,
-            secret_key,
+            new_access_key,
+            new_secret_key,
             role,
         } => {
             let req = pb::CreateUserRequest {
                 name,
-                access_key: access_key.unwrap_or_default(),
-                secret_key: secret_key.unwrap_or_default(),
+                access_key: new_access_key.unwrap_or_default(),
+                secret_key: new_secret_key.unwrap_or_default(),
                 role: role_of(&role)? as i32,
             };
             let r = c
@@ -359,9 +365,9 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
                 text: view::table(&["NAME", "ACCESS KEY", "ROLE"], &rows),
             })
         }
-        UserCmd::Delete { access_key } => {
+        UserCmd::Delete { user_key } => {
             let req = pb::DeleteUserRequest {
-                access_key: access_key.clone(),
+                access_key: user_key.clone(),
             };
             c.master()
                 .call(|mut r| {
@@ -370,8 +376,8 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
                 })
                 .await?;
             Ok(View {
-                json: json!({"deleted": access_key}),
-                text: format!("deleted user {access_key}\n"),
+                json: json!({"deleted": user_key}),
+                text: format!("deleted user {user_key}\n"),
             })
         }
     }

@@ -2,6 +2,7 @@
 //! presigned URLs. Every command takes `--output json` for scripts.
 
 mod commands;
+mod copy;
 mod settings;
 mod view;
 
@@ -67,6 +68,8 @@ enum Cmd {
     },
     /// Print a presigned S3 URL that curl can use until it expires.
     Presign(commands::PresignArgs),
+    /// Copy a local file to kdss://BUCKET/KEY or an object to a local file, with progress.
+    Cp(copy::CpArgs),
 }
 
 #[derive(Subcommand)]
@@ -109,6 +112,7 @@ fn main() {
             Cmd::Disk { cmd: DiskCmd::List } => commands::disk_list(&s).await,
             Cmd::Bucket { cmd } => commands::bucket(&s, cmd).await,
             Cmd::User { cmd } => commands::user(&s, cmd).await,
+            Cmd::Cp(a) => copy::cp(&s, a).await,
         }
     });
     match result {

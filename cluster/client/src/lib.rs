@@ -13,6 +13,7 @@
 //! CONTRACT NOTE (skeleton laid down before the implementation): the public signatures in
 //! this file are what ksfs and s3gw code against. Change them only additively.
 
+mod async_io;
 pub mod bench;
 mod cache;
 pub mod config;
@@ -30,6 +31,7 @@ mod stream_writer;
 mod stripe_read;
 mod stripe_write;
 
+pub use async_io::{ReadAdapter, WriteAdapter};
 pub use cache::CacheStats;
 pub use config::ClientConfig;
 pub use error::ClientError;

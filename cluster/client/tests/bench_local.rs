@@ -83,17 +83,7 @@ async fn small_files_inline_against_stripes() {
         .await
         .expect("small-file bench");
     println!("{count} files per row, one at a time");
-    println!(
-        "{:>8} {:>8} {:>12} {:>12}",
-        "size", "form", "creates/s", "reads/s"
-    );
     for f in figs {
-        println!(
-            "{:>7}K {:>8} {:>12.0} {:>12.0}",
-            f.size >> 10,
-            if f.inline { "inline" } else { "stripe" },
-            f.creates_per_s,
-            f.reads_per_s
-        );
+        println!("{f}");
     }
 }

@@ -2,6 +2,7 @@
 //! ships them: `kdss master`, `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up`
 //! (a whole local cluster), `kdss format-disk` and `kdss bench`.
 
+mod bench;
 mod daemons;
 mod signals;
 mod up;
@@ -48,6 +49,10 @@ enum Cmd {
     },
     /// Start a whole cluster on this machine, mount it, and print how to use it.
     Up(up::UpArgs),
+    /// Measure a layer (storage engine, client data path, master metadata) beside raw
+    /// references taken in the same run.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
     /// Format a device file or block device for a cluster (refuses a formatted device).
     FormatDisk {
         /// Device file (created when absent) or block device.
@@ -88,6 +93,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::S3gw { config } => daemons::s3gw(&config).await,
             Cmd::Mount { .. } => unreachable!("handled before the runtime starts"),
             Cmd::Up(args) => up::run(args).await,
+            Cmd::Bench(cmd) => bench::run(cmd).await,
             Cmd::FormatDisk {
                 path,
                 size,

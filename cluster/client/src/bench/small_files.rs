@@ -45,6 +45,19 @@ pub async fn run(
     Ok(out)
 }
 
+impl std::fmt::Display for SmallFileFigure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:>5} KiB {:<6} {:>8.0} creates/s {:>8.0} reads/s",
+            self.size >> 10,
+            if self.inline { "inline" } else { "stripe" },
+            self.creates_per_s,
+            self.reads_per_s
+        )
+    }
+}
+
 async fn measure(
     client: &Client,
     bucket: &str,

@@ -120,6 +120,8 @@ impl Filesystem for KsfsFuse {
             // File handles (name_to_handle_at / NFS export): the kernel finds an inode by
             // number with a lookup of "." in it (see `Ksfs::lookup`).
             InitFlags::FUSE_EXPORT_SUPPORT,
+            // The umask comes with the request; we apply it, or a default ACL instead.
+            InitFlags::FUSE_DONT_MASK,
         ] {
             if config.add_capabilities(flag).is_err() {
                 tracing::debug!(?flag, "kernel does not offer capability");
@@ -204,7 +206,7 @@ impl Filesystem for KsfsFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         rdev: u32,
         reply: ReplyEntry,
     ) {
@@ -213,7 +215,8 @@ impl Filesystem for KsfsFuse {
             let Some(kind) = kind_of_mode(mode).filter(|k| *k != pb::FileKind::Directory) else {
                 return reply.error(Errno::EINVAL);
             };
-            let (mode, gid) = match fs.new_owner(fs.ino(parent), mode, false, who).await {
+            let owner = fs.new_owner(fs.ino(parent), mode, umask, false, who).await;
+            let (mode, gid, inherited) = match owner {
                 Ok(v) => v,
                 Err(e) => return reply.error(e),
             };
@@ -221,6 +224,9 @@ impl Filesystem for KsfsFuse {
             let r = fs
                 .mknod(fs.ino(parent), &name, kind, mode, uid, gid, rdev, true)
                 .await;
+            if let Ok(a) = &r {
+                fs.set_inherited(a.ino, inherited).await;
+            }
             entry(&fs, reply, r)
         });
     }
@@ -231,17 +237,21 @@ impl Filesystem for KsfsFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let (who, name) = (caller(req), name.to_owned());
         self.spawn(move |fs| async move {
-            let (mode, gid) = match fs.new_owner(fs.ino(parent), mode, true, who).await {
+            let owner = fs.new_owner(fs.ino(parent), mode, umask, true, who).await;
+            let (mode, gid, inherited) = match owner {
                 Ok(v) => v,
                 Err(e) => return reply.error(e),
             };
             let uid = who.uid;
             let r = fs.mkdir(fs.ino(parent), &name, mode, uid, gid).await;
+            if let Ok(a) = &r {
+                fs.set_inherited(a.ino, inherited).await;
+            }
             entry(&fs, reply, r)
         });
     }
@@ -267,8 +277,8 @@ impl Filesystem for KsfsFuse {
         let who = caller(req);
         let (name, target) = (link_name.to_owned(), target.to_owned());
         self.spawn(move |fs| async move {
-            let gid = match fs.new_owner(fs.ino(parent), 0o777, false, who).await {
-                Ok((_, gid)) => gid,
+            let gid = match fs.new_owner(fs.ino(parent), 0o777, 0, false, who).await {
+                Ok((_, gid, _)) => gid,
                 Err(e) => return reply.error(e),
             };
             let uid = who.uid;
@@ -569,7 +579,7 @@ impl Filesystem for KsfsFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
@@ -577,15 +587,19 @@ impl Filesystem for KsfsFuse {
         let exclusive = flags & libc::O_EXCL != 0;
         let write = is_write(OpenFlags(flags));
         self.spawn(move |fs| async move {
-            let (mode, gid) = match fs.new_owner(fs.ino(parent), mode, false, who).await {
+            let owner = fs.new_owner(fs.ino(parent), mode, umask, false, who).await;
+            let (mode, gid, inherited) = match owner {
                 Ok(v) => v,
                 Err(e) => return reply.error(e),
             };
             let uid = who.uid;
-            match fs
+            let r = fs
                 .create(fs.ino(parent), &name, mode, uid, gid, exclusive, write)
-                .await
-            {
+                .await;
+            if let Ok(o) = &r {
+                fs.set_inherited(o.attr.ino, inherited).await;
+            }
+            match r {
                 Ok(o) => reply.created(
                     &fs.entry_ttl,
                     &file_attr(&fs.inos, &o.attr),

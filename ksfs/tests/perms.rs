@@ -2,7 +2,7 @@
 //! kernel on a real mount: setgid directories pass their group (and, to subdirectories,
 //! the setgid bit) to new inodes (xfstests generic/444); an access ACL sets the mode bits
 //! and one the mode alone says is not stored (generic/375); file handles open the file
-//! they name (generic/426).
+//! they name (generic/426); a default ACL is inherited in place of the umask (generic/444).
 
 mod common;
 
@@ -19,6 +19,18 @@ fn set_acl(p: &Path, entries: &[(u16, u16, u32)]) -> std::io::Result<i32> {
         v.extend_from_slice(&id.to_le_bytes());
     }
     let (p, n) = (cpath(p), c"system.posix_acl_access");
+    // SAFETY: valid C strings and a value buffer of the given length.
+    check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) })
+}
+
+fn set_default_acl(p: &Path, entries: &[(u16, u16, u32)]) -> std::io::Result<i32> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    let (p, n) = (cpath(p), c"system.posix_acl_default");
     // SAFETY: valid C strings and a value buffer of the given length.
     check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) })
 }
@@ -127,6 +139,37 @@ async fn setgid_dirs_acl_modes_and_file_handles() -> anyhow::Result<()> {
     )?;
     assert_eq!(fs::metadata(&p)?.mode() & 0o777, 0o674);
     assert!(has_acl(&p));
+
+    // The umask applies without a default ACL; a parent's default ACL replaces it and is
+    // inherited (by a subdirectory also as its default ACL).
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe { libc::umask(0o022) };
+    fs::write(m.join("umasked"), b"")?;
+    assert_eq!(fs::metadata(m.join("umasked"))?.mode() & 0o777, 0o644);
+    let d = m.join("dacl");
+    fs::create_dir(&d)?;
+    set_default_acl(
+        &d,
+        &[
+            (0x01, 7, u32::MAX),
+            (0x04, 0, u32::MAX),
+            (0x20, 0, u32::MAX),
+        ],
+    )?;
+    fs::write(d.join("f"), b"")?;
+    assert_eq!(
+        fs::metadata(d.join("f"))?.mode() & 0o777,
+        0o600,
+        "default ACL, not umask"
+    );
+    fs::create_dir(d.join("sub"))?;
+    assert_eq!(fs::metadata(d.join("sub"))?.mode() & 0o777, 0o700);
+    fs::write(d.join("sub/g"), b"")?;
+    assert_eq!(
+        fs::metadata(d.join("sub/g"))?.mode() & 0o777,
+        0o600,
+        "inherited default"
+    );
 
     // A file handle opens the file it names.
     let ino = fs::metadata(&p)?.ino();

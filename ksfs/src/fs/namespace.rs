@@ -35,14 +35,15 @@ impl Ksfs {
 
     /// Finds `name` in `parent`.
     /// "." is the inode itself (how the kernel resolves a file handle, FUSE_EXPORT_SUPPORT);
-    /// ".." is known only for the root (a handle of another directory whose dentry was
-    /// dropped then answers ESTALE).
+    /// ".." is the parent this mount saw the directory in (`parents.rs`).
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<pb::Attr, Errno> {
-        if name == "." || (name == ".." && parent == self.inos.to_master(INodeNo(1))) {
+        let root = self.inos.to_master(INodeNo(1));
+        if name == "." || (name == ".." && parent == root) {
             return self.getattr(parent).await;
         }
         if name == ".." {
-            return Err(Errno::ENOENT);
+            let up = self.dir_parents.get(parent).ok_or(Errno::ENOENT)?;
+            return self.getattr(up).await;
         }
         let req = pb::LookupRequest {
             bucket: self.bucket.clone(),
@@ -54,6 +55,9 @@ impl Ksfs {
             async move { c.lookup(req).await }
         });
         let mut a = r.await?.attr.ok_or(Errno::EIO)?;
+        if a.kind == pb::FileKind::Directory as i32 {
+            self.dir_parents.note(a.ino, parent);
+        }
         self.files.overlay(&mut a);
         Ok(a)
     }
@@ -137,7 +141,9 @@ impl Ksfs {
             let req = req.clone();
             async move { c.mkdir(req).await }
         });
-        r.await?.attr.ok_or(Errno::EIO)
+        let a = r.await?.attr.ok_or(Errno::EIO)?;
+        self.dir_parents.note(a.ino, parent);
+        Ok(a)
     }
 
     /// Creates a symbolic link.
@@ -235,6 +241,10 @@ impl Ksfs {
         if let Some(d) = open_dir {
             self.removed_dir(d);
         }
+        if self.dir_parents.any() {
+            // A moved directory has a new "..": learn it (the lookup notes it).
+            let _ = self.lookup(new_parent, new_name).await;
+        }
         Ok(())
     }
 
@@ -318,6 +328,9 @@ impl Ksfs {
             let Some(offset) = e.cookie.checked_add(DOTS) else {
                 continue;
             };
+            if e.kind == pb::FileKind::Directory as i32 {
+                self.dir_parents.note(e.ino, ino);
+            }
             let mut attr = e.attr;
             if let Some(a) = attr.as_mut() {
                 self.files.overlay(a);

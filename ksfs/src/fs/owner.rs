@@ -9,8 +9,12 @@
 //!   (the mask entry stands for the group bits), drops an ACL that the mode alone says, and
 //!   clears setgid when the caller is not in the file's group (generic/375).
 //!
-//! The parent's mode and group come from the attributes this mount last gave the kernel
-//! (no extra master call while they are fresh).
+//! - A parent's default ACL is inherited (posix_acl_create): the new inode's mode is
+//!   masked by it instead of by the umask, and it gets the ACL (a directory also as its
+//!   default ACL). The kernel sends the umask with the request (FUSE_DONT_MASK).
+//!
+//! The parent's mode, group and default ACL are cached for the attribute TTL (at least a
+//! second), so a burst of creates in one directory costs no extra master calls.
 
 use super::Ksfs;
 use fuser::Errno;
@@ -51,10 +55,68 @@ fn supplementary_groups(pid: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// Mode and group of directories as this mount last saw them.
+/// Mode and group of directories as this mount last saw them, and their default ACLs.
 #[derive(Default)]
 pub struct DirModes {
     dirs: Mutex<HashMap<u64, (u32, u32, Instant)>>,
+    default_acls: Mutex<HashMap<u64, CachedAcl>>,
+}
+
+/// A directory's default ACL (None: it has none) and when it was read.
+type CachedAcl = (Option<Vec<u8>>, Instant);
+
+/// ACLs a new inode gets from its parent's default ACL (set once it exists).
+#[derive(Debug, Default)]
+pub struct Inherited {
+    /// `system.posix_acl_access`, when the mode alone cannot say it.
+    pub access: Option<Vec<u8>>,
+    /// `system.posix_acl_default` (directories).
+    pub default: Option<Vec<u8>>,
+}
+
+/// posix_acl_create: masks the rwx bits of `mode` with a default ACL; returns the new mode
+/// and the access ACL (None when the mode says it all). None if `acl` does not parse.
+pub fn acl_create(acl: &[u8], mode: u32) -> Option<(u32, Option<Vec<u8>>)> {
+    let mut out = acl.get(..4)?.to_vec();
+    let body = acl.get(4..)?;
+    if body.len() % 8 != 0 {
+        return None;
+    }
+    let has_mask = body
+        .chunks_exact(8)
+        .any(|e| u16::from_le_bytes([e[0], e[1]]) == ACL_MASK);
+    let (mut u, mut g, mut o) = (0, 0, 0);
+    let mut equivalent = true;
+    for e in body.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let mut perm = u16::from_le_bytes([e[2], e[3]]) as u32 & 0o7;
+        match tag {
+            ACL_USER_OBJ => {
+                perm &= (mode >> 6) & 0o7;
+                u = perm;
+            }
+            ACL_GROUP_OBJ if !has_mask => {
+                perm &= (mode >> 3) & 0o7;
+                g = perm;
+            }
+            ACL_MASK => {
+                perm &= (mode >> 3) & 0o7;
+                g = perm;
+                equivalent = false;
+            }
+            ACL_OTHER => {
+                perm &= mode & 0o7;
+                o = perm;
+            }
+            ACL_GROUP_OBJ => {}
+            _ => equivalent = false,
+        }
+        out.extend_from_slice(&e[..2]);
+        out.extend_from_slice(&(perm as u16).to_le_bytes());
+        out.extend_from_slice(&e[4..]);
+    }
+    let mode = (mode & !0o777) | (u << 6) | (g << 3) | o;
+    Some((mode, (!equivalent).then_some(out)))
 }
 
 /// Directories remembered before the table is cleared (bounded memory).
@@ -118,15 +180,62 @@ pub fn acl_mode(value: &[u8]) -> Option<(u32, bool)> {
 }
 
 impl Ksfs {
-    /// Mode and group for a new inode in `parent` (see the module doc).
+    /// The default ACL of directory `dir` (cached like its mode).
+    async fn default_acl(&self, dir: u64, ttl: Duration) -> Result<Option<Vec<u8>>, Errno> {
+        {
+            let c = self
+                .dir_modes
+                .default_acls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some((acl, at)) = c.get(&dir)
+                && at.elapsed() <= ttl
+            {
+                return Ok(acl.clone());
+            }
+        }
+        let acl = match self
+            .getxattr(dir, "system.posix_acl_default".as_ref())
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(e) if e == Errno::ENODATA => None,
+            Err(e) => return Err(e),
+        };
+        let mut c = self
+            .dir_modes
+            .default_acls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if c.len() >= MAX_DIRS {
+            c.clear();
+        }
+        c.insert(dir, (acl.clone(), Instant::now()));
+        Ok(acl)
+    }
+
+    /// Mode, group and inherited ACLs for a new inode in `parent` (see the module doc).
     pub async fn new_owner(
         &self,
         parent: u64,
         mode: u32,
+        umask: u32,
         is_dir: bool,
         caller: Caller,
-    ) -> Result<(u32, u32), Errno> {
+    ) -> Result<(u32, u32, Inherited), Errno> {
         let ttl = self.attr_ttl.max(Duration::from_secs(1));
+        let mut inherited = Inherited::default();
+        let mode = match self.default_acl(parent, ttl).await? {
+            Some(acl) => match acl_create(&acl, mode) {
+                Some((m, access)) => {
+                    inherited.access = access;
+                    inherited.default = is_dir.then_some(acl);
+                    m
+                }
+                None => mode & !umask,
+            },
+            None => mode & !umask,
+        };
         let (pmode, pgid) = match self.dir_modes.fresh(parent, ttl) {
             Some(v) => v,
             None => {
@@ -145,7 +254,21 @@ impl Ksfs {
         if !is_dir && mode & S_ISGID != 0 && mode & S_IXGRP != 0 && !caller.in_group(gid) {
             mode &= !S_ISGID;
         }
-        Ok((mode, gid))
+        Ok((mode, gid, inherited))
+    }
+
+    /// Gives a new inode the ACLs it inherited (failures logged: the inode exists).
+    pub async fn set_inherited(&self, ino: u64, inherited: Inherited) {
+        for (name, v) in [
+            ("system.posix_acl_access", inherited.access),
+            ("system.posix_acl_default", inherited.default),
+        ] {
+            if let Some(v) = v
+                && let Err(e) = self.setxattr(ino, name.as_ref(), v, 0).await
+            {
+                tracing::warn!(ino, name, error = ?e, "could not set an inherited ACL");
+            }
+        }
     }
 
     /// After `system.posix_acl_access` was given `value`: the mode bits follow the ACL.
@@ -200,6 +323,22 @@ mod tests {
         assert_eq!(acl_mode(&masked), Some((0o670, false)));
         assert_eq!(acl_mode(&[2, 0, 0, 0, 1]), None);
         assert_eq!(acl_mode(&acl(&[(ACL_USER_OBJ, 7)])), None);
+    }
+
+    #[test]
+    fn default_acl_masks_the_mode_instead_of_the_umask() {
+        let named = acl(&[
+            (ACL_USER_OBJ, 7),
+            (0x02, 7),
+            (ACL_GROUP_OBJ, 5),
+            (ACL_MASK, 7),
+            (ACL_OTHER, 5),
+        ]);
+        let (mode, access) = acl_create(&named, 0o40777).unwrap();
+        assert_eq!(mode, 0o40775);
+        assert_eq!(acl_mode(&access.unwrap()), Some((0o775, false)));
+        let base = acl(&[(ACL_USER_OBJ, 7), (ACL_GROUP_OBJ, 0), (ACL_OTHER, 0)]);
+        assert_eq!(acl_create(&base, 0o100666), Some((0o100600, None)));
     }
 
     #[test]

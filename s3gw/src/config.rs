@@ -64,9 +64,13 @@ pub struct ClientSection {
     /// Read cache budget in bytes.
     #[serde(default = "default_cache")]
     pub cache_bytes: u64,
-    /// Stripes fetched ahead of a sequential GET.
+    /// Chunks (stripes) one GET reads ahead of what it has sent.
     #[serde(default = "default_prefetch")]
     pub prefetch_stripes: usize,
+    /// Chunk reads in flight across all GETs of this gateway: beyond it GETs wait in the
+    /// gateway instead of queueing at the storage nodes past the client's shard deadline.
+    #[serde(default = "default_inflight_reads")]
+    pub max_inflight_reads: usize,
     /// Bytes one PUT may hold before waiting for durable shards (memory bound per request).
     #[serde(default = "default_window")]
     pub write_window_bytes: u64,
@@ -85,6 +89,7 @@ impl Default for ClientSection {
             chunk_size: default_chunk(),
             cache_bytes: default_cache(),
             prefetch_stripes: default_prefetch(),
+            max_inflight_reads: default_inflight_reads(),
             write_window_bytes: default_window(),
             inline_threshold: default_inline(),
             rpc_timeout_ms: default_rpc_timeout(),
@@ -112,6 +117,9 @@ fn default_cache() -> u64 {
 }
 fn default_prefetch() -> usize {
     4
+}
+fn default_inflight_reads() -> usize {
+    16
 }
 fn default_window() -> u64 {
     32 << 20
@@ -164,6 +172,9 @@ impl S3Config {
                 "between 4 KiB and 256 MiB",
             ));
         }
+        if self.client.max_inflight_reads == 0 {
+            return Err(invalid(path, "client.max_inflight_reads", "at least 1"));
+        }
         if self.client.write_window_bytes < self.client.chunk_size as u64 {
             return Err(invalid(
                 path,
@@ -182,7 +193,8 @@ impl S3Config {
             secret_key: self.cluster.secret.clone(),
             chunk_size: self.client.chunk_size,
             cache_bytes: self.client.cache_bytes,
-            prefetch_stripes: self.client.prefetch_stripes,
+            // Read-ahead is the gateway's (see crate::get_stream), bounded across requests.
+            prefetch_stripes: 0,
             write_window_bytes: self.client.write_window_bytes,
             rpc_timeout: Duration::from_millis(self.client.rpc_timeout_ms),
             inline_threshold: self.client.inline_threshold,

@@ -14,6 +14,7 @@ pub mod body;
 pub mod checksum;
 pub mod config;
 pub mod error;
+pub mod get_stream;
 pub mod presign;
 pub mod router;
 pub mod server;
@@ -100,6 +101,11 @@ pub async fn serve(
         region: cfg.s3.region.clone(),
         domain: cfg.s3.domain.clone(),
         next_id: Default::default(),
+        reads: api::ReadLimits {
+            permits: Arc::new(tokio::sync::Semaphore::new(cfg.client.max_inflight_reads)),
+            depth: cfg.client.prefetch_stripes.max(1),
+            chunk: cfg.client.chunk_size as u64,
+        },
     });
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
     tracing::info!(%addr, region = %cfg.s3.region, "s3 gateway ready");

@@ -31,6 +31,8 @@ pub struct AppState {
     pub domain: Option<String>,
     /// Source of request ids.
     pub next_id: AtomicU64,
+    /// How GET bodies are read (shared bound on chunk reads in flight).
+    pub reads: api::ReadLimits,
 }
 
 /// The axum application.
@@ -90,6 +92,7 @@ async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
     let ctx = Ctx {
         client: state.client.acting_for(&verified.access_key),
         striped: state.striped.acting_for(&verified.access_key),
+        reads: state.reads.clone(),
         user: verified.access_key,
         region: state.region.clone(),
         query,

@@ -135,7 +135,15 @@ pub async fn upload_part_copy(
     );
     let mut writer = ctx.striped.stream_writer(bucket);
     if len > 0 {
-        let mut stream = Box::pin(reader.stream(offset, len));
+        let l = &ctx.reads;
+        let mut stream = Box::pin(crate::get_stream::limited_stream(
+            reader,
+            offset,
+            len,
+            l.chunk,
+            l.depth,
+            l.permits.clone(),
+        ));
         while let Some(piece) = stream.next().await {
             writer.write(piece?).await?;
         }

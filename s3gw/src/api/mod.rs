@@ -35,12 +35,25 @@ macro_rules! rpc {
     }};
 }
 
+/// The read-ahead of one GET and the gateway-wide bound on chunk reads in flight.
+#[derive(Clone)]
+pub struct ReadLimits {
+    /// Shared by every request of the gateway.
+    pub permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Chunks one GET reads ahead.
+    pub depth: usize,
+    /// Bytes per chunk (the client's chunk size: one stripe's data).
+    pub chunk: u64,
+}
+
 /// What a handler knows about its request.
 pub struct Ctx {
     /// The client acting for the verified user.
     pub client: Client,
     /// As `client`, never storing data inline (multipart parts).
     pub striped: Client,
+    /// How GET bodies are read.
+    pub reads: ReadLimits,
     /// The user's access key.
     pub user: String,
     /// The region we answer for.

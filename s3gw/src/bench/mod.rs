@@ -10,7 +10,14 @@ use bytes::Bytes;
 use http::{Conn, Signer};
 use kdss_client::{Client, ClientConfig};
 use kdss_proto::master as pb;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
+use tokio::sync::Semaphore;
+
+/// The gateway's defaults (`[client] prefetch_stripes`, `max_inflight_reads`), used by the
+/// client-library path so both read the same way.
+const GET_DEPTH: usize = 4;
+const INFLIGHT_READS: usize = 16;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -155,6 +162,7 @@ async fn client_worker(
     keys: Vec<String>,
     data: Bytes,
     put: bool,
+    permits: Arc<Semaphore>,
 ) -> Result<(), BenchError> {
     use futures::StreamExt;
     for key in keys {
@@ -199,7 +207,18 @@ async fn client_worker(
                 h.stripes,
                 Bytes::from(h.inline_data),
             );
-            let mut s = Box::pin(reader.stream(0, size));
+            // Read as the gateway reads (crate::get_stream): the library's own stream with
+            // its prefetch overloads the shards at concurrency 32 (reads pass the shard
+            // deadline and the GET fails), so both paths use the same bounded read-ahead.
+            let chunk = ClientConfig::default().chunk_size as u64;
+            let mut s = Box::pin(crate::get_stream::limited_stream(
+                reader,
+                0,
+                size,
+                chunk,
+                GET_DEPTH,
+                permits.clone(),
+            ));
             let mut n = 0u64;
             while let Some(piece) = s.next().await {
                 n += piece?.len() as u64;
@@ -228,9 +247,11 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
         masters: opts.masters.clone(),
         access_key: opts.access_key.clone(),
         secret_key: opts.secret_key.clone(),
+        prefetch_stripes: 0,
         ..ClientConfig::default()
     })
     .await?;
+    let permits = Arc::new(Semaphore::new(INFLIGHT_READS));
     let mut rows = Vec::new();
     let run_id = kdss_common::time::now_ms();
     for (size, count) in [
@@ -268,6 +289,7 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
                                 mine,
                                 data,
                                 put,
+                                permits.clone(),
                             )));
                         }
                     }

@@ -35,14 +35,15 @@ impl Ksfs {
 
     /// Finds `name` in `parent`.
     /// "." is the inode itself (how the kernel resolves a file handle, FUSE_EXPORT_SUPPORT);
-    /// ".." is the parent this mount saw the directory in (`parents.rs`).
+    /// ".." is the parent this mount saw the directory in (`parents.rs`), else the master's
+    /// answer to a lookup of "..".
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<pb::Attr, Errno> {
         let root = self.inos.to_master(INodeNo(1));
         if name == "." || (name == ".." && parent == root) {
             return self.getattr(parent).await;
         }
-        if name == ".." {
-            let up = self.dir_parents.get(parent).ok_or(Errno::ENOENT)?;
+        let dotdot = name == "..";
+        if dotdot && let Some(up) = self.dir_parents.get(parent) {
             return self.getattr(up).await;
         }
         let req = pb::LookupRequest {
@@ -54,8 +55,16 @@ impl Ksfs {
             let req = req.clone();
             async move { c.lookup(req).await }
         });
-        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
-        if a.kind == pb::FileKind::Directory as i32 {
+        let mut a = match r.await {
+            Ok(r) => r.attr.ok_or(Errno::EIO)?,
+            // ".." of a directory not seen since mount: only a master that resolves ".."
+            // knows it; one that refuses the name means the kernel's ESTALE.
+            Err(_) if dotdot => return Err(Errno::ENOENT),
+            Err(e) => return Err(e),
+        };
+        if dotdot {
+            self.dir_parents.note(parent, a.ino);
+        } else if a.kind == pb::FileKind::Directory as i32 {
             self.dir_parents.note(a.ino, parent);
         }
         self.files.overlay(&mut a);

@@ -30,7 +30,7 @@ async fn client_bench_on_a_local_cluster() {
     let cluster = Cluster::start(opts).await.expect("cluster");
     let (ak, sk) = cluster.admin_keys();
     // The raw device reference, in the same run and on the same filesystem as the disks.
-    let scratch = cluster.scratch("raw-reference");
+    let scratch = cluster.scratch("raw-reference").join("raw.img");
     let (rw, rr, direct) = tokio::task::spawn_blocking(move || {
         kdss_storage::bench::raw_file_bandwidth(&scratch, mib << 20)
     })

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs ceph/s3-tests (checked out OUTSIDE this repository; none of it is committed) against
 # a running KDSS gateway. Creates the suite's key pairs as users with kdss-cli, writes the
-# suite config from ../shared/conformance/s3tests.conf.template, runs the core subset (or
-# the whole functional suite with ALL=1) and leaves a JUnit file and a pass/fail list.
+# suite config from ../shared/conformance/s3tests.conf.template, runs the core subset (or,
+# with ALL=1, the whole functional suite: every file of s3tests/functional) and leaves in
+# $OUT_DIR a JUnit file, a pass/fail list and each test's markers (markers.json, for
+# tools/summarize.py).
 #
 #   S3TESTS_DIR=/tmp/s3-tests  S3_ENDPOINT=http://127.0.0.1:9000 \
 #   KDSS_MASTERS=127.0.0.1:6700 KDSS_ACCESS_KEY=<admin> KDSS_SECRET_KEY=<admin secret> \
@@ -40,12 +42,13 @@ export S3TEST_CONF="$out/s3tests.conf"
 
 cd "$S3TESTS_DIR"
 if [[ "${ALL:-0}" == 1 ]]; then
-  tests=(s3tests/functional/test_s3.py s3tests/functional/test_headers.py)
+  tests=(s3tests/functional)
 else
   mapfile -t tests < <(grep -v '^#' "$shared/s3-core-tests.txt" | grep -v '^$')
 fi
 set +e
-"$PY" -m pytest -q -p no:cacheprovider -o junit_family=xunit1 \
+MARKERS_JSON="$out/markers.json" PYTHONPATH="$here/tools${PYTHONPATH:+:$PYTHONPATH}" \
+"$PY" -m pytest -p markdump -q -p no:cacheprovider -o junit_family=xunit1 \
   --junitxml="$out/junit.xml" -rA "${tests[@]}" > "$out/pytest.log" 2>&1
 rc=$?
 set -e

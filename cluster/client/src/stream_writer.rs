@@ -114,6 +114,13 @@ impl StreamWriter {
         Ok(())
     }
 
+    /// Bytes this writer keeps alive now: the partial chunk, stripes not yet durable and
+    /// bytes still queued for the MD5 (an upper bound; the last two share buffers). Stays
+    /// within the write window plus one chunk and one MD5 batch, however long the stream.
+    pub fn buffered_bytes(&self) -> u64 {
+        (self.buf.len() + self.md5.pending_len) as u64 + self.pipeline.inflight_bytes()
+    }
+
     async fn send(&mut self, chunk: Bytes) -> Result<(), ClientError> {
         let off = self.submitted;
         self.submitted += chunk.len() as u64;

@@ -326,6 +326,25 @@ fn behaviours(m: &KsfsMount) {
         // SAFETY: fallocate on an open descriptor.
         check(unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, 1 << 20) }).unwrap();
     }
+    // Past the cluster's free space: ENOSPC and the size stays (xfstests generic/213);
+    // inside the file no space is asked for.
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: statvfs is plain data; all-zero is a valid value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid NUL-terminated path and a statvfs to fill.
+        check(unsafe { libc::statvfs(cpath(&d).as_ptr(), &mut st) }).unwrap();
+        let too_big = (2 * st.f_bavail * st.f_frsize) as libc::off_t;
+        assert!(too_big > 0);
+        let fd = f.as_raw_fd();
+        for mode in [0, libc::FALLOC_FL_KEEP_SIZE] {
+            // SAFETY: fallocate on an open descriptor.
+            let r = check(unsafe { libc::fallocate(fd, mode, 0, too_big) });
+            assert_eq!(errno_of("fallocate past free space", r), libc::ENOSPC);
+        }
+        // SAFETY: fallocate on an open descriptor.
+        check(unsafe { libc::fallocate(fd, 0, 4096, 8192) }).unwrap();
+    }
     drop(f);
     assert_eq!(fs::metadata(&p).unwrap().len(), 1 << 20);
 

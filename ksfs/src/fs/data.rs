@@ -424,7 +424,8 @@ impl Ksfs {
     }
 
     /// fallocate: plain allocation extends the size (holes read as zeros, space is
-    /// taken when written); punch-hole and zero-range write zeros over the range.
+    /// taken when written; ENOSPC past the cluster's free space); punch-hole and
+    /// zero-range write zeros over the range.
     pub async fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: i32) -> Result<(), Errno> {
         let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
         let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
@@ -452,6 +453,16 @@ impl Ksfs {
             // Buffered like any write (a read flushes first; close and fsync make it
             // durable): a punch per 4 KiB block must not cost a stripe each.
             return Ok(());
+        }
+        // No space is reserved, but growing a file past what the cluster has free fails
+        // as on a local filesystem (xfstests generic/213). Only the part past EOF counts
+        // (ksfs allocates nothing for holes), so a call inside the file costs no statfs.
+        let grows_by = end.saturating_sub(offset.max(size));
+        if grows_by > 0 {
+            let st = self.statfs().await?;
+            if grows_by > st.blocks_avail.saturating_mul(st.block_size.max(1)) {
+                return Err(Errno::ENOSPC);
+            }
         }
         if !keep_size && end > size {
             let req = pb::SetAttrRequest {

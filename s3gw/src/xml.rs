@@ -140,6 +140,20 @@ pub struct DeleteObjectXml {
     pub key: String,
     #[serde(rename = "VersionId", default)]
     pub version_id: Option<String>,
+    /// Conditions of a conditional delete (refused: see `api::delete`).
+    #[serde(rename = "ETag", default)]
+    pub etag: Option<String>,
+    #[serde(rename = "LastModifiedTime", default)]
+    pub last_modified_time: Option<String>,
+    #[serde(rename = "Size", default)]
+    pub size: Option<String>,
+}
+
+impl DeleteObjectXml {
+    /// Whether the entry carries a condition (ETag, LastModifiedTime or Size).
+    pub fn is_conditional(&self) -> bool {
+        self.etag.is_some() || self.last_modified_time.is_some() || self.size.is_some()
+    }
 }
 
 /// DeleteObjects request body.
@@ -216,6 +230,21 @@ mod tests {
             d.objects.iter().map(|o| o.key.as_str()).collect::<Vec<_>>(),
             ["a", "b/c"]
         );
+        assert!(d.objects.iter().all(|o| !o.is_conditional()));
+    }
+
+    #[test]
+    fn delete_entry_with_a_condition_is_conditional() {
+        // boto3 sends these for DeleteObjects(Objects=[{Key, ETag | Size | LastModifiedTime}]).
+        for cond in [
+            "<ETag>\"abc\"</ETag>",
+            "<Size>3</Size>",
+            "<LastModifiedTime>2026-12-01T00:00:00Z</LastModifiedTime>",
+        ] {
+            let body = format!("<Delete><Object><Key>k</Key>{cond}</Object></Delete>");
+            let d: DeleteXml = parse(body.as_bytes()).unwrap();
+            assert!(d.objects[0].is_conditional(), "{cond}");
+        }
     }
 
     #[test]

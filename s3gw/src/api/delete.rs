@@ -1,6 +1,11 @@
 //! DeleteObject and DeleteObjects. Both go through the master's two-phase delete; the
 //! batch form accepts Content-MD5 or any x-amz-checksum-* (boto3 sends a CRC and no MD5)
 //! and reports per key. Deleting a missing key succeeds, as in S3.
+//!
+//! Conditional deletes (`If-Match`, `x-amz-if-match-size`, `x-amz-if-match-last-modified-time`,
+//! or `ETag` / `Size` / `LastModifiedTime` on a DeleteObjects entry) are refused and nothing
+//! is deleted: the master's delete takes no condition, and checking before deleting would let
+//! a concurrent overwrite be deleted, which is exactly what the condition is there to prevent.
 
 use super::{Ctx, empty, xml_response};
 use crate::body::RequestBody;
@@ -14,8 +19,28 @@ use http::{Response, StatusCode};
 use kdss_proto::master as pb;
 use md5::{Digest, Md5};
 
+/// Headers that make a DELETE conditional.
+const DELETE_CONDITIONS: [&str; 3] = [
+    "if-match",
+    "x-amz-if-match-size",
+    "x-amz-if-match-last-modified-time",
+];
+
+fn conditional_delete_refused() -> S3Error {
+    S3Error::new(
+        Code::NotImplemented,
+        "conditional delete is not supported; nothing was deleted",
+    )
+}
+
 /// DELETE of one object.
 pub async fn delete_object(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Body>> {
+    if DELETE_CONDITIONS
+        .iter()
+        .any(|h| ctx.headers.contains_key(*h))
+    {
+        return Err(conditional_delete_refused());
+    }
     let req = pb::DeleteObjectRequest {
         bucket: bucket.into(),
         key: key.into(),
@@ -51,7 +76,9 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Res
         ));
     }
     let quiet = doc.quiet.unwrap_or(false);
-    let keys: Vec<String> = doc.objects.iter().map(|o| o.key.clone()).collect();
+    let (conditional, plain): (Vec<_>, Vec<_>) =
+        doc.objects.iter().partition(|o| o.is_conditional());
+    let keys: Vec<String> = plain.iter().map(|o| o.key.clone()).collect();
     let results = if keys.is_empty() {
         Vec::new()
     } else {
@@ -75,6 +102,14 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Res
                 .elem("Message", &r.message)
                 .close("Error");
         }
+    }
+    let refused = conditional_delete_refused();
+    for o in conditional {
+        w.open("Error")
+            .elem("Key", &o.key)
+            .elem("Code", refused.code.as_str())
+            .elem("Message", &refused.message)
+            .close("Error");
     }
     Ok(xml_response(StatusCode::OK, w.finish("DeleteResult")))
 }

@@ -108,8 +108,9 @@ impl Filesystem for KsfsFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // No FUSE_HANDLE_KILLPRIV_V2: the kernel then clears setuid/setgid itself (a
         // SETATTR, only when its cached mode has them) before a write, truncate or
-        // fallocate by a caller without CAP_FSETID, with the kernel's own rules (setgid
-        // stays without group exec). With it, every write would have to carry that work.
+        // fallocate by a caller without CAP_FSETID, with FUSE's own rule (setgid only with
+        // group exec; VFS also drops it when the caller is not in the file's group, which
+        // `Ksfs::fallocate` adds). With it, every write would have to carry that work.
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -614,7 +615,7 @@ impl Filesystem for KsfsFuse {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
@@ -622,8 +623,12 @@ impl Filesystem for KsfsFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let who = caller(req);
         self.spawn(move |fs| async move {
-            empty(reply, fs.fallocate(fs.ino(ino), offset, length, mode).await)
+            empty(
+                reply,
+                fs.fallocate(fs.ino(ino), offset, length, mode, who).await,
+            )
         });
     }
 }

@@ -2,7 +2,9 @@
 //! kernel on a real mount: setgid directories pass their group (and, to subdirectories,
 //! the setgid bit) to new inodes (xfstests generic/444); an access ACL sets the mode bits
 //! and one the mode alone says is not stored (generic/375); file handles open the file
-//! they name (generic/426); a default ACL is inherited in place of the umask (generic/444).
+//! they name (generic/426); a default ACL is inherited in place of the umask (generic/444)
+//! and a new one applies at once (generic/697); fallocate by another user drops
+//! setuid/setgid as VFS does (generic/683).
 
 mod common;
 
@@ -33,6 +35,31 @@ fn set_default_acl(p: &Path, entries: &[(u16, u16, u32)]) -> std::io::Result<i32
     let (p, n) = (cpath(p), c"system.posix_acl_default");
     // SAFETY: valid C strings and a value buffer of the given length.
     check(unsafe { libc::setxattr(p.as_ptr(), n.as_ptr(), v.as_ptr().cast(), v.len(), 0) })
+}
+
+/// fallocate(8 KiB) on `f` from a child process running as `uid`:`uid` with no
+/// supplementary groups; the child's exit status: 0, the errno, or 100 (no setuid).
+fn fallocate_as(uid: u32, f: &fs::File) -> i32 {
+    use std::os::fd::AsRawFd;
+    let fd = f.as_raw_fd();
+    // SAFETY: the child makes only async-signal-safe calls and leaves with _exit.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let ok = libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(uid, uid, uid) == 0
+                && libc::setresuid(uid, uid, uid) == 0;
+            if !ok {
+                libc::_exit(100);
+            }
+            let r = libc::fallocate(fd, 0, 0, 8192);
+            libc::_exit(if r == 0 { 0 } else { *libc::__errno_location() });
+        }
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        libc::WEXITSTATUS(status)
+    }
 }
 
 fn has_acl(p: &Path) -> bool {
@@ -87,7 +114,8 @@ fn reopen_by_handle(mount: &Path, p: &Path) -> std::io::Result<u64> {
 async fn setgid_dirs_acl_modes_and_file_handles() -> anyhow::Result<()> {
     require_fuse!();
     let cluster = common::cluster().await?;
-    let m = KsfsMount::start(&cluster, "perms", "").await?;
+    // allow_other: a fallocate below comes from another user.
+    let m = KsfsMount::start(&cluster, "perms", "allow_other = true").await?;
 
     // A setgid directory owned by group 4242: new entries take group 4242, subdirectories
     // are setgid too, files are not made setgid.
@@ -170,6 +198,36 @@ async fn setgid_dirs_acl_modes_and_file_handles() -> anyhow::Result<()> {
         0o600,
         "inherited default"
     );
+
+    // A default ACL set here applies to the next create at once (not the cached one).
+    set_default_acl(
+        &d,
+        &[
+            (0x01, 6, u32::MAX),
+            (0x04, 4, u32::MAX),
+            (0x20, 4, u32::MAX),
+        ],
+    )?;
+    fs::write(d.join("h"), b"")?;
+    assert_eq!(
+        fs::metadata(d.join("h"))?.mode() & 0o777,
+        0o644,
+        "the new default ACL"
+    );
+
+    // fallocate by another user drops setuid, and setgid also without group exec when
+    // that user is not in the file's group (as VFS; generic/683); a member keeps it.
+    let p = m.join("setid");
+    fs::write(&p, b"x")?;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o6666))?;
+    let f = fs::OpenOptions::new().write(true).open(&p)?;
+    assert_eq!(fallocate_as(65534, &f), 0);
+    assert_eq!(fs::metadata(&p)?.mode() & 0o7777, 0o666, "non-member");
+    std::os::unix::fs::chown(&p, None, Some(65534))?;
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o2666))?;
+    assert_eq!(fallocate_as(65534, &f), 0);
+    assert_eq!(fs::metadata(&p)?.mode() & 0o7777, 0o2666, "member");
+    drop(f);
 
     // A file handle opens the file it names.
     let ino = fs::metadata(&p)?.ino();

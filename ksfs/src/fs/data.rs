@@ -6,7 +6,7 @@
 //! flush this mount's own pending writes, then read a snapshot taken after the latest
 //! open or local change, so a reader sees its own writes and, after open, others' closes.
 
-use super::Ksfs;
+use super::{Caller, Ksfs};
 use fuser::Errno;
 use kdss_client::{FileReader, FileWriter};
 use kdss_proto::master as pb;
@@ -426,7 +426,14 @@ impl Ksfs {
     /// fallocate: plain allocation extends the size (holes read as zeros, space is
     /// taken when written; ENOSPC past the cluster's free space); punch-hole and
     /// zero-range write zeros over the range.
-    pub async fn fallocate(&self, ino: u64, offset: u64, len: u64, mode: i32) -> Result<(), Errno> {
+    pub async fn fallocate(
+        &self,
+        ino: u64,
+        offset: u64,
+        len: u64,
+        mode: i32,
+        caller: Caller,
+    ) -> Result<(), Errno> {
         let end = offset.checked_add(len).ok_or(Errno::EFBIG)?;
         let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
         let zeroing = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
@@ -435,7 +442,9 @@ impl Ksfs {
         if mode & !known != 0 {
             return Err(Errno::EOPNOTSUPP);
         }
-        let size = self.getattr(ino).await?.size;
+        let a = self.getattr(ino).await?;
+        let size = a.size;
+        self.drop_setid_bits(&a, caller).await?;
         if zeroing {
             let zero_end = if keep_size { end.min(size) } else { end };
             if zero_end > offset {

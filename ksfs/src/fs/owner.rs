@@ -8,6 +8,8 @@
 //! - Setting `system.posix_acl_access` sets the group/other/owner mode bits from the ACL
 //!   (the mask entry stands for the group bits), drops an ACL that the mode alone says, and
 //!   clears setgid when the caller is not in the file's group (generic/375).
+//! - fallocate by a caller other than root drops setuid, and setgid as VFS does (also
+//!   without group exec when the caller is not in the file's group).
 //!
 //! - A parent's default ACL is inherited (posix_acl_create): the new inode's mode is
 //!   masked by it instead of by the umask, and it gets the ACL (a directory also as its
@@ -135,6 +137,12 @@ impl DirModes {
         d.insert(a.ino, (a.mode, a.gid, Instant::now()));
     }
 
+    /// Forgets the cached default ACL of `dir` (it was just set or removed here).
+    pub fn forget_default_acl(&self, dir: u64) {
+        let mut c = self.default_acls.lock().unwrap_or_else(|e| e.into_inner());
+        c.remove(&dir);
+    }
+
     fn fresh(&self, ino: u64, ttl: Duration) -> Option<(u32, u32)> {
         let d = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
         d.get(&ino)
@@ -143,6 +151,7 @@ impl DirModes {
     }
 }
 
+const S_ISUID: u32 = libc::S_ISUID;
 const S_ISGID: u32 = libc::S_ISGID;
 const S_IXGRP: u32 = libc::S_IXGRP;
 
@@ -269,6 +278,31 @@ impl Ksfs {
                 tracing::warn!(ino, name, error = ?e, "could not set an inherited ACL");
             }
         }
+    }
+
+    /// Before a fallocate by `caller` (VFS `setattr_should_drop_suidgid`): a regular
+    /// file loses setuid, and setgid when it is group-executable or the caller is not in
+    /// its group; root (CAP_FSETID) keeps both. The kernel's FUSE SETATTR only drops
+    /// setgid with group exec (xfstests generic/683-685).
+    pub async fn drop_setid_bits(&self, a: &pb::Attr, caller: Caller) -> Result<(), Errno> {
+        if caller.uid == 0 || a.kind != pb::FileKind::Regular as i32 {
+            return Ok(());
+        }
+        let mut mode = a.mode & 0o7777;
+        mode &= !S_ISUID;
+        if mode & S_ISGID != 0 && (mode & S_IXGRP != 0 || !caller.in_group(a.gid)) {
+            mode &= !S_ISGID;
+        }
+        if mode == a.mode & 0o7777 {
+            return Ok(());
+        }
+        let req = pb::SetAttrRequest {
+            bucket: self.bucket.clone(),
+            ino: a.ino,
+            mode: Some(mode),
+            ..Default::default()
+        };
+        self.set_attr_raw(req).await.map(drop)
     }
 
     /// After `system.posix_acl_access` was given `value`: the mode bits follow the ACL.

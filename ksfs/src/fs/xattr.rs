@@ -9,6 +9,9 @@ use kdss_proto::master as pb;
 /// Largest xattr value Linux accepts (XATTR_SIZE_MAX).
 const XATTR_SIZE_MAX: usize = 65536;
 
+/// A directory's default ACL (cached for new inodes, `owner.rs`).
+const DEFAULT_ACL: &str = "system.posix_acl_default";
+
 impl Ksfs {
     /// The value of one xattr (ENODATA when absent).
     pub async fn getxattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<Vec<u8>, Errno> {
@@ -39,6 +42,7 @@ impl Ksfs {
         if name.is_empty() {
             return Err(Errno::ERANGE);
         }
+        let default_acl = name == DEFAULT_ACL;
         let req = pb::SetXattrRequest {
             bucket: self.bucket.clone(),
             ino,
@@ -50,7 +54,12 @@ impl Ksfs {
             let req = req.clone();
             async move { c.set_xattr(req).await }
         });
-        r.await.map(|_| ())
+        let r = r.await.map(|_| ());
+        if default_acl {
+            // New inodes in the directory must inherit this one, not the cached one.
+            self.dir_modes.forget_default_acl(ino);
+        }
+        r
     }
 
     /// The names of all xattrs, each followed by a NUL (the listxattr format).
@@ -73,15 +82,21 @@ impl Ksfs {
 
     /// Removes one xattr (ENODATA when absent).
     pub async fn removexattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        let name = name_str(name)?;
+        let default_acl = name == DEFAULT_ACL;
         let req = pb::RemoveXattrRequest {
             bucket: self.bucket.clone(),
             ino,
-            name: name_str(name)?,
+            name,
         };
         let r = self.call(move |mut c| {
             let req = req.clone();
             async move { c.remove_xattr(req).await }
         });
-        r.await.map(|_| ())
+        let r = r.await.map(|_| ());
+        if default_acl {
+            self.dir_modes.forget_default_acl(ino);
+        }
+        r
     }
 }

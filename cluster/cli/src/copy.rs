@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::Args;
-use kdss_proto::master as pb;
 use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -61,25 +59,10 @@ async fn upload(
     let mut w = c.stream_writer(bucket).into_async_write();
     let t = copy_with_progress(&mut file, &mut w, total, a.quiet).await?;
     let wd = w.finish().await.context("writing shards")?;
-    let req = pb::PutObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        extents: wd.extents.clone(),
-        size: wd.size,
-        etag: wd.etag(),
-        inline_data: wd.inline_data.clone().unwrap_or_default().to_vec(),
-        ..Default::default()
-    };
     let info = c
-        .master()
-        .call(|mut r| {
-            let req = req.clone();
-            async move { r.put_object(req).await }
-        })
+        .put_object(wd.put_request(bucket, key))
         .await
-        .with_context(|| format!("committing kdss://{bucket}/{key}"))?
-        .info
-        .unwrap_or_default();
+        .with_context(|| format!("committing kdss://{bucket}/{key}"))?;
     Ok(done(&a.src, &a.dst, wd.size, t, &info.etag))
 }
 
@@ -89,27 +72,10 @@ async fn download(
     bucket: &str,
     key: &str,
 ) -> anyhow::Result<View> {
-    let req = pb::HeadObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        with_extents: true,
-    };
-    let h = c
-        .master()
-        .call(|mut r| {
-            let req = req.clone();
-            async move { r.head_object(req).await }
-        })
+    let (info, reader) = c
+        .open_object(bucket, key)
         .await
         .with_context(|| format!("kdss://{bucket}/{key}"))?;
-    let info = h.info.unwrap_or_default();
-    let reader = c.reader_from_extents(
-        bucket,
-        info.size,
-        h.extents,
-        h.stripes,
-        Bytes::from(h.inline_data),
-    );
     let mut file = tokio::fs::File::create(&a.dst)
         .await
         .with_context(|| format!("create {}", a.dst))?;

@@ -161,10 +161,3 @@ impl AsyncWrite for WriteAdapter {
         self.poll_flush(cx)
     }
 }
-
-impl WrittenData {
-    /// The S3 ETag of these bytes when stored as one object: the quoted hex MD5.
-    pub fn etag(&self) -> String {
-        format!("\"{}\"", hex::encode(self.md5))
-    }
-}

@@ -22,6 +22,7 @@ pub mod error;
 mod file_writer;
 pub mod layout;
 pub mod master;
+mod objects;
 #[cfg(test)]
 mod read_path_tests;
 mod reader;

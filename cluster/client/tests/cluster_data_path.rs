@@ -397,45 +397,14 @@ async fn stream_writer_and_stream_reader_round_trip() {
 
 /// Commits written data as object `key` and opens it again from HeadObject.
 async fn put_and_open(client: &Client, bucket: &str, key: &str, wd: &WrittenData) -> FileReader {
-    let req = pb::PutObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        extents: wd.extents.clone(),
-        size: wd.size,
-        etag: wd.etag(),
-        inline_data: wd.inline_data.clone().unwrap_or_default().to_vec(),
-        ..Default::default()
-    };
-    client
-        .master()
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.put_object(req).await }
-        })
+    let info = client
+        .put_object(wd.put_request(bucket, key))
         .await
         .expect("PutObject");
-    let req = pb::HeadObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        with_extents: true,
-    };
-    let h = client
-        .master()
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.head_object(req).await }
-        })
-        .await
-        .expect("HeadObject");
-    let size = h.info.as_ref().map(|i| i.size).unwrap_or(0);
-    assert_eq!(size, wd.size, "{key}: size after PutObject");
-    client.reader_from_extents(
-        bucket,
-        size,
-        h.extents,
-        h.stripes,
-        Bytes::from(h.inline_data),
-    )
+    assert_eq!(info.etag, wd.etag(), "{key}: ETag of PutObject");
+    let (info, reader) = client.open_object(bucket, key).await.expect("HeadObject");
+    assert_eq!(info.size, wd.size, "{key}: size after PutObject");
+    reader
 }
 
 /// A long stream never holds more than the write window (plus one chunk and one MD5 batch),
@@ -479,4 +448,20 @@ async fn a_long_stream_stays_within_the_write_window() {
     let at = ((sent - 1000) % piece.len() as u64) as usize;
     let want: Vec<u8> = piece.iter().cycle().skip(at).take(1000).copied().collect();
     assert!(tail[..] == want[..], "tail of the long stream differs");
+    assert!(
+        client
+            .delete_object(&bucket, "long.bin")
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !client
+            .delete_object(&bucket, "long.bin")
+            .await
+            .expect("delete again")
+    );
+    assert!(
+        client.open_object(&bucket, "long.bin").await.is_err(),
+        "a deleted object still opens"
+    );
 }

@@ -135,6 +135,7 @@ pub async fn serve(
         atime_due: AtimeDue::default(),
         dir_modes: DirModes::default(),
         dir_parents: DirParents::default(),
+        notifier: std::sync::OnceLock::new(),
     });
     let keep_alive = {
         let fs = fs.clone();
@@ -152,6 +153,7 @@ pub async fn serve(
                 source,
             })?;
     let mut session = session;
+    let _ = fs.notifier.set(session.notifier());
     let mut unmounter = session.unmount_callable();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let serve = std::thread::Builder::new()

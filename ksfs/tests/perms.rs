@@ -62,6 +62,18 @@ fn fallocate_as(uid: u32, f: &fs::File) -> i32 {
     }
 }
 
+/// The mode as `stat -c %a` sees it: statx asking for the mode alone (the kernel may
+/// answer from its attribute cache).
+fn statx_mode(p: &Path) -> u32 {
+    // SAFETY: statx is plain data; all-zero is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let c = cpath(p);
+    // SAFETY: a valid NUL-terminated path and a statx to fill.
+    check(unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_MODE, &mut stx) })
+        .unwrap();
+    u32::from(stx.stx_mode) & 0o7777
+}
+
 fn has_acl(p: &Path) -> bool {
     let (p, n) = (cpath(p), c"system.posix_acl_access");
     // SAFETY: a size query (null buffer, length 0) on valid C strings.
@@ -222,6 +234,7 @@ async fn setgid_dirs_acl_modes_and_file_handles() -> anyhow::Result<()> {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o6666))?;
     let f = fs::OpenOptions::new().write(true).open(&p)?;
     assert_eq!(fallocate_as(65534, &f), 0);
+    assert_eq!(statx_mode(&p), 0o666, "non-member (kernel cache)");
     assert_eq!(fs::metadata(&p)?.mode() & 0o7777, 0o666, "non-member");
     std::os::unix::fs::chown(&p, None, Some(65534))?;
     fs::set_permissions(&p, fs::Permissions::from_mode(0o2666))?;

@@ -56,6 +56,8 @@ pub struct Ksfs {
     pub dir_modes: DirModes,
     /// Parents of directories seen here (lookups of "..").
     pub dir_parents: DirParents,
+    /// Tells the kernel about changes it did not ask for (set once the session exists).
+    pub notifier: std::sync::OnceLock<fuser::Notifier>,
 }
 
 /// The errno a client failure shows to the caller.
@@ -69,6 +71,16 @@ pub fn errno(e: &ClientError) -> Errno {
 }
 
 impl Ksfs {
+    /// Drops the kernel's cached attributes of master inode `ino` (changed by ksfs on its
+    /// own, not as the answer to a kernel request).
+    pub fn invalidate_attrs(&self, ino: u64) {
+        if let Some(n) = self.notifier.get()
+            && let Err(e) = n.inval_inode(self.inos.to_fuse(ino), -1, 0)
+        {
+            tracing::debug!(ino, error = %e, "attribute invalidation refused");
+        }
+    }
+
     /// Runs one master call with the mount's deadline; a timeout is EIO.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Errno>
     where

@@ -302,7 +302,11 @@ impl Ksfs {
             mode: Some(mode),
             ..Default::default()
         };
-        self.set_attr_raw(req).await.map(drop)
+        self.set_attr_raw(req).await?;
+        // The kernel may have cached the mode of its own kill-priv SETATTR (setgid kept);
+        // `stat` asking only for the mode would show it for the attribute TTL.
+        self.invalidate_attrs(a.ino);
+        Ok(())
     }
 
     /// After `system.posix_acl_access` was given `value`: the mode bits follow the ACL.

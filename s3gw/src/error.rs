@@ -241,6 +241,16 @@ impl From<ClientError> for S3Error {
             },
             ClientError::Invalid(_) => Code::InvalidArgument,
             ClientError::NoMaster(_) | ClientError::Timeout(_) => Code::ServiceUnavailable,
+            // A full disk with no replacement, or a node that cannot answer: the same 503 the
+            // master's ResourceExhausted gives, not an internal error.
+            ClientError::Storage { status, .. }
+                if matches!(
+                    status.code(),
+                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
+                ) =>
+            {
+                Code::ServiceUnavailable
+            }
             _ => Code::InternalError,
         };
         tracing::debug!(error = %e, code = code.as_str(), "client error");
@@ -277,6 +287,25 @@ mod tests {
         assert_eq!(e.code.status(), StatusCode::CONFLICT);
         let e: S3Error = ClientError::Master(tonic::Status::not_found("x")).into();
         assert_eq!(e.code.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn full_disks_are_service_unavailable_on_every_path() {
+        let full = "disk d is full; no replacement target";
+        let e: S3Error = ClientError::Storage {
+            node: "node-1".into(),
+            status: tonic::Status::resource_exhausted(full),
+        }
+        .into();
+        assert_eq!(e.code, Code::ServiceUnavailable);
+        let e: S3Error = ClientError::Master(tonic::Status::resource_exhausted(full)).into();
+        assert_eq!(e.code, Code::ServiceUnavailable);
+        let e: S3Error = ClientError::Storage {
+            node: "node-1".into(),
+            status: tonic::Status::data_loss("checksum"),
+        }
+        .into();
+        assert_eq!(e.code, Code::InternalError);
     }
 
     #[test]

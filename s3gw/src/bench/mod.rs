@@ -2,22 +2,22 @@
 //! ones (4 KiB) at several concurrencies, through the gateway (HTTP + SigV4) and, in the
 //! same run, through the client library directly (the same stream writer + PutObject and
 //! HeadObject + reader the gateway uses), so the gateway's own cost is visible.
-//! Every PUT is acknowledged only once durable (invariant 1) on both paths.
+//! Every PUT is acknowledged only once durable (invariant 1) on both paths. The library
+//! path runs with the gateway's `[client]` defaults (chunk, write window, inline threshold,
+//! read-ahead, reads in flight), so the two paths differ only by the gateway. Each row's
+//! objects are deleted once measured, so repeated runs do not fill the cluster.
 
 pub mod http;
 
+use crate::api::ReadLimits;
+use crate::config::ClientSection;
 use bytes::Bytes;
 use http::{Conn, Signer};
 use kdss_client::{Client, ClientConfig};
 use kdss_proto::master as pb;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
-
-/// The gateway's defaults (`[client] prefetch_stripes`, `max_inflight_reads`), used by the
-/// client-library path so both read the same way.
-const GET_DEPTH: usize = 4;
-const INFLIGHT_READS: usize = 16;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -100,6 +100,12 @@ pub enum BenchError {
     },
     #[error("client: {0}")]
     Client(#[from] kdss_client::ClientError),
+    #[error("deleting the bench object {key} failed: {code} {message}")]
+    Cleanup {
+        key: String,
+        code: String,
+        message: String,
+    },
     #[error("data read back differs from what was written ({0})")]
     Mismatch(String),
 }
@@ -162,7 +168,7 @@ async fn client_worker(
     keys: Vec<String>,
     data: Bytes,
     put: bool,
-    permits: Arc<Semaphore>,
+    read: ReadLimits,
 ) -> Result<(), BenchError> {
     use futures::StreamExt;
     for key in keys {
@@ -210,14 +216,13 @@ async fn client_worker(
             // Read as the gateway reads (crate::get_stream): the library's own stream with
             // its prefetch overloads the shards at concurrency 32 (reads pass the shard
             // deadline and the GET fails), so both paths use the same bounded read-ahead.
-            let chunk = ClientConfig::default().chunk_size as u64;
             let mut s = Box::pin(crate::get_stream::limited_stream(
                 reader,
                 0,
                 size,
-                chunk,
-                GET_DEPTH,
-                permits.clone(),
+                read.chunk,
+                read.depth,
+                read.permits.clone(),
             ));
             let mut n = 0u64;
             while let Some(piece) = s.next().await {
@@ -243,15 +248,27 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
         secret_key: opts.secret_key.clone(),
         region: opts.region.clone(),
     };
+    // As the gateway builds its client (crate::config::S3Config::client_config) and its
+    // read limits (crate::run), from the same defaults.
+    let gw = ClientSection::default();
     let client = Client::connect(ClientConfig {
         masters: opts.masters.clone(),
         access_key: opts.access_key.clone(),
         secret_key: opts.secret_key.clone(),
+        chunk_size: gw.chunk_size,
+        cache_bytes: gw.cache_bytes,
         prefetch_stripes: 0,
+        write_window_bytes: gw.write_window_bytes,
+        rpc_timeout: Duration::from_millis(gw.rpc_timeout_ms),
+        inline_threshold: gw.inline_threshold,
         ..ClientConfig::default()
     })
     .await?;
-    let permits = Arc::new(Semaphore::new(INFLIGHT_READS));
+    let read = ReadLimits {
+        permits: Arc::new(Semaphore::new(gw.max_inflight_reads)),
+        depth: gw.prefetch_stripes.max(1),
+        chunk: gw.chunk_size as u64,
+    };
     let mut rows = Vec::new();
     let run_id = kdss_common::time::now_ms();
     for (size, count) in [
@@ -289,7 +306,7 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
                                 mine,
                                 data,
                                 put,
-                                permits.clone(),
+                                read.clone(),
                             )));
                         }
                     }
@@ -307,10 +324,40 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
                         secs,
                     });
                 }
+                delete_keys(&client, &opts.bucket, &keys).await?;
             }
         }
     }
     Ok(rows)
+}
+
+/// Deletes a row's objects (not timed), in DeleteObjects batches.
+async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Result<(), BenchError> {
+    for batch in keys.chunks(1000) {
+        let req = pb::DeleteObjectsRequest {
+            bucket: bucket.to_string(),
+            keys: batch.to_vec(),
+        };
+        let reply = client
+            .master()
+            .call(|mut rpc| {
+                let r = req.clone();
+                async move { rpc.delete_objects(r).await }
+            })
+            .await?;
+        if let Some(bad) = reply
+            .results
+            .into_iter()
+            .find(|r| !r.ok && r.code != "NoSuchKey")
+        {
+            return Err(BenchError::Cleanup {
+                key: bad.key,
+                code: bad.code,
+                message: bad.message,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A table of the rows, for people.

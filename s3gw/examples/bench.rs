@@ -1,5 +1,6 @@
 //! Runs the S3 benchmark (`kdss_s3gw::bench`) against a running cluster and gateway:
 //! `cargo run -p kdss-s3gw --example bench -- http://127.0.0.1:9000 127.0.0.1:6700 AK SK BUCKET [large_count small_count]`
+//! Recorded figures and how they were taken: `s3gw/bench/RESULTS.md`.
 
 fn main() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(1).collect();

@@ -1,4 +1,5 @@
-//! `kdss bench s3`: PUT and GET throughput of large objects (64 MiB) and ops/s of small
+//! The S3 benchmark (run with `examples/bench.rs`; `kdss bench` has no `s3` subcommand
+//! yet; figures in `s3gw/bench/RESULTS.md`): PUT and GET throughput of large objects (64 MiB) and ops/s of small
 //! ones (4 KiB) at several concurrencies, through the gateway (HTTP + SigV4) and, in the
 //! same run, through the client library directly (the same stream writer + PutObject and
 //! HeadObject + reader the gateway uses), so the gateway's own cost is visible.

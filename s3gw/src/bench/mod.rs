@@ -1,12 +1,13 @@
-//! The S3 benchmark (run with `examples/bench.rs`; `kdss bench` has no `s3` subcommand
-//! yet; figures in `s3gw/bench/RESULTS.md`): PUT and GET throughput of large objects (64 MiB) and ops/s of small
-//! ones (4 KiB) at several concurrencies, through the gateway (HTTP + SigV4) and, in the
-//! same run, through the client library directly (the same stream writer + PutObject and
-//! HeadObject + reader the gateway uses), so the gateway's own cost is visible.
+//! The S3 benchmark, run with `examples/bench.rs` (`kdss bench` has no `s3` subcommand yet;
+//! figures in `s3gw/bench/RESULTS.md`): PUT and GET throughput of large objects (64 MiB)
+//! and ops/s of small ones (4 KiB) at several concurrencies, through the gateway (HTTP +
+//! SigV4) and, in the same run, through the client library directly (the stream writer,
+//! PutObject, HeadObject and the reader the gateway uses), so the gateway's own cost shows.
 //! Every PUT is acknowledged only once durable (invariant 1) on both paths. The library
 //! path runs with the gateway's `[client]` defaults (chunk, write window, inline threshold,
 //! read-ahead, reads in flight), so the two paths differ only by the gateway. Each row's
-//! objects are deleted once measured, so repeated runs do not fill the cluster.
+//! objects are deleted once measured; the master keeps deleted data in its recycle bin for
+//! `[gc] auto_gc_pending_hours` (48 h), so their space comes back only after that.
 
 pub mod http;
 

@@ -96,6 +96,30 @@ pub fn place_shards<R: Rng>(
     Ok(chosen)
 }
 
+/// Chooses the disk that takes over one shard of a stripe after a write to it failed.
+///
+/// The failed shard's node holds one shard fewer once the shard is gone, so the spread rule
+/// alone would favour its other disks, yet a node that just failed a write (dead, stalled,
+/// partitioned) is the worst place to retry. Other nodes come first; the failed node's other
+/// disks only when nothing else has room.
+pub fn place_replacement<R: Rng>(
+    candidates: &[DiskCandidate],
+    shard_len: u64,
+    existing: &[(String, u64)],
+    failed_node: &str,
+    exclude: &[u64],
+    rng: &mut R,
+) -> Result<DiskCandidate, PlacementError> {
+    let elsewhere: Vec<DiskCandidate> = candidates
+        .iter()
+        .filter(|d| d.node_id != failed_node)
+        .cloned()
+        .collect();
+    place_shards(&elsewhere, 1, shard_len, existing, exclude, rng)
+        .or_else(|_| place_shards(candidates, 1, shard_len, existing, exclude, rng))
+        .map(|mut v| v.remove(0))
+}
+
 /// Picks one item at random with probability proportional to `weight` (uniform if all 0).
 fn weighted_pick<'a, T, R: Rng>(items: &'a [T], weight: impl Fn(&T) -> u128, rng: &mut R) -> &'a T {
     let total: u128 = items.iter().map(&weight).sum();
@@ -189,6 +213,30 @@ mod tests {
         assert!(!p.iter().any(|d| d.disk_id == r[0].disk_id));
         // Only the failed disk was left; excluding it leaves nothing.
         assert!(place_shards(&c, 2, 1, &existing, &[failed], &mut rng).is_err());
+    }
+
+    #[test]
+    fn replacement_leaves_the_failed_node_unless_nothing_else_has_room() {
+        // 5 nodes x 2 disks; EC 5+2 spread 2,2,1,1,1; the shard on node-4 (alone there) fails.
+        let c = cluster(5, 2, |_, _| 1 << 30);
+        let d = |n: usize, i: usize| (n * 100 + i) as u64 + 1;
+        let stripe = [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (3, 0), (4, 0)];
+        let failed = d(4, 0);
+        let existing: Vec<(String, u64)> = stripe
+            .iter()
+            .map(|&(n, i)| (format!("node-{n}"), d(n, i)))
+            .filter(|e| e.1 != failed)
+            .collect();
+        for seed in 0..200 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let r = place_replacement(&c, 1, &existing, "node-4", &[failed], &mut rng).unwrap();
+            assert!(r.node_id == "node-2" || r.node_id == "node-3", "{r:?}");
+        }
+        // With the other nodes full, the failed node's spare disk is still better than none.
+        let full = cluster(5, 2, |n, _| if n == 4 { 1 << 30 } else { 0 });
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let r = place_replacement(&full, 1, &existing, "node-4", &[failed], &mut rng).unwrap();
+        assert_eq!(r.disk_id, d(4, 1));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::{CAPABILITY_TTL_MS, MasterService, unexpected};
 use crate::meta_api as meta;
-use crate::placement::{PlacementError, place_shards};
+use crate::placement::{PlacementError, place_replacement, place_shards};
 use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
 use kdss_proto::master::mutation::Op;
@@ -129,19 +129,20 @@ impl MasterService {
             .map(|s| (s.node_id.clone(), s.disk_id))
             .collect();
         let mut exclude = vec![r.failed_disk_id];
-        if let Some(cur) = stripe
+        let cur = stripe
             .shards
             .iter()
-            .find(|s| s.shard_index == r.shard_index)
-        {
+            .find(|s| s.shard_index == r.shard_index);
+        if let Some(cur) = cur {
             exclude.push(cur.disk_id);
         }
+        let failed_node = cur.map(|c| c.node_id.as_str()).unwrap_or_default();
         let cands = self.st.registry.writable_disks();
-        let placed = place_shards(
+        let placed = place_replacement(
             &cands,
-            1,
             stripe.shard_len,
             &existing,
+            failed_node,
             &exclude,
             &mut rand::rng(),
         )
@@ -149,8 +150,8 @@ impl MasterService {
         let op = pb::ReplaceShardOp {
             stripe_id: r.stripe_id,
             shard_index: r.shard_index,
-            node_id: placed[0].node_id.clone(),
-            disk_id: placed[0].disk_id,
+            node_id: placed.node_id,
+            disk_id: placed.disk_id,
         };
         let mut loc = match self.st.propose(&caller, Op::ReplaceShard(op)).await? {
             Reply::Location(l) => l,

@@ -102,7 +102,8 @@ RULES = [
  ((), r'cors', 'CORS', NOT_IMPL),
  ((), r'post_object', 'POST object (browser form upload)', NOT_IMPL + " (POST policy forms)"),
  ((), r'torrent', 'Torrent', "RGW extension; " + NOT_IMPL),
- (('auth_aws2',), r'aws2|_v2_|presigned_v2', 'SigV2 header auth', "SigV4 only (DESIGN.md)"),
+ (('auth_aws2',), r'aws2|_v2_|presigned_v2', 'SigV2 header auth', ("header SigV2 is refused (NotImplemented); the gateway takes SigV4 headers and query "
+  "strings, and SigV2 presigned URLs only (s3cmd signurl)")),
  (('checksum',), r'checksum|cksum', 'Checksums', None),
  (('conditional_write',), r'if_match|if_none_match|ifmatch|ifnonematch|modifiedsince|conditional',
   'Conditional requests', None),

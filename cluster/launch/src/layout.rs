@@ -45,9 +45,29 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(v)
 }
 
+/// Ports handed out by this process (tests start several clusters at once).
+static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A port that was free a moment ago, below Linux's ephemeral range (32768-60999). A port
+/// from `bind(:0)` lies inside that range, where any outgoing connection of a concurrent
+/// test can take it before the daemon binds it ("node exited before it was ready" in CI).
+/// Never the same port twice per process.
 fn free_port() -> Result<u16, LaunchError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("pick a free port"))?;
-    Ok(l.local_addr().map_err(io("pick a free port"))?.port())
+    let mut given = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..1000 {
+        let port = rand::random_range(20000..32000u16);
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return Ok(port);
+        }
+    }
+    Err(LaunchError::Io {
+        what: "pick a free port in 20000-31999".into(),
+        source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "1000 tries, none free"),
+    })
 }
 
 impl Layout {

@@ -192,7 +192,7 @@ async fn client(
         ..Default::default()
     })
     .await?;
-    print!("{rep}");
+    println!("{rep}");
     if small_files > 0 {
         let cfg = kdss_client::ClientConfig {
             masters: t.masters,

@@ -97,6 +97,12 @@ impl FileWriter {
         self.dirty_bytes + self.pipeline.inflight_bytes()
     }
 
+    /// The most stripes this writer has had in flight at once: the pipeline keeps it within
+    /// the write window in whole chunks, however small the writes (diagnostics and tests).
+    pub fn peak_stripes_in_flight(&self) -> usize {
+        self.pipeline.peak_stripes
+    }
+
     /// Forgets buffered bytes at or past `size` (call before truncating the file, then
     /// `flush`, then SetAttr size): nothing written past the new end gets committed.
     pub async fn discard_from(&mut self, size: u64) -> Result<(), ClientError> {

@@ -183,14 +183,20 @@ async fn put_with_replace(
 /// `(file offset, bytes, task writing the stripe)`.
 type InflightStripe = (u64, u64, tokio::task::JoinHandle<Result<u64, ClientError>>);
 
-/// Stripes being written, oldest first, with the bytes they hold bounded by a window.
+/// Stripes being written, oldest first, bounded by a window of bytes and of stripes.
 pub(crate) struct Pipeline {
     sh: Arc<Shared>,
     master: MasterClient,
     bucket: String,
     window: u64,
+    /// Stripes in flight at most: the window in whole chunks. Bytes alone do not bound
+    /// them: 8-byte dirty runs (an mmap flush touching every page) made one stripe each and
+    /// started tens of thousands at once, k+m shard puts apiece (xfstests generic/346: EIO).
+    max_stripes: usize,
     inflight: VecDeque<InflightStripe>,
     inflight_bytes: u64,
+    /// Most stripes in flight at once so far.
+    pub peak_stripes: usize,
     /// Extents of durable stripes, in submission order (file offsets as submitted).
     pub done: Vec<pb::Extent>,
 }
@@ -198,13 +204,16 @@ pub(crate) struct Pipeline {
 impl Pipeline {
     pub fn new(sh: Arc<Shared>, master: MasterClient, bucket: String) -> Pipeline {
         let window = sh.cfg.write_window_bytes.max(sh.cfg.chunk_size as u64);
+        let max_stripes = (window / sh.cfg.chunk_size.max(1) as u64).max(2) as usize;
         Pipeline {
             sh,
             master,
             bucket,
             window,
+            max_stripes,
             inflight: VecDeque::new(),
             inflight_bytes: 0,
+            peak_stripes: 0,
             done: Vec::new(),
         }
     }
@@ -218,7 +227,9 @@ impl Pipeline {
     /// stripes while the window is full.
     pub async fn submit(&mut self, file_offset: u64, chunk: Bytes) -> Result<(), ClientError> {
         let len = chunk.len() as u64;
-        while !self.inflight.is_empty() && self.inflight_bytes + len > self.window {
+        while !self.inflight.is_empty()
+            && (self.inflight_bytes + len > self.window || self.inflight.len() >= self.max_stripes)
+        {
             self.complete_oldest().await?;
         }
         let task = tokio::spawn(write_stripe(
@@ -229,6 +240,7 @@ impl Pipeline {
         ));
         self.inflight.push_back((file_offset, len, task));
         self.inflight_bytes += len;
+        self.peak_stripes = self.peak_stripes.max(self.inflight.len());
         Ok(())
     }
 

@@ -465,3 +465,41 @@ async fn a_long_stream_stays_within_the_write_window() {
         "a deleted object still opens"
     );
 }
+
+/// Thousands of tiny scattered dirty runs (what an mmap flush of a sparsely touched file
+/// sends) flush without error and read back: the writer bounds the stripes it has in flight,
+/// not only their bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tiny_scattered_writes_flush_and_read_back() {
+    let cluster = Cluster::start(ClusterOpts::default())
+        .await
+        .expect("cluster");
+    let bucket = cluster.bucket();
+    let cfg = client_for(&cluster, 1 << 20);
+    let cfg_window = cfg.write_window_bytes;
+    let client = Client::connect(cfg).await.expect("connect");
+    let root = root_ino(&client, &bucket).await;
+    let ino = create(&client, &bucket, root, "sparse-touch").await;
+    let (pages, page) = (3000u64, 4096u64);
+    let mut model = vec![0u8; (pages * page) as usize];
+    let mut w = client.file_writer(&bucket, ino);
+    for p in 0..pages {
+        let off = p * page + (p % 7) * 100;
+        let bytes = p.to_le_bytes();
+        model[off as usize..off as usize + 8].copy_from_slice(&bytes);
+        w.write_at(off, &bytes).await.expect("write");
+    }
+    w.flush().await.expect("flush of 3000 tiny runs");
+    let bound = (cfg_window / (1 << 20)).max(2) as usize;
+    assert!(
+        w.peak_stripes_in_flight() <= bound,
+        "{} stripes in flight at once (bound {bound})",
+        w.peak_stripes_in_flight()
+    );
+    let got = read_all(&client, &bucket, ino).await.expect("read");
+    assert_eq!(
+        got.len() as u64,
+        (pages - 1) * page + ((pages - 1) % 7) * 100 + 8
+    );
+    assert!(got[..] == model[..got.len()], "content differs after flush");
+}

@@ -135,15 +135,7 @@ pub async fn upload_part_copy(
     );
     let mut writer = ctx.striped.stream_writer(bucket);
     if len > 0 {
-        let l = &ctx.reads;
-        let mut stream = Box::pin(crate::get_stream::limited_stream(
-            reader,
-            offset,
-            len,
-            l.chunk,
-            l.depth,
-            l.permits.clone(),
-        ));
+        let mut stream = Box::pin(ctx.reads.stream(reader, offset, len));
         while let Some(piece) = stream.next().await {
             writer.write(piece?).await?;
         }

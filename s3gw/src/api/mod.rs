@@ -46,6 +46,27 @@ pub struct ReadLimits {
     pub chunk: u64,
 }
 
+impl ReadLimits {
+    /// `len` bytes of `reader` from `offset`, read ahead within these limits
+    /// ([`crate::get_stream::limited_stream`]): how every body the gateway reads is read.
+    pub fn stream(
+        &self,
+        reader: kdss_client::FileReader,
+        offset: u64,
+        len: u64,
+    ) -> impl futures::Stream<Item = Result<bytes::Bytes, kdss_client::ClientError>> + Send + 'static
+    {
+        crate::get_stream::limited_stream(
+            reader,
+            offset,
+            len,
+            self.chunk,
+            self.depth,
+            self.permits.clone(),
+        )
+    }
+}
+
 /// What a handler knows about its request.
 pub struct Ctx {
     /// The client acting for the verified user.

@@ -254,16 +254,7 @@ pub async fn get_object(
         // Headers are gone once the body streams: a failure now can only cut the
         // connection short, so say why in the log.
         let (b, k) = (bucket.to_string(), key.to_string());
-        let l = &ctx.reads;
-        let stream = crate::get_stream::limited_stream(
-            reader,
-            offset,
-            len,
-            l.chunk,
-            l.depth,
-            l.permits.clone(),
-        )
-        .inspect_err(move |e| {
+        let stream = ctx.reads.stream(reader, offset, len).inspect_err(move |e| {
             tracing::warn!(bucket = %b, key = %k, error = %e, "GET body failed mid-stream");
         });
         let mut r = Response::new(Body::from_stream(stream));

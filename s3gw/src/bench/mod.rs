@@ -218,14 +218,7 @@ async fn client_worker(
             // Read as the gateway reads (crate::get_stream): the library's own stream with
             // its prefetch overloads the shards at concurrency 32 (reads pass the shard
             // deadline and the GET fails), so both paths use the same bounded read-ahead.
-            let mut s = Box::pin(crate::get_stream::limited_stream(
-                reader,
-                0,
-                size,
-                read.chunk,
-                read.depth,
-                read.permits.clone(),
-            ));
+            let mut s = Box::pin(read.stream(reader, 0, size));
             let mut n = 0u64;
             while let Some(piece) = s.next().await {
                 n += piece?.len() as u64;

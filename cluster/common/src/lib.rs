@@ -15,4 +15,4 @@ pub mod time;
 pub use capability::{CapError, CapabilityKey};
 pub use config::{ConfigError, load_toml};
 pub use ec::{EcPolicy, EcPolicyError};
-pub use ids::{DiskId, Ino, NodeId, StripeId};
+pub use ids::DiskId;

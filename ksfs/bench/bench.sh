@@ -6,7 +6,7 @@
 #
 # Workloads (fio from Debian, psync engine, page cache dropped before reads when root):
 #   seq-write  SIZE in 1 MiB blocks, fsync at the end (durable: ksfs answers close/fsync
-#              only once every shard is on disk, see DESIGN.md invariant 1)
+#              only once every shard is on disk, see docs/architecture.md, promise 1)
 #   seq-read   SIZE in 1 MiB blocks
 #   rand-read  4 KiB random reads over the SIZE file, 20 s
 #   small files: create (write 100 bytes + close) / stat / unlink 10,000 files

@@ -13,7 +13,7 @@ import collections, json, re, sys, xml.etree.ElementTree as ET
 # Why each core test that fails does (kept in step with the gateway).
 HARNESS = ("client-side: botocore signs after the before-call hook, so the request arrives "
            "with a valid Authorization header (seen on the wire); marked fails_on_rgw upstream")
-BY_DESIGN_DIR = ("by design (DESIGN.md, the shared namespace): the test writes a body to a key "
+BY_DESIGN_DIR = ("by design (docs/architecture.md, one namespace): the test writes a body to a key "
                  "ending in '/', which is a directory (400 InvalidObjectName, nothing stored)")
 BY_DESIGN_CONFLICT = ("by design: keys 'a' and 'a/b' cannot both be objects "
                       "(409 ObjectConflict, nothing stored)")
@@ -70,7 +70,7 @@ ACL_SCOPE = ("KDSS grants buckets per user in the master (kdss-cli); there are n
 # The first rule that matches a test names its group.
 RULES = [
  (('versioning','delete_marker'), r'version', 'Versioning, delete markers',
-  "one version per key: the namespace is a file tree shared with ksfs (DESIGN.md); "
+  "one version per key: the namespace is a file tree shared with ksfs (docs/architecture.md); "
   "PutBucketVersioning answers NotImplemented"),
  (('object_lock',), r'object_lock|retention|legal_hold', 'Object lock, retention, legal hold',
   "needs versioning; " + NOT_IMPL),

@@ -67,7 +67,7 @@ impl Up {
                 start.elapsed() < Duration::from_secs(secs),
                 "no {what} after {secs} s:\n{o}\n{e}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            pause();
         }
     }
 
@@ -83,7 +83,7 @@ impl Up {
                 start.elapsed() < Duration::from_secs(secs),
                 "kdss up still runs after {secs} s:\n{o}\n{e}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            pause();
         }
     }
 
@@ -109,7 +109,7 @@ impl Drop for Up {
             while matches!(self.child.try_wait(), Ok(None))
                 && start.elapsed() < Duration::from_secs(20)
             {
-                std::thread::sleep(Duration::from_millis(100));
+                pause();
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -124,6 +124,12 @@ impl Drop for Up {
             );
         }
     }
+}
+
+/// The poll interval of these tests (plain threads, no async runtime to block).
+#[allow(clippy::disallowed_methods)]
+fn pause() {
+    std::thread::sleep(Duration::from_millis(100));
 }
 
 /// Every non-null pid in a cluster.json.

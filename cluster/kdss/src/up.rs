@@ -46,9 +46,9 @@ pub struct UpArgs {
     /// (HTTP), storage node i at BASE+100+10i and +1, the S3 gateway at BASE+2300. The
     /// default gives 6700 / 6800 / 9000. A second cluster on the same host needs its own
     /// --data and --port-base (e.g. 7700: S3 at 10000). A data dir keeps the ports it was
-    /// created with.
-    #[arg(long, default_value_t = kdss_launch::STANDARD_BASE)]
-    pub port_base: u16,
+    /// created with; without this flag a restart uses them [default: 6700 for a new --data]
+    #[arg(long)]
+    pub port_base: Option<u16>,
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -69,7 +69,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     spec.disks_per_node = args.disks;
     spec.disk_size = args.disk_size;
     spec.ec = args.ec;
-    spec.ports = PortPlan::Base(args.port_base);
+    // Without --port-base, an existing data dir keeps its ports and a new one gets 6700.
+    let base = args.port_base.unwrap_or_else(|| {
+        kdss_launch::Layout::load(&data)
+            .ok()
+            .and_then(|l| l.port_base())
+            .unwrap_or(kdss_launch::STANDARD_BASE)
+    });
+    spec.ports = PortPlan::Base(base);
     spec.bucket = Some(args.bucket.clone());
     let mut step = 0;
     let mut progress = |s: &str| {

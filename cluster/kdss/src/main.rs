@@ -70,15 +70,39 @@ enum Cmd {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Daemons started by `kdss up` log to files: colour codes only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints a fatal error for a person: `error: what failed: why` on one line (the cause
+/// first, where `kdss up` and a reader of the log find it), the backtrace after it only
+/// when `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one.
+fn report(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+    let bt = e.backtrace();
+    if bt.status() == std::backtrace::BacktraceStatus::Captured {
+        eprintln!("\nbacktrace (RUST_BACKTRACE is set):\n{bt}");
+    }
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     // ksfs runs its own runtime and FUSE threads: start it outside ours.
     if let Cmd::Mount { config } = &cli.cmd {
         return daemons::mount(config);

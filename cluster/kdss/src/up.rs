@@ -1,11 +1,14 @@
 //! `kdss up`: the whole system on this machine for a newcomer — masters, storage nodes on
 //! file-backed raw devices, the S3 gateway, and a ksfs mount when FUSE is available —
 //! then the endpoints, credentials and three commands to try. Ctrl-C stops everything
-//! cleanly; running it again on the same `--data` brings the same data back.
+//! cleanly; running it again on the same `--data` brings the same data back. A daemon that
+//! dies while the cluster runs is reported on stderr and dropped from cluster.json.
 
 use anyhow::Context;
 use kdss_common::EcPolicy;
+use kdss_launch::cluster_json::ClusterState;
 use kdss_launch::{ClusterSpec, LocalCluster, PortPlan, Proc};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -39,6 +42,13 @@ pub struct UpArgs {
     /// Name of the bucket to create and mount.
     #[arg(long, default_value = "kdss")]
     pub bucket: String,
+    /// First port of this cluster: master i listens at BASE+10i (gRPC) and BASE+10i+1
+    /// (HTTP), storage node i at BASE+100+10i and +1, the S3 gateway at BASE+2300. The
+    /// default gives 6700 / 6800 / 9000. A second cluster on the same host needs its own
+    /// --data and --port-base (e.g. 7700: S3 at 10000). A data dir keeps the ports it was
+    /// created with; without this flag a restart uses them [default: 6700 for a new --data]
+    #[arg(long)]
+    pub port_base: Option<u16>,
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -59,7 +69,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     spec.disks_per_node = args.disks;
     spec.disk_size = args.disk_size;
     spec.ec = args.ec;
-    spec.ports = PortPlan::Standard;
+    // Without --port-base, an existing data dir keeps its ports and a new one gets 6700.
+    let base = args.port_base.unwrap_or_else(|| {
+        kdss_launch::Layout::load(&data)
+            .ok()
+            .and_then(|l| l.port_base())
+            .unwrap_or(kdss_launch::STANDARD_BASE)
+    });
+    spec.ports = PortPlan::Base(base);
     spec.bucket = Some(args.bucket.clone());
     let mut step = 0;
     let mut progress = |s: &str| {
@@ -68,7 +85,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let mut cluster = LocalCluster::start(spec, &mut progress)
         .await
-        .context("starting the cluster (see the logs under DATA/logs)")?;
+        .with_context(|| {
+            format!(
+                "starting the cluster in {} (daemon logs in {})",
+                data.display(),
+                data.join("logs").display()
+            )
+        })?;
 
     let mut mount_proc = None;
     let mut mountpoint = None;
@@ -90,18 +113,63 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let json = cluster.write_cluster_json(mountpoint.clone())?;
+    let json = cluster.write_cluster_json(mountpoint.clone(), ClusterState::Running)?;
     write_cli_config(&cluster, &data)?;
     print_banner(&cluster, &args, mountpoint.as_deref(), &json, &data);
 
-    crate::signals::shutdown().await;
+    supervise(&mut cluster, &mut mount_proc, mountpoint.clone()).await;
     eprintln!("stopping: unmounting, then gateways, storage nodes and masters");
     if let Some(mut p) = mount_proc {
         p.stop(Duration::from_secs(15));
     }
     cluster.stop();
+    cluster.write_cluster_json(None, ClusterState::Stopped)?;
     eprintln!("stopped cleanly; run the same command again to bring the data back");
     Ok(())
+}
+
+/// How often `kdss up` looks for daemons that died.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
+
+/// Waits for Ctrl-C (or SIGTERM), meanwhile reporting each daemon (or the mount) that
+/// dies, once, and rewriting cluster.json so it no longer shows the dead pid.
+async fn supervise(
+    cluster: &mut LocalCluster,
+    mount_proc: &mut Option<Proc>,
+    mountpoint: Option<PathBuf>,
+) {
+    let shutdown = crate::signals::shutdown();
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(SUPERVISE_EVERY);
+    let mut reported = HashSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {}
+        }
+        let mut dead = cluster.dead_daemons();
+        if let Some(p) = mount_proc.as_mut()
+            && let Some(status) = p.exit_status()
+        {
+            dead.push((p.name.clone(), status, p.exit_reason()));
+        }
+        let mut news = false;
+        for (name, status, reason) in dead {
+            if reported.insert(name.clone()) {
+                news = true;
+                eprintln!(
+                    "\nkdss up: {name} died ({status}): {reason}\n  \
+                     The rest keeps running without it. Ctrl-C, then the same command \
+                     again, restarts it."
+                );
+            }
+        }
+        if news
+            && let Err(e) = cluster.write_cluster_json(mountpoint.clone(), ClusterState::Running)
+        {
+            eprintln!("kdss up: could not rewrite cluster.json: {e}");
+        }
+    }
 }
 
 async fn mount(

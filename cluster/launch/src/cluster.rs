@@ -2,14 +2,13 @@
 //! gateways), each step waiting for readiness; kill or restart any one process; stop all
 //! cleanly (gateways, then nodes so their clean-shutdown flags are written, then masters).
 
-use crate::cluster_json::{ClusterJson, GatewayJson, MasterJson, NodeJson, S3Json};
 use crate::configs;
 use crate::error::{LaunchError, io};
 use crate::layout::Layout;
 use crate::process::Proc;
 use crate::ready;
 use crate::rpc::AdminRpc;
-use crate::spec::ClusterSpec;
+use crate::spec::{ClusterSpec, PortPlan};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,7 +25,7 @@ pub struct LocalCluster {
     pub gateways: Vec<Proc>,
 }
 
-fn write(path: &Path, text: &str) -> Result<(), LaunchError> {
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), LaunchError> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
     }
@@ -54,7 +53,13 @@ impl LocalCluster {
         progress: &mut dyn FnMut(&str),
     ) -> Result<LocalCluster, LaunchError> {
         spec.validate()?;
-        let layout = Layout::load_or_create(&spec)?;
+        let (layout, existed) = Layout::load_or_plan(&spec)?;
+        if let Some((addr, what)) = crate::ports::first_taken(&layout) {
+            return Err(port_in_use(&spec, addr, what, existed));
+        }
+        if !existed {
+            layout.save(&spec.data_dir)?;
+        }
         std::fs::create_dir_all(spec.data_dir.join("logs")).map_err(io("create logs dir"))?;
         let mut c = LocalCluster {
             spec,
@@ -100,7 +105,7 @@ impl LocalCluster {
             let p = c.spawn_daemon("s3gw", &format!("s3gw-{}", i + 1))?;
             c.gateways.push(p);
             let addr = c.layout.gateways[i].clone();
-            ready::wait_tcp(&mut c.gateways[i], &addr, READY_TIMEOUT).await?;
+            ready::wait_gateway(&mut c.gateways[i], &addr, READY_TIMEOUT).await?;
         }
         Ok(c)
     }
@@ -250,7 +255,7 @@ impl LocalCluster {
         self.gateways[i].stop(STOP_GRACE);
         self.gateways[i].start()?;
         let addr = self.layout.gateways[i].clone();
-        ready::wait_tcp(&mut self.gateways[i], &addr, READY_TIMEOUT).await
+        ready::wait_gateway(&mut self.gateways[i], &addr, READY_TIMEOUT).await
     }
 
     /// Stops everything cleanly, in reverse dependency order.
@@ -284,66 +289,49 @@ impl LocalCluster {
         self.layout.gateways.first().map(|g| format!("http://{g}"))
     }
 
-    /// What runs where, as `DIR/cluster.json` records it.
-    pub fn describe(&self, mountpoint: Option<PathBuf>) -> ClusterJson {
-        let l = &self.layout;
-        ClusterJson {
-            s3: self.s3_endpoint().map(|endpoint| S3Json {
-                endpoint,
-                access_key: l.admin_access_key.clone(),
-                secret_key: l.admin_secret_key.clone(),
-                region: l.region.clone(),
-            }),
-            bucket: self.spec.bucket.clone(),
-            mountpoint,
-            console: l
-                .masters
-                .first()
-                .map(|m| format!("http://{}", m.http))
-                .unwrap_or_default(),
-            masters: l
-                .masters
-                .iter()
-                .zip(&self.masters)
-                .map(|(m, p)| MasterJson {
-                    id: m.id,
-                    grpc: m.grpc.clone(),
-                    http: m.http.clone(),
-                    pid: p.pid(),
-                    data: m.data.clone(),
-                })
-                .collect(),
-            storage_nodes: l
-                .nodes
-                .iter()
-                .zip(&self.nodes)
-                .map(|(n, p)| NodeJson {
-                    id: n.id.clone(),
-                    grpc: n.grpc.clone(),
-                    http: n.http.clone(),
-                    pid: p.pid(),
-                    disks: n.disks.clone(),
-                })
-                .collect(),
-            s3gw: l
-                .gateways
-                .iter()
-                .zip(&self.gateways)
-                .map(|(g, p)| GatewayJson {
-                    http: g.clone(),
-                    pid: p.pid(),
-                })
-                .collect(),
-        }
+    /// Daemons that have died (their exit status and [`Proc::exit_reason`]), as
+    /// `(name, status, reason)`. A supervisor polls this to report a death instead of
+    /// hiding it; a process stopped on purpose ([`Self::stop`], kill) is not listed.
+    pub fn dead_daemons(&mut self) -> Vec<(String, String, String)> {
+        let all = self
+            .masters
+            .iter_mut()
+            .chain(self.nodes.iter_mut())
+            .chain(self.gateways.iter_mut());
+        all.filter_map(|p| {
+            let status = p.exit_status()?;
+            Some((p.name.clone(), status, p.exit_reason()))
+        })
+        .collect()
     }
+}
 
-    /// Writes [`Self::describe`] to `DIR/cluster.json`.
-    pub fn write_cluster_json(&self, mountpoint: Option<PathBuf>) -> Result<PathBuf, LaunchError> {
-        let path = self.spec.data_dir.join("cluster.json");
-        let text = serde_json::to_string_pretty(&self.describe(mountpoint)).expect("serializes");
-        write(&path, &text)?;
-        Ok(path)
-    }
+/// The error for a port another program holds, with what the user can do about it.
+fn port_in_use(spec: &ClusterSpec, addr: String, what: String, existed: bool) -> LaunchError {
+    let hint = match spec.ports {
+        PortPlan::Free => "stop that program or run the test again".to_string(),
+        PortPlan::Base(_) if existed => format!(
+            "stop that program, or leave this data dir and start a new cluster beside it \
+             with another --data directory and --port-base (a data dir keeps the ports it \
+             was created with, see {})",
+            Layout::path(&spec.data_dir).display()
+        ),
+        PortPlan::Base(b) => {
+            let other = if b == crate::ports::STANDARD_BASE {
+                7700
+            } else {
+                crate::ports::STANDARD_BASE
+            };
+            format!(
+                "stop that program, or choose other ports with --port-base (for example \
+                 --port-base {other}: masters at {other}, storage nodes from {}, S3 gateway \
+                 at {})",
+                crate::ports::node_ports(other, 0).0,
+                crate::ports::gateway_port(other, 0)
+            )
+        }
+    };
+    LaunchError::PortInUse { addr, what, hint }
 }
 
 impl Drop for LocalCluster {

@@ -1,7 +1,21 @@
 //! `DIR/cluster.json`: what runs where, for scripts and tests (DESIGN.md, "The two commands").
+//! Rewritten when the cluster comes up, when a daemon dies (its pid becomes null) and when
+//! it stops (`"state": "stopped"`, no pids), so the file never shows dead processes as live.
 
+use crate::cluster::{LocalCluster, write};
+use crate::error::LaunchError;
 use serde::Serialize;
 use std::path::PathBuf;
+
+/// Whether the cluster described runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterState {
+    /// Up (the pids are those of live daemons; a dead one's is null).
+    Running,
+    /// Stopped cleanly: no process of it runs.
+    Stopped,
+}
 
 /// S3 endpoint and credentials.
 #[derive(Debug, Serialize)]
@@ -12,7 +26,7 @@ pub struct S3Json {
     pub region: String,
 }
 
-/// One master.
+/// One master (`pid` is null unless it runs).
 #[derive(Debug, Serialize)]
 pub struct MasterJson {
     pub id: u64,
@@ -42,6 +56,7 @@ pub struct GatewayJson {
 /// The whole file.
 #[derive(Debug, Serialize)]
 pub struct ClusterJson {
+    pub state: ClusterState,
     pub s3: Option<S3Json>,
     pub bucket: Option<String>,
     pub mountpoint: Option<PathBuf>,
@@ -49,4 +64,74 @@ pub struct ClusterJson {
     pub masters: Vec<MasterJson>,
     pub storage_nodes: Vec<NodeJson>,
     pub s3gw: Vec<GatewayJson>,
+}
+
+impl LocalCluster {
+    /// What runs where, as `DIR/cluster.json` records it; pids only of live processes.
+    pub fn describe(&mut self, mountpoint: Option<PathBuf>, state: ClusterState) -> ClusterJson {
+        let l = &self.layout;
+        let s3 = l.gateways.first().map(|g| S3Json {
+            endpoint: format!("http://{g}"),
+            access_key: l.admin_access_key.clone(),
+            secret_key: l.admin_secret_key.clone(),
+            region: l.region.clone(),
+        });
+        ClusterJson {
+            state,
+            s3,
+            bucket: self.spec.bucket.clone(),
+            mountpoint,
+            console: l
+                .masters
+                .first()
+                .map(|m| format!("http://{}", m.http))
+                .unwrap_or_default(),
+            masters: l
+                .masters
+                .iter()
+                .zip(self.masters.iter_mut())
+                .map(|(m, p)| MasterJson {
+                    id: m.id,
+                    grpc: m.grpc.clone(),
+                    http: m.http.clone(),
+                    pid: p.live_pid(),
+                    data: m.data.clone(),
+                })
+                .collect(),
+            storage_nodes: l
+                .nodes
+                .iter()
+                .zip(self.nodes.iter_mut())
+                .map(|(n, p)| NodeJson {
+                    id: n.id.clone(),
+                    grpc: n.grpc.clone(),
+                    http: n.http.clone(),
+                    pid: p.live_pid(),
+                    disks: n.disks.clone(),
+                })
+                .collect(),
+            s3gw: l
+                .gateways
+                .iter()
+                .zip(self.gateways.iter_mut())
+                .map(|(g, p)| GatewayJson {
+                    http: g.clone(),
+                    pid: p.live_pid(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Writes [`Self::describe`] to `DIR/cluster.json`.
+    pub fn write_cluster_json(
+        &mut self,
+        mountpoint: Option<PathBuf>,
+        state: ClusterState,
+    ) -> Result<PathBuf, LaunchError> {
+        let path = self.spec.data_dir.join("cluster.json");
+        let json = self.describe(mountpoint, state);
+        let text = serde_json::to_string_pretty(&json).expect("serializes");
+        write(&path, &text)?;
+        Ok(path)
+    }
 }

@@ -10,11 +10,20 @@ pub enum LaunchError {
         what: String,
         source: std::io::Error,
     },
-    #[error("{name} exited before it was ready ({status}); last log lines:\n{log_tail}")]
+    /// A daemon died while starting; `reason` is its own error line (see
+    /// [`crate::Proc::exit_reason`]), not a backtrace.
+    #[error("{name} exited before it was ready ({status}): {reason}")]
     Exited {
         name: String,
         status: String,
-        log_tail: String,
+        reason: String,
+    },
+    /// Another program listens where a daemon of this cluster must.
+    #[error("{addr} ({what}) is already in use by another program; {hint}")]
+    PortInUse {
+        addr: String,
+        what: String,
+        hint: String,
     },
     #[error("{name} not ready after {secs} s: {last_error}; last log lines:\n{log_tail}")]
     NotReady {

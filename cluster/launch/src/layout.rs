@@ -3,6 +3,7 @@
 //! again on the same directory (or restarting a node in a test) finds the same data.
 
 use crate::error::{LaunchError, io};
+use crate::ports;
 use crate::spec::{ClusterSpec, PortPlan};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -45,31 +46,6 @@ fn random_hex(bytes: usize) -> String {
     hex::encode(v)
 }
 
-/// Ports handed out by this process (tests start several clusters at once).
-static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-
-/// A port that was free a moment ago, below Linux's ephemeral range (32768-60999). A port
-/// from `bind(:0)` lies inside that range, where any outgoing connection of a concurrent
-/// test can take it before the daemon binds it ("node exited before it was ready" in CI).
-/// Never the same port twice per process.
-fn free_port() -> Result<u16, LaunchError> {
-    let mut given = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    for _ in 0..1000 {
-        let port = rand::random_range(20000..32000u16);
-        if given.contains(&port) {
-            continue;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            given.push(port);
-            return Ok(port);
-        }
-    }
-    Err(LaunchError::Io {
-        what: "pick a free port in 20000-31999".into(),
-        source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "1000 tries, none free"),
-    })
-}
-
 impl Layout {
     /// Path of the layout file inside a data directory.
     pub fn path(data_dir: &Path) -> PathBuf {
@@ -88,21 +64,32 @@ impl Layout {
         })
     }
 
-    /// Loads the layout of `spec.data_dir`, or creates (and saves) a new one. An existing
+    /// Loads the layout of `spec.data_dir` (`true` beside it), or plans a new one (`false`)
+    /// that [`Layout::save`] persists once its ports are known to be free. An existing
     /// layout that does not match the spec's shape is an error naming the difference.
-    pub fn load_or_create(spec: &ClusterSpec) -> Result<Layout, LaunchError> {
+    pub fn load_or_plan(spec: &ClusterSpec) -> Result<(Layout, bool), LaunchError> {
         let path = Self::path(&spec.data_dir);
         if path.exists() {
             let l = Self::load(&spec.data_dir)?;
             l.check_shape(spec, &path)?;
-            return Ok(l);
+            return Ok((l, true));
         }
-        let l = Self::create(spec)?;
-        std::fs::create_dir_all(&spec.data_dir)
-            .map_err(io(format!("create {}", spec.data_dir.display())))?;
-        let text = serde_json::to_string_pretty(&l).expect("layout serializes");
-        std::fs::write(&path, text).map_err(io(format!("write {}", path.display())))?;
-        Ok(l)
+        Ok((Self::plan(spec)?, false))
+    }
+
+    /// Writes the layout to `DIR/layout.json`: from then on the data dir has these ports
+    /// and secrets.
+    pub fn save(&self, data_dir: &Path) -> Result<(), LaunchError> {
+        let path = Self::path(data_dir);
+        std::fs::create_dir_all(data_dir).map_err(io(format!("create {}", data_dir.display())))?;
+        let text = serde_json::to_string_pretty(self).expect("layout serializes");
+        std::fs::write(&path, text).map_err(io(format!("write {}", path.display())))
+    }
+
+    /// The port base this layout was created with (its first master's gRPC port).
+    pub fn port_base(&self) -> Option<u16> {
+        let m = self.masters.first()?;
+        m.grpc.rsplit_once(':')?.1.parse().ok()
     }
 
     fn check_shape(&self, spec: &ClusterSpec, path: &Path) -> Result<(), LaunchError> {
@@ -137,26 +124,37 @@ impl Layout {
                 spec.disks_per_node.to_string(),
             );
         }
+        if let PortPlan::Base(b) = spec.ports
+            && let Some(had) = self.port_base()
+            && had != b
+        {
+            return mismatch("--port-base", had.to_string(), b.to_string());
+        }
         Ok(())
     }
 
-    fn create(spec: &ClusterSpec) -> Result<Layout, LaunchError> {
+    /// A new layout for `spec` (fresh secrets, its ports), not yet saved.
+    pub fn plan(spec: &ClusterSpec) -> Result<Layout, LaunchError> {
         // Daemons run with other working directories: every path in the layout is absolute.
         let dir = std::path::absolute(&spec.data_dir)
             .map_err(io(format!("resolve {}", spec.data_dir.display())))?;
-        let port = |standard: u16| -> Result<u16, LaunchError> {
+        let port = |base_port: u16| -> Result<u16, LaunchError> {
             match spec.ports {
-                PortPlan::Standard => Ok(standard),
-                PortPlan::Free => free_port(),
+                PortPlan::Base(_) => Ok(base_port),
+                PortPlan::Free => ports::free_port(),
             }
+        };
+        let b = match spec.ports {
+            PortPlan::Base(b) => b,
+            PortPlan::Free => 0,
         };
         let mut masters = Vec::new();
         for i in 0..spec.masters {
             let id = i as u64 + 1;
             masters.push(MasterLayout {
                 id,
-                grpc: format!("127.0.0.1:{}", port(6700 + 10 * i as u16)?),
-                http: format!("127.0.0.1:{}", port(6701 + 10 * i as u16)?),
+                grpc: format!("127.0.0.1:{}", port(ports::master_ports(b, i).0)?),
+                http: format!("127.0.0.1:{}", port(ports::master_ports(b, i).1)?),
                 data: dir.join(format!("master-{id}")),
             });
         }
@@ -167,15 +165,15 @@ impl Layout {
                 .map(|d| dir.join(&id).join(format!("disk-{d}.img")))
                 .collect();
             nodes.push(NodeLayout {
-                grpc: format!("127.0.0.1:{}", port(6800 + 10 * i as u16)?),
-                http: format!("127.0.0.1:{}", port(6801 + 10 * i as u16)?),
+                grpc: format!("127.0.0.1:{}", port(ports::node_ports(b, i).0)?),
+                http: format!("127.0.0.1:{}", port(ports::node_ports(b, i).1)?),
                 id,
                 disks,
             });
         }
         let mut gateways = Vec::new();
         for i in 0..spec.gateways {
-            gateways.push(format!("127.0.0.1:{}", port(9000 + i as u16)?));
+            gateways.push(format!("127.0.0.1:{}", port(ports::gateway_port(b, i))?));
         }
         Ok(Layout {
             cluster_id: format!("kdss-{}", random_hex(4)),

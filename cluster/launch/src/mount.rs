@@ -100,7 +100,7 @@ pub async fn spawn_mount(
             return Err(LaunchError::Exited {
                 name: name.into(),
                 status,
-                log_tail: p.log_tail(30),
+                reason: p.exit_reason(),
             });
         }
         if start.elapsed() > MOUNT_TIMEOUT {

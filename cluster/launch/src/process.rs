@@ -74,6 +74,12 @@ impl Proc {
         self.child.as_ref().map(|c| c.id())
     }
 
+    /// The OS pid while the process is alive: what `cluster.json` records (never the pid of
+    /// a dead process, which the OS may give to another).
+    pub fn live_pid(&mut self) -> Option<u32> {
+        if self.is_running() { self.pid() } else { None }
+    }
+
     /// Whether the child is alive (reaps it if it exited).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
@@ -97,6 +103,25 @@ impl Proc {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Why the process exited, for a person: its last `error: …` line (the `kdss`
+    /// binary's way to report a fatal error, backtrace after it only when
+    /// `RUST_BACKTRACE` asks) and where its log is; without one, the log's last lines.
+    pub fn exit_reason(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let line = text.lines().rev().find_map(|l| {
+            l.strip_prefix("error: ")
+                .or_else(|| l.strip_prefix("Error: "))
+        });
+        match line {
+            Some(l) => format!("{l}\n  (log: {})", self.log.display()),
+            None => format!(
+                "no error message; last lines of {}:\n{}",
+                self.log.display(),
+                self.log_tail(15)
+            ),
+        }
     }
 
     fn signal(&self, sig: i32) {

@@ -1,4 +1,8 @@
-//! Readiness checks: a daemon is ready when it answers, not after a sleep.
+//! Readiness checks: a daemon is ready when it answers as itself, not after a sleep and
+//! not when some program accepts a TCP connection on its port (another program on the
+//! gateway's port would take the user's S3 traffic). Masters prove themselves with an
+//! authenticated gRPC status, storage nodes by being online at the master, gateways by
+//! their `Server: kdss` header.
 
 use crate::error::LaunchError;
 use crate::process::Proc;
@@ -11,7 +15,7 @@ fn exited(p: &mut Proc) -> Option<LaunchError> {
     p.exit_status().map(|status| LaunchError::Exited {
         name: p.name.clone(),
         status,
-        log_tail: p.log_tail(30),
+        reason: p.exit_reason(),
     })
 }
 
@@ -26,6 +30,86 @@ pub async fn wait_tcp(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(),
         match tokio::net::TcpStream::connect(addr).await {
             Ok(_) => return Ok(()),
             Err(e) => last = format!("connect {addr}: {e}"),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    Err(LaunchError::NotReady {
+        name: p.name.clone(),
+        secs: timeout.as_secs(),
+        last_error: last,
+        log_tail: p.log_tail(30),
+    })
+}
+
+/// How long one HTTP probe may take (a foreign program may accept and never answer).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a KDSS gateway sends in every response, error or not (s3gw `server.rs`).
+const GATEWAY_SERVER: &str = "kdss";
+
+/// Sends `GET /` to `addr` and checks the answer comes from a KDSS gateway: an S3 error
+/// (anonymous requests are refused) with the `Server: kdss` header.
+async fn probe_gateway(addr: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
+        let req = format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| format!("send to {addr}: {e}"))?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
+            let n = s
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("read from {addr}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<Vec<u8>, String>(head)
+    };
+    let head = tokio::time::timeout(PROBE_TIMEOUT, exchange)
+        .await
+        .map_err(|_| {
+            format!("{addr} accepted but sent no HTTP answer within {PROBE_TIMEOUT:?}")
+        })??;
+    let text = String::from_utf8_lossy(&head);
+    let server = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("server")
+            .then(|| v.trim().to_string())
+    });
+    match server {
+        Some(s) if s == GATEWAY_SERVER => Ok(()),
+        Some(s) => Err(format!(
+            "{addr} answers, but as {s:?}, not as a KDSS gateway: another program has the port"
+        )),
+        None => Err(format!(
+            "{addr} answers, but without a Server header, not as a KDSS gateway \
+             (first line: {:?})",
+            text.lines().next().unwrap_or("")
+        )),
+    }
+}
+
+/// Waits until `p`, an S3 gateway, answers on `addr` as a KDSS gateway while it stays
+/// alive. A program that merely accepts connections there is not our gateway.
+pub async fn wait_gateway(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(), LaunchError> {
+    let start = Instant::now();
+    let mut last = String::from("not tried");
+    while start.elapsed() < timeout {
+        if let Some(e) = exited(p) {
+            return Err(e);
+        }
+        match probe_gateway(addr).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
         }
         tokio::time::sleep(POLL).await;
     }
@@ -120,4 +204,67 @@ pub async fn wait_nodes_online(
         last_error: last,
         log_tail: tails.join("\n"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::path::Path;
+
+    /// Answers every connection on a fresh port with `reply`; returns the address.
+    fn fake_http(reply: &'static str) -> String {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(reply.as_bytes());
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_foreign_http_server_is_not_our_gateway() {
+        let addr =
+            fake_http("HTTP/1.1 403 Forbidden\r\nServer: MinIO\r\nContent-Length: 0\r\n\r\n");
+        let e = probe_gateway(&addr).await.unwrap_err();
+        assert!(e.contains("MinIO") && e.contains("another program"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_listener_is_not_our_gateway() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let e = probe_gateway(&addr).await.unwrap_err();
+        assert!(e.contains("no HTTP answer"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_kdss_server_header_is_our_gateway() {
+        let addr = fake_http("HTTP/1.1 403 Forbidden\r\nserver: kdss\r\ncontent-length: 0\r\n\r\n");
+        probe_gateway(&addr).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_exits_is_reported_with_its_error_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("gw.log");
+        std::fs::write(
+            &log,
+            "error: S3 gateway failed: bind 127.0.0.1:9000: in use\n",
+        )
+        .unwrap();
+        let mut p = Proc::spawn("s3gw-1", Path::new("/bin/true"), vec![], &[], log).unwrap();
+        let addr = fake_http("HTTP/1.1 200 OK\r\nServer: MinIO\r\n\r\n");
+        let e = wait_gateway(&mut p, &addr, Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, LaunchError::Exited { .. }), "{text}");
+        assert!(text.contains("bind 127.0.0.1:9000: in use"), "{text}");
+    }
 }

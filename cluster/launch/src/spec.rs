@@ -6,11 +6,17 @@ use std::path::PathBuf;
 /// How daemons get their ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortPlan {
-    /// The documented ports: master i at 6700+10i/6701+10i, node i at 6800+10i/6801+10i,
-    /// gateway i at 9000+i. What `kdss up` uses.
-    Standard,
+    /// Ports from a base B (`kdss up --port-base`): master i at B+10i (gRPC) / B+10i+1
+    /// (HTTP), node i at B+100+10i / B+100+10i+1, gateway i at B+2300+i. The default base
+    /// [`PortPlan::STANDARD`] gives the documented 6700 / 6800 / 9000.
+    Base(u16),
     /// Free ports picked by the OS, so tests can run side by side.
     Free,
+}
+
+impl PortPlan {
+    /// The documented ports: master 6700, storage nodes from 6800, S3 gateway 9000.
+    pub const STANDARD: PortPlan = PortPlan::Base(crate::ports::STANDARD_BASE);
 }
 
 /// A cluster to start.
@@ -52,7 +58,7 @@ impl ClusterSpec {
             disk_size: 1 << 30,
             ec: EcPolicy::default(),
             gateways: 1,
-            ports: PortPlan::Standard,
+            ports: PortPlan::STANDARD,
             bucket: Some("kdss".into()),
             storage_extra_toml: String::new(),
             master_extra_toml: String::new(),
@@ -84,6 +90,29 @@ impl ClusterSpec {
             return bad(format!(
                 "--disk-size must be at least 64MiB, got {} bytes",
                 self.disk_size
+            ));
+        }
+        if let PortPlan::Base(b) = self.ports {
+            self.validate_port_base(b)?;
+        }
+        Ok(())
+    }
+
+    fn validate_port_base(&self, b: u16) -> Result<(), crate::LaunchError> {
+        use crate::ports::{MAX_MASTERS, MAX_NODES, base_fits};
+        let bad = |m: String| Err(crate::LaunchError::Spec(m));
+        if self.masters > MAX_MASTERS || self.nodes > MAX_NODES {
+            return bad(format!(
+                "--port-base leaves room for at most {MAX_MASTERS} masters and {MAX_NODES} \
+                 storage nodes, got {} and {}",
+                self.masters, self.nodes
+            ));
+        }
+        if b < 1024 || !base_fits(b, self) {
+            return bad(format!(
+                "--port-base {b} does not fit: the S3 gateway listens at base+2300, so the \
+                 base must be between 1024 and {}",
+                u16::MAX as usize - crate::ports::GATEWAY_OFFSET as usize - self.gateways
             ));
         }
         Ok(())

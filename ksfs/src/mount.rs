@@ -60,10 +60,7 @@ async fn connect(cfg: &MountConfig) -> Result<(Client, u64), KsfsError> {
         .map_err(|_| KsfsError::Timeout(timeout))?
         .map_err(KsfsError::Connect)?;
     let name = cfg.auth.bucket.clone();
-    let call = client.master().call(move |mut c| {
-        let req = pb::BucketRequest { name: name.clone() };
-        async move { c.get_bucket(req).await }
-    });
+    let call = client.master().get_bucket(pb::BucketRequest { name });
     let reply = tokio::time::timeout(timeout, call)
         .await
         .map_err(|_| KsfsError::Timeout(timeout))?

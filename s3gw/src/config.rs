@@ -193,8 +193,8 @@ impl S3Config {
             secret_key: self.cluster.secret.clone(),
             chunk_size: self.client.chunk_size,
             cache_bytes: self.client.cache_bytes,
-            // Read-ahead is the gateway's (see crate::get_stream), bounded across requests.
-            prefetch_stripes: 0,
+            prefetch_stripes: self.client.prefetch_stripes,
+            max_inflight_reads: self.client.max_inflight_reads,
             write_window_bytes: self.client.write_window_bytes,
             rpc_timeout: Duration::from_millis(self.client.rpc_timeout_ms),
             inline_threshold: self.client.inline_threshold,

@@ -239,7 +239,9 @@ impl From<ClientError> for S3Error {
                 tonic::Code::Unimplemented => Code::NotImplemented,
                 _ => Code::InternalError,
             },
+            // The caller's mistake: 400. A fault inside the client: 500, never a 4xx.
             ClientError::Invalid(_) => Code::InvalidArgument,
+            ClientError::Internal(_) => Code::InternalError,
             ClientError::NoMaster(_) | ClientError::Timeout(_) => Code::ServiceUnavailable,
             // A full disk with no replacement, or a node that cannot answer: the same 503 the
             // master's ResourceExhausted gives, not an internal error.
@@ -272,6 +274,15 @@ macro_rules! s3err {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_internal_client_fault_is_a_500_not_a_400() {
+        let e = S3Error::from(ClientError::Internal("encode task: panicked".into()));
+        assert_eq!(e.code, Code::InternalError);
+        assert_eq!(e.code.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let e = S3Error::from(ClientError::Invalid("chunk_size out of range".into()));
+        assert_eq!(e.code.status(), http::StatusCode::BAD_REQUEST);
+    }
     use kdss_common::rpc_error::{errno, status};
 
     #[test]

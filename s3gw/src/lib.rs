@@ -14,7 +14,6 @@ pub mod body;
 pub mod checksum;
 pub mod config;
 pub mod error;
-pub mod get_stream;
 pub mod presign;
 pub mod router;
 pub mod server;
@@ -80,32 +79,18 @@ pub async fn serve(
             }
         }
     };
-    // Parts never go inline: a second client on the same identity with inline storage off
-    // (its own small read cache: parts are written, not read back, except by UploadPartCopy).
-    let striped = Client::connect(kdss_client::ClientConfig {
-        inline_threshold: 0,
-        cache_bytes: cfg.client.cache_bytes.min(32 << 20),
-        ..cfg.client_config()
-    })
-    .await?;
     let state = Arc::new(server::AppState {
         secrets: auth::secrets::SecretCache::new(
             client.clone(),
             Duration::from_secs(cfg.s3.secret_cache_secs),
         ),
         client,
-        striped,
         auth: auth::AuthSettings {
             max_skew_secs: cfg.s3.max_skew_secs,
         },
         region: cfg.s3.region.clone(),
         domain: cfg.s3.domain.clone(),
         next_id: Default::default(),
-        reads: api::ReadLimits {
-            permits: Arc::new(tokio::sync::Semaphore::new(cfg.client.max_inflight_reads)),
-            depth: cfg.client.prefetch_stripes.max(1),
-            chunk: cfg.client.chunk_size as u64,
-        },
     });
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
     tracing::info!(%addr, region = %cfg.s3.region, "s3 gateway ready");

@@ -17,10 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct AppState {
     /// The client signed in as the service identity.
     pub client: Client,
-    /// The same identity with inline storage off: multipart parts are always written as
-    /// stripes (the master keeps inline bytes only as an object's base layer, so a small
-    /// part past the first could not be stitched).
-    pub striped: Client,
     /// User secrets for SigV4.
     pub secrets: SecretCache,
     /// Verification settings.
@@ -31,8 +27,6 @@ pub struct AppState {
     pub domain: Option<String>,
     /// Source of request ids.
     pub next_id: AtomicU64,
-    /// How GET bodies are read (shared bound on chunk reads in flight).
-    pub reads: api::ReadLimits,
 }
 
 /// The axum application.
@@ -91,8 +85,6 @@ async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
     let endpoint = router::route(&parts.method, bucket, key, &query, &parts.headers)?;
     let ctx = Ctx {
         client: state.client.acting_for(&verified.access_key),
-        striped: state.striped.acting_for(&verified.access_key),
-        reads: state.reads.clone(),
         user: verified.access_key,
         region: state.region.clone(),
         query,
@@ -113,8 +105,12 @@ async fn anonymous_refusal(state: &AppState, bucket: &str) -> S3Error {
     let req = kdss_proto::master::BucketRequest {
         name: bucket.into(),
     };
-    let found: S3Result<kdss_proto::master::BucketReply> =
-        crate::rpc!(state.client, get_bucket, req);
+    let found: S3Result<kdss_proto::master::BucketReply> = state
+        .client
+        .master()
+        .get_bucket(req)
+        .await
+        .map_err(crate::S3Error::from);
     match found {
         Err(e) if e.code == Code::NoSuchBucket => e,
         _ => denied,

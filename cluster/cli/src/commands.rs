@@ -24,7 +24,7 @@ pub async fn connect(s: &Settings) -> anyhow::Result<Client> {
 async fn cluster_status(s: &Settings) -> anyhow::Result<pb::ClusterStatusReply> {
     let c = connect(s).await?;
     Ok(c.master()
-        .call(|mut r| async move { r.cluster_status(pb::ClusterStatusRequest {}).await })
+        .cluster_status(pb::ClusterStatusRequest {})
         .await?)
 }
 
@@ -216,10 +216,7 @@ pub async fn bucket(s: &Settings, cmd: BucketCmd) -> anyhow::Result<View> {
                 m,
                 owner: owner.unwrap_or_default(),
             };
-            let r = c.master().call(|mut r| {
-                let req = req.clone();
-                async move { r.create_bucket(req).await }
-            });
+            let r = c.master().create_bucket(req);
             let b = r.await?.bucket.context("master returned no bucket")?;
             Ok(View {
                 text: format!(
@@ -230,9 +227,7 @@ pub async fn bucket(s: &Settings, cmd: BucketCmd) -> anyhow::Result<View> {
             })
         }
         BucketCmd::List => {
-            let r = c
-                .master()
-                .call(|mut r| async move { r.list_buckets(pb::ListBucketsRequest {}).await });
+            let r = c.master().list_buckets(pb::ListBucketsRequest {});
             let bs = r.await?.buckets;
             let rows: Vec<Vec<String>> = bs
                 .iter()
@@ -245,12 +240,7 @@ pub async fn bucket(s: &Settings, cmd: BucketCmd) -> anyhow::Result<View> {
         }
         BucketCmd::Delete { name } => {
             let req = pb::BucketRequest { name: name.clone() };
-            c.master()
-                .call(|mut r| {
-                    let req = req.clone();
-                    async move { r.delete_bucket(req).await }
-                })
-                .await?;
+            c.master().delete_bucket(req).await?;
             Ok(View {
                 json: json!({"deleted": name}),
                 text: format!("deleted bucket {name}\n"),
@@ -322,13 +312,7 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
                 secret_key: new_secret_key.unwrap_or_default(),
                 role: role_of(&role)? as i32,
             };
-            let r = c
-                .master()
-                .call(|mut r| {
-                    let req = req.clone();
-                    async move { r.create_user(req).await }
-                })
-                .await?;
+            let r = c.master().create_user(req).await?;
             let u = r.user.context("master returned no user")?;
             Ok(View {
                 text: format!(
@@ -342,9 +326,7 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
             })
         }
         UserCmd::List => {
-            let r = c
-                .master()
-                .call(|mut r| async move { r.list_users(pb::ListUsersRequest {}).await });
+            let r = c.master().list_users(pb::ListUsersRequest {});
             let us = r.await?.users;
             let rows: Vec<Vec<String>> = us
                 .iter()
@@ -369,12 +351,7 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
             let req = pb::DeleteUserRequest {
                 access_key: user_key.clone(),
             };
-            c.master()
-                .call(|mut r| {
-                    let req = req.clone();
-                    async move { r.delete_user(req).await }
-                })
-                .await?;
+            c.master().delete_user(req).await?;
             Ok(View {
                 json: json!({"deleted": user_key}),
                 text: format!("deleted user {user_key}\n"),

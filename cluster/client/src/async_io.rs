@@ -125,7 +125,7 @@ impl WriteAdapter {
 }
 
 fn io_to_client(e: io::Error) -> ClientError {
-    ClientError::Invalid(format!("earlier write failed: {e}"))
+    ClientError::Internal(format!("earlier write failed: {e}"))
 }
 
 impl AsyncWrite for WriteAdapter {

@@ -13,8 +13,13 @@ pub struct ClientConfig {
     pub chunk_size: usize,
     /// Byte budget of the read cache.
     pub cache_bytes: u64,
-    /// Stripes to fetch ahead of a sequential reader.
+    /// Stripes to fetch ahead of a sequential reader (and chunks one stream reads ahead).
     pub prefetch_stripes: usize,
+    /// Chunk reads in flight across every reader of this client. Past it reads wait in the
+    /// client, where waiting costs nothing, instead of queueing at the storage nodes past
+    /// `shard_deadline` (which marks nodes slow and can fail the read); read-ahead that
+    /// finds no free slot is skipped rather than queued.
+    pub max_inflight_reads: usize,
     /// Bytes a writer may hold before it must wait for shards to become durable.
     pub write_window_bytes: u64,
     /// Deadline of one master call; past it the caller gets EIO, never a hang.
@@ -34,6 +39,7 @@ impl Default for ClientConfig {
             chunk_size: 4 << 20,
             cache_bytes: 256 << 20,
             prefetch_stripes: 4,
+            max_inflight_reads: 16,
             write_window_bytes: 64 << 20,
             rpc_timeout: Duration::from_secs(15),
             shard_deadline: Duration::from_secs(3),
@@ -51,6 +57,9 @@ impl ClientConfig {
         }
         if self.chunk_size == 0 || self.chunk_size > 256 << 20 {
             return bad("chunk_size: must be between 1 byte and 256 MiB");
+        }
+        if self.max_inflight_reads == 0 {
+            return bad("max_inflight_reads: at least 1");
         }
         if self.rpc_timeout.is_zero() || self.shard_deadline.is_zero() {
             return bad("rpc_timeout and shard_deadline must be positive");

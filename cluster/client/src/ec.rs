@@ -27,7 +27,7 @@ impl Codecs {
         }
         let c = Arc::new(
             ReedSolomon::new(k as usize, m as usize)
-                .map_err(|e| ClientError::Invalid(format!("EC {k}+{m}: {e:?}")))?,
+                .map_err(|e| ClientError::Internal(format!("EC {k}+{m}: {e:?}")))?,
         );
         map.insert((k, m), c.clone());
         Ok(c)
@@ -53,7 +53,7 @@ pub fn encode(
     let k = codec.data_shard_count();
     let m = codec.parity_shard_count();
     if chunk.len() > k * shard_len {
-        return Err(ClientError::Invalid(format!(
+        return Err(ClientError::Internal(format!(
             "chunk of {} bytes does not fit {k} shards of {shard_len}",
             chunk.len()
         )));
@@ -73,7 +73,7 @@ pub fn encode(
     let mut parity: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; shard_len]).collect();
     codec
         .encode_sep(&data, &mut parity)
-        .map_err(|e| ClientError::Invalid(format!("encode: {e:?}")))?;
+        .map_err(|e| ClientError::Internal(format!("encode: {e:?}")))?;
     let mut shards = data;
     shards.extend(parity.into_iter().map(Bytes::from));
     let crcs = shards.iter().map(|s| crc32c::crc32c(s)).collect();
@@ -89,7 +89,7 @@ pub fn reconstruct(
     let k = codec.data_shard_count();
     codec
         .reconstruct_data(&mut ranges)
-        .map_err(|e| ClientError::Invalid(format!("decode: {e:?}")))?;
+        .map_err(|e| ClientError::Internal(format!("decode: {e:?}")))?;
     Ok(ranges
         .into_iter()
         .take(k)

@@ -19,8 +19,14 @@ pub enum ClientError {
     Storage { node: String, status: tonic::Status },
     #[error("timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// The caller asked for something that cannot work (a bad setting or argument):
+    /// EINVAL / 4xx.
     #[error("invalid argument: {0}")]
     Invalid(String),
+    /// A fault inside the client or in what the cluster answered (a failed task, an
+    /// encoder error, a reply missing a field): not the caller's doing, so EIO / 5xx.
+    #[error("internal fault: {0}")]
+    Internal(String),
 }
 
 impl ClientError {
@@ -29,7 +35,12 @@ impl ClientError {
         match self {
             ClientError::Master(s) => rpc_error::errno_of(s),
             ClientError::Invalid(_) => errno::EINVAL,
-            _ => errno::EIO,
+            // Every other failure is the cluster's or the client's, never the caller's.
+            ClientError::NoMaster(_)
+            | ClientError::Unrecoverable { .. }
+            | ClientError::Storage { .. }
+            | ClientError::Timeout(_)
+            | ClientError::Internal(_) => errno::EIO,
         }
     }
     /// The stable code string from the master, if the failure came with one.
@@ -44,5 +55,22 @@ impl ClientError {
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         ClientError::Master(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_faults_are_eio_and_caller_errors_einval() {
+        assert_eq!(
+            ClientError::Internal("encode task".into()).errno(),
+            errno::EIO
+        );
+        assert_eq!(
+            ClientError::Invalid("chunk_size".into()).errno(),
+            errno::EINVAL
+        );
     }
 }

@@ -78,16 +78,9 @@ impl FileWriter {
                     bucket: self.bucket.clone(),
                     ino: self.ino,
                 };
-                let r = self
-                    .client
-                    .master
-                    .call(|mut c| {
-                        let req = req.clone();
-                        async move { c.get_attr(req).await }
-                    })
-                    .await?;
+                let r = self.client.master.get_attr(req).await?;
                 r.attr
-                    .ok_or_else(|| ClientError::Invalid("GetAttr without attributes".into()))
+                    .ok_or_else(|| ClientError::Internal("GetAttr without attributes".into()))
             }
         }
     }
@@ -244,14 +237,7 @@ impl FileWriter {
             inline_offset: start,
             ..Default::default()
         };
-        let r = self
-            .client
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.commit_write(req).await }
-            })
-            .await;
+        let r = self.client.master.commit_write(req).await;
         match r {
             Ok(r) => {
                 self.dirty.clear();
@@ -279,14 +265,7 @@ impl FileWriter {
             mtime_ns: kdss_common::time::now_ns(),
             ..Default::default()
         };
-        let r = self
-            .client
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.commit_write(req).await }
-            })
-            .await?;
+        let r = self.client.master.commit_write(req).await?;
         self.pipeline.done.clear();
         Ok(r.attr)
     }

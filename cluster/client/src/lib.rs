@@ -22,6 +22,7 @@ pub mod error;
 mod file_writer;
 pub mod layout;
 pub mod master;
+mod master_calls;
 mod objects;
 #[cfg(test)]
 mod read_path_tests;
@@ -69,9 +70,7 @@ impl Client {
     /// wrong key fails here and not at the first file operation).
     pub async fn connect(cfg: ClientConfig) -> Result<Client, ClientError> {
         let c = Client::connect_lazy(cfg)?;
-        c.master
-            .call(|mut r| async move { r.list_buckets(pb::ListBucketsRequest {}).await })
-            .await?;
+        c.master.list_buckets(pb::ListBucketsRequest {}).await?;
         Ok(c)
     }
 
@@ -118,13 +117,7 @@ impl Client {
             offset: 0,
             len: 0,
         };
-        let r = self
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.get_extents(req).await }
-            })
-            .await?;
+        let r = self.master.get_extents(req).await?;
         let size = r.attr.map(|a| a.size).unwrap_or(0);
         Ok(FileReader::new(
             self.shared.clone(),
@@ -185,15 +178,9 @@ impl Client {
             mtime_now: true,
             ..Default::default()
         };
-        let r = self
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.set_attr(req).await }
-            })
-            .await?;
+        let r = self.master.set_attr(req).await?;
         r.attr
-            .ok_or_else(|| ClientError::Invalid("SetAttr without attributes".into()))
+            .ok_or_else(|| ClientError::Internal("SetAttr without attributes".into()))
     }
 
     /// Read-cache counters and occupancy.

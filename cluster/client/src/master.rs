@@ -1,9 +1,11 @@
 //! Master access: the generated gRPC client behind auth, leader failover and deadlines.
 //!
-//! Every configured master gets one lazily connected channel. [`MasterClient::call`] runs a
+//! Every configured master gets one lazily connected channel. `MasterClient::call` runs a
 //! request against the current member and moves to another one (or to the leader a follower
 //! names in `kdss-leader`) when the member is unreachable, always inside `rpc_timeout`: a dead
-//! cluster yields an error by the deadline, never a hang.
+//! cluster yields an error by the deadline, never a hang. Callers use the typed method of
+//! each RPC (`master.lookup(req).await?`, generated in `master_calls.rs`), which goes through
+//! `call`; nothing outside this crate spells out the retry closure.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -13,8 +15,9 @@ use std::time::{Duration, Instant};
 use kdss_proto::master as pb;
 use tonic::transport::{Channel, Endpoint};
 
-/// Calls the master API. `rpc()` hands out a generated client whose interceptor adds the
-/// credential (and `kdss-on-behalf-of` when acting for a user).
+/// Calls the master API: one typed method per RPC (`lookup`, `head_object`, …), each with
+/// leader failover, retry and the deadline. `rpc()` hands out the raw generated client
+/// whose interceptor adds the credential (and `kdss-on-behalf-of` when acting for a user).
 #[derive(Clone)]
 pub struct MasterClient {
     pool: Arc<MasterPool>,
@@ -175,7 +178,7 @@ impl MasterClient {
             .unwrap_or(&self.auth.access_key)
     }
 
-    /// The deadline of one [`MasterClient::call`].
+    /// The deadline of one master call (failover and retries included).
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -194,8 +197,8 @@ impl MasterClient {
     }
 
     /// Runs `f` against a master, retrying on another member when one is unreachable,
-    /// within the configured deadline.
-    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, crate::ClientError>
+    /// within the configured deadline. The one implementation behind the typed methods.
+    pub(crate) async fn call<T, F, Fut>(&self, f: F) -> Result<T, crate::ClientError>
     where
         F: Fn(Rpc) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -297,9 +300,7 @@ mod tests {
         )
         .unwrap();
         let t0 = Instant::now();
-        let r = mc
-            .call(|mut c| async move { c.cluster_status(pb::ClusterStatusRequest {}).await })
-            .await;
+        let r = mc.cluster_status(pb::ClusterStatusRequest {}).await;
         let took = t0.elapsed();
         assert!(matches!(r, Err(crate::ClientError::NoMaster(_))), "{r:?}");
         assert!(took < Duration::from_millis(1500), "took {took:?}");
@@ -319,9 +320,7 @@ mod tests {
         let mc =
             MasterClient::new(&[addr.to_string()], "ak", "sk", Duration::from_millis(500)).unwrap();
         let t0 = Instant::now();
-        let r = mc
-            .call(|mut c| async move { c.cluster_status(pb::ClusterStatusRequest {}).await })
-            .await;
+        let r = mc.cluster_status(pb::ClusterStatusRequest {}).await;
         assert!(r.is_err());
         assert!(
             t0.elapsed() < Duration::from_millis(1200),

@@ -1,6 +1,7 @@
-//! Objects by key: committing what a [`StreamWriter`](crate::StreamWriter) wrote, opening
-//! an object for reading and deleting it. The S3 gateway, kdss-cli and the tests share these
-//! so that a PutObject from any door carries the same size, ETag and inline data.
+//! Objects by key: committing what a [`StreamWriter`](crate::StreamWriter) wrote (a whole
+//! object or one multipart part), opening an object for reading, its info, deleting it. The
+//! S3 gateway, kdss-cli and the tests share these so that a PutObject from any door carries
+//! the same size, ETag and inline data.
 
 use bytes::Bytes;
 use kdss_proto::master as pb;
@@ -26,6 +27,30 @@ impl WrittenData {
             ..Default::default()
         }
     }
+
+    /// A PutPart that records these bytes as part `part_number` of `upload_id`; the caller
+    /// adds verified checksums before [`Client::put_part`]. (A part's writer runs
+    /// [`without_inline`](crate::StreamWriter::without_inline), so only an empty part has
+    /// no extents.)
+    pub fn part_request(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+    ) -> pb::PutPartRequest {
+        pb::PutPartRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            upload_id: upload_id.into(),
+            part_number,
+            extents: self.extents.clone(),
+            size: self.size,
+            etag: self.etag(),
+            inline_data: self.inline_data.clone().unwrap_or_default().to_vec(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Client {
@@ -35,15 +60,34 @@ impl Client {
         &self,
         req: pb::PutObjectRequest,
     ) -> Result<pb::ObjectInfo, ClientError> {
-        let r = self
+        let r = self.master.put_object(req).await?;
+        r.info
+            .ok_or_else(|| ClientError::Internal("PutObject answered without object info".into()))
+    }
+
+    /// Records one multipart part whose stripes a finished writer made durable.
+    pub async fn put_part(&self, req: pb::PutPartRequest) -> Result<pb::PartInfo, ClientError> {
+        let r = self.master.put_part(req).await?;
+        r.part
+            .ok_or_else(|| ClientError::Internal("PutPart answered without part info".into()))
+    }
+
+    /// An object's info (size, ETag, metadata) without its extents: HEAD and conditions.
+    pub async fn stat_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<pb::ObjectInfo, ClientError> {
+        let h = self
             .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.put_object(req).await }
+            .head_object(pb::HeadObjectRequest {
+                bucket: bucket.into(),
+                key: key.into(),
+                with_extents: false,
             })
             .await?;
-        r.info
-            .ok_or_else(|| ClientError::Invalid("PutObject answered without object info".into()))
+        h.info
+            .ok_or_else(|| ClientError::Internal("HeadObject answered without object info".into()))
     }
 
     /// An object's info and a reader over the version that was current at this call (a
@@ -58,14 +102,10 @@ impl Client {
             key: key.into(),
             with_extents: true,
         };
-        let h = self
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.head_object(req).await }
-            })
-            .await?;
-        let info = h.info.unwrap_or_default();
+        let h = self.master.head_object(req).await?;
+        let info = h.info.ok_or_else(|| {
+            ClientError::Internal("HeadObject answered without object info".into())
+        })?;
         let reader = self.reader_from_extents(
             bucket,
             info.size,
@@ -82,13 +122,7 @@ impl Client {
             bucket: bucket.into(),
             key: key.into(),
         };
-        let r = self
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.delete_object(req).await }
-            })
-            .await?;
+        let r = self.master.delete_object(req).await?;
         Ok(r.existed)
     }
 }

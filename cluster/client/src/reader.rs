@@ -117,8 +117,18 @@ impl FileReader {
         }
     }
 
-    /// Reads `len` bytes at `offset` (short only at end of file; holes are zeros).
+    /// Reads `len` bytes at `offset` (short only at end of file; holes are zeros). A run of
+    /// sequential reads starts read-ahead of the next stripes into the cache.
     pub async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ClientError> {
+        if offset < self.inner.size && len > 0 && !self.inner.extents.is_empty() {
+            self.note_and_prefetch(offset, len.min(self.inner.size - offset));
+        }
+        self.read_admitted(offset, len).await
+    }
+
+    /// One read holding one of the client's read permits while it touches shards
+    /// (`max_inflight_reads`): under load reads queue here, not at the storage nodes.
+    async fn read_admitted(&self, offset: u64, len: u64) -> Result<Bytes, ClientError> {
         let size = self.inner.size;
         if offset >= size || len == 0 {
             return Ok(Bytes::new());
@@ -127,7 +137,8 @@ impl FileReader {
         if self.inner.extents.is_empty() {
             return Ok(self.read_inline(offset, len));
         }
-        self.note_and_prefetch(offset, len);
+        // The semaphore is never closed; without a permit the read still runs.
+        let _permit = self.inner.sh.read_permits.acquire().await.ok();
         match self.read_pieces(offset, len).await {
             Err(ShardFault::Denied(why)) => {
                 tracing::debug!(%why, "read capability refused; renewing");
@@ -140,7 +151,9 @@ impl FileReader {
         }
     }
 
-    /// Streams `[offset, offset+len)` in order, prefetching ahead; memory stays bounded.
+    /// Streams `[offset, offset+len)` in order, chunk by chunk, `prefetch_stripes` chunks
+    /// ahead (its only read-ahead: no cache prefetch on top), each chunk read admitted as
+    /// in [`FileReader::read_at`]; memory stays bounded. How S3 GET bodies are read.
     pub fn stream(
         self,
         offset: u64,
@@ -161,7 +174,7 @@ impl FileReader {
         futures::stream::iter(ranges)
             .map(move |(o, n)| {
                 let r = self.clone();
-                async move { r.read_at(o, n).await }
+                async move { r.read_admitted(o, n).await }
             })
             .buffered(depth)
     }
@@ -264,14 +277,7 @@ impl FileReader {
             offset: 0,
             len: 0,
         };
-        let r = self
-            .inner
-            .master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.get_extents(req).await }
-            })
-            .await?;
+        let r = self.inner.master.get_extents(req).await?;
         let mut g = self.inner.stripes.write().expect("stripes lock");
         for s in r.stripes {
             if g.contains_key(&s.stripe_id) {
@@ -317,9 +323,15 @@ impl FileReader {
                 let Ok(stripe) = self.stripe(stripe_id) else {
                     continue;
                 };
+                // Read-ahead only into free read slots: under load it is dropped, never queued
+                // in front of the reads someone waits for.
+                let Ok(permit) = self.inner.sh.read_permits.clone().try_acquire_owned() else {
+                    break;
+                };
                 let (sh, opts) = (self.inner.sh.clone(), self.inner.opts.clone());
                 tokio::spawn(async move {
                     let _ = read_stripe_range(&sh, &stripe, stripe_offset, len, &opts).await;
+                    drop(permit);
                 });
             }
         }

@@ -116,7 +116,7 @@ impl NodePool {
         };
         let mut client = self
             .client(&loc.node_addr)
-            .map_err(crate::ClientError::Invalid)?;
+            .map_err(crate::ClientError::Internal)?;
         let total_len = shard.len() as u64;
         let mut msgs = Vec::with_capacity(shard.len() / PUT_PIECE + 1);
         let mut first = true;

@@ -2,10 +2,11 @@
 //! in-flight fetch table (single-flight), codecs, bucket policies and recently failed nodes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Shared as SharedFut};
+use tokio::sync::Semaphore;
 
 use crate::ClientConfig;
 use crate::cache::{BlockCache, BlockKey};
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     bad_nodes: Mutex<HashMap<String, Instant>>,
     /// bucket → (k, m), learned from GetBucket; the client picks shard_len from k.
     pub policies: Mutex<HashMap<String, (u32, u32)>>,
+    /// Admission of chunk reads (`cfg.max_inflight_reads` permits), shared by every reader.
+    pub read_permits: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -55,6 +58,7 @@ impl Shared {
             inflight: Mutex::new(HashMap::new()),
             bad_nodes: Mutex::new(HashMap::new()),
             policies: Mutex::new(HashMap::new()),
+            read_permits: Arc::new(Semaphore::new(cfg.max_inflight_reads.max(1))),
             cfg,
         }
     }

@@ -47,7 +47,7 @@ impl Md5Chain {
         if let Some(t) = self.running.take() {
             return t
                 .await
-                .map_err(|e| ClientError::Invalid(format!("md5 task: {e}")));
+                .map_err(|e| ClientError::Internal(format!("md5 task: {e}")));
         }
         Ok(self.hasher.take().unwrap_or_default())
     }
@@ -85,6 +85,14 @@ impl StreamWriter {
             submitted: 0,
             md5: Md5Chain::default(),
         }
+    }
+
+    /// This writer never returns inline data, however small the stream: everything is
+    /// written as stripes (S3 multipart parts: the master keeps inline bytes only as an
+    /// object's base layer, so a small part past the first could not be stitched).
+    pub fn without_inline(mut self) -> StreamWriter {
+        self.inline_threshold = 0;
+        self
     }
 
     /// Appends `data`; full chunks are encoded and sent while more arrives.

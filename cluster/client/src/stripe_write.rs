@@ -32,15 +32,10 @@ pub(crate) async fn bucket_policy(
     let req = pb::BucketRequest {
         name: bucket.to_string(),
     };
-    let b = master
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.get_bucket(req).await }
-        })
-        .await?;
+    let b = master.get_bucket(req).await?;
     let b = b
         .bucket
-        .ok_or_else(|| ClientError::Invalid(format!("bucket {bucket}: no info")))?;
+        .ok_or_else(|| ClientError::Internal(format!("bucket {bucket}: no info")))?;
     let p = (b.k, b.m);
     sh.policies
         .lock()
@@ -69,18 +64,15 @@ pub(crate) async fn write_stripe(
         data_len,
         shard_len,
     };
-    let alloc = master.call(|mut c| {
-        let req = req.clone();
-        async move { c.allocate_stripe(req).await }
-    });
+    let alloc = master.allocate_stripe(req);
     let (enc, alloc) = tokio::join!(enc, alloc);
-    let enc = enc.map_err(|e| ClientError::Invalid(format!("encode task: {e}")))??;
+    let enc = enc.map_err(|e| ClientError::Internal(format!("encode task: {e}")))??;
     let stripe = alloc?
         .stripe
-        .ok_or_else(|| ClientError::Invalid("no stripe allocated".into()))?;
+        .ok_or_else(|| ClientError::Internal("no stripe allocated".into()))?;
     if stripe.k != k || stripe.m != m || stripe.shard_len != shard_len {
         sh.policies.lock().expect("policy lock").remove(&bucket);
-        return Err(ClientError::Invalid(format!(
+        return Err(ClientError::Internal(format!(
             "master allocated {}+{} x {} for a {k}+{m} x {shard_len} stripe",
             stripe.k, stripe.m, stripe.shard_len
         )));
@@ -155,12 +147,7 @@ async fn put_with_replace(
             shard_index,
             failed_disk_id: failed_disk,
         };
-        let r = master
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.replace_shard(req).await }
-            })
-            .await;
+        let r = master.replace_shard(req).await;
         match (r, last.take()) {
             (Ok(r), l) => {
                 last = l;
@@ -177,7 +164,7 @@ async fn put_with_replace(
             (Err(e), _) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| ClientError::Invalid(format!("no target for shard {shard_index}"))))
+    Err(last.unwrap_or_else(|| ClientError::Internal(format!("no target for shard {shard_index}"))))
 }
 
 /// `(file offset, bytes, task writing the stripe)`.
@@ -251,7 +238,7 @@ impl Pipeline {
         self.inflight_bytes -= len;
         let sid = task
             .await
-            .map_err(|e| ClientError::Invalid(format!("stripe task: {e}")))??;
+            .map_err(|e| ClientError::Internal(format!("stripe task: {e}")))??;
         self.done.push(pb::Extent {
             file_offset,
             len,

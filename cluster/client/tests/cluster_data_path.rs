@@ -32,14 +32,7 @@ async fn root_ino(client: &Client, bucket: &str) -> u64 {
     let req = pb::BucketRequest {
         name: bucket.into(),
     };
-    let b = client
-        .master()
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.get_bucket(req).await }
-        })
-        .await
-        .expect("GetBucket");
+    let b = client.master().get_bucket(req).await.expect("GetBucket");
     b.bucket.expect("bucket info").root_ino
 }
 
@@ -53,14 +46,7 @@ async fn create(client: &Client, bucket: &str, parent: u64, name: &str) -> u64 {
         exclusive: true,
         ..Default::default()
     };
-    let r = client
-        .master()
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.create(req).await }
-        })
-        .await
-        .expect("Create");
+    let r = client.master().create(req).await.expect("Create");
     r.attr.expect("attr").ino
 }
 

@@ -243,12 +243,7 @@ impl Ksfs {
             session: self.session.clone(),
             write: true,
         };
-        let reply = self
-            .call(move |mut c| {
-                let req = req.clone();
-                async move { c.open(req).await }
-            })
-            .await?;
+        let reply = self.call(self.client.master().open(req)).await?;
         let old = d
             .pinned
             .lock()
@@ -391,12 +386,7 @@ impl Ksfs {
             handle,
             session: self.session.clone(),
         };
-        let r = self
-            .call(move |mut c| {
-                let req = req.clone();
-                async move { c.release(req).await }
-            })
-            .await;
+        let r = self.call(self.client.master().release(req)).await;
         if let Err(e) = r {
             tracing::warn!(handle, error = ?e, "release at the master failed");
         }
@@ -502,12 +492,7 @@ impl Ksfs {
                 session: self.session.clone(),
                 ttl_ms: ttl.as_millis() as u64,
             };
-            let r = self
-                .call(move |mut c| {
-                    let req = req.clone();
-                    async move { c.keep_alive(req).await }
-                })
-                .await;
+            let r = self.call(self.client.master().keep_alive(req)).await;
             if let Err(e) = r {
                 tracing::warn!(error = ?e, "session keep-alive failed");
             }

@@ -22,7 +22,7 @@ pub use parents::DirParents;
 use crate::atime::AtimePolicy;
 use crate::attr::InoMap;
 use fuser::Errno;
-use kdss_client::{Client, ClientError, master::Rpc};
+use kdss_client::{Client, ClientError};
 use std::future::Future;
 use std::time::Duration;
 
@@ -81,13 +81,13 @@ impl Ksfs {
         }
     }
 
-    /// Runs one master call with the mount's deadline; a timeout is EIO.
-    pub async fn call<T, F, Fut>(&self, f: F) -> Result<T, Errno>
-    where
-        F: Fn(Rpc) -> Fut,
-        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    {
-        match tokio::time::timeout(self.timeout, self.client.master().call(f)).await {
+    /// Runs one master call (`self.client.master().lookup(req)`) with the mount's deadline;
+    /// a timeout is EIO.
+    pub async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, Errno> {
+        match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "master call failed");
@@ -126,4 +126,19 @@ pub fn name_str(name: &std::ffi::OsStr) -> Result<String, Errno> {
         return Err(Errno::ENAMETOOLONG);
     }
     Ok(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_client_fault_reaches_the_user_as_eio_not_einval() {
+        let e = errno(&ClientError::Internal("stripe task: panicked".into()));
+        assert_eq!(e, Errno::EIO);
+        assert_eq!(
+            errno(&ClientError::Invalid("bad name".into())),
+            Errno::EINVAL
+        );
+    }
 }

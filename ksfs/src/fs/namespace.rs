@@ -51,10 +51,7 @@ impl Ksfs {
             parent,
             name: name_str(name)?,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.lookup(req).await }
-        });
+        let r = self.call(self.client.master().lookup(req));
         let mut a = match r.await {
             Ok(r) => r.attr.ok_or(Errno::EIO)?,
             // ".." of a directory not seen since mount: only a master that resolves ".."
@@ -77,10 +74,7 @@ impl Ksfs {
             bucket: self.bucket.clone(),
             ino,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.get_attr(req).await }
-        });
+        let r = self.call(self.client.master().get_attr(req));
         let mut a = match r.await {
             Ok(r) => r.attr.ok_or(Errno::EIO)?,
             Err(e) => return self.removed_dir_attr(ino, e),
@@ -91,10 +85,7 @@ impl Ksfs {
 
     /// SetAttr as the master sees it (size changes go through `truncate`).
     pub async fn set_attr_raw(&self, req: pb::SetAttrRequest) -> Result<pb::Attr, Errno> {
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.set_attr(req).await }
-        });
+        let r = self.call(self.client.master().set_attr(req));
         r.await?.attr.ok_or(Errno::EIO)
     }
 
@@ -122,10 +113,7 @@ impl Ksfs {
             rdev,
             exclusive,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.create(req).await }
-        });
+        let r = self.call(self.client.master().create(req));
         r.await?.attr.ok_or(Errno::EIO)
     }
 
@@ -146,10 +134,7 @@ impl Ksfs {
             uid,
             gid,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.mkdir(req).await }
-        });
+        let r = self.call(self.client.master().mkdir(req));
         let a = r.await?.attr.ok_or(Errno::EIO)?;
         self.dir_parents.note(a.ino, parent);
         Ok(a)
@@ -176,10 +161,7 @@ impl Ksfs {
             uid,
             gid,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.symlink(req).await }
-        });
+        let r = self.call(self.client.master().symlink(req));
         r.await?.attr.ok_or(Errno::EIO)
     }
 
@@ -191,10 +173,7 @@ impl Ksfs {
             parent,
             name: name_str(name)?,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.unlink(req).await }
-        });
+        let r = self.call(self.client.master().unlink(req));
         r.await.map(|_| ())
     }
 
@@ -206,10 +185,7 @@ impl Ksfs {
             parent,
             name: name_str(name)?,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.rmdir(req).await }
-        });
+        let r = self.call(self.client.master().rmdir(req));
         r.await?;
         self.removed_dir(open);
         Ok(())
@@ -242,10 +218,7 @@ impl Ksfs {
             new_name: name_str(new_name)?,
             flags,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.rename(req).await }
-        });
+        let r = self.call(self.client.master().rename(req));
         r.await?;
         if let Some(d) = open_dir {
             self.removed_dir(d);
@@ -270,10 +243,7 @@ impl Ksfs {
             new_parent,
             new_name: name_str(new_name)?,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.link(req).await }
-        });
+        let r = self.call(self.client.master().link(req));
         let mut a = r.await?.attr.ok_or(Errno::EIO)?;
         self.files.overlay(&mut a);
         Ok(a)
@@ -285,10 +255,7 @@ impl Ksfs {
             bucket: self.bucket.clone(),
             ino,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.readlink(req).await }
-        });
+        let r = self.call(self.client.master().readlink(req));
         Ok(r.await?.target)
     }
 
@@ -328,10 +295,7 @@ impl Ksfs {
             limit: READDIR_BATCH,
             plus,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.read_dir(req).await }
-        });
+        let r = self.call(self.client.master().read_dir(req));
         let reply = r.await?;
         for e in reply.entries {
             let Some(offset) = e.cookie.checked_add(DOTS) else {
@@ -385,10 +349,6 @@ impl Ksfs {
         let req = pb::StatFsRequest {
             bucket: self.bucket.clone(),
         };
-        self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.stat_fs(req).await }
-        })
-        .await
+        self.call(self.client.master().stat_fs(req)).await
     }
 }

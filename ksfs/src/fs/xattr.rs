@@ -20,10 +20,7 @@ impl Ksfs {
             ino,
             name: name_str(name)?,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.get_xattr(req).await }
-        });
+        let r = self.call(self.client.master().get_xattr(req));
         Ok(r.await?.value)
     }
 
@@ -50,10 +47,7 @@ impl Ksfs {
             value,
             flags: (flags & (libc::XATTR_CREATE | libc::XATTR_REPLACE)) as u32,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.set_xattr(req).await }
-        });
+        let r = self.call(self.client.master().set_xattr(req));
         let r = r.await.map(|_| ());
         if default_acl {
             // New inodes in the directory must inherit this one, not the cached one.
@@ -68,10 +62,7 @@ impl Ksfs {
             bucket: self.bucket.clone(),
             ino,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.list_xattr(req).await }
-        });
+        let r = self.call(self.client.master().list_xattr(req));
         let mut out = Vec::new();
         for n in r.await?.names {
             out.extend_from_slice(n.as_bytes());
@@ -89,10 +80,7 @@ impl Ksfs {
             ino,
             name,
         };
-        let r = self.call(move |mut c| {
-            let req = req.clone();
-            async move { c.remove_xattr(req).await }
-        });
+        let r = self.call(self.client.master().remove_xattr(req));
         let r = r.await.map(|_| ());
         if default_acl {
             self.dir_modes.forget_default_acl(ino);

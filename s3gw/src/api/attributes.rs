@@ -7,7 +7,6 @@ use super::object_get::{Conditions, recorded_parts};
 use super::{Ctx, http_date, set_header, xml_response};
 use crate::checksum::Algo;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml::XmlWriter;
 use axum::body::Body;
 use http::{Response, StatusCode};
@@ -63,7 +62,12 @@ pub async fn get_attributes(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Resp
         key: key.into(),
         with_extents: false,
     };
-    let reply: pb::HeadObjectReply = rpc!(ctx.client, head_object, req)?;
+    let reply: pb::HeadObjectReply = ctx
+        .client
+        .master()
+        .head_object(req)
+        .await
+        .map_err(crate::S3Error::from)?;
     let info = reply.info.unwrap_or_default();
     Conditions::from_headers(&ctx.headers, "").check(&info.etag, info.mtime_ns, true)?;
     let mut meta = info.meta.clone().unwrap_or_default();

@@ -5,7 +5,6 @@
 use super::{Ctx, empty, set_header, xml_response};
 use crate::body::RequestBody;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml::{self, XmlWriter, iso8601};
 use axum::body::Body;
 use base64::Engine;
@@ -36,7 +35,12 @@ pub fn valid_bucket_name(n: &str) -> bool {
 
 /// GET / (only the caller's own buckets, as S3 does).
 pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response<Body>> {
-    let r: pb::ListBucketsReply = rpc!(ctx.client, list_buckets, pb::ListBucketsRequest {})?;
+    let r: pb::ListBucketsReply = ctx
+        .client
+        .master()
+        .list_buckets(pb::ListBucketsRequest {})
+        .await
+        .map_err(crate::S3Error::from)?;
     let mut buckets: Vec<pb::BucketInfo> = r
         .buckets
         .into_iter()
@@ -125,18 +129,25 @@ pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Resp
         m,
         owner: ctx.user.clone(),
     };
-    match rpc!(ctx.client, create_bucket, req) {
+    match ctx
+        .client
+        .master()
+        .create_bucket(req)
+        .await
+        .map_err(crate::S3Error::from)
+    {
         Ok(pb::BucketReply { .. }) => {}
         Err(e)
             if e.code == Code::BucketAlreadyExists || e.code == Code::BucketAlreadyOwnedByYou =>
         {
-            let mine: S3Result<pb::BucketReply> = rpc!(
-                ctx.client,
-                get_bucket,
-                pb::BucketRequest {
-                    name: bucket.into()
-                }
-            );
+            let mine: S3Result<pb::BucketReply> = ctx
+                .client
+                .master()
+                .get_bucket(pb::BucketRequest {
+                    name: bucket.into(),
+                })
+                .await
+                .map_err(crate::S3Error::from);
             if let Ok(r) = mine
                 && r.bucket.is_some_and(|b| b.owner == ctx.user)
             {
@@ -162,25 +173,27 @@ pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Resp
 
 /// DELETE /bucket.
 pub async fn delete_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::Empty = rpc!(
-        ctx.client,
-        delete_bucket,
-        pb::BucketRequest {
-            name: bucket.into()
-        }
-    )?;
+    let _: pb::Empty = ctx
+        .client
+        .master()
+        .delete_bucket(pb::BucketRequest {
+            name: bucket.into(),
+        })
+        .await
+        .map_err(crate::S3Error::from)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
 /// HEAD /bucket.
 pub async fn head_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::BucketReply = rpc!(
-        ctx.client,
-        get_bucket,
-        pb::BucketRequest {
-            name: bucket.into()
-        }
-    )?;
+    let _: pb::BucketReply = ctx
+        .client
+        .master()
+        .get_bucket(pb::BucketRequest {
+            name: bucket.into(),
+        })
+        .await
+        .map_err(crate::S3Error::from)?;
     let mut resp = empty(StatusCode::OK);
     set_header(resp.headers_mut(), "x-amz-bucket-region", &ctx.region);
     Ok(resp)
@@ -188,13 +201,14 @@ pub async fn head_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
 
 /// GET /bucket?location.
 pub async fn location(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::BucketReply = rpc!(
-        ctx.client,
-        get_bucket,
-        pb::BucketRequest {
-            name: bucket.into()
-        }
-    )?;
+    let _: pb::BucketReply = ctx
+        .client
+        .master()
+        .get_bucket(pb::BucketRequest {
+            name: bucket.into(),
+        })
+        .await
+        .map_err(crate::S3Error::from)?;
     let region = if ctx.region == "us-east-1" {
         ""
     } else {
@@ -211,13 +225,14 @@ pub async fn location(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
 
 /// GET /bucket?versioning: buckets are unversioned.
 pub async fn versioning(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::BucketReply = rpc!(
-        ctx.client,
-        get_bucket,
-        pb::BucketRequest {
-            name: bucket.into()
-        }
-    )?;
+    let _: pb::BucketReply = ctx
+        .client
+        .master()
+        .get_bucket(pb::BucketRequest {
+            name: bucket.into(),
+        })
+        .await
+        .map_err(crate::S3Error::from)?;
     let w = XmlWriter::new("VersioningConfiguration");
     Ok(xml_response(
         StatusCode::OK,

@@ -5,10 +5,8 @@
 use super::object_get::Conditions;
 use super::{Ctx, meta_from_headers, xml_response};
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml::{XmlWriter, iso8601};
 use axum::body::Body;
-use bytes::Bytes;
 use futures::StreamExt;
 use http::{Response, StatusCode};
 use kdss_proto::master as pb;
@@ -28,30 +26,24 @@ pub fn parse_copy_source(v: &str) -> S3Result<(String, String)> {
     }
 }
 
-async fn head_source(ctx: &Ctx, extents: bool) -> S3Result<(String, String, pb::HeadObjectReply)> {
-    let src = ctx.h("x-amz-copy-source").unwrap_or_default();
-    let (sb, sk) = parse_copy_source(src)?;
-    let req = pb::HeadObjectRequest {
-        bucket: sb.clone(),
-        key: sk.clone(),
-        with_extents: extents,
-    };
-    let reply: pb::HeadObjectReply = rpc!(ctx.client, head_object, req)?;
-    let info = reply
-        .info
-        .as_ref()
-        .ok_or_else(|| S3Error::new(Code::InternalError, "no info"))?;
+/// The source named by `x-amz-copy-source`.
+fn copy_source(ctx: &Ctx) -> S3Result<(String, String)> {
+    parse_copy_source(ctx.h("x-amz-copy-source").unwrap_or_default())
+}
+
+/// The `x-amz-copy-source-if-*` conditions against the source's info.
+fn check_source(ctx: &Ctx, info: &pb::ObjectInfo) -> S3Result<()> {
     Conditions::from_headers(&ctx.headers, "x-amz-copy-source-").check(
         &info.etag,
         info.mtime_ns,
         false,
-    )?;
-    Ok((sb, sk, reply))
+    )
 }
 
 /// PUT with x-amz-copy-source.
 pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Body>> {
-    let (sb, sk, _) = head_source(ctx, false).await?;
+    let (sb, sk) = copy_source(ctx)?;
+    check_source(ctx, &ctx.client.stat_object(&sb, &sk).await?)?;
     let replace = match ctx.h("x-amz-metadata-directive").unwrap_or("COPY") {
         "COPY" => false,
         "REPLACE" => true,
@@ -80,7 +72,12 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Respons
             None
         },
     };
-    let reply: pb::ObjectReply = rpc!(ctx.client, copy_object, req)?;
+    let reply: pb::ObjectReply = ctx
+        .client
+        .master()
+        .copy_object(req)
+        .await
+        .map_err(crate::S3Error::from)?;
     let info = reply.info.unwrap_or_default();
     let mut w = XmlWriter::new("CopyObjectResult");
     w.elem("LastModified", &iso8601(info.mtime_ns))
@@ -123,38 +120,23 @@ pub async fn upload_part_copy(
     upload_id: &str,
     part: u32,
 ) -> S3Result<Response<Body>> {
-    let (sb, _sk, reply) = head_source(ctx, true).await?;
-    let info = reply.info.clone().unwrap_or_default();
+    let (sb, sk) = copy_source(ctx)?;
+    let (info, reader) = ctx.client.open_object(&sb, &sk).await?;
+    check_source(ctx, &info)?;
     let (offset, len) = copy_range(ctx.h("x-amz-copy-source-range"), info.size)?;
-    let reader = ctx.client.reader_from_extents(
-        &sb,
-        info.size,
-        reply.extents,
-        reply.stripes,
-        Bytes::from(reply.inline_data),
-    );
-    let mut writer = ctx.striped.stream_writer(bucket);
+    let mut writer = ctx.client.stream_writer(bucket).without_inline();
     if len > 0 {
-        let mut stream = Box::pin(ctx.reads.stream(reader, offset, len));
+        let mut stream = Box::pin(reader.stream(offset, len));
         while let Some(piece) = stream.next().await {
             writer.write(piece?).await?;
         }
     }
     let w = writer.finish().await?;
-    let etag = format!("\"{}\"", hex::encode(w.md5));
-    let req = pb::PutPartRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        part_number: part,
-        extents: w.extents,
-        size: w.size,
-        etag: etag.clone(),
-        inline_data: w.inline_data.unwrap_or_default().to_vec(),
-        ..Default::default()
-    };
-    let r: pb::PutPartReply = rpc!(ctx.client, put_part, req)?;
-    let p = r.part.unwrap_or_default();
+    let etag = w.etag();
+    let p = ctx
+        .client
+        .put_part(w.part_request(bucket, key, upload_id, part))
+        .await?;
     let mut x = XmlWriter::new("CopyPartResult");
     x.elem("LastModified", &iso8601(p.mtime_ns))
         .elem("ETag", &etag);

@@ -10,7 +10,6 @@
 use super::{Ctx, empty, xml_response};
 use crate::body::RequestBody;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml::{self, XmlWriter};
 use axum::body::Body;
 use base64::Engine;
@@ -41,12 +40,13 @@ pub async fn delete_object(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Respo
     {
         return Err(conditional_delete_refused());
     }
-    let req = pb::DeleteObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-    };
-    match rpc!(ctx.client, delete_object, req) {
-        Ok(pb::DeleteObjectReply { .. }) => Ok(empty(StatusCode::NO_CONTENT)),
+    match ctx
+        .client
+        .delete_object(bucket, key)
+        .await
+        .map_err(S3Error::from)
+    {
+        Ok(_existed) => Ok(empty(StatusCode::NO_CONTENT)),
         Err(e) if e.code == Code::NoSuchKey => Ok(empty(StatusCode::NO_CONTENT)),
         Err(e) => Err(e),
     }
@@ -86,7 +86,12 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Res
             bucket: bucket.into(),
             keys,
         };
-        let r: pb::DeleteObjectsReply = rpc!(ctx.client, delete_objects, req)?;
+        let r: pb::DeleteObjectsReply = ctx
+            .client
+            .master()
+            .delete_objects(req)
+            .await
+            .map_err(crate::S3Error::from)?;
         r.results
     };
     let mut w = XmlWriter::new("DeleteResult");

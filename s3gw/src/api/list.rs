@@ -6,7 +6,6 @@
 use super::{Ctx, xml_response};
 use crate::auth::sigv4::uri_encode;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml::{XmlWriter, iso8601};
 use axum::body::Body;
 use base64::Engine;
@@ -39,13 +38,14 @@ async fn fetch(
     max: u32,
 ) -> S3Result<pb::ListObjectsReply> {
     if max == 0 {
-        let _: pb::BucketReply = rpc!(
-            ctx.client,
-            get_bucket,
-            pb::BucketRequest {
-                name: bucket.into()
-            }
-        )?;
+        let _: pb::BucketReply = ctx
+            .client
+            .master()
+            .get_bucket(pb::BucketRequest {
+                name: bucket.into(),
+            })
+            .await
+            .map_err(crate::S3Error::from)?;
         return Ok(pb::ListObjectsReply::default());
     }
     let req = pb::ListObjectsRequest {
@@ -55,7 +55,11 @@ async fn fetch(
         start_after: start_after.into(),
         max_keys: max,
     };
-    rpc!(ctx.client, list_objects, req)
+    ctx.client
+        .master()
+        .list_objects(req)
+        .await
+        .map_err(crate::S3Error::from)
 }
 
 struct Enc(bool);

@@ -1,6 +1,7 @@
-//! The S3 operations, one file per area, each a thin adapter: S3 request → master RPC /
-//! client data path → S3 response. Shared pieces live here: the request context, the
-//! RPC call helper, response builders and object-header rendering.
+//! The S3 operations, one file per area, each a thin adapter: S3 request → the client's
+//! object API / typed master calls (`ctx.client.master().head_object(req)`) → S3 response.
+//! Shared pieces live here: the request context, response builders and object-header
+//! rendering.
 
 pub mod attributes;
 pub mod bucket;
@@ -19,62 +20,10 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use kdss_client::Client;
 use kdss_proto::master as pb;
 
-/// Calls one master RPC for the acting user: `rpc!(ctx.client, head_object, req)`.
-#[macro_export]
-macro_rules! rpc {
-    ($client:expr, $method:ident, $req:expr) => {{
-        let req = $req;
-        $client
-            .master()
-            .call(move |mut rpc| {
-                let req = req.clone();
-                async move { rpc.$method(req).await }
-            })
-            .await
-            .map_err($crate::error::S3Error::from)
-    }};
-}
-
-/// The read-ahead of one GET and the gateway-wide bound on chunk reads in flight.
-#[derive(Clone)]
-pub struct ReadLimits {
-    /// Shared by every request of the gateway.
-    pub permits: std::sync::Arc<tokio::sync::Semaphore>,
-    /// Chunks one GET reads ahead.
-    pub depth: usize,
-    /// Bytes per chunk (the client's chunk size: one stripe's data).
-    pub chunk: u64,
-}
-
-impl ReadLimits {
-    /// `len` bytes of `reader` from `offset`, read ahead within these limits
-    /// ([`crate::get_stream::limited_stream`]): how every body the gateway reads is read.
-    pub fn stream(
-        &self,
-        reader: kdss_client::FileReader,
-        offset: u64,
-        len: u64,
-    ) -> impl futures::Stream<Item = Result<bytes::Bytes, kdss_client::ClientError>> + Send + 'static
-    {
-        crate::get_stream::limited_stream(
-            reader,
-            offset,
-            len,
-            self.chunk,
-            self.depth,
-            self.permits.clone(),
-        )
-    }
-}
-
 /// What a handler knows about its request.
 pub struct Ctx {
     /// The client acting for the verified user.
     pub client: Client,
-    /// As `client`, never storing data inline (multipart parts).
-    pub striped: Client,
-    /// How GET bodies are read.
-    pub reads: ReadLimits,
     /// The user's access key.
     pub user: String,
     /// The region we answer for.

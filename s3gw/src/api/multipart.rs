@@ -9,7 +9,6 @@ use super::{Ctx, empty, meta_from_headers, set_header, xml_response};
 use crate::body::RequestBody;
 use crate::checksum::Algo;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml::{self, XmlWriter, iso8601};
 use axum::body::Body;
 use http::{Response, StatusCode};
@@ -24,7 +23,12 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Bod
         key: key.into(),
         meta: Some(meta),
     };
-    let r: pb::CreateMultipartReply = rpc!(ctx.client, create_multipart, req)?;
+    let r: pb::CreateMultipartReply = ctx
+        .client
+        .master()
+        .create_multipart(req)
+        .await
+        .map_err(crate::S3Error::from)?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.elem("Bucket", bucket)
         .elem("Key", key)
@@ -54,26 +58,19 @@ pub async fn upload_part(
     part: u32,
     body: Body,
 ) -> S3Result<Response<Body>> {
-    let stored = write_body(ctx, bucket, body, super::object_put::MAX_PUT_BYTES, true).await?;
-    let w = stored.written;
+    let writer = ctx.client.stream_writer(bucket).without_inline();
+    let stored = write_body(ctx, writer, body, super::object_put::MAX_PUT_BYTES).await?;
     let req = pb::PutPartRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        upload_id: upload_id.into(),
-        part_number: part,
-        extents: w.extents,
-        size: w.size,
-        etag: stored.etag.clone(),
-        inline_data: w.inline_data.unwrap_or_default().to_vec(),
         checksums: stored
             .checksum
             .iter()
             .map(|(a, v)| (a.name().to_string(), v.clone()))
             .collect(),
+        ..stored.written.part_request(bucket, key, upload_id, part)
     };
-    let _: pb::PutPartReply = rpc!(ctx.client, put_part, req)?;
+    ctx.client.put_part(req).await?;
     let mut resp = empty(StatusCode::OK);
-    set_header(resp.headers_mut(), "etag", &stored.etag);
+    set_header(resp.headers_mut(), "etag", &stored.written.etag());
     if let Some((a, v)) = &stored.checksum {
         set_header(resp.headers_mut(), a.header(), v);
     }
@@ -120,14 +117,13 @@ pub async fn complete(
     let if_match = ctx.h("if-match");
     let if_none_match = ctx.h("if-none-match");
     if if_match.is_some() || if_none_match.is_some() {
-        let req = pb::HeadObjectRequest {
-            bucket: bucket.into(),
-            key: key.into(),
-            with_extents: false,
-        };
-        let cur: S3Result<pb::HeadObjectReply> = rpc!(ctx.client, head_object, req);
+        let cur = ctx
+            .client
+            .stat_object(bucket, key)
+            .await
+            .map_err(S3Error::from);
         let etag = match cur {
-            Ok(r) => Some(r.info.unwrap_or_default().etag),
+            Ok(info) => Some(info.etag),
             Err(e) if e.code == Code::NoSuchKey => None,
             Err(e) => return Err(e),
         };
@@ -180,21 +176,24 @@ pub async fn complete(
             .map(|(_, _, t)| t.as_str().to_string())
             .unwrap_or_default(),
     };
-    let info = match rpc!(ctx.client, complete_multipart, req) {
+    let info = match ctx
+        .client
+        .master()
+        .complete_multipart(req)
+        .await
+        .map_err(crate::S3Error::from)
+    {
         Ok(pb::ObjectReply { info }) => info.unwrap_or_default(),
         // Completing an upload twice answers the same (S3 does): the object is there with
         // the ETag these parts give.
         Err(e) if e.code == Code::NoSuchUpload => {
             let want = multipart_etag(&doc.parts).ok_or(e)?;
-            let req = pb::HeadObjectRequest {
-                bucket: bucket.into(),
-                key: key.into(),
-                with_extents: false,
-            };
             let gone = || S3Error::new(Code::NoSuchUpload, "The specified upload does not exist.");
-            let cur: pb::HeadObjectReply =
-                rpc!(ctx.client, head_object, req).map_err(|_| gone())?;
-            let info = cur.info.unwrap_or_default();
+            let info = ctx
+                .client
+                .stat_object(bucket, key)
+                .await
+                .map_err(|_| gone())?;
             if info.etag.trim_matches('"') != want {
                 return Err(gone());
             }
@@ -241,7 +240,12 @@ pub async fn abort(
         key: key.into(),
         upload_id: upload_id.into(),
     };
-    let _: pb::Empty = rpc!(ctx.client, abort_multipart, req)?;
+    let _: pb::Empty = ctx
+        .client
+        .master()
+        .abort_multipart(req)
+        .await
+        .map_err(crate::S3Error::from)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -288,7 +292,12 @@ pub async fn list_parts(
         part_number_marker: marker,
         max_parts: max,
     };
-    let r: pb::ListPartsReply = rpc!(ctx.client, list_parts, req)?;
+    let r: pb::ListPartsReply = ctx
+        .client
+        .master()
+        .list_parts(req)
+        .await
+        .map_err(crate::S3Error::from)?;
     let mut w = XmlWriter::new("ListPartsResult");
     w.elem("Bucket", bucket)
         .elem("Key", key)
@@ -329,7 +338,12 @@ pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
         upload_id_marker: id_marker.clone(),
         max_uploads: max,
     };
-    let r: pb::ListMultipartUploadsReply = rpc!(ctx.client, list_multipart_uploads, req)?;
+    let r: pb::ListMultipartUploadsReply = ctx
+        .client
+        .master()
+        .list_multipart_uploads(req)
+        .await
+        .map_err(crate::S3Error::from)?;
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.elem("Bucket", bucket)
         .elem("KeyMarker", &key_marker)

@@ -6,7 +6,6 @@
 use super::Ctx;
 use crate::checksum::Algo;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use crate::xml;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -68,7 +67,12 @@ async fn part_sizes(
             part_number_marker: marker,
             max_parts: 1000,
         };
-        let r: pb::ListPartsReply = rpc!(ctx.client, list_parts, req)?;
+        let r: pb::ListPartsReply = ctx
+            .client
+            .master()
+            .list_parts(req)
+            .await
+            .map_err(crate::S3Error::from)?;
         for p in &r.parts {
             sizes.insert(p.part_number, p.size);
         }

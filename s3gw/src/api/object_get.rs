@@ -5,9 +5,7 @@
 
 use super::{Ctx, checksum_headers, empty, object_headers, set_header};
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use axum::body::Body;
-use bytes::Bytes;
 use futures::TryStreamExt;
 use http::{HeaderMap, Response, StatusCode};
 use kdss_proto::master as pb;
@@ -205,16 +203,14 @@ pub async fn get_object(
     key: &str,
     head: bool,
 ) -> S3Result<Response<Body>> {
-    let req = pb::HeadObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        with_extents: !head,
+    // A GET opens the version current now: the body streams from it even if the key is
+    // overwritten meanwhile. A HEAD needs only the info.
+    let (info, reader) = if head {
+        (ctx.client.stat_object(bucket, key).await?, None)
+    } else {
+        let (info, reader) = ctx.client.open_object(bucket, key).await?;
+        (info, Some(reader))
     };
-    let reply: pb::HeadObjectReply = rpc!(ctx.client, head_object, req)?;
-    let info = reply
-        .info
-        .clone()
-        .ok_or_else(|| S3Error::new(Code::InternalError, "no info"))?;
     Conditions::from_headers(&ctx.headers, "")
         .check(&info.etag, info.mtime_ns, true)
         .map_err(|e| {
@@ -241,25 +237,18 @@ pub async fn get_object(
         Some((o, l)) => (o, l, StatusCode::PARTIAL_CONTENT),
         None => (0, info.size, StatusCode::OK),
     };
-    let mut resp = if head || len == 0 {
-        empty(status)
-    } else {
-        let reader = ctx.client.reader_from_extents(
-            bucket,
-            info.size,
-            reply.extents,
-            reply.stripes,
-            Bytes::from(reply.inline_data),
-        );
+    let mut resp = if let Some(reader) = reader.filter(|_| len > 0) {
         // Headers are gone once the body streams: a failure now can only cut the
         // connection short, so say why in the log.
         let (b, k) = (bucket.to_string(), key.to_string());
-        let stream = ctx.reads.stream(reader, offset, len).inspect_err(move |e| {
+        let stream = reader.stream(offset, len).inspect_err(move |e| {
             tracing::warn!(bucket = %b, key = %k, error = %e, "GET body failed mid-stream");
         });
         let mut r = Response::new(Body::from_stream(stream));
         *r.status_mut() = status;
         r
+    } else {
+        empty(status)
     };
     let h = resp.headers_mut();
     object_headers(h, &info);

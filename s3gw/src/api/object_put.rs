@@ -7,13 +7,11 @@ use super::{Ctx, empty, meta_from_headers, set_header};
 use crate::body::RequestBody;
 use crate::checksum::Algo;
 use crate::error::{Code, S3Error, S3Result};
-use crate::rpc;
 use axum::body::Body;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::Bytes;
 use http::{Response, StatusCode};
-use kdss_client::WrittenData;
+use kdss_client::{StreamWriter, WrittenData};
 use kdss_proto::master as pb;
 
 /// Largest single PUT S3 accepts.
@@ -36,21 +34,20 @@ fn content_md5(ctx: &Ctx) -> S3Result<Option<[u8; 16]>> {
     Ok(Some(arr))
 }
 
-/// What a streamed body produced.
+/// What a streamed body produced (its ETag: [`WrittenData::etag`]).
 pub struct Stored {
     pub written: WrittenData,
     pub checksum: Option<(Algo, String)>,
-    pub etag: String,
 }
 
-/// Streams the body into stripes of `bucket` (a small body of a whole object may come back
-/// inline; `part` bodies never do), verifies it, and returns what to commit.
+/// Streams the body through `writer` (a small body may come back inline unless the writer
+/// runs [`without_inline`](kdss_client::StreamWriter::without_inline), as parts do),
+/// verifies it, and returns what to commit.
 pub async fn write_body(
     ctx: &Ctx,
-    bucket: &str,
+    mut writer: StreamWriter,
     body: Body,
     max: u64,
-    part: bool,
 ) -> S3Result<Stored> {
     let md5 = content_md5(ctx)?;
     let mut rb = RequestBody::new(body, &ctx.headers, &ctx.payload)?;
@@ -72,8 +69,6 @@ pub async fn write_body(
         }
         _ => {}
     }
-    let client = if part { &ctx.striped } else { &ctx.client };
-    let mut writer = client.stream_writer(bucket);
     let mut total = 0u64;
     while let Some(data) = rb.next().await? {
         total += data.len() as u64;
@@ -94,11 +89,9 @@ pub async fn write_body(
             "The Content-MD5 you specified did not match what we received.",
         ));
     }
-    let etag = format!("\"{}\"", hex::encode(written.md5));
     Ok(Stored {
         written,
         checksum: rb.checksum(),
-        etag,
     })
 }
 
@@ -124,45 +117,30 @@ pub async fn put_object(
             ));
         }
     }
-    if let Some(m) = ctx.h("if-none-match").filter(|v| v.trim() != "*") {
-        let req = pb::HeadObjectRequest {
-            bucket: bucket.into(),
-            key: key.into(),
-            with_extents: false,
-        };
-        let cur: S3Result<pb::HeadObjectReply> = rpc!(ctx.client, head_object, req);
-        if let Ok(r) = cur
-            && super::object_get::etag_matches(m, &r.info.unwrap_or_default().etag)
-        {
-            return Err(S3Error::new(
-                Code::PreconditionFailed,
-                "At least one of the pre-conditions you specified did not hold",
-            ));
-        }
+    if let Some(m) = ctx.h("if-none-match").filter(|v| v.trim() != "*")
+        && let Ok(info) = ctx.client.stat_object(bucket, key).await
+        && super::object_get::etag_matches(m, &info.etag)
+    {
+        return Err(S3Error::new(
+            Code::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        ));
     }
-    let stored = write_body(ctx, bucket, body, MAX_PUT_BYTES, false).await?;
+    let stored = write_body(ctx, ctx.client.stream_writer(bucket), body, MAX_PUT_BYTES).await?;
     if let Some((a, v)) = &stored.checksum {
         meta.checksums.insert(a.name().to_string(), v.clone());
     }
-    let w = stored.written;
     let req = pb::PutObjectRequest {
-        bucket: bucket.into(),
-        key: key.into(),
-        extents: w.extents,
-        size: w.size,
-        etag: stored.etag.clone(),
         meta: Some(meta),
-        inline_data: w.inline_data.unwrap_or_else(Bytes::new).to_vec(),
         if_match: ctx.h("if-match").map(str::to_string),
         if_none_match_star: ctx.h("if-none-match").is_some_and(|v| v.trim() == "*"),
+        ..stored.written.put_request(bucket, key)
     };
-    let reply: pb::ObjectReply = rpc!(ctx.client, put_object, req)?;
+    let info = ctx.client.put_object(req).await?;
     let mut resp = empty(StatusCode::OK);
-    let etag = reply
-        .info
-        .map(|i| i.etag)
+    let etag = Some(info.etag)
         .filter(|e| !e.is_empty())
-        .unwrap_or(stored.etag);
+        .unwrap_or_else(|| stored.written.etag());
     set_header(resp.headers_mut(), "etag", &etag);
     if let Some((a, v)) = &stored.checksum {
         set_header(resp.headers_mut(), a.header(), v);

@@ -37,14 +37,7 @@ impl SecretCache {
         let req = pb::GetUserSecretRequest {
             access_key: access_key.to_string(),
         };
-        let reply = self
-            .client
-            .master()
-            .call(|mut rpc| {
-                let req = req.clone();
-                async move { rpc.get_user_secret(req).await }
-            })
-            .await;
+        let reply = self.client.master().get_user_secret(req).await;
         match reply {
             Ok(r) => {
                 let mut map = self.map.lock().expect("poisoned");

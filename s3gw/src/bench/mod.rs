@@ -11,15 +11,12 @@
 
 pub mod http;
 
-use crate::api::ReadLimits;
 use crate::config::ClientSection;
 use bytes::Bytes;
 use http::{Conn, Signer};
 use kdss_client::{Client, ClientConfig};
 use kdss_proto::master as pb;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Semaphore;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -170,7 +167,6 @@ async fn client_worker(
     keys: Vec<String>,
     data: Bytes,
     put: bool,
-    read: ReadLimits,
 ) -> Result<(), BenchError> {
     use futures::StreamExt;
     for key in keys {
@@ -178,47 +174,11 @@ async fn client_worker(
             let mut w = client.stream_writer(&bucket);
             w.write(data.clone()).await?;
             let wd = w.finish().await?;
-            let req = pb::PutObjectRequest {
-                bucket: bucket.clone(),
-                key,
-                extents: wd.extents,
-                size: wd.size,
-                etag: format!("\"{}\"", hex::encode(wd.md5)),
-                inline_data: wd.inline_data.map(|b| b.to_vec()).unwrap_or_default(),
-                ..Default::default()
-            };
-            client
-                .master()
-                .call(|mut rpc| {
-                    let r = req.clone();
-                    async move { rpc.put_object(r).await }
-                })
-                .await?;
+            client.put_object(wd.put_request(&bucket, &key)).await?;
         } else {
-            let req = pb::HeadObjectRequest {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                with_extents: true,
-            };
-            let h = client
-                .master()
-                .call(|mut rpc| {
-                    let r = req.clone();
-                    async move { rpc.head_object(r).await }
-                })
-                .await?;
-            let size = h.info.as_ref().map(|i| i.size).unwrap_or(0);
-            let reader = client.reader_from_extents(
-                &bucket,
-                size,
-                h.extents,
-                h.stripes,
-                Bytes::from(h.inline_data),
-            );
-            // Read as the gateway reads (crate::get_stream): the library's own stream with
-            // its prefetch overloads the shards at concurrency 32 (reads pass the shard
-            // deadline and the GET fails), so both paths use the same bounded read-ahead.
-            let mut s = Box::pin(read.stream(reader, 0, size));
+            // Read as the gateway reads: the client's stream within its read admission.
+            let (info, reader) = client.open_object(&bucket, &key).await?;
+            let mut s = Box::pin(reader.stream(0, info.size));
             let mut n = 0u64;
             while let Some(piece) = s.next().await {
                 n += piece?.len() as u64;
@@ -244,7 +204,7 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
         region: opts.region.clone(),
     };
     // As the gateway builds its client (crate::config::S3Config::client_config) and its
-    // read limits (crate::run), from the same defaults.
+    // read limits, from the same defaults.
     let gw = ClientSection::default();
     let client = Client::connect(ClientConfig {
         masters: opts.masters.clone(),
@@ -252,18 +212,14 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
         secret_key: opts.secret_key.clone(),
         chunk_size: gw.chunk_size,
         cache_bytes: gw.cache_bytes,
-        prefetch_stripes: 0,
+        prefetch_stripes: gw.prefetch_stripes,
+        max_inflight_reads: gw.max_inflight_reads,
         write_window_bytes: gw.write_window_bytes,
         rpc_timeout: Duration::from_millis(gw.rpc_timeout_ms),
         inline_threshold: gw.inline_threshold,
         ..ClientConfig::default()
     })
     .await?;
-    let read = ReadLimits {
-        permits: Arc::new(Semaphore::new(gw.max_inflight_reads)),
-        depth: gw.prefetch_stripes.max(1),
-        chunk: gw.chunk_size as u64,
-    };
     let mut rows = Vec::new();
     let run_id = kdss_common::time::now_ms();
     for (size, count) in [
@@ -301,7 +257,6 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
                                 mine,
                                 data,
                                 put,
-                                read.clone(),
                             )));
                         }
                     }
@@ -333,13 +288,7 @@ async fn delete_keys(client: &Client, bucket: &str, keys: &[String]) -> Result<(
             bucket: bucket.to_string(),
             keys: batch.to_vec(),
         };
-        let reply = client
-            .master()
-            .call(|mut rpc| {
-                let r = req.clone();
-                async move { rpc.delete_objects(r).await }
-            })
-            .await?;
+        let reply = client.master().delete_objects(req).await?;
         if let Some(bad) = reply
             .results
             .into_iter()

@@ -215,16 +215,16 @@ pub async fn run(opts: BenchOpts) -> Result<BenchReport, ClientError> {
     let ref_bytes = opts.size_bytes.min(512 << 20);
     rep.ec_encode_bps = tokio::task::spawn_blocking(move || measure_encode(k, m, chunk, ref_bytes))
         .await
-        .map_err(|e| ClientError::Invalid(e.to_string()))??;
+        .map_err(|e| ClientError::Internal(e.to_string()))??;
     rep.memcpy_bps = tokio::task::spawn_blocking(move || measure_memcpy(ref_bytes as usize))
         .await
-        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        .map_err(|e| ClientError::Internal(e.to_string()))?;
     let dir = opts.scratch_dir.clone().unwrap_or_else(std::env::temp_dir);
     rep.file_write_fsync_bps =
         tokio::task::spawn_blocking(move || measure_file_write(&dir, ref_bytes as usize))
             .await
-            .map_err(|e| ClientError::Invalid(e.to_string()))?
-            .map_err(|e| ClientError::Invalid(format!("file write reference: {e}")))?;
+            .map_err(|e| ClientError::Internal(e.to_string()))?
+            .map_err(|e| ClientError::Internal(format!("file write reference: {e}")))?;
 
     let root = bucket_root(&client, b).await?;
     let name = format!("kdss-bench-{}", kdss_common::time::now_ms());
@@ -232,13 +232,10 @@ pub async fn run(opts: BenchOpts) -> Result<BenchReport, ClientError> {
     let result = measure_file(&client, b, ino, &opts, &mut rep).await;
     let _ = client
         .master()
-        .call(|mut c| {
-            let req = pb::UnlinkRequest {
-                bucket: b.clone(),
-                parent: root,
-                name: name.clone(),
-            };
-            async move { c.unlink(req).await }
+        .unlink(pb::UnlinkRequest {
+            bucket: b.clone(),
+            parent: root,
+            name: name.clone(),
         })
         .await;
     result.map(|_| rep)
@@ -251,14 +248,11 @@ async fn bucket_root(client: &Client, bucket: &str) -> Result<u64, ClientError> 
     };
     client
         .master()
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.get_bucket(req).await }
-        })
+        .get_bucket(req)
         .await?
         .bucket
         .map(|b| b.root_ino)
-        .ok_or_else(|| ClientError::Invalid("no bucket info".into()))
+        .ok_or_else(|| ClientError::Internal("no bucket info".into()))
 }
 
 /// Creates a new regular file (exclusive) and returns its inode.
@@ -279,14 +273,11 @@ async fn create_file(
     };
     client
         .master()
-        .call(|mut c| {
-            let req = req.clone();
-            async move { c.create(req).await }
-        })
+        .create(req)
         .await?
         .attr
         .map(|a| a.ino)
-        .ok_or_else(|| ClientError::Invalid("no attributes".into()))
+        .ok_or_else(|| ClientError::Internal("no attributes".into()))
 }
 
 async fn measure_file(
@@ -331,14 +322,14 @@ async fn measure_file(
         while let Some(b) = st.next().await {
             let b = b?;
             if pos == 0 && b[..] != expected(0, b.len())[..] {
-                return Err(ClientError::Invalid(format!(
+                return Err(ClientError::Internal(format!(
                     "bench read back wrong bytes (lost {lost:?})"
                 )));
             }
             pos += b.len() as u64;
         }
         if pos != size {
-            return Err(ClientError::Invalid(format!(
+            return Err(ClientError::Internal(format!(
                 "bench read {pos} of {size} bytes"
             )));
         }

@@ -86,13 +86,13 @@ async fn measure(
     for &ino in &inos {
         let r = client.open_reader(bucket, ino).await?;
         if r.extents().is_empty() != inline {
-            return Err(ClientError::Invalid(format!(
+            return Err(ClientError::Internal(format!(
                 "{size}-byte file stored {} inline, expected the opposite",
                 if inline { "not" } else { "" }
             )));
         }
         if r.read_at(0, size as u64).await?[..] != data[..] {
-            return Err(ClientError::Invalid(
+            return Err(ClientError::Internal(
                 "small file read back wrong bytes".into(),
             ));
         }
@@ -104,13 +104,7 @@ async fn measure(
             parent: root,
             name: format!("{tag}-{i}"),
         };
-        client
-            .master()
-            .call(|mut c| {
-                let req = req.clone();
-                async move { c.unlink(req).await }
-            })
-            .await?;
+        client.master().unlink(req).await?;
     }
     Ok(SmallFileFigure {
         size,

@@ -107,19 +107,26 @@ impl Default for EcSection {
     }
 }
 
-/// `[gc]`.
+/// `[gc]`: the recycle bin and the garbage collector (a leader-only background job).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GcSection {
-    /// Seconds between GC passes (default 3600).
+    /// Seconds between GC passes on the leader (default 3600). `kdss-cli gc run` and
+    /// `kdss-cli trash purge` start a pass at once whatever this says.
     #[serde(default = "default_gc_interval")]
     pub interval_sec: u64,
-    /// Hours a deleted entry stays in the recycle bin (default 48).
+    /// Hours a deleted file or object stays in the recycle bin before a pass purges it
+    /// (default 48). 0 keeps items until they are purged by hand.
     #[serde(default = "default_gc_pending")]
     pub auto_gc_pending_hours: u64,
-    /// Minutes after which an allocated, never committed stripe is garbage (default 120).
+    /// Minutes after which an allocated, never committed stripe (a writer that crashed)
+    /// is garbage (default 120).
     #[serde(default = "default_stale_writing")]
     pub stale_writing_minutes: u64,
+    /// Shard deletes per second the collector sends, cluster-wide (default 500): the
+    /// throttle that keeps a big purge from starving client I/O.
+    #[serde(default = "default_gc_rate")]
+    pub max_deletes_per_sec: u32,
 }
 
 fn default_gc_interval() -> u64 {
@@ -131,6 +138,9 @@ fn default_gc_pending() -> u64 {
 fn default_stale_writing() -> u64 {
     120
 }
+fn default_gc_rate() -> u32 {
+    500
+}
 
 impl Default for GcSection {
     fn default() -> Self {
@@ -138,6 +148,7 @@ impl Default for GcSection {
             interval_sec: default_gc_interval(),
             auto_gc_pending_hours: default_gc_pending(),
             stale_writing_minutes: default_stale_writing(),
+            max_deletes_per_sec: default_gc_rate(),
         }
     }
 }
@@ -271,6 +282,19 @@ impl MasterConfig {
                 path,
                 "capacity",
                 "need alert_pct <= reject_pct <= 100",
+            ));
+        }
+        if self.gc.interval_sec == 0 {
+            return Err(invalid(path, "gc.interval_sec", "must be > 0"));
+        }
+        if self.gc.max_deletes_per_sec == 0 {
+            return Err(invalid(path, "gc.max_deletes_per_sec", "must be > 0"));
+        }
+        if self.gc.stale_writing_minutes == 0 {
+            return Err(invalid(
+                path,
+                "gc.stale_writing_minutes",
+                "must be > 0 (a writer needs time to commit)",
             ));
         }
         if let Some(a) = &self.admin {

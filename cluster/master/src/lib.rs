@@ -21,6 +21,7 @@ pub mod placement;
 pub mod raft;
 pub mod server;
 pub mod service;
+pub mod workers;
 
 pub use config::MasterConfig;
 pub use error::MasterError;

@@ -91,6 +91,16 @@ impl Registry {
             .map(|e| e.grpc_addr.clone())
     }
 
+    /// Is the node online now (heard from within the grace of missed heartbeats)?
+    pub fn is_online(&self, node_id: &str) -> bool {
+        let now = Instant::now();
+        self.nodes
+            .lock()
+            .expect("registry lock")
+            .get(node_id)
+            .is_some_and(|e| Self::online(e, now))
+    }
+
     /// Raw capacity figures over online nodes.
     pub fn capacity(&self) -> Capacity {
         let now = Instant::now();

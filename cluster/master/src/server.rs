@@ -160,6 +160,13 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         )));
     }
     tasks.push(tokio::spawn(leader_duties(st.clone(), stop_rx.clone())));
+    st.jobs.set_gc_config(cfg.gc.clone());
+    tasks.push(crate::workers::spawn(
+        st.clone(),
+        crate::workers::gc::GcJob::new(cfg.gc.clone()),
+        st.jobs.gc.clone(),
+        stop_rx.clone(),
+    ));
     tasks.push(tokio::spawn(watch_metrics(st.clone(), stop_rx)));
     tracing::info!(id = cfg.master.id, %grpc_addr, %http_addr, "master ready");
     Ok(RunningMaster {

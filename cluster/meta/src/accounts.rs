@@ -131,7 +131,11 @@ pub async fn delete_bucket(c: &mut SqliteConnection, name: &str, now: i64) -> Re
         ));
     }
     multipart::abort_all(c, name, now).await?;
-    let inos: Vec<i64> = sqlx::query_scalar("SELECT ino FROM inodes WHERE bucket = ? ORDER BY ino")
+    // Binned files stay in the recycle bin (restorable if the bucket is made again,
+    // purged by retention or by hand otherwise).
+    let inos: Vec<i64> = sqlx::query_scalar(
+        "SELECT ino FROM inodes WHERE bucket = ? AND ino NOT IN (SELECT ino FROM trash) ORDER BY ino",
+    )
         .bind(name)
         .fetch_all(&mut *c)
         .await?;

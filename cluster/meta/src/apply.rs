@@ -2,7 +2,7 @@
 //! failures turned into `MutationReply.failure` with the savepoint rolled back.
 
 use crate::error::{MetaError, Result, einval};
-use crate::{accounts, data, multipart, objects, opens, posix, rename};
+use crate::{accounts, data, gc, multipart, objects, opens, posix, rename, trash};
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use kdss_proto::master::{
@@ -148,6 +148,16 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
         }
         Op::GrantBucket(r) => {
             accounts::grant(c, r).await?;
+            empty
+        }
+        Op::RestoreTrash(r) => Reply::RestoreTrash(trash::restore(c, r, now).await?),
+        Op::PurgeTrash(r) => Reply::PurgeTrash(trash::purge(c, r, now).await?),
+        Op::ForgetShards(r) => {
+            gc::forget_shards(c, r).await?;
+            empty
+        }
+        Op::ExpireStaleStripes(r) => {
+            gc::expire_stale(c, r, now).await?;
             empty
         }
     })

@@ -15,13 +15,15 @@
 //!
 //! Module map: `tree` (inode/dentry primitives), `posix`, `rename`, `opens`, `data`
 //! (stripes, CommitWrite), `extents` (overlay, refcounts), `objects` (S3 rules, see its
-//! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `read`.
+//! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `read`, `trash`
+//! (the recycle bin), `gc` (the replicated half of the garbage collector).
 
 pub mod accounts;
 mod apply;
 pub mod data;
 pub mod error;
 pub mod extents;
+pub mod gc;
 pub mod inode;
 pub mod listing;
 pub mod multipart;
@@ -34,6 +36,7 @@ pub mod read;
 pub mod rename;
 mod schema;
 mod stripe_reads;
+pub mod trash;
 pub mod tree;
 
 pub use apply::{apply, prepare};

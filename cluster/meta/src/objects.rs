@@ -106,7 +106,7 @@ pub async fn info(c: &mut SqliteConnection, key: &str, i: &Inode) -> Result<Obje
 
 /// Creates the missing parent directories of a key (implicit); returns the parent of
 /// the last segment. ObjectConflict when a parent is not a directory.
-async fn ensure_parents(
+pub(crate) async fn ensure_parents(
     c: &mut SqliteConnection,
     b: &BucketInfo,
     kp: &KeyPath<'_>,
@@ -268,7 +268,7 @@ pub async fn write_object(
     objmeta::write(c, Owner::Inode(new.ino), &body.meta).await?;
     if let Some((id, old)) = existing {
         tree::remove_dentry(c, id, parent, false).await?;
-        tree::drop_link(c, old.ino, now).await?;
+        tree::drop_link(c, old.ino, parent, name, now).await?;
     }
     tree::add_dentry(c, parent, name, new.ino, false).await?;
     tree::touch_dir(c, parent, now).await?;
@@ -350,7 +350,14 @@ pub async fn delete_object(
     } else {
         tree::remove_dentry(c, id, parent, false).await?;
         tree::touch_dir(c, parent, now).await?;
-        tree::drop_link(c, inode.ino, now).await?;
+        tree::drop_link(
+            c,
+            inode.ino,
+            parent,
+            kp.segments[kp.segments.len() - 1],
+            now,
+        )
+        .await?;
     }
     tree::prune_implicit(c, parent, now).await?;
     Ok(true)

@@ -163,7 +163,7 @@ pub async fn unlink(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Re
     }
     tree::remove_dentry(c, id, r.parent, false).await?;
     tree::touch_dir(c, r.parent, now).await?;
-    tree::drop_link(c, inode.ino, now).await?;
+    tree::drop_link(c, inode.ino, r.parent, &r.name, now).await?;
     tree::prune_implicit(c, r.parent, now).await
 }
 

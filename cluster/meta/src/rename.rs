@@ -120,7 +120,7 @@ pub async fn rename(c: &mut SqliteConnection, r: &RenameRequest, now: i64) -> Re
             }
             (false, false) => {
                 tree::remove_dentry(c, dst_id, r.new_parent, false).await?;
-                tree::drop_link(c, dst.ino, now).await?;
+                tree::drop_link(c, dst.ino, r.new_parent, &r.new_name, now).await?;
             }
         }
     }

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 /// Schema steps, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("schema/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema/0001_init.sql"),
+    include_str!("schema/0002_trash.sql"),
+];
 
 /// Opens (creating if needed) the database file in WAL mode and migrates it.
 pub async fn open(path: &Path) -> Result<SqlitePool> {

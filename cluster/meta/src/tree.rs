@@ -194,19 +194,36 @@ pub async fn parent_of_dir(c: &mut SqliteConnection, ino: u64) -> Result<Option<
     Ok(p.map(|p| p as u64))
 }
 
-/// Drops one link of a non-directory inode: nlink - 1, ctime; when no link and no open
-/// handle remain, the inode is freed (its extents released).
-pub async fn drop_link(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
-    sqlx::query("UPDATE inodes SET nlink = MAX(nlink - 1, 0), ctime_ns = ? WHERE ino = ?")
-        .bind(now)
-        .bind(ino as i64)
-        .execute(&mut *c)
-        .await?;
+/// Drops one link of a non-directory inode, the one named `name` in `parent` (already
+/// removed from the tree): nlink - 1, ctime. When the last link of a regular file goes, the
+/// file goes to the recycle bin (see [`crate::trash`]) with the path it had; other kinds
+/// are freed once no link and no open handle remain.
+pub async fn drop_link(
+    c: &mut SqliteConnection,
+    ino: u64,
+    parent: u64,
+    name: &str,
+    now: i64,
+) -> Result<()> {
+    let left: Option<(i64, i64)> = sqlx::query_as(
+        "UPDATE inodes SET nlink = MAX(nlink - 1, 0), ctime_ns = ? WHERE ino = ? \
+         RETURNING nlink, kind",
+    )
+    .bind(now)
+    .bind(ino as i64)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some((0, kind)) = left
+        && kind == FileKind::Regular as i64
+    {
+        crate::trash::bin(c, ino, parent, name, now).await?;
+    }
     free_if_unreferenced(c, ino, now).await
 }
 
-/// Frees an inode that has no link and no open handle; keeps it otherwise (an unlinked
-/// file stays readable by those who have it open).
+/// Frees an inode that has no link, no open handle and no recycle-bin item; keeps it
+/// otherwise (an unlinked file stays readable by those who have it open, a binned one
+/// stays restorable).
 pub async fn free_if_unreferenced(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
     let nlink: Option<i64> = sqlx::query_scalar("SELECT nlink FROM inodes WHERE ino = ?")
         .bind(ino as i64)
@@ -215,11 +232,13 @@ pub async fn free_if_unreferenced(c: &mut SqliteConnection, ino: u64, now: i64) 
     if nlink != Some(0) {
         return Ok(());
     }
-    let open: Option<i64> = sqlx::query_scalar("SELECT 1 FROM opens WHERE ino = ? LIMIT 1")
-        .bind(ino as i64)
-        .fetch_optional(&mut *c)
-        .await?;
-    if open.is_none() {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM opens WHERE ino = ?1 UNION ALL SELECT 1 FROM trash WHERE ino = ?1 LIMIT 1",
+    )
+    .bind(ino as i64)
+    .fetch_optional(&mut *c)
+    .await?;
+    if held.is_none() {
         free_inode(c, ino, now).await?;
     }
     Ok(())

@@ -220,6 +220,12 @@ async fn put_replaces_atomically_and_releases_old_stripes() {
     let v2 = ns.put("k", 20).await.unwrap();
     assert_ne!(v1.ino, v2.ino);
     assert_eq!(v2.size, 20);
+    assert_eq!(
+        ns.refcount(s1).await,
+        (1, false),
+        "the replaced version waits in the recycle bin"
+    );
+    assert_eq!(ns.purge_all().await, (1, 10));
     assert_eq!(ns.refcount(s1).await, (0, true));
     // Conditional writes.
     let put = |if_match: Option<&str>, star: bool| {
@@ -307,10 +313,16 @@ async fn head_object_metadata_and_copy() {
         .await
         .unwrap();
     assert_eq!(c.info.unwrap().meta.unwrap().content_type, "image/png");
-    assert_eq!(ns.refcount(s).await, (2, false));
+    assert_eq!(
+        ns.refcount(s).await,
+        (3, false),
+        "the replaced first copy waits in the bin"
+    );
     assert!(delete(&mut ns, "src").await);
-    assert_eq!(ns.refcount(s).await, (1, false));
+    assert_eq!(ns.refcount(s).await, (3, false), "the bin holds src");
     assert!(delete(&mut ns, "dst/copy").await);
+    assert_eq!(ns.refcount(s).await, (3, false), "every version is binned");
+    assert_eq!(ns.purge_all().await.0, 3);
     assert_eq!(ns.refcount(s).await, (0, true));
 }
 

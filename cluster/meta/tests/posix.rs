@@ -268,6 +268,21 @@ async fn hard_links_share_an_inode_and_count_links() {
     assert_eq!(step(&mut ns, "unlink /a").await, 0);
     assert_eq!(ns.stat("/b").await.unwrap().nlink, 1);
     assert_eq!(step(&mut ns, "unlink /b").await, 0);
+    let binned = read::getattr(
+        &ns.pool,
+        &GetAttrRequest {
+            bucket: BUCKET.into(),
+            ino: a.ino,
+        },
+    )
+    .await
+    .expect("the last link went to the recycle bin");
+    assert_eq!(binned.attr.unwrap().nlink, 0);
+    assert_eq!(
+        ns.purge_all().await.0,
+        1,
+        "one item: the inode, not one per link"
+    );
     let gone = read::getattr(
         &ns.pool,
         &GetAttrRequest {
@@ -276,7 +291,7 @@ async fn hard_links_share_an_inode_and_count_links() {
         },
     )
     .await;
-    assert!(gone.is_err(), "last link gone, no open: the inode is freed");
+    assert!(gone.is_err(), "purged, no open: the inode is freed");
 }
 
 #[tokio::test]
@@ -353,6 +368,20 @@ async fn unlinked_file_stays_readable_while_open() {
     let later = ns.now + 10_000_000;
     ns.ok(Op::ExpireSessions(ExpireSessionsOp { now_ns: later }))
         .await;
+    assert!(
+        read::getattr(
+            &ns.pool,
+            &GetAttrRequest {
+                bucket: BUCKET.into(),
+                ino
+            }
+        )
+        .await
+        .is_ok(),
+        "no open left, but the recycle bin holds it"
+    );
+    assert_eq!(ns.refcount(s).await, (1, false));
+    ns.purge_all().await;
     assert!(
         read::getattr(
             &ns.pool,

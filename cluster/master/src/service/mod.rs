@@ -14,6 +14,7 @@
 mod cluster;
 mod data;
 mod rpc;
+mod trash;
 
 use crate::auth::{self, Caller};
 use crate::membership::Registry;
@@ -64,6 +65,8 @@ pub struct State {
     pub http_addrs: HashMap<NodeId, String>,
     /// EC policy of buckets created without one.
     pub default_ec: kdss_common::EcPolicy,
+    /// Background jobs (status, run-now triggers, settings).
+    pub jobs: crate::workers::Jobs,
     channels: Mutex<HashMap<String, Channel>>,
     ready_term: AtomicU64,
 }
@@ -111,6 +114,7 @@ impl State {
             alert_pct,
             http_addrs,
             default_ec,
+            jobs: crate::workers::Jobs::default(),
             channels: Mutex::new(HashMap::new()),
             ready_term: AtomicU64::new(u64::MAX),
         }

@@ -301,4 +301,27 @@ impl Master for MasterService {
     ) -> R<pb::ClusterStatusReply> {
         self.status(req).await
     }
+    async fn list_trash(&self, req: Request<pb::ListTrashRequest>) -> R<pb::ListTrashReply> {
+        forward!(self, req, list_trash);
+        self.list_trash_checked(req).await
+    }
+    async fn restore_trash(
+        &self,
+        req: Request<pb::RestoreTrashRequest>,
+    ) -> R<pb::RestoreTrashReply> {
+        forward!(self, req, restore_trash);
+        self.restore_trash_checked(req).await
+    }
+    async fn purge_trash(&self, req: Request<pb::PurgeTrashRequest>) -> R<pb::PurgeTrashReply> {
+        forward!(self, req, purge_trash);
+        self.purge_trash_checked(req).await
+    }
+    async fn gc_status(&self, req: Request<pb::GcStatusRequest>) -> R<pb::GcStatusReply> {
+        forward!(self, req, gc_status);
+        self.gc_status_checked(req).await
+    }
+    async fn gc_run(&self, req: Request<pb::GcRunRequest>) -> R<pb::GcStatusReply> {
+        forward!(self, req, gc_run);
+        self.gc_run_checked(req).await
+    }
 }

@@ -185,6 +185,20 @@ impl Ns {
         (s.refcount, s.released)
     }
 
+    /// Purges the whole recycle bin: (items, bytes).
+    pub async fn purge_all(&mut self) -> (u64, u64) {
+        match self
+            .ok(Op::PurgeTrash(PurgeTrashRequest {
+                all: true,
+                ..Default::default()
+            }))
+            .await
+        {
+            Reply::PurgeTrash(p) => (p.items, p.bytes),
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Every row of every table, as text, in a stable order.
     pub async fn dump(&self) -> Vec<String> {
         dump(&self.pool).await

@@ -1,0 +1,199 @@
+//! The garbage collector, the first [`Job`]. One pass:
+//! 1. purges the recycle-bin items older than `[gc] auto_gc_pending_hours` (0: none);
+//! 2. releases stripes allocated and never committed for `stale_writing_minutes`;
+//! 3. for every garbage stripe (refcount 0, in `gc_stripes`), deletes each remaining shard
+//!    on its storage node with a signed DELETE capability (the node appends a tombstone;
+//!    its compactor reclaims the segment later), then proposes `ForgetShards` for the
+//!    shards whose node confirmed. A shard whose node is offline or failed stays mapped
+//!    and is retried by the next pass: a node that was down catches up when it returns.
+//!
+//! Every step is idempotent (deleting an absent shard is a no-op on the node, forgetting a
+//! forgotten shard changes nothing), and nothing of a pass lives only in memory: a new
+//! leader's pass continues from the replicated `gc_stripes` / `stripe_shards`.
+
+use super::{Job, Progress, Throttle};
+use crate::auth::Caller;
+use crate::config::GcSection;
+use crate::service::{CAPABILITY_TTL_MS, State};
+use kdss_proto::master as pb;
+use kdss_proto::master::mutation::Op;
+use kdss_proto::storage::storage_client::StorageClient;
+use kdss_proto::storage::{DeleteShardRequest, ShardKey, ShardOp};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Garbage stripes handled per batch (one `ForgetShards` proposal per batch).
+const BATCH: u32 = 128;
+/// Time a single shard delete may take.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The collector with its settings.
+pub struct GcJob {
+    cfg: GcSection,
+    throttle: Throttle,
+}
+
+impl GcJob {
+    /// A collector configured by `[gc]`.
+    pub fn new(cfg: GcSection) -> Self {
+        GcJob {
+            throttle: Throttle::new(cfg.max_deletes_per_sec),
+            cfg,
+        }
+    }
+}
+
+/// The identity the leader's own proposals carry.
+pub fn service_caller() -> Caller {
+    Caller {
+        access_key: kdss_common::auth::SERVICE_ACCESS_KEY.to_string(),
+        role: pb::Role::Admin,
+        service: true,
+    }
+}
+
+/// Recycle-bin retention in nanoseconds (0 = keep until purged by hand).
+pub fn retention_ns(cfg: &GcSection) -> i64 {
+    (cfg.auto_gc_pending_hours as i64).saturating_mul(3_600_000_000_000)
+}
+
+impl Job for GcJob {
+    fn name(&self) -> &'static str {
+        "gc"
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(self.cfg.interval_sec)
+    }
+
+    async fn pass(&self, st: Arc<State>, progress: Arc<Progress>) -> Result<(), String> {
+        let caller = service_caller();
+        let now = kdss_common::time::now_ns();
+        let keep = retention_ns(&self.cfg);
+        if keep > 0 {
+            let op = Op::PurgeTrash(pb::PurgeTrashRequest {
+                deleted_before_ns: now.saturating_sub(keep),
+                ..Default::default()
+            });
+            match st.propose(&caller, op).await {
+                Ok(pb::mutation_reply::Reply::PurgeTrash(p)) => {
+                    progress.add("trash_items_expired", p.items);
+                    progress.add("trash_bytes_expired", p.bytes);
+                }
+                Ok(_) => {}
+                Err(e) => return Err(format!("purge expired bin items: {}", e.message())),
+            }
+        }
+        let stale = (self.cfg.stale_writing_minutes as i64).saturating_mul(60_000_000_000);
+        let op = Op::ExpireStaleStripes(pb::ExpireStaleStripesOp {
+            created_before_ns: now.saturating_sub(stale),
+        });
+        st.propose(&caller, op)
+            .await
+            .map_err(|e| format!("expire stale stripes: {}", e.message()))?;
+        let mut after = 0;
+        loop {
+            let batch = kdss_meta::gc::candidates(&st.pool(), after, BATCH)
+                .await
+                .map_err(|e| format!("read garbage stripes: {e}"))?;
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = last.stripe_id;
+            let mut done = Vec::new();
+            for s in &batch {
+                if s.shards.is_empty() {
+                    // Nothing left on disk: let ForgetShards drop the rows.
+                    done.push(ShardKey {
+                        stripe_id: s.stripe_id,
+                        shard_index: u32::MAX,
+                    });
+                    continue;
+                }
+                for sh in &s.shards {
+                    if self.delete_one(&st, s, sh, &progress).await {
+                        done.push(ShardKey {
+                            stripe_id: s.stripe_id,
+                            shard_index: sh.shard_index,
+                        });
+                    }
+                }
+            }
+            if !done.is_empty() {
+                let n = done.len() as u64;
+                st.propose(
+                    &caller,
+                    Op::ForgetShards(pb::ForgetShardsOp { shards: done }),
+                )
+                .await
+                .map_err(|e| format!("forget deleted shards: {}", e.message()))?;
+                progress.add("shards_forgotten", n);
+            }
+        }
+    }
+}
+
+impl GcJob {
+    /// Deletes one shard on its node; true once the node confirmed (existed or not).
+    async fn delete_one(
+        &self,
+        st: &State,
+        s: &pb::StripeInfo,
+        sh: &pb::ShardLocation,
+        progress: &Progress,
+    ) -> bool {
+        let addr = match st.registry.addr_of(&sh.node_id) {
+            Some(a) if st.registry.is_online(&sh.node_id) => a,
+            _ => {
+                progress.add("shards_waiting_for_node", 1);
+                return false;
+            }
+        };
+        let ch = match st.channel(&addr) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(error = %e, node = %sh.node_id, "gc channel");
+                progress.add("delete_errors", 1);
+                return false;
+            }
+        };
+        self.throttle.take().await;
+        let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
+        let req = DeleteShardRequest {
+            key: Some(ShardKey {
+                stripe_id: s.stripe_id,
+                shard_index: sh.shard_index,
+            }),
+            disk_id: sh.disk_id,
+            cap: Some(
+                st.caps
+                    .sign(s.stripe_id, sh.shard_index, ShardOp::Delete, exp),
+            ),
+        };
+        let mut req = tonic::Request::new(req);
+        req.set_timeout(DELETE_TIMEOUT);
+        match StorageClient::new(ch).delete_shard(req).await {
+            Ok(r) => {
+                if r.into_inner().existed {
+                    progress.add("shards_deleted", 1);
+                    progress.add("bytes_freed", s.shard_len);
+                } else {
+                    progress.add("shards_already_gone", 1);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    stripe = s.stripe_id,
+                    shard = sh.shard_index,
+                    node = %sh.node_id,
+                    disk = sh.disk_id,
+                    error = %e.message(),
+                    "gc: shard delete failed; retried next pass"
+                );
+                progress.add("delete_errors", 1);
+                false
+            }
+        }
+    }
+}

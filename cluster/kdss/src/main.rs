@@ -83,11 +83,28 @@ fn init_tracing() {
 /// first, where `kdss up` and a reader of the log find it), the backtrace after it only
 /// when `RUST_BACKTRACE` (or `RUST_LIB_BACKTRACE`) asks for one.
 fn report(e: &anyhow::Error) {
-    eprintln!("error: {e:#}");
+    eprintln!("error: {}", chain_text(e));
     let bt = e.backtrace();
     if bt.status() == std::backtrace::BacktraceStatus::Captured {
         eprintln!("\nbacktrace (RUST_BACKTRACE is set):\n{bt}");
     }
+}
+
+/// The error and its causes on one line, `a: b: c`, leaving out a cause whose text the
+/// line already holds (several crates' errors print their source in their own message,
+/// which `{:#}` would repeat: "…: Address already in use (os error 98): Address already
+/// in use (os error 98)").
+fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.contains(&c) {
+            text = format!("{text}: {c}");
+        }
+    }
+    text
 }
 
 fn main() -> std::process::ExitCode {
@@ -125,4 +142,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } => daemons::format_disk(&path, size, &cluster_id),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let os = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let inner = anyhow::Error::new(os).context("bind 127.0.0.1:9000: address in use");
+        let e = inner.context("S3 gateway failed");
+        assert_eq!(
+            super::chain_text(&e),
+            "S3 gateway failed: bind 127.0.0.1:9000: address in use"
+        );
+        let plain = anyhow::anyhow!("disk full").context("writing x");
+        assert_eq!(super::chain_text(&plain), "writing x: disk full");
+    }
 }

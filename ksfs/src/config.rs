@@ -183,11 +183,12 @@ impl MountConfig {
         if self.mount.mountpoint.as_os_str().is_empty() {
             return Err(invalid(path, "mount.mountpoint", "must not be empty"));
         }
-        if !(4096..=(1 << 30)).contains(&self.mount.chunk_size) {
+        // The client's bound: ksfs once took up to 1 GiB, which the client refused at connect.
+        if !(4096..=kdss_client::config::MAX_CHUNK_SIZE as u64).contains(&self.mount.chunk_size) {
             return Err(invalid(
                 path,
                 "mount.chunk_size",
-                "must be between 4KiB and 1GiB",
+                "must be between 4KiB and 256MiB",
             ));
         }
         if self.mount.write_window < self.mount.chunk_size {
@@ -282,6 +283,16 @@ mountpoint = "/mnt/kdss"
 chunk_size = "8MiB"
 cache_size = 1048576
 "#;
+
+    #[test]
+    fn a_chunk_size_the_client_refuses_is_refused_at_parse() {
+        // ksfs once took up to 1 GiB, which the client then refused at connect.
+        let big = GOOD.replace("chunk_size = \"8MiB\"", "chunk_size = \"512MiB\"");
+        let e = MountConfig::parse(Path::new("mount.toml"), &big)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mount.chunk_size"), "{e}");
+    }
 
     #[test]
     fn good_config_parses_with_defaults_and_units() {

@@ -165,7 +165,9 @@ impl S3Config {
         if self.cluster.secret.is_empty() {
             return Err(invalid(path, "cluster.secret", "must not be empty"));
         }
-        if self.client.chunk_size < 4096 || self.client.chunk_size > (256 << 20) {
+        if self.client.chunk_size < 4096
+            || self.client.chunk_size > kdss_client::config::MAX_CHUNK_SIZE
+        {
             return Err(invalid(
                 path,
                 "client.chunk_size",

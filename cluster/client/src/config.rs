@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// Largest chunk (bytes of file data per stripe) the client works with; the doors' config
+/// files refuse larger values at parse time with this same bound.
+pub const MAX_CHUNK_SIZE: usize = 256 << 20;
+
 /// How a [`crate::Client`] connects and how it sizes its buffers.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -55,7 +59,7 @@ impl ClientConfig {
         if self.masters.is_empty() {
             return bad("masters: at least one master address is needed");
         }
-        if self.chunk_size == 0 || self.chunk_size > 256 << 20 {
+        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
             return bad("chunk_size: must be between 1 byte and 256 MiB");
         }
         if self.max_inflight_reads == 0 {

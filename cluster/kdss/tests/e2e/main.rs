@@ -6,3 +6,4 @@ mod common;
 mod doors;
 mod failover;
 mod faults;
+mod space;

@@ -144,3 +144,76 @@ async fn deleted_data_waits_in_the_bin_then_purge_and_gc_free_the_disks() {
     let again = cli(&c, &["gc", "status"]);
     assert_eq!(again["pending_shards"], 0, "{again}");
 }
+
+/// Shard records node `node` reports, summed over its disks.
+fn node_records(c: &Cluster, node: &str) -> u64 {
+    let disks = cli(c, &["disk", "list"]);
+    disks
+        .as_array()
+        .expect("disk list is an array")
+        .iter()
+        .filter(|d| d["node"] == node)
+        .map(|d| d["records"].as_u64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_before_the_purge_catches_up_when_it_returns() {
+    let Some(mut c) = start(
+        false,
+        ClusterOpts {
+            master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n".into(),
+            ..ClusterOpts::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let b = c.bucket();
+    let scratch = c.scratch("files");
+    for i in 0..3u64 {
+        let p = scratch.join(format!("o{i}"));
+        std::fs::write(&p, data(20 + i, (2 << 20) + i as usize)).unwrap();
+        aws_cp(&c, p.to_str().unwrap(), &format!("s3://{b}/o{i}"));
+        let o = aws(&c, &["s3", "rm", &format!("s3://{b}/o{i}")]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let node0 = c.layout.nodes[0].id.clone();
+    let before = node_records(&c, &node0);
+    assert!(before > 0, "node 0 holds shards of the deleted objects");
+
+    c.kill_node(0); // SIGKILL
+    let p = cli(&c, &["trash", "purge", "--all"]);
+    assert_eq!(p["items"], 3, "{p}");
+    let st = cli(&c, &["gc", "run"]);
+    let waiting = st["pending_shards"].as_u64().unwrap();
+    assert!(waiting > 0, "node 0's shards wait for it: {st}");
+    assert!(
+        st["totals"]["shards_deleted"].as_u64().unwrap_or(0) > 0,
+        "{st}"
+    );
+
+    c.restart_node(0).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        let st = cli(&c, &["gc", "run"]);
+        if st["pending_shards"] == 0 || Instant::now() > deadline {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(st["pending_shards"], 0, "{st}");
+    assert_eq!(st["pending_stripes"], 0, "{st}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let n = node_records(&c, &node0);
+        if n == 0 || Instant::now() > deadline {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    eprintln!("node 0: {before} shard records -> {after}; {waiting} shards had waited");
+    assert_eq!(after, 0, "node 0 deleted its shards after it came back");
+}

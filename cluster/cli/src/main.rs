@@ -3,7 +3,9 @@
 
 mod commands;
 mod copy;
+mod gc;
 mod settings;
+mod trash;
 mod view;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -70,6 +72,16 @@ enum Cmd {
     Presign(commands::PresignArgs),
     /// Copy a local file to kdss://BUCKET/KEY or an object to a local file, with progress.
     Cp(copy::CpArgs),
+    /// The recycle bin: list, restore, purge deleted files and objects.
+    Trash {
+        #[command(subcommand)]
+        cmd: trash::TrashCmd,
+    },
+    /// The garbage collector: pending work and last pass; run a pass now.
+    Gc {
+        #[command(subcommand)]
+        cmd: gc::GcCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +125,8 @@ fn main() {
             Cmd::Bucket { cmd } => commands::bucket(&s, cmd).await,
             Cmd::User { cmd } => commands::user(&s, cmd).await,
             Cmd::Cp(a) => copy::cp(&s, a).await,
+            Cmd::Trash { cmd } => trash::trash(&s, cmd).await,
+            Cmd::Gc { cmd } => gc::gc(&s, cmd).await,
         }
     });
     match result {

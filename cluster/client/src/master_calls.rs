@@ -121,4 +121,14 @@ master_rpcs! {
     heartbeat(RegisterNodeRequest) -> RegisterNodeReply;
     /// Cluster health: masters, nodes, disks.
     cluster_status(ClusterStatusRequest) -> ClusterStatusReply;
+    /// A page of the recycle bin.
+    list_trash(ListTrashRequest) -> ListTrashReply;
+    /// Links a bin item back at its path.
+    restore_trash(RestoreTrashRequest) -> RestoreTrashReply;
+    /// Purges bin items and starts a GC pass.
+    purge_trash(PurgeTrashRequest) -> PurgeTrashReply;
+    /// What the collector has pending and did last.
+    gc_status(GcStatusRequest) -> GcStatusReply;
+    /// Starts a GC pass (and waits for it when asked).
+    gc_run(GcRunRequest) -> GcStatusReply;
 }

@@ -83,9 +83,11 @@ impl World {
 
     async fn check(&self, seed: u64, step: usize) {
         for (key, want) in &self.live {
-            let a = self.ns.stat(&format!("/{key}")).await.unwrap_or_else(|| {
-                panic!("seed {seed} step {step}: live key {key} vanished")
-            });
+            let a = self
+                .ns
+                .stat(&format!("/{key}"))
+                .await
+                .unwrap_or_else(|| panic!("seed {seed} step {step}: live key {key} vanished"));
             let got = self.read_ino(a.ino, a.size).await;
             assert_eq!(
                 got.as_ref(),
@@ -241,10 +243,9 @@ async fn run(seed: u64, steps: usize) {
                     .items;
                 if !items.is_empty() {
                     let it = &items[rng.below(items.len() as u64) as usize];
-                    let r = w
-                        .ns
-                        .run(Op::RestoreTrash(RestoreTrashRequest { id: it.id }))
-                        .await;
+                    let r =
+                        w.ns.run(Op::RestoreTrash(RestoreTrashRequest { id: it.id }))
+                            .await;
                     if w.live.contains_key(&it.path) {
                         assert_eq!(r.failure.unwrap().code, "RestoreConflict");
                     } else {
@@ -273,11 +274,10 @@ async fn run(seed: u64, steps: usize) {
                 w.stripe(1 + rng.below(30)).await;
                 if rng.below(2) == 0 {
                     let before = w.ns.now;
-                    w.ns
-                        .ok(Op::ExpireStaleStripes(ExpireStaleStripesOp {
-                            created_before_ns: before,
-                        }))
-                        .await;
+                    w.ns.ok(Op::ExpireStaleStripes(ExpireStaleStripesOp {
+                        created_before_ns: before,
+                    }))
+                    .await;
                 }
             }
             10 => {
@@ -295,19 +295,17 @@ async fn run(seed: u64, steps: usize) {
     }
     // Everything comes back: nodes up, bin purged, stale stripes expired, two passes.
     w.down = None;
-    w.ns
-        .ok(Op::PurgeTrash(PurgeTrashRequest {
-            all: true,
-            ..Default::default()
-        }))
-        .await;
+    w.ns.ok(Op::PurgeTrash(PurgeTrashRequest {
+        all: true,
+        ..Default::default()
+    }))
+    .await;
     w.binned.clear();
     let now = w.ns.now + 1;
-    w.ns
-        .ok(Op::ExpireStaleStripes(ExpireStaleStripesOp {
-            created_before_ns: now,
-        }))
-        .await;
+    w.ns.ok(Op::ExpireStaleStripes(ExpireStaleStripesOp {
+        created_before_ns: now,
+    }))
+    .await;
     w.gc_pass(None).await;
     w.check(seed, steps).await;
     assert_eq!(
@@ -328,7 +326,10 @@ async fn run(seed: u64, steps: usize) {
         }
     }
     let have: BTreeSet<u64> = w.disks.keys().map(|(s, _)| *s).collect();
-    assert_eq!(have, want, "seed {seed}: disks hold exactly the live stripes");
+    assert_eq!(
+        have, want,
+        "seed {seed}: disks hold exactly the live stripes"
+    );
     drop(c);
     for s in &want {
         assert!(read::stripe_state(&w.ns.pool, *s).await.unwrap().is_some());

@@ -7,3 +7,4 @@ mod doors;
 mod failover;
 mod faults;
 mod first_errors;
+mod space;

@@ -68,16 +68,8 @@ fn status_view(r: &pb::GcStatusReply) -> View {
 pub async fn gc(s: &Settings, cmd: GcCmd) -> anyhow::Result<View> {
     let c = connect(s).await?;
     let r = match cmd {
-        GcCmd::Status => {
-            c.master()
-                .gc_status(pb::GcStatusRequest {})
-                .await?
-        }
-        GcCmd::Run => {
-            c.master()
-                .gc_run(pb::GcRunRequest { wait: true })
-                .await?
-        }
+        GcCmd::Status => c.master().gc_status(pb::GcStatusRequest {}).await?,
+        GcCmd::Run => c.master().gc_run(pb::GcRunRequest { wait: true }).await?,
     };
     Ok(status_view(&r))
 }

@@ -102,10 +102,7 @@ pub async fn trash(s: &Settings, cmd: TrashCmd) -> anyhow::Result<View> {
                     after_id,
                     limit: 1000,
                 };
-                let r = c
-                    .master()
-                    .list_trash(req)
-                    .await?;
+                let r = c.master().list_trash(req).await?;
                 retention = r.retention_hours;
                 let Some(last) = r.items.last() else { break };
                 after_id = last.id;
@@ -183,10 +180,7 @@ pub async fn trash(s: &Settings, cmd: TrashCmd) -> anyhow::Result<View> {
                 all,
                 ids,
             };
-            let r = c
-                .master()
-                .purge_trash(req)
-                .await?;
+            let r = c.master().purge_trash(req).await?;
             Ok(View {
                 text: format!(
                     "purged {} item(s), {}; a GC pass has started (see `kdss-cli gc status`)\n",

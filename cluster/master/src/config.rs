@@ -127,6 +127,11 @@ pub struct GcSection {
     /// throttle that keeps a big purge from starving client I/O.
     #[serde(default = "default_gc_rate")]
     pub max_deletes_per_sec: u32,
+    /// Seconds a stripe stays on disk after its last reference went before the collector
+    /// deletes its shards (default 600, the lifetime of a read capability): a reader that
+    /// opened the old version before an overwrite, truncate or purge can finish reading it.
+    #[serde(default = "default_read_grace")]
+    pub read_grace_sec: u64,
 }
 
 fn default_gc_interval() -> u64 {
@@ -141,6 +146,9 @@ fn default_stale_writing() -> u64 {
 fn default_gc_rate() -> u32 {
     500
 }
+fn default_read_grace() -> u64 {
+    crate::service::CAPABILITY_TTL_MS / 1000
+}
 
 impl Default for GcSection {
     fn default() -> Self {
@@ -149,6 +157,7 @@ impl Default for GcSection {
             auto_gc_pending_hours: default_gc_pending(),
             stale_writing_minutes: default_stale_writing(),
             max_deletes_per_sec: default_gc_rate(),
+            read_grace_sec: default_read_grace(),
         }
     }
 }

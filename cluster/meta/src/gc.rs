@@ -115,18 +115,22 @@ pub async fn pending(pool: &SqlitePool) -> Result<Pending> {
     })
 }
 
-/// Garbage stripes after `after_stripe`, by id, at most `limit`, with the shards they
-/// still have (node_id, disk_id): the collector's work list.
+/// Garbage stripes after `after_stripe`, by id, released before `released_before_ns` (the
+/// read grace: readers that opened the old version may still read it until then), at most
+/// `limit`, with the shards they still have (node_id, disk_id): the collector's work list.
 pub async fn candidates(
     pool: &SqlitePool,
     after_stripe: u64,
+    released_before_ns: i64,
     limit: u32,
 ) -> Result<Vec<kdss_proto::master::StripeInfo>> {
     let mut c = pool.begin().await?;
     let ids: Vec<i64> = sqlx::query_scalar(
-        "SELECT stripe_id FROM gc_stripes WHERE stripe_id > ? ORDER BY stripe_id LIMIT ?",
+        "SELECT stripe_id FROM gc_stripes WHERE stripe_id > ? AND released_ns < ? \
+         ORDER BY stripe_id LIMIT ?",
     )
     .bind(after_stripe as i64)
+    .bind(released_before_ns)
     .bind(limit as i64)
     .fetch_all(&mut *c)
     .await?;

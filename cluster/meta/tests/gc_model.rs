@@ -117,7 +117,9 @@ impl World {
         let mut deletes = 0;
         let mut after = 0;
         loop {
-            let batch = gc::candidates(&self.ns.pool, after, 3).await.unwrap();
+            let batch = gc::candidates(&self.ns.pool, after, i64::MAX, 3)
+                .await
+                .unwrap();
             let Some(last) = batch.last() else { return };
             after = last.stripe_id;
             let mut done = Vec::new();

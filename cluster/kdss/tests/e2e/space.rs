@@ -45,7 +45,8 @@ async fn deleted_data_waits_in_the_bin_then_purge_and_gc_free_the_disks() {
         true,
         ClusterOpts {
             // No retention (kept until purged), no periodic pass during the test.
-            master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n".into(),
+            master_extra_toml:
+                "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n".into(),
             ..ClusterOpts::default()
         },
     )
@@ -162,7 +163,8 @@ async fn a_node_killed_before_the_purge_catches_up_when_it_returns() {
     let Some(mut c) = start(
         false,
         ClusterOpts {
-            master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n".into(),
+            master_extra_toml:
+                "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n".into(),
             ..ClusterOpts::default()
         },
     )

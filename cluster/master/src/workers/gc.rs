@@ -7,6 +7,9 @@
 //!    shards whose node confirmed. A shard whose node is offline or failed stays mapped
 //!    and is retried by the next pass: a node that was down catches up when it returns.
 //!
+//! A stripe's shards are deleted only `[gc] read_grace_sec` after its last reference went,
+//! so a reader holding the old version's capabilities can finish.
+//!
 //! Every step is idempotent (deleting an absent shard is a no-op on the node, forgetting a
 //! forgotten shard changes nothing), and nothing of a pass lives only in memory: a new
 //! leader's pass continues from the replicated `gc_stripes` / `stripe_shards`.
@@ -91,9 +94,11 @@ impl Job for GcJob {
         st.propose(&caller, op)
             .await
             .map_err(|e| format!("expire stale stripes: {}", e.message()))?;
+        let grace = (self.cfg.read_grace_sec as i64).saturating_mul(1_000_000_000);
+        let released_before = now.saturating_sub(grace);
         let mut after = 0;
         loop {
-            let batch = kdss_meta::gc::candidates(&st.pool(), after, BATCH)
+            let batch = kdss_meta::gc::candidates(&st.pool(), after, released_before, BATCH)
                 .await
                 .map_err(|e| format!("read garbage stripes: {e}"))?;
             let Some(last) = batch.last() else {

@@ -1,6 +1,6 @@
 //! ksfs: mounts one KDSS bucket as a POSIX directory with FUSE (`ksfs -c mount.toml`).
 //!
-//! A thin door over the client library (DESIGN.md): the namespace is the master's tree
+//! A thin door over the client library (docs/architecture.md): the namespace is the master's tree
 //! of the bucket, and every byte goes through `kdss_client` (chunk → stripe → EC →
 //! shards on storage nodes; reads through its cache and prefetch). There is no second
 //! data path.

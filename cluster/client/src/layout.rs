@@ -1,8 +1,8 @@
 //! Pure arithmetic of the data layout: how a chunk becomes a stripe's shards, which shard
 //! bytes a byte range of a stripe touches, and which extents a file range overlaps.
 //!
-//! A stripe's data is split into k contiguous pieces of `shard_len` bytes (DESIGN.md, "Shard
-//! layout"): stripe byte `x` lives in data shard `x / shard_len` at offset `x % shard_len`,
+//! A stripe's data is split into k contiguous pieces of `shard_len` bytes
+//! (docs/architecture.md, "Writing"): stripe byte `x` lives in data shard `x / shard_len` at offset `x % shard_len`,
 //! so a small read touches one data shard.
 
 use kdss_proto::master as pb;

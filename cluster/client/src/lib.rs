@@ -1,5 +1,6 @@
 //! THE client data path of KDSS — the one implementation of writing and reading file
-//! data, used by ksfs, the S3 gateway and kdss-cli (DESIGN.md, "the client data path").
+//! data, used by ksfs, the S3 gateway and kdss-cli (docs/architecture.md, "Writing" and
+//! "Reading").
 //!
 //! Writes: bytes → chunks → one stripe per chunk, EC-encoded (k+m) on the client → shards
 //! sent in parallel to the disks the master placed, with their capabilities → the extent
@@ -9,9 +10,6 @@
 //!
 //! Main types: [`Client`] (cheap to clone), [`FileReader`], [`FileWriter`] (random
 //! access, for ksfs), [`StreamWriter`] (sequential, for S3 PUT and parts).
-//!
-//! CONTRACT NOTE (skeleton laid down before the implementation): the public signatures in
-//! this file are what ksfs and s3gw code against. Change them only additively.
 
 mod async_io;
 pub mod bench;

@@ -1,4 +1,4 @@
-//! `DIR/cluster.json`: what runs where, for scripts and tests (DESIGN.md, "The two commands").
+//! `DIR/cluster.json`: what runs where, for scripts and tests (README, "The two commands").
 //! Rewritten when the cluster comes up, when a daemon dies (its pid becomes null) and when
 //! it stops (`"state": "stopped"`, no pids), so the file never shows dead processes as live.
 

@@ -1,5 +1,5 @@
 //! What a valid name is: POSIX entry names, S3 bucket names, and object keys that can be
-//! paths of the bucket's tree (DESIGN.md, "The shared namespace").
+//! paths of the bucket's tree (docs/architecture.md, "One namespace, two doors").
 
 use crate::error::{MetaError, einval, fail};
 use kdss_common::rpc_error::errno;

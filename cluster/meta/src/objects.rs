@@ -1,6 +1,6 @@
 //! The S3 view of a bucket's tree: object key `a/b/c.txt` is the file `/a/b/c.txt`.
 //!
-//! Rules (DESIGN.md, "The shared namespace"), each tested in `tests/objects.rs`:
+//! Rules (docs/architecture.md, "One namespace, two doors"), each tested in `tests/objects.rs`:
 //! - Keys that cannot be a path (empty segment, `.`/`..`, segment > 255 bytes, NUL) are
 //!   refused with `InvalidArgument` (`KeyTooLongError` for length) and nothing changes.
 //! - PutObject creates missing parent directories marked *implicit*. Implicit directories

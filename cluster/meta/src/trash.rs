@@ -1,4 +1,4 @@
-//! The recycle bin (DESIGN.md, "Space lifecycle"). When the last link of a regular file
+//! The recycle bin (docs/architecture.md, "Space lifecycle"). When the last link of a regular file
 //! goes — S3 DELETE / DeleteObjects, a PUT or CopyObject over it, unlink, rename over it —
 //! its inode is kept (nlink 0) with its extents, so every stripe it references keeps its
 //! reference, and a `trash` row names it with the path it had and the time of deletion.

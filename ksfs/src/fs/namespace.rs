@@ -1,5 +1,5 @@
 //! Namespace operations: names, directories, links, attributes without data, statfs.
-//! Each is one master call (the master keeps the tree, DESIGN.md "Data model").
+//! Each is one master call (the master keeps the tree; docs/architecture.md, "Metadata").
 
 use super::{Ksfs, name_str};
 use fuser::{Errno, FileType, INodeNo};

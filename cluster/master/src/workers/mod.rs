@@ -1,4 +1,4 @@
-//! Background engines of the leader (DESIGN.md, "Operating the cluster"): the garbage
+//! Background engines of the leader (docs/architecture.md, "Background work"): the garbage
 //! collector first; repair and balance are meant to take the same shape.
 //!
 //! A [`Job`] is a leader-only periodic pass. [`spawn`] runs it: every `interval`, or at

@@ -230,7 +230,7 @@ fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, da
     }
     for m in &l.masters {
         println!(
-            "  master {}      grpc {}  metrics/console http://{}",
+            "  master {}      grpc {}  metrics http://{}/metrics",
             m.id, m.grpc, m.http
         );
     }

@@ -60,6 +60,8 @@ pub struct ClusterJson {
     pub s3: Option<S3Json>,
     pub bucket: Option<String>,
     pub mountpoint: Option<PathBuf>,
+    /// The first master's HTTP address, where the web console will be served (planned;
+    /// today it answers `/metrics` and `/health`).
     pub console: String,
     pub masters: Vec<MasterJson>,
     pub storage_nodes: Vec<NodeJson>,

@@ -48,6 +48,9 @@ pub enum Code {
     ConditionalRequestConflict,
     /// A key collides with the tree (`a` is a file and `a/b` is written, or the reverse).
     ObjectConflict,
+    /// The cluster passed `[capacity] reject_pct`: writes are refused (507, as MinIO answers
+    /// a full backend) while reads and deletes go on. Not 503: retrying does not help.
+    InsufficientStorage,
 }
 
 impl Code {
@@ -72,6 +75,7 @@ impl Code {
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -118,6 +122,7 @@ impl Code {
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             ConditionalRequestConflict => "ConditionalRequestConflict",
             ObjectConflict => "ObjectConflict",
+            InsufficientStorage => "InsufficientStorage",
         }
     }
 
@@ -149,6 +154,7 @@ impl Code {
             "ConditionalRequestConflict" => ConditionalRequestConflict,
             "NotImplemented" => NotImplemented,
             "ServiceUnavailable" | "SlowDown" => ServiceUnavailable,
+            "InsufficientCapacity" => InsufficientStorage,
             _ => return None,
         })
     }
@@ -317,6 +323,20 @@ mod tests {
         }
         .into();
         assert_eq!(e.code, Code::InternalError);
+    }
+
+    #[test]
+    fn a_full_cluster_is_507_insufficient_storage_not_a_retryable_503() {
+        let e: S3Error = ClientError::Master(status(
+            tonic::Code::ResourceExhausted,
+            errno::ENOSPC,
+            "InsufficientCapacity",
+            "cluster is 99% full (writes are refused from 99%)",
+        ))
+        .into();
+        assert_eq!(e.code, Code::InsufficientStorage);
+        assert_eq!(e.code.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(e.message.contains("99% full"), "{}", e.message);
     }
 
     #[test]

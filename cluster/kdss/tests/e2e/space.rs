@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs `kdss-cli --output json ARGS` as the admin; panics with its output on failure.
-fn cli(c: &Cluster, args: &[&str]) -> Value {
+pub(crate) fn cli(c: &Cluster, args: &[&str]) -> Value {
     let (ak, sk) = c.admin_keys();
     let out = Command::new(bin_path("kdss-cli").expect("kdss-cli built"))
         .env("KDSS_MASTERS", c.masters().join(","))

@@ -88,6 +88,7 @@ pub async fn status(s: &Settings) -> anyhow::Result<View> {
         "nodes": st.nodes.iter().map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "online": n.online, "disks": n.disks.len()})).collect::<Vec<_>>(),
         "disks": disk_js,
         "raw_capacity_bytes": st.raw_capacity_bytes, "raw_used_bytes": st.raw_used_bytes,
+        "capacity": capacity_json(&st),
     });
     let mut t = String::new();
     t.push_str(&format!(
@@ -134,7 +135,60 @@ pub async fn status(s: &Settings) -> anyhow::Result<View> {
         view::bytes(st.raw_used_bytes),
         usable.join(", "),
     ));
+    if let Some(w) = capacity_warning(&st) {
+        t.push_str(&w);
+    }
     Ok(View { json, text: t })
+}
+
+/// Used share of the raw capacity in percent (0 without disks).
+fn used_pct(st: &pb::ClusterStatusReply) -> u64 {
+    st.raw_used_bytes
+        .saturating_mul(100)
+        .checked_div(st.raw_capacity_bytes)
+        .unwrap_or(0)
+}
+
+/// Where the cluster stands against the master's `[capacity]` thresholds.
+fn capacity_state(st: &pb::ClusterStatusReply) -> &'static str {
+    let pct = used_pct(st);
+    if st.raw_capacity_bytes == 0 || st.capacity_reject_pct == 0 {
+        "unknown"
+    } else if pct >= u64::from(st.capacity_reject_pct) {
+        "writes refused"
+    } else if pct >= u64::from(st.capacity_alert_pct) {
+        "alert"
+    } else {
+        "ok"
+    }
+}
+
+fn capacity_json(st: &pb::ClusterStatusReply) -> Value {
+    json!({
+        "used_pct": used_pct(st),
+        "alert_pct": st.capacity_alert_pct,
+        "reject_pct": st.capacity_reject_pct,
+        "state": capacity_state(st),
+    })
+}
+
+/// The line `status` ends with when the cluster is past its alert threshold.
+fn capacity_warning(st: &pb::ClusterStatusReply) -> Option<String> {
+    let pct = used_pct(st);
+    match capacity_state(st) {
+        "writes refused" => Some(format!(
+            "\nWARNING: cluster is {pct}% full; new writes are refused from {}%. Reads and \
+             deletes still work: delete, then `kdss-cli trash purge` and `kdss-cli gc run` to \
+             free space.\n",
+            st.capacity_reject_pct
+        )),
+        "alert" => Some(format!(
+            "\nWARNING: cluster is {pct}% full (alert at {}%); new writes will be refused \
+             from {}%.\n",
+            st.capacity_alert_pct, st.capacity_reject_pct
+        )),
+        _ => None,
+    }
 }
 
 /// `node list`.

@@ -28,6 +28,10 @@ pub struct Metrics {
     commit_index: Gauge,
     applied_index: Gauge,
     apply_lag: Gauge,
+    capacity_raw: Gauge,
+    capacity_used: Gauge,
+    capacity_alert: Gauge,
+    capacity_rejecting: Gauge,
     log_batches: Counter,
     log_entries: Counter,
     ops: Family<OpLabel, Histogram>,
@@ -46,6 +50,10 @@ impl Metrics {
             commit_index: Gauge::default(),
             applied_index: Gauge::default(),
             apply_lag: Gauge::default(),
+            capacity_raw: Gauge::default(),
+            capacity_used: Gauge::default(),
+            capacity_alert: Gauge::default(),
+            capacity_rejecting: Gauge::default(),
             log_batches: Counter::default(),
             log_entries: Counter::default(),
             ops: Family::new_with_constructor(|| {
@@ -90,6 +98,26 @@ impl Metrics {
             m.log_entries.clone(),
         );
         r.register("op_seconds", "latency of master operations", m.ops.clone());
+        r.register(
+            "capacity_raw_bytes",
+            "raw capacity of the online disks",
+            m.capacity_raw.clone(),
+        );
+        r.register(
+            "capacity_used_bytes",
+            "raw bytes used on the online disks (live and not yet compacted)",
+            m.capacity_used.clone(),
+        );
+        r.register(
+            "capacity_alert",
+            "1 when the used share reached [capacity] alert_pct",
+            m.capacity_alert.clone(),
+        );
+        r.register(
+            "capacity_writes_refused",
+            "1 when the used share reached [capacity] reject_pct and new stripes are refused",
+            m.capacity_rejecting.clone(),
+        );
         *m.registry.lock().expect("metrics lock") = r;
         m
     }
@@ -120,6 +148,18 @@ impl Metrics {
             .inc_by(b.saturating_sub(self.log_batches.get()));
         self.log_entries
             .inc_by(e.saturating_sub(self.log_entries.get()));
+    }
+
+    /// Refreshes the capacity gauges: `raw` and `used` bytes, and whether the used share
+    /// reached the alert and reject thresholds (percent).
+    pub fn update_capacity(&self, raw: u64, used: u64, alert_pct: u8, reject_pct: u8) {
+        let pct = used.saturating_mul(100).checked_div(raw).unwrap_or(0);
+        self.capacity_raw.set(raw as i64);
+        self.capacity_used.set(used as i64);
+        self.capacity_alert
+            .set(i64::from(raw > 0 && pct >= u64::from(alert_pct)));
+        self.capacity_rejecting
+            .set(i64::from(raw > 0 && pct >= u64::from(reject_pct)));
     }
 
     /// Last committed index known.

@@ -321,6 +321,9 @@ pub(crate) fn refresh_metrics(st: &State) {
         m.current_leader,
         m.last_applied.map(|l| l.index).unwrap_or(0),
     );
+    let c = st.registry.capacity();
+    st.metrics
+        .update_capacity(c.capacity, c.used, st.alert_pct, st.reject_pct);
 }
 
 async fn watch_metrics(st: Arc<State>, mut stop: watch::Receiver<bool>) {

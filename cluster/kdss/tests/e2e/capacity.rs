@@ -1,6 +1,7 @@
 //! A cluster past `[capacity] reject_pct` refuses new writes with an error that says so —
 //! 507 InsufficientStorage through S3 (not a 503 that clients retry), ENOSPC through the
-//! mount — while reads, deletes and purges keep working, so a full cluster can be emptied.
+//! mount — while reads, deletes and purges keep working, so a full cluster can be emptied;
+//! `kdss-cli status` and the master's metrics show it.
 
 use crate::common::*;
 use kdss_testkit::{ClusterOpts, Mount};
@@ -52,6 +53,21 @@ async fn past_reject_pct_writes_fail_clearly_while_reads_deletes_and_purges_go_o
     }
     let refusal = refusal.expect("writes were never refused past reject_pct");
     eprintln!("refused: {}", refusal.trim());
+
+    // The operator sees it: `kdss-cli status` and the master's metrics say writes are refused.
+    let st = crate::space::cli(&c, &["status"]);
+    assert_eq!(
+        st["capacity"]["state"], "writes refused",
+        "{}",
+        st["capacity"]
+    );
+    assert_eq!(st["capacity"]["reject_pct"], 2);
+    let text = http_get(&c.layout.masters[0].http, "/metrics");
+    assert_eq!(
+        metric_sum(&text, "kdss_master_capacity_writes_refused"),
+        1.0
+    );
+    assert_eq!(metric_sum(&text, "kdss_master_capacity_alert"), 1.0);
     assert!(
         refusal.contains("InsufficientStorage") && refusal.contains("full"),
         "the refusal should name the cause: {refusal}"

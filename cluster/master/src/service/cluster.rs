@@ -208,6 +208,8 @@ impl MasterService {
             nodes: self.st.registry.statuses(),
             raw_capacity_bytes: c.capacity,
             raw_used_bytes: c.used,
+            capacity_alert_pct: u32::from(self.st.alert_pct),
+            capacity_reject_pct: u32::from(self.st.reject_pct),
         }))
     }
 }

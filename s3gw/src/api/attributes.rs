@@ -62,12 +62,7 @@ pub async fn get_attributes(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Resp
         key: key.into(),
         with_extents: false,
     };
-    let reply: pb::HeadObjectReply = ctx
-        .client
-        .master()
-        .head_object(req)
-        .await
-        .map_err(crate::S3Error::from)?;
+    let reply: pb::HeadObjectReply = ctx.client.master().head_object(req).await?;
     let info = reply.info.unwrap_or_default();
     Conditions::from_headers(&ctx.headers, "").check(&info.etag, info.mtime_ns, true)?;
     let mut meta = info.meta.clone().unwrap_or_default();

@@ -39,8 +39,7 @@ pub async fn list_buckets(ctx: &Ctx) -> S3Result<Response<Body>> {
         .client
         .master()
         .list_buckets(pb::ListBucketsRequest {})
-        .await
-        .map_err(crate::S3Error::from)?;
+        .await?;
     let mut buckets: Vec<pb::BucketInfo> = r
         .buckets
         .into_iter()
@@ -179,8 +178,7 @@ pub async fn delete_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> 
         .delete_bucket(pb::BucketRequest {
             name: bucket.into(),
         })
-        .await
-        .map_err(crate::S3Error::from)?;
+        .await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -192,8 +190,7 @@ pub async fn head_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
         .get_bucket(pb::BucketRequest {
             name: bucket.into(),
         })
-        .await
-        .map_err(crate::S3Error::from)?;
+        .await?;
     let mut resp = empty(StatusCode::OK);
     set_header(resp.headers_mut(), "x-amz-bucket-region", &ctx.region);
     Ok(resp)
@@ -207,8 +204,7 @@ pub async fn location(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
         .get_bucket(pb::BucketRequest {
             name: bucket.into(),
         })
-        .await
-        .map_err(crate::S3Error::from)?;
+        .await?;
     let region = if ctx.region == "us-east-1" {
         ""
     } else {
@@ -231,8 +227,7 @@ pub async fn versioning(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
         .get_bucket(pb::BucketRequest {
             name: bucket.into(),
         })
-        .await
-        .map_err(crate::S3Error::from)?;
+        .await?;
     let w = XmlWriter::new("VersioningConfiguration");
     Ok(xml_response(
         StatusCode::OK,

@@ -72,12 +72,7 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Respons
             None
         },
     };
-    let reply: pb::ObjectReply = ctx
-        .client
-        .master()
-        .copy_object(req)
-        .await
-        .map_err(crate::S3Error::from)?;
+    let reply: pb::ObjectReply = ctx.client.master().copy_object(req).await?;
     let info = reply.info.unwrap_or_default();
     let mut w = XmlWriter::new("CopyObjectResult");
     w.elem("LastModified", &iso8601(info.mtime_ns))

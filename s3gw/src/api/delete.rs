@@ -86,12 +86,7 @@ pub async fn delete_objects(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Res
             bucket: bucket.into(),
             keys,
         };
-        let r: pb::DeleteObjectsReply = ctx
-            .client
-            .master()
-            .delete_objects(req)
-            .await
-            .map_err(crate::S3Error::from)?;
+        let r: pb::DeleteObjectsReply = ctx.client.master().delete_objects(req).await?;
         r.results
     };
     let mut w = XmlWriter::new("DeleteResult");

@@ -44,8 +44,7 @@ async fn fetch(
             .get_bucket(pb::BucketRequest {
                 name: bucket.into(),
             })
-            .await
-            .map_err(crate::S3Error::from)?;
+            .await?;
         return Ok(pb::ListObjectsReply::default());
     }
     let req = pb::ListObjectsRequest {

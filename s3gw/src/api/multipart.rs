@@ -23,12 +23,7 @@ pub async fn create(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Response<Bod
         key: key.into(),
         meta: Some(meta),
     };
-    let r: pb::CreateMultipartReply = ctx
-        .client
-        .master()
-        .create_multipart(req)
-        .await
-        .map_err(crate::S3Error::from)?;
+    let r: pb::CreateMultipartReply = ctx.client.master().create_multipart(req).await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.elem("Bucket", bucket)
         .elem("Key", key)
@@ -240,12 +235,7 @@ pub async fn abort(
         key: key.into(),
         upload_id: upload_id.into(),
     };
-    let _: pb::Empty = ctx
-        .client
-        .master()
-        .abort_multipart(req)
-        .await
-        .map_err(crate::S3Error::from)?;
+    let _: pb::Empty = ctx.client.master().abort_multipart(req).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -292,12 +282,7 @@ pub async fn list_parts(
         part_number_marker: marker,
         max_parts: max,
     };
-    let r: pb::ListPartsReply = ctx
-        .client
-        .master()
-        .list_parts(req)
-        .await
-        .map_err(crate::S3Error::from)?;
+    let r: pb::ListPartsReply = ctx.client.master().list_parts(req).await?;
     let mut w = XmlWriter::new("ListPartsResult");
     w.elem("Bucket", bucket)
         .elem("Key", key)
@@ -338,12 +323,7 @@ pub async fn list_uploads(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
         upload_id_marker: id_marker.clone(),
         max_uploads: max,
     };
-    let r: pb::ListMultipartUploadsReply = ctx
-        .client
-        .master()
-        .list_multipart_uploads(req)
-        .await
-        .map_err(crate::S3Error::from)?;
+    let r: pb::ListMultipartUploadsReply = ctx.client.master().list_multipart_uploads(req).await?;
     let mut w = XmlWriter::new("ListMultipartUploadsResult");
     w.elem("Bucket", bucket)
         .elem("KeyMarker", &key_marker)

@@ -67,12 +67,7 @@ async fn part_sizes(
             part_number_marker: marker,
             max_parts: 1000,
         };
-        let r: pb::ListPartsReply = ctx
-            .client
-            .master()
-            .list_parts(req)
-            .await
-            .map_err(crate::S3Error::from)?;
+        let r: pb::ListPartsReply = ctx.client.master().list_parts(req).await?;
         for p in &r.parts {
             sizes.insert(p.part_number, p.size);
         }

@@ -150,16 +150,38 @@ fn used_pct(st: &pb::ClusterStatusReply) -> u64 {
 }
 
 /// Where the cluster stands against the master's `[capacity]` thresholds.
-fn capacity_state(st: &pb::ClusterStatusReply) -> &'static str {
-    let pct = used_pct(st);
-    if st.raw_capacity_bytes == 0 || st.capacity_reject_pct == 0 {
-        "unknown"
-    } else if pct >= u64::from(st.capacity_reject_pct) {
-        "writes refused"
-    } else if pct >= u64::from(st.capacity_alert_pct) {
-        "alert"
-    } else {
-        "ok"
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CapacityState {
+    /// No disk reported yet, or a master too old to send its thresholds.
+    Unknown,
+    Ok,
+    /// Past `alert_pct`.
+    Alert,
+    /// Past `reject_pct`: new stripes are refused.
+    WritesRefused,
+}
+
+impl CapacityState {
+    fn of(st: &pb::ClusterStatusReply) -> CapacityState {
+        let pct = used_pct(st);
+        if st.raw_capacity_bytes == 0 || st.capacity_reject_pct == 0 {
+            CapacityState::Unknown
+        } else if pct >= u64::from(st.capacity_reject_pct) {
+            CapacityState::WritesRefused
+        } else if pct >= u64::from(st.capacity_alert_pct) {
+            CapacityState::Alert
+        } else {
+            CapacityState::Ok
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            CapacityState::Unknown => "unknown",
+            CapacityState::Ok => "ok",
+            CapacityState::Alert => "alert",
+            CapacityState::WritesRefused => "writes refused",
+        }
     }
 }
 
@@ -168,26 +190,26 @@ fn capacity_json(st: &pb::ClusterStatusReply) -> Value {
         "used_pct": used_pct(st),
         "alert_pct": st.capacity_alert_pct,
         "reject_pct": st.capacity_reject_pct,
-        "state": capacity_state(st),
+        "state": CapacityState::of(st).as_str(),
     })
 }
 
 /// The line `status` ends with when the cluster is past its alert threshold.
 fn capacity_warning(st: &pb::ClusterStatusReply) -> Option<String> {
     let pct = used_pct(st);
-    match capacity_state(st) {
-        "writes refused" => Some(format!(
+    match CapacityState::of(st) {
+        CapacityState::WritesRefused => Some(format!(
             "\nWARNING: cluster is {pct}% full; new writes are refused from {}%. Reads and \
              deletes still work: delete, then `kdss-cli trash purge` and `kdss-cli gc run` to \
              free space.\n",
             st.capacity_reject_pct
         )),
-        "alert" => Some(format!(
+        CapacityState::Alert => Some(format!(
             "\nWARNING: cluster is {pct}% full (alert at {}%); new writes will be refused \
              from {}%.\n",
             st.capacity_alert_pct, st.capacity_reject_pct
         )),
-        _ => None,
+        CapacityState::Ok | CapacityState::Unknown => None,
     }
 }
 

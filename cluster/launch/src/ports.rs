@@ -65,8 +65,9 @@ const TEST_LOW: u16 = 20000;
 /// Start of Linux's ephemeral range (32768-60999), with some margin.
 const TEST_HIGH: u16 = 32000;
 
-fn bindable(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+/// Whether `addr` can be bound now (nothing else listens there).
+fn bindable(addr: impl std::net::ToSocketAddrs) -> bool {
+    std::net::TcpListener::bind(addr).is_ok()
 }
 
 /// A port that was free a moment ago, below Linux's ephemeral range (32768-60999). A port
@@ -80,7 +81,7 @@ pub(crate) fn free_port() -> Result<u16, LaunchError> {
         if given.contains(&port) {
             continue;
         }
-        if bindable(port) {
+        if bindable(("127.0.0.1", port)) {
             given.push(port);
             return Ok(port);
         }
@@ -101,7 +102,10 @@ pub fn free_port_base(spec: &ClusterSpec) -> Result<u16, LaunchError> {
     for _ in 0..200 {
         let b = rand::random_range(TEST_LOW..top);
         let ports = plan_ports(b, spec);
-        if ports.iter().all(|p| !given.contains(p) && bindable(*p)) {
+        if ports
+            .iter()
+            .all(|p| !given.contains(p) && bindable(("127.0.0.1", *p)))
+        {
             given.extend(ports);
             return Ok(b);
         }
@@ -136,7 +140,7 @@ fn listeners(layout: &Layout) -> Vec<(String, String)> {
 pub fn first_taken(layout: &Layout) -> Option<(String, String)> {
     listeners(layout)
         .into_iter()
-        .find(|(addr, _)| std::net::TcpListener::bind(addr.as_str()).is_err())
+        .find(|(addr, _)| !bindable(addr.as_str()))
 }
 
 #[cfg(test)]

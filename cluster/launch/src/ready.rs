@@ -19,17 +19,26 @@ fn exited(p: &mut Proc) -> Option<LaunchError> {
     })
 }
 
-/// Waits until `addr` accepts TCP connections while `p` stays alive.
-pub async fn wait_tcp(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(), LaunchError> {
+/// Polls `probe` until it succeeds while `p` stays alive: `p`'s own exit is reported at
+/// once, and past `timeout` the probe's last complaint and `p`'s log tail.
+async fn wait_until<F, Fut>(
+    p: &mut Proc,
+    timeout: Duration,
+    mut probe: F,
+) -> Result<(), LaunchError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
     let start = Instant::now();
     let mut last = String::from("not tried");
     while start.elapsed() < timeout {
         if let Some(e) = exited(p) {
             return Err(e);
         }
-        match tokio::net::TcpStream::connect(addr).await {
-            Ok(_) => return Ok(()),
-            Err(e) => last = format!("connect {addr}: {e}"),
+        match probe().await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
         }
         tokio::time::sleep(POLL).await;
     }
@@ -39,6 +48,17 @@ pub async fn wait_tcp(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(),
         last_error: last,
         log_tail: p.log_tail(30),
     })
+}
+
+/// Waits until `addr` accepts TCP connections while `p` stays alive.
+pub async fn wait_tcp(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(), LaunchError> {
+    wait_until(p, timeout, || async {
+        tokio::net::TcpStream::connect(addr)
+            .await
+            .map(drop)
+            .map_err(|e| format!("connect {addr}: {e}"))
+    })
+    .await
 }
 
 /// How long one HTTP probe may take (a foreign program may accept and never answer).
@@ -101,24 +121,7 @@ async fn probe_gateway(addr: &str) -> Result<(), String> {
 /// Waits until `p`, an S3 gateway, answers on `addr` as a KDSS gateway while it stays
 /// alive. A program that merely accepts connections there is not our gateway.
 pub async fn wait_gateway(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(), LaunchError> {
-    let start = Instant::now();
-    let mut last = String::from("not tried");
-    while start.elapsed() < timeout {
-        if let Some(e) = exited(p) {
-            return Err(e);
-        }
-        match probe_gateway(addr).await {
-            Ok(()) => return Ok(()),
-            Err(e) => last = e,
-        }
-        tokio::time::sleep(POLL).await;
-    }
-    Err(LaunchError::NotReady {
-        name: p.name.clone(),
-        secs: timeout.as_secs(),
-        last_error: last,
-        log_tail: p.log_tail(30),
-    })
+    wait_until(p, timeout, || probe_gateway(addr)).await
 }
 
 /// Waits until some master names a leader; returns a connection to a master that does.

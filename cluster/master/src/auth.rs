@@ -31,6 +31,21 @@ impl Caller {
     pub fn may_write(&self) -> bool {
         self.role != Role::Viewer
     }
+
+    /// Operators and admins run the cluster's housekeeping (recycle bin, GC).
+    pub fn may_operate(&self) -> bool {
+        self.is_admin() || self.role == Role::Operator
+    }
+
+    /// The service identity itself: what the leader's own proposals (bootstrap, session
+    /// expiry, background jobs) carry.
+    pub fn service() -> Caller {
+        Caller {
+            access_key: kdss_common::auth::SERVICE_ACCESS_KEY.to_string(),
+            role: Role::Admin,
+            service: true,
+        }
+    }
 }
 
 fn unauthenticated(e: impl std::fmt::Display) -> Status {
@@ -81,11 +96,7 @@ pub async fn authenticate(
         auth::verify(&c, secret, now).map_err(unauthenticated)?;
         let obo = md.get(ON_BEHALF_OF_HEADER).and_then(|v| v.to_str().ok());
         return match obo {
-            None | Some("") => Ok(Caller {
-                access_key: SERVICE_ACCESS_KEY.to_string(),
-                role: Role::Admin,
-                service: true,
-            }),
+            None | Some("") => Ok(Caller::service()),
             Some(user) => {
                 let (_, role) = crate::meta_api::user_secret(pool, user)
                     .await?

@@ -19,6 +19,9 @@ pub fn router(st: Arc<State>) -> Router {
 
 async fn metrics(AxState(st): AxState<Arc<State>>) -> impl IntoResponse {
     crate::server::refresh_metrics(&st);
+    // Capacity walks every node's disks: once per scrape, not on every Raft change.
+    let c = st.registry.capacity();
+    st.metrics.update_capacity(&c, st.alert_pct, st.reject_pct);
     (
         [(
             "content-type",

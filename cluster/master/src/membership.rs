@@ -42,6 +42,14 @@ pub struct Capacity {
     pub free_writable: u64,
 }
 
+impl Capacity {
+    /// Used share in whole percent; None without any disk. The one figure the write
+    /// refusal, the capacity gauges and the alert log compare with `[capacity]`.
+    pub fn used_pct(&self) -> Option<u64> {
+        self.used.saturating_mul(100).checked_div(self.capacity)
+    }
+}
+
 impl Registry {
     /// Records a registration or heartbeat.
     pub fn record(&self, r: &pb::RegisterNodeRequest) {

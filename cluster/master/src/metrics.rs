@@ -150,16 +150,14 @@ impl Metrics {
             .inc_by(e.saturating_sub(self.log_entries.get()));
     }
 
-    /// Refreshes the capacity gauges: `raw` and `used` bytes, and whether the used share
-    /// reached the alert and reject thresholds (percent).
-    pub fn update_capacity(&self, raw: u64, used: u64, alert_pct: u8, reject_pct: u8) {
-        let pct = used.saturating_mul(100).checked_div(raw).unwrap_or(0);
-        self.capacity_raw.set(raw as i64);
-        self.capacity_used.set(used as i64);
-        self.capacity_alert
-            .set(i64::from(raw > 0 && pct >= u64::from(alert_pct)));
-        self.capacity_rejecting
-            .set(i64::from(raw > 0 && pct >= u64::from(reject_pct)));
+    /// Refreshes the capacity gauges from `c`: raw and used bytes, and whether the used
+    /// share reached the alert and reject thresholds (percent).
+    pub fn update_capacity(&self, c: &crate::membership::Capacity, alert_pct: u8, reject_pct: u8) {
+        let reached = |t: u8| i64::from(c.used_pct().is_some_and(|p| p >= u64::from(t)));
+        self.capacity_raw.set(c.capacity as i64);
+        self.capacity_used.set(c.used as i64);
+        self.capacity_alert.set(reached(alert_pct));
+        self.capacity_rejecting.set(reached(reject_pct));
     }
 
     /// Last committed index known.

@@ -112,6 +112,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         cfg.capacity.alert_pct,
         http_addrs,
         cfg.ec_policy(),
+        cfg.gc.clone(),
     ));
 
     let (stop, stop_rx) = watch::channel(false);
@@ -160,10 +161,9 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         )));
     }
     tasks.push(tokio::spawn(leader_duties(st.clone(), stop_rx.clone())));
-    st.jobs.set_gc_config(cfg.gc.clone());
     tasks.push(crate::workers::spawn(
         st.clone(),
-        crate::workers::gc::GcJob::new(cfg.gc.clone()),
+        crate::workers::gc::GcJob::new(st.jobs.gc_config.clone()),
         st.jobs.gc.clone(),
         stop_rx.clone(),
     ));
@@ -269,11 +269,7 @@ async fn ensure_admin(
         if !st.is_leader() {
             continue;
         }
-        let caller = crate::auth::Caller {
-            access_key: kdss_common::auth::SERVICE_ACCESS_KEY.to_string(),
-            role: pb::Role::Admin,
-            service: true,
-        };
+        let caller = crate::auth::Caller::service();
         let op = pb::mutation::Op::CreateUser(pb::CreateUserRequest {
             name: "admin".to_string(),
             access_key: admin.access_key.clone(),
@@ -298,11 +294,7 @@ async fn leader_duties(st: Arc<State>, mut stop: watch::Receiver<bool>) {
         if !st.is_leader() {
             continue;
         }
-        let caller = crate::auth::Caller {
-            access_key: kdss_common::auth::SERVICE_ACCESS_KEY.to_string(),
-            role: pb::Role::Admin,
-            service: true,
-        };
+        let caller = crate::auth::Caller::service();
         let op = pb::mutation::Op::ExpireSessions(pb::ExpireSessionsOp {
             now_ns: kdss_common::time::now_ns(),
         });
@@ -321,9 +313,6 @@ pub(crate) fn refresh_metrics(st: &State) {
         m.current_leader,
         m.last_applied.map(|l| l.index).unwrap_or(0),
     );
-    let c = st.registry.capacity();
-    st.metrics
-        .update_capacity(c.capacity, c.used, st.alert_pct, st.reject_pct);
 }
 
 async fn watch_metrics(st: Arc<State>, mut stop: watch::Receiver<bool>) {

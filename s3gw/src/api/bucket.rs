@@ -139,14 +139,7 @@ pub async fn create_bucket(ctx: &Ctx, bucket: &str, body: Body) -> S3Result<Resp
         Err(e)
             if e.code == Code::BucketAlreadyExists || e.code == Code::BucketAlreadyOwnedByYou =>
         {
-            let mine: S3Result<pb::BucketReply> = ctx
-                .client
-                .master()
-                .get_bucket(pb::BucketRequest {
-                    name: bucket.into(),
-                })
-                .await
-                .map_err(crate::S3Error::from);
+            let mine = ctx.bucket(bucket).await;
             if let Ok(r) = mine
                 && r.bucket.is_some_and(|b| b.owner == ctx.user)
             {
@@ -184,13 +177,7 @@ pub async fn delete_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> 
 
 /// HEAD /bucket.
 pub async fn head_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::BucketReply = ctx
-        .client
-        .master()
-        .get_bucket(pb::BucketRequest {
-            name: bucket.into(),
-        })
-        .await?;
+    ctx.bucket(bucket).await?;
     let mut resp = empty(StatusCode::OK);
     set_header(resp.headers_mut(), "x-amz-bucket-region", &ctx.region);
     Ok(resp)
@@ -198,13 +185,7 @@ pub async fn head_bucket(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
 
 /// GET /bucket?location.
 pub async fn location(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::BucketReply = ctx
-        .client
-        .master()
-        .get_bucket(pb::BucketRequest {
-            name: bucket.into(),
-        })
-        .await?;
+    ctx.bucket(bucket).await?;
     let region = if ctx.region == "us-east-1" {
         ""
     } else {
@@ -221,13 +202,7 @@ pub async fn location(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
 
 /// GET /bucket?versioning: buckets are unversioned.
 pub async fn versioning(ctx: &Ctx, bucket: &str) -> S3Result<Response<Body>> {
-    let _: pb::BucketReply = ctx
-        .client
-        .master()
-        .get_bucket(pb::BucketRequest {
-            name: bucket.into(),
-        })
-        .await?;
+    ctx.bucket(bucket).await?;
     let w = XmlWriter::new("VersioningConfiguration");
     Ok(xml_response(
         StatusCode::OK,

@@ -38,13 +38,7 @@ async fn fetch(
     max: u32,
 ) -> S3Result<pb::ListObjectsReply> {
     if max == 0 {
-        let _: pb::BucketReply = ctx
-            .client
-            .master()
-            .get_bucket(pb::BucketRequest {
-                name: bucket.into(),
-            })
-            .await?;
+        ctx.bucket(bucket).await?;
         return Ok(pb::ListObjectsReply::default());
     }
     let req = pb::ListObjectsRequest {

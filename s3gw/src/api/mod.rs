@@ -37,6 +37,15 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// The bucket's info for the acting user: NoSuchBucket / AccessDenied when it cannot
+    /// use it (HEAD bucket, location, versioning and empty listings ask only that).
+    pub async fn bucket(&self, bucket: &str) -> S3Result<pb::BucketReply> {
+        let req = pb::BucketRequest {
+            name: bucket.into(),
+        };
+        Ok(self.client.master().get_bucket(req).await?)
+    }
+
     /// A query parameter.
     pub fn q(&self, name: &str) -> Option<&str> {
         self.query

@@ -55,7 +55,7 @@ async fn past_reject_pct_writes_fail_clearly_while_reads_deletes_and_purges_go_o
     eprintln!("refused: {}", refusal.trim());
 
     // The operator sees it: `kdss-cli status` and the master's metrics say writes are refused.
-    let st = crate::space::cli(&c, &["status"]);
+    let st = cli(&c, &["status"]);
     assert_eq!(
         st["capacity"]["state"], "writes refused",
         "{}",
@@ -97,6 +97,6 @@ async fn past_reject_pct_writes_fail_clearly_while_reads_deletes_and_purges_go_o
         "{}",
         String::from_utf8_lossy(&ls.stdout)
     );
-    let p = crate::space::cli(&c, &["trash", "purge", "--all"]);
+    let p = cli(&c, &["trash", "purge", "--all"]);
     assert!(p["items"].as_u64().unwrap_or(0) >= 2, "{p}");
 }

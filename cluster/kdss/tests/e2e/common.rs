@@ -1,6 +1,7 @@
 //! Shared pieces: the real S3 clients, reproducible data, skip reasons.
 
-use kdss_testkit::{Cluster, ClusterOpts};
+use kdss_testkit::{Cluster, ClusterOpts, bin_path};
+use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -121,4 +122,26 @@ pub fn metric_sum(metrics_text: &str, name: &str) -> f64 {
         .filter(|l| l.split(['{', ' ']).next() == Some(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// Runs `kdss-cli --output json ARGS` as the admin; panics with its output on failure.
+pub fn cli(c: &Cluster, args: &[&str]) -> Value {
+    let (ak, sk) = c.admin_keys();
+    let out = Command::new(bin_path("kdss-cli").expect("kdss-cli built"))
+        .env("KDSS_MASTERS", c.masters().join(","))
+        .env("KDSS_ACCESS_KEY", ak)
+        .env("KDSS_SECRET_KEY", sk)
+        .env_remove("KDSS_CONFIG")
+        .current_dir(c.scratch("."))
+        .args(["--output", "json"])
+        .args(args)
+        .output()
+        .expect("run kdss-cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "kdss-cli {args:?} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("kdss-cli {args:?}: {e}: {text}"))
 }

@@ -4,32 +4,8 @@
 //! live reads back byte-exact.
 
 use crate::common::*;
-use kdss_testkit::{Cluster, ClusterOpts, Mount, bin_path};
-use serde_json::Value;
-use std::process::Command;
+use kdss_testkit::{Cluster, ClusterOpts, Mount};
 use std::time::{Duration, Instant};
-
-/// Runs `kdss-cli --output json ARGS` as the admin; panics with its output on failure.
-pub(crate) fn cli(c: &Cluster, args: &[&str]) -> Value {
-    let (ak, sk) = c.admin_keys();
-    let out = Command::new(bin_path("kdss-cli").expect("kdss-cli built"))
-        .env("KDSS_MASTERS", c.masters().join(","))
-        .env("KDSS_ACCESS_KEY", ak)
-        .env("KDSS_SECRET_KEY", sk)
-        .env_remove("KDSS_CONFIG")
-        .current_dir(c.scratch("."))
-        .args(["--output", "json"])
-        .args(args)
-        .output()
-        .expect("run kdss-cli");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "kdss-cli {args:?} failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("kdss-cli {args:?}: {e}: {text}"))
-}
 
 /// (live bytes, live records) summed over every disk, as the nodes' heartbeats report.
 fn disk_usage(c: &Cluster) -> (u64, u64) {
@@ -39,14 +15,17 @@ fn disk_usage(c: &Cluster) -> (u64, u64) {
     (sum("used_bytes"), sum("records"))
 }
 
+/// No retention (items kept until purged), no periodic pass during a test, no read grace:
+/// each step happens when the test asks for it.
+const GC_BY_HAND: &str =
+    "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_data_waits_in_the_bin_then_purge_and_gc_free_the_disks() {
     let Some(c) = start(
         true,
         ClusterOpts {
-            // No retention (kept until purged), no periodic pass during the test.
-            master_extra_toml:
-                "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n".into(),
+            master_extra_toml: GC_BY_HAND.into(),
             ..ClusterOpts::default()
         },
     )
@@ -163,8 +142,7 @@ async fn a_node_killed_before_the_purge_catches_up_when_it_returns() {
     let Some(mut c) = start(
         false,
         ClusterOpts {
-            master_extra_toml:
-                "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n".into(),
+            master_extra_toml: GC_BY_HAND.into(),
             ..ClusterOpts::default()
         },
     )

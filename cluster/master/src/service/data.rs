@@ -40,7 +40,7 @@ impl MasterService {
 
     fn check_capacity(&self) -> Result<(), Status> {
         let c = self.st.registry.capacity();
-        if let Some(pct) = c.used.saturating_mul(100).checked_div(c.capacity) {
+        if let Some(pct) = c.used_pct() {
             if pct >= u64::from(self.st.reject_pct) {
                 return Err(rpc_error::status(
                     Code::ResourceExhausted,

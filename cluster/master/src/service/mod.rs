@@ -100,6 +100,7 @@ impl State {
         alert_pct: u8,
         http_addrs: HashMap<NodeId, String>,
         default_ec: kdss_common::EcPolicy,
+        gc: crate::config::GcSection,
     ) -> Self {
         State {
             id,
@@ -114,7 +115,7 @@ impl State {
             alert_pct,
             http_addrs,
             default_ec,
-            jobs: crate::workers::Jobs::default(),
+            jobs: crate::workers::Jobs::new(gc),
             channels: Mutex::new(HashMap::new()),
             ready_term: AtomicU64::new(u64::MAX),
         }

@@ -16,24 +16,16 @@ type R<T> = Result<Response<T>, Status>;
 /// How long `GcRun { wait: true }` waits for the pass.
 const RUN_WAIT: Duration = Duration::from_secs(120);
 
-fn internal(e: kdss_meta::MetaError) -> Status {
-    Status::from(e)
-}
-
 impl MasterService {
-    fn require_operator(caller: &Caller) -> Result<(), Status> {
-        if caller.is_admin() || caller.role == pb::Role::Operator {
-            return Ok(());
-        }
-        Err(denied(format!(
-            "{} may not manage the recycle bin or the GC (operator or admin only)",
-            caller.access_key
-        )))
-    }
-
+    /// The caller, if an operator or admin.
     async fn operator(&self, md: &tonic::metadata::MetadataMap) -> Result<Caller, Status> {
         let caller = self.st.caller(md).await?;
-        Self::require_operator(&caller)?;
+        if !caller.may_operate() {
+            return Err(denied(format!(
+                "{} may not manage the recycle bin or the GC (operator or admin only)",
+                caller.access_key
+            )));
+        }
         Ok(caller)
     }
 
@@ -42,10 +34,10 @@ impl MasterService {
         req: Request<pb::ListTrashRequest>,
     ) -> R<pb::ListTrashReply> {
         self.operator(req.metadata()).await?;
-        let cfg = self.st.jobs.gc_config();
-        let mut out = kdss_meta::trash::list(&self.st.pool(), req.get_ref(), retention_ns(&cfg))
+        let cfg = &self.st.jobs.gc_config;
+        let mut out = kdss_meta::trash::list(&self.st.pool(), req.get_ref(), retention_ns(cfg))
             .await
-            .map_err(internal)?;
+            .map_err(Status::from)?;
         out.retention_hours = cfg.auto_gc_pending_hours;
         Ok(Response::new(out))
     }
@@ -110,8 +102,10 @@ impl MasterService {
 
     async fn gc_status(&self) -> Result<pb::GcStatusReply, Status> {
         let pool = self.st.pool();
-        let p = kdss_meta::gc::pending(&pool).await.map_err(internal)?;
-        let (items, bytes) = kdss_meta::trash::totals(&pool).await.map_err(internal)?;
+        let p = kdss_meta::gc::pending(&pool).await.map_err(Status::from)?;
+        let (items, bytes) = kdss_meta::trash::totals(&pool)
+            .await
+            .map_err(Status::from)?;
         let mut job = self.st.jobs.gc.status();
         job.name = "gc".to_string();
         Ok(pb::GcStatusReply {

@@ -46,15 +46,6 @@ impl GcJob {
     }
 }
 
-/// The identity the leader's own proposals carry.
-pub fn service_caller() -> Caller {
-    Caller {
-        access_key: kdss_common::auth::SERVICE_ACCESS_KEY.to_string(),
-        role: pb::Role::Admin,
-        service: true,
-    }
-}
-
 /// Recycle-bin retention in nanoseconds (0 = keep until purged by hand).
 pub fn retention_ns(cfg: &GcSection) -> i64 {
     (cfg.auto_gc_pending_hours as i64).saturating_mul(3_600_000_000_000)
@@ -70,7 +61,7 @@ impl Job for GcJob {
     }
 
     async fn pass(&self, st: Arc<State>, progress: Arc<Progress>) -> Result<(), String> {
-        let caller = service_caller();
+        let caller = Caller::service();
         let now = kdss_common::time::now_ns();
         let keep = retention_ns(&self.cfg);
         if keep > 0 {

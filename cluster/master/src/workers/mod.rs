@@ -21,22 +21,21 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 /// The jobs of a master and their settings, shared with the service (status, triggers).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Jobs {
     /// The garbage collector.
     pub gc: Arc<JobHandle>,
-    gc_cfg: Mutex<crate::config::GcSection>,
+    /// The `[gc]` settings it runs with (the bin listing shows their retention).
+    pub gc_config: crate::config::GcSection,
 }
 
 impl Jobs {
-    /// The `[gc]` settings in force.
-    pub fn gc_config(&self) -> crate::config::GcSection {
-        self.gc_cfg.lock().expect("gc config lock").clone()
-    }
-
-    /// Records the `[gc]` settings (at start).
-    pub fn set_gc_config(&self, cfg: crate::config::GcSection) {
-        *self.gc_cfg.lock().expect("gc config lock") = cfg;
+    /// Handles for jobs that run with these settings (spawned by the server).
+    pub fn new(gc_config: crate::config::GcSection) -> Jobs {
+        Jobs {
+            gc: Arc::default(),
+            gc_config,
+        }
     }
 }
 

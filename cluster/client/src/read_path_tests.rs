@@ -108,6 +108,14 @@ impl Storage for NodeSvc {
     ) -> Result<Response<spb::NodeInfoReply>, Status> {
         Err(Status::unimplemented("read-path tests only"))
     }
+    type ListShardsStream =
+        Pin<Box<dyn futures::Stream<Item = Result<spb::ListShardsChunk, Status>> + Send>>;
+    async fn list_shards(
+        &self,
+        _r: Request<spb::ListShardsRequest>,
+    ) -> Result<Response<Self::ListShardsStream>, Status> {
+        Err(Status::unimplemented("read-path tests only"))
+    }
 }
 
 struct Fixture {

@@ -148,3 +148,60 @@ pub async fn candidates(
     }
     Ok(out)
 }
+
+/// Of the shards a storage node lists on one disk, those the stripe map does not reference
+/// there: the inventory half of the collector (a writer that moved a shard with
+/// `ReplaceShard` and left the first copy, a crash between a shard write and its record, a
+/// stripe forgotten while a stray copy survived). A shard counts as referenced, and is never
+/// returned, when its stripe row says so for this node and disk, when its stripe is still
+/// being written (not committed and not garbage: its writer may be moving it right now), or
+/// when its stripe id is above every id this replica has allocated (a stripe it has not
+/// applied yet). The caller deletes what this returns only after it stayed unreferenced for
+/// the stale-writer delay.
+pub async fn unreferenced(
+    pool: &SqlitePool,
+    node_id: &str,
+    disk_id: u64,
+    shards: &[(u64, u32)],
+) -> Result<Vec<(u64, u32)>> {
+    let mut c = pool.begin().await?;
+    let top: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'stripes'")
+            .fetch_optional(&mut *c)
+            .await?;
+    let top = top.unwrap_or(0).max(0) as u64;
+    let mut out = Vec::new();
+    for &(stripe, shard) in shards {
+        if stripe > top {
+            continue;
+        }
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT s.committed, EXISTS(SELECT 1 FROM gc_stripes g WHERE g.stripe_id = s.stripe_id) \
+             FROM stripes s WHERE s.stripe_id = ?",
+        )
+        .bind(stripe as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some((committed, garbage)) = row else {
+            out.push((stripe, shard));
+            continue;
+        };
+        if committed == 0 && garbage == 0 {
+            continue;
+        }
+        let here: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM stripe_shards WHERE stripe_id = ? AND shard_index = ? \
+             AND node_id = ? AND disk_id = ?",
+        )
+        .bind(stripe as i64)
+        .bind(shard as i64)
+        .bind(node_id)
+        .bind(disk_id as i64)
+        .fetch_optional(&mut *c)
+        .await?;
+        if here.is_none() {
+            out.push((stripe, shard));
+        }
+    }
+    Ok(out)
+}

@@ -334,3 +334,46 @@ async fn a_version_1_database_upgrades_in_place() {
         .unwrap();
     assert_eq!(kept, 1, "existing rows survive the upgrade");
 }
+
+#[tokio::test]
+async fn the_inventory_check_names_only_shards_nothing_references() {
+    let mut ns = Ns::new().await;
+    ns.put("live", 100).await.unwrap();
+    let live = stripe_of(&ns, "live").await;
+    let writing = ns.stripe(10).await;
+    ns.put("gone", 100).await.unwrap();
+    let gone = stripe_of(&ns, "gone").await;
+    delete(&mut ns, "gone").await;
+    ns.purge_all().await;
+    // Shard 0 of every stripe sits on node-0 / disk 100 (the test layout).
+    let listed = [
+        (live, 0),        // referenced right here
+        (live, 1),        // mapped to node-1 / disk 101, not here: a stray copy
+        (writing, 1),     // a writer may still be moving it: left alone
+        (gone, 0),        // garbage, still mapped here: the mapped collector's work
+        (gone, 3),        // garbage and not mapped here
+        (live + 1000, 0), // a stripe id this replica never allocated: left alone
+    ];
+    let mut orphans = gc::unreferenced(&ns.pool, "node-0", 100, &listed)
+        .await
+        .unwrap();
+    orphans.sort_unstable();
+    let mut want = vec![(live, 1), (gone, 3)];
+    want.sort_unstable();
+    assert_eq!(orphans, want);
+    // Once the garbage stripe is forgotten altogether, its leftover copy is unreferenced too.
+    ns.ok(Op::ForgetShards(ForgetShardsOp {
+        shards: (0..7)
+            .map(|i| ShardKey {
+                stripe_id: gone,
+                shard_index: i,
+            })
+            .collect(),
+    }))
+    .await;
+    assert!(read::stripe_state(&ns.pool, gone).await.unwrap().is_none());
+    let orphans = gc::unreferenced(&ns.pool, "node-0", 100, &[(gone, 0)])
+        .await
+        .unwrap();
+    assert_eq!(orphans, vec![(gone, 0)]);
+}

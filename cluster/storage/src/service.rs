@@ -11,8 +11,8 @@ use kdss_common::{CapabilityKey, DiskId};
 use kdss_proto::storage::storage_server::Storage;
 use kdss_proto::storage::{
     Capability, DeleteShardReply, DeleteShardRequest, DiskInfo, DiskState, GetShardChunk,
-    GetShardRequest, NodeInfoReply, NodeInfoRequest, PutShardReply, PutShardRequest, ShardOp,
-    StatShardReply, StatShardRequest,
+    GetShardRequest, ListShardsChunk, ListShardsRequest, ListedShard, NodeInfoReply,
+    NodeInfoRequest, PutShardReply, PutShardRequest, ShardOp, StatShardReply, StatShardRequest,
 };
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -22,6 +22,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Size of the chunks a get streams back.
 pub const GET_CHUNK: usize = 1 << 20;
+/// Shards per message of an inventory stream (about 20 bytes each on the wire).
+const LIST_CHUNK: usize = 4096;
 
 /// What the service, the heartbeat and the HTTP endpoint share.
 #[derive(Debug)]
@@ -240,6 +242,7 @@ impl StorageService {
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<GetShardChunk, Status>> + Send>>;
+type ListStream = Pin<Box<dyn Stream<Item = Result<ListShardsChunk, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Storage for StorageService {
@@ -313,6 +316,41 @@ impl Storage for StorageService {
             })
         })();
         self.done("stat", t0, r).map(Response::new)
+    }
+
+    type ListShardsStream = ListStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn list_shards(
+        &self,
+        req: Request<ListShardsRequest>,
+    ) -> Result<Response<ListStream>, Status> {
+        let req = req.into_inner();
+        let key = ShardKey {
+            stripe: 0,
+            shard: 0,
+        };
+        self.node.check(req.cap.as_ref(), key, &[ShardOp::List])?;
+        let disk = self.node.disk(req.disk_id)?.clone();
+        let shards = tokio::task::spawn_blocking(move || disk.live_shards())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let chunks: Vec<Result<ListShardsChunk, Status>> = shards
+            .chunks(LIST_CHUNK)
+            .map(|c| {
+                Ok(ListShardsChunk {
+                    shards: c
+                        .iter()
+                        .map(|(k, len)| ListedShard {
+                            stripe_id: k.stripe,
+                            shard_index: k.shard,
+                            len: *len,
+                        })
+                        .collect(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
     async fn node_info(

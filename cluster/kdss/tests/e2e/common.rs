@@ -126,17 +126,7 @@ pub fn metric_sum(metrics_text: &str, name: &str) -> f64 {
 
 /// Runs `kdss-cli --output json ARGS` as the admin; panics with its output on failure.
 pub fn cli(c: &Cluster, args: &[&str]) -> Value {
-    let (ak, sk) = c.admin_keys();
-    let out = Command::new(bin_path("kdss-cli").expect("kdss-cli built"))
-        .env("KDSS_MASTERS", c.masters().join(","))
-        .env("KDSS_ACCESS_KEY", ak)
-        .env("KDSS_SECRET_KEY", sk)
-        .env_remove("KDSS_CONFIG")
-        .current_dir(c.scratch("."))
-        .args(["--output", "json"])
-        .args(args)
-        .output()
-        .expect("run kdss-cli");
+    let out = cli_output(&c.masters(), &c.admin_keys(), args);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -144,4 +134,18 @@ pub fn cli(c: &Cluster, args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("kdss-cli {args:?}: {e}: {text}"))
+}
+
+/// Runs `kdss-cli --output json ARGS` against `masters` with the admin `keys`, for a
+/// thread that cannot hold the cluster (it is being killed and restarted meanwhile).
+pub fn cli_output(masters: &[String], (ak, sk): &(String, String), args: &[&str]) -> Output {
+    Command::new(bin_path("kdss-cli").expect("kdss-cli built"))
+        .env("KDSS_MASTERS", masters.join(","))
+        .env("KDSS_ACCESS_KEY", ak)
+        .env("KDSS_SECRET_KEY", sk)
+        .env_remove("KDSS_CONFIG")
+        .args(["--output", "json"])
+        .args(args)
+        .output()
+        .expect("run kdss-cli")
 }

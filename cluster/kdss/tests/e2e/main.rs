@@ -3,9 +3,12 @@
 //! Each test names the user-visible promise it checks.
 
 mod capacity;
+mod churn;
 mod common;
 mod doors;
 mod failover;
 mod faults;
 mod first_errors;
+mod gc_kills;
 mod space;
+mod strays;

@@ -7,6 +7,10 @@
 //!    shards whose node confirmed. A shard whose node is offline or failed stays mapped
 //!    and is retried by the next pass: a node that was down catches up when it returns.
 //!
+//! 4. takes the inventory of every online node's disks and deletes shards the stripe map
+//!    does not reference there, once they stayed so for `stale_writing_minutes`
+//!    ([`super::inventory`]).
+//!
 //! A stripe's shards are deleted only `[gc] read_grace_sec` after its last reference went,
 //! so a reader holding the old version's capabilities can finish.
 //!
@@ -14,6 +18,7 @@
 //! forgotten shard changes nothing), and nothing of a pass lives only in memory: a new
 //! leader's pass continues from the replicated `gc_stripes` / `stripe_shards`.
 
+use super::inventory::Inventory;
 use super::{Job, Progress, Throttle};
 use crate::auth::Caller;
 use crate::config::GcSection;
@@ -34,6 +39,7 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct GcJob {
     cfg: GcSection,
     throttle: Throttle,
+    inventory: Inventory,
 }
 
 impl GcJob {
@@ -41,6 +47,7 @@ impl GcJob {
     pub fn new(cfg: GcSection) -> Self {
         GcJob {
             throttle: Throttle::new(cfg.max_deletes_per_sec),
+            inventory: Inventory::default(),
             cfg,
         }
     }
@@ -93,7 +100,7 @@ impl Job for GcJob {
                 .await
                 .map_err(|e| format!("read garbage stripes: {e}"))?;
             let Some(last) = batch.last() else {
-                return Ok(());
+                break;
             };
             after = last.stripe_id;
             let mut done = Vec::new();
@@ -126,11 +133,14 @@ impl Job for GcJob {
                 progress.add("shards_forgotten", n);
             }
         }
+        self.inventory
+            .pass(&st, &self.throttle, stale, &progress)
+            .await
     }
 }
 
 impl GcJob {
-    /// Deletes one shard on its node; true once the node confirmed (existed or not).
+    /// Deletes one mapped shard of a garbage stripe; true once the node confirmed.
     async fn delete_one(
         &self,
         st: &State,
@@ -138,58 +148,88 @@ impl GcJob {
         sh: &pb::ShardLocation,
         progress: &Progress,
     ) -> bool {
-        let addr = match st.registry.addr_of(&sh.node_id) {
-            Some(a) if st.registry.is_online(&sh.node_id) => a,
-            _ => {
-                progress.add("shards_waiting_for_node", 1);
-                return false;
-            }
+        let key = ShardKey {
+            stripe_id: s.stripe_id,
+            shard_index: sh.shard_index,
         };
-        let ch = match st.channel(&addr) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(error = %e, node = %sh.node_id, "gc channel");
-                progress.add("delete_errors", 1);
-                return false;
-            }
-        };
-        self.throttle.take().await;
-        let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
-        let req = DeleteShardRequest {
-            key: Some(ShardKey {
-                stripe_id: s.stripe_id,
-                shard_index: sh.shard_index,
-            }),
-            disk_id: sh.disk_id,
-            cap: Some(
-                st.caps
-                    .sign(s.stripe_id, sh.shard_index, ShardOp::Delete, exp),
-            ),
-        };
-        let mut req = tonic::Request::new(req);
-        req.set_timeout(DELETE_TIMEOUT);
-        match StorageClient::new(ch).delete_shard(req).await {
-            Ok(r) => {
-                if r.into_inner().existed {
-                    progress.add("shards_deleted", 1);
-                    progress.add("bytes_freed", s.shard_len);
-                } else {
-                    progress.add("shards_already_gone", 1);
-                }
+        match delete_shard(st, &self.throttle, &sh.node_id, sh.disk_id, key).await {
+            Deleted::Existed => {
+                progress.add("shards_deleted", 1);
+                progress.add("bytes_freed", s.shard_len);
                 true
             }
-            Err(e) => {
-                tracing::warn!(
-                    stripe = s.stripe_id,
-                    shard = sh.shard_index,
-                    node = %sh.node_id,
-                    disk = sh.disk_id,
-                    error = %e.message(),
-                    "gc: shard delete failed; retried next pass"
-                );
+            Deleted::Absent => {
+                progress.add("shards_already_gone", 1);
+                true
+            }
+            Deleted::NodeAway => {
+                progress.add("shards_waiting_for_node", 1);
+                false
+            }
+            Deleted::Failed => {
                 progress.add("delete_errors", 1);
                 false
             }
+        }
+    }
+}
+
+/// What a shard delete came to.
+pub(super) enum Deleted {
+    /// The node held the shard and appended its tombstone.
+    Existed,
+    /// The node did not hold it (deleted before): nothing to do.
+    Absent,
+    /// The node is offline or unknown: retried by a later pass.
+    NodeAway,
+    /// The call failed (logged): retried by a later pass.
+    Failed,
+}
+
+/// Deletes one shard on `node`/`disk` with a signed DELETE capability, paced by `throttle`:
+/// the one way the collector removes data from a storage node.
+pub(super) async fn delete_shard(
+    st: &State,
+    throttle: &Throttle,
+    node: &str,
+    disk_id: u64,
+    key: ShardKey,
+) -> Deleted {
+    let addr = match st.registry.addr_of(node) {
+        Some(a) if st.registry.is_online(node) => a,
+        _ => return Deleted::NodeAway,
+    };
+    let ch = match st.channel(&addr) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, node, "gc channel");
+            return Deleted::Failed;
+        }
+    };
+    throttle.take().await;
+    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
+    let cap = st
+        .caps
+        .sign(key.stripe_id, key.shard_index, ShardOp::Delete, exp);
+    let mut req = tonic::Request::new(DeleteShardRequest {
+        key: Some(key),
+        disk_id,
+        cap: Some(cap),
+    });
+    req.set_timeout(DELETE_TIMEOUT);
+    match StorageClient::new(ch).delete_shard(req).await {
+        Ok(r) if r.get_ref().existed => Deleted::Existed,
+        Ok(_) => Deleted::Absent,
+        Err(e) => {
+            tracing::warn!(
+                stripe = key.stripe_id,
+                shard = key.shard_index,
+                node,
+                disk = disk_id,
+                error = %e.message(),
+                "gc: shard delete failed; retried next pass"
+            );
+            Deleted::Failed
         }
     }
 }

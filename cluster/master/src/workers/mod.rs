@@ -10,6 +10,7 @@
 //! [`Throttle`] paces a pass's storage-node calls.
 
 pub mod gc;
+pub mod inventory;
 
 use crate::service::State;
 use kdss_proto::master::JobStatus;

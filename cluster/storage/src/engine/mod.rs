@@ -266,6 +266,22 @@ impl Disk {
         st.live(&key).map(|l| (l.len as u64, l.crc))
     }
 
+    /// Every live shard with its length, in key order: the disk's inventory, which the
+    /// master compares with its stripe map to find shards nobody references. A snapshot
+    /// taken under the state lock; puts still in the writer's pipeline are not in it.
+    pub fn live_shards(&self) -> Vec<(ShardKey, u64)> {
+        let mut v: Vec<(ShardKey, u64)> = {
+            let st = self.inner.state.lock().expect("state lock");
+            st.index
+                .iter()
+                .filter(|(_, e)| e.kind == kdss_format::RecordKind::Shard)
+                .map(|(k, e)| (*k, e.loc.len as u64))
+                .collect()
+        };
+        v.sort_unstable_by_key(|(k, _)| *k);
+        v
+    }
+
     /// Reads `len` bytes (0 = to the end) from `offset` of a shard. The whole record is read
     /// and its crc32c verified first: bytes that failed it are never returned.
     pub fn read(&self, key: ShardKey, offset: u64, len: u64) -> Result<ShardRead, StorageError> {

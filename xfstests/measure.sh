@@ -49,10 +49,10 @@ for t in "$@"; do
 	printf '%s\n' "$part" >>"$log"
 	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
 		result=timeout
+	elif grep -q '^Not run:' <<<"$part"; then
+		result=notrun # check also says "Passed all" then
 	elif grep -q '^Passed all' <<<"$part"; then
 		result=passed
-	elif grep -q '^Not run:' <<<"$part"; then
-		result=notrun
 	else
 		result=failed
 	fi

@@ -290,7 +290,7 @@ impl Filesystem for KsfsFuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -298,10 +298,12 @@ impl Filesystem for KsfsFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let who = caller(req);
         let (name, newname): (OsString, OsString) = (name.to_owned(), newname.to_owned());
         self.spawn(move |fs| async move {
             let (p, np) = (fs.ino(parent), fs.ino(newparent));
-            empty(reply, fs.rename(p, &name, np, &newname, flags.bits()).await)
+            let r = fs.rename(p, &name, np, &newname, flags.bits(), who).await;
+            empty(reply, r)
         });
     }
 

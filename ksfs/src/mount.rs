@@ -5,7 +5,7 @@
 use crate::attr::InoMap;
 use crate::config::MountConfig;
 use crate::error::KsfsError;
-use crate::fs::{AtimeDue, DirModes, DirParents, Ksfs, OpenDirs, OpenFiles};
+use crate::fs::{AtimeDue, DirModes, Ksfs, OpenDirs, OpenFiles};
 use crate::fuse::KsfsFuse;
 use fuser::{MountOption, SessionACL};
 use kdss_client::Client;
@@ -131,7 +131,6 @@ pub async fn serve(
         atime: cfg.atime_policy(),
         atime_due: AtimeDue::default(),
         dir_modes: DirModes::default(),
-        dir_parents: DirParents::default(),
         notifier: std::sync::OnceLock::new(),
     });
     let keep_alive = {

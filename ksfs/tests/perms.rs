@@ -82,44 +82,10 @@ fn has_acl(p: &Path) -> bool {
 
 /// name_to_handle_at then open_by_handle_at; the inode the reopened descriptor names.
 fn reopen_by_handle(mount: &Path, p: &Path) -> std::io::Result<u64> {
-    #[repr(C)]
-    struct Handle {
-        bytes: u32,
-        kind: i32,
-        f: [u8; 128],
-    }
-    let mut h = Handle {
-        bytes: 128,
-        kind: 0,
-        f: [0; 128],
-    };
-    let mut mount_id = 0;
-    let cp = cpath(p);
-    // SAFETY: a valid path and a handle buffer whose `bytes` says its capacity.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_name_to_handle_at,
-            libc::AT_FDCWD,
-            cp.as_ptr(),
-            &mut h as *mut Handle,
-            &mut mount_id as *mut i32,
-            0,
-        ) as i32
-    })?;
-    let m = fs::File::open(mount)?;
-    // SAFETY: the handle just filled in, and a descriptor on the same mount.
-    let fd = check(unsafe {
-        use std::os::fd::AsRawFd;
-        libc::syscall(
-            libc::SYS_open_by_handle_at,
-            m.as_raw_fd(),
-            &mut h as *mut Handle,
-            libc::O_RDONLY,
-        ) as i32
-    })?;
-    // SAFETY: `fd` was just opened and is owned here only.
-    let f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    Ok(f.metadata()?.ino())
+    let h = common::name_to_handle(p)?;
+    Ok(common::open_by_handle(mount, &h, libc::O_RDONLY)?
+        .metadata()?
+        .ino())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

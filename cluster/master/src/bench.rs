@@ -314,6 +314,7 @@ pub async fn run_meta_bench(o: &BenchOptions) -> Result<Vec<OpFigures>, BenchErr
                 new_parent: dir,
                 new_name: format!("g{i:06}"),
                 flags: 0,
+                ..Default::default()
             };
             cl.rename(r).await.map(drop).map_err(call("rename"))
         }

@@ -84,7 +84,7 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
             empty
         }
         Op::Rename(r) => {
-            rename::rename(c, r, now).await?;
+            rename::rename(c, r, now, caller).await?;
             empty
         }
         Op::Link(r) => attr(posix::link(c, r, now).await?),

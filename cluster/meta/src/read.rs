@@ -18,10 +18,18 @@ pub use crate::stripe_reads::*;
 /// Entries a ReadDir returns when the request gives no limit.
 pub const READDIR_DEFAULT_LIMIT: u32 = 1000;
 
-/// Lookup: the attributes of `parent/name` (ENOENT, ENOTDIR).
+/// Lookup: the attributes of `parent/name` (ENOENT, ENOTDIR). ".." is the directory's
+/// parent in the tree ([`tree::dotdot`]), so a client can walk up from any directory it
+/// holds only by number.
 pub async fn lookup(pool: &SqlitePool, r: &LookupRequest) -> Result<AttrReply> {
-    let mut c = pool.acquire().await?;
+    let mut c = pool.begin().await?;
     tree::dir_in(&mut c, &r.bucket, r.parent).await?;
+    if r.name == ".." {
+        let up = tree::dotdot(&mut c, r.parent).await?;
+        return Ok(AttrReply {
+            attr: Some(tree::inode_in(&mut c, &r.bucket, up).await?.attr()),
+        });
+    }
     match tree::child(&mut c, r.parent, &r.name).await? {
         Some((_, i)) => Ok(AttrReply {
             attr: Some(i.attr()),

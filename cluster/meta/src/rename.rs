@@ -1,19 +1,21 @@
 //! rename(2) with Linux semantics: atomic replace, RENAME_NOREPLACE, RENAME_EXCHANGE,
-//! replacing an empty directory, ENOTEMPTY, EINVAL for a directory into its own subtree,
+//! RENAME_WHITEOUT (what overlayfs asks of its upper layer), replacing an empty directory, ENOTEMPTY, EINVAL for a directory into its own subtree,
 //! EISDIR / ENOTDIR when kinds disagree. A moved entry keeps its dentry id (its readdir
 //! cookie). An implicit directory emptied by the move vanishes.
 
 use crate::error::{Result, einval, enoent, fail};
 use crate::names::check_entry_name;
-use crate::tree;
+use crate::tree::{self, NewInode};
 use kdss_common::rpc_error::errno;
-use kdss_proto::master::RenameRequest;
+use kdss_proto::master::{FileKind, RenameRequest};
 use sqlx::SqliteConnection;
 
 /// Linux RENAME_NOREPLACE.
 pub const RENAME_NOREPLACE: u32 = 1;
 /// Linux RENAME_EXCHANGE.
 pub const RENAME_EXCHANGE: u32 = 2;
+/// Linux RENAME_WHITEOUT: the old name becomes a whiteout (a 0:0 character device).
+pub const RENAME_WHITEOUT: u32 = 4;
 
 async fn set_dentry(
     c: &mut SqliteConnection,
@@ -43,10 +45,44 @@ async fn set_ctime(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// Renames `parent/name` to `new_parent/new_name`.
-pub async fn rename(c: &mut SqliteConnection, r: &RenameRequest, now: i64) -> Result<()> {
-    if r.flags & !(RENAME_NOREPLACE | RENAME_EXCHANGE) != 0
-        || r.flags == RENAME_NOREPLACE | RENAME_EXCHANGE
+/// Puts a whiteout, owned by the ids the request carries, at `r.parent/r.name` (which the
+/// move just freed), in the same mutation as the move: no one sees the name missing.
+async fn leave_whiteout(
+    c: &mut SqliteConnection,
+    r: &RenameRequest,
+    now: i64,
+    caller: &str,
+) -> Result<()> {
+    let whiteout = tree::create_inode(
+        c,
+        NewInode {
+            bucket: &r.bucket,
+            kind: FileKind::CharDevice,
+            mode: 0,
+            uid: r.whiteout_uid,
+            gid: r.whiteout_gid,
+            rdev: 0,
+            now,
+            symlink: None,
+            implicit: false,
+            owner: caller,
+        },
+    )
+    .await?;
+    tree::add_dentry(c, r.parent, &r.name, whiteout.ino, false).await?;
+    Ok(())
+}
+
+/// Renames `parent/name` to `new_parent/new_name`; `caller` owns a whiteout it leaves.
+pub async fn rename(
+    c: &mut SqliteConnection,
+    r: &RenameRequest,
+    now: i64,
+    caller: &str,
+) -> Result<()> {
+    let known = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
+    if r.flags & !known != 0
+        || (r.flags & RENAME_EXCHANGE != 0 && r.flags & (RENAME_NOREPLACE | RENAME_WHITEOUT) != 0)
     {
         return Err(einval(format!("bad rename flags {}", r.flags)));
     }
@@ -128,6 +164,9 @@ pub async fn rename(c: &mut SqliteConnection, r: &RenameRequest, now: i64) -> Re
     if src.is_dir() && r.parent != r.new_parent {
         tree::adjust_nlink(c, r.parent, -1).await?;
         tree::adjust_nlink(c, r.new_parent, 1).await?;
+    }
+    if r.flags & RENAME_WHITEOUT != 0 {
+        leave_whiteout(c, r, now, caller).await?;
     }
     set_ctime(c, src.ino, now).await?;
     tree::touch_dir(c, r.parent, now).await?;

@@ -194,6 +194,14 @@ pub async fn parent_of_dir(c: &mut SqliteConnection, ino: u64) -> Result<Option<
     Ok(p.map(|p| p as u64))
 }
 
+/// The directory ".." of directory `dir` names: the one holding its entry, or `dir` itself
+/// for a bucket root. The kernel asks for it when it reconnects a directory's file handle
+/// to the tree after a remount or a dropped dentry cache, so it must come from the tree,
+/// not from what one client happened to see.
+pub async fn dotdot(c: &mut SqliteConnection, dir: u64) -> Result<u64> {
+    Ok(parent_of_dir(c, dir).await?.unwrap_or(dir))
+}
+
 /// Drops one link of a non-directory inode, the one named `name` in `parent` (already
 /// removed from the tree): nlink - 1, ctime. When the last link of a regular file goes, the
 /// file goes to the recycle bin (see [`crate::trash`]) with the path it had; other kinds

@@ -35,6 +35,7 @@ async fn workload(ns: &mut Ns) {
         new_parent: root,
         new_name: "moved".into(),
         flags: 0,
+        ..Default::default()
     }))
     .await;
     ns.ok(Op::DeleteObjects(DeleteObjectsRequest {

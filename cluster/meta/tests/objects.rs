@@ -174,6 +174,7 @@ async fn implicit_directories_vanish_explicit_ones_stay() {
         new_parent: root,
         new_name: "s".into(),
         flags: 0,
+        ..Default::default()
     }))
     .await;
     assert!(ns.stat("/r").await.is_none());

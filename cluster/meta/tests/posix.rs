@@ -80,6 +80,7 @@ async fn step(ns: &mut Ns, line: &str) -> i32 {
                 new_parent,
                 new_name,
                 flags,
+                ..Default::default()
             })
         }
         "link" => {

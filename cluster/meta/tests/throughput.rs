@@ -147,6 +147,7 @@ async fn apply_and_list_throughput() {
             new_parent: root,
             new_name: format!("renamed-{i:06}"),
             flags: 0,
+            ..Default::default()
         });
         assert!(apply(&mut tx, &m(now, op)).await.unwrap().failure.is_none());
     }

@@ -10,14 +10,12 @@ mod data;
 mod dirs;
 mod namespace;
 mod owner;
-mod parents;
 mod xattr;
 
 pub use atime::AtimeDue;
 pub use data::OpenFiles;
 pub use dirs::OpenDirs;
 pub use owner::{Caller, DirModes, acl_mode};
-pub use parents::DirParents;
 
 use crate::atime::AtimePolicy;
 use crate::attr::InoMap;
@@ -54,8 +52,6 @@ pub struct Ksfs {
     pub atime_due: AtimeDue,
     /// Mode and group of directories as last sent to the kernel (setgid inheritance).
     pub dir_modes: DirModes,
-    /// Parents of directories seen here (lookups of "..").
-    pub dir_parents: DirParents,
     /// Tells the kernel about changes it did not ask for (set once the session exists).
     pub notifier: std::sync::OnceLock<fuser::Notifier>,
 }

@@ -1,7 +1,7 @@
 //! Namespace operations: names, directories, links, attributes without data, statfs.
 //! Each is one master call (the master keeps the tree; docs/architecture.md, "Metadata").
 
-use super::{Ksfs, name_str};
+use super::{Caller, Ksfs, name_str};
 use fuser::{Errno, FileType, INodeNo};
 use kdss_proto::master as pb;
 
@@ -34,17 +34,23 @@ impl Ksfs {
     }
 
     /// Finds `name` in `parent`.
-    /// "." is the inode itself (how the kernel resolves a file handle, FUSE_EXPORT_SUPPORT);
-    /// ".." is the parent this mount saw the directory in (`parents.rs`), else the master's
-    /// answer to a lookup of "..".
+    ///
+    /// The kernel turns a file handle back into an inode with a lookup of "." in it
+    /// (FUSE_EXPORT_SUPPORT, `open_by_handle_at`): an inode no name reaches any more (nlink
+    /// 0, kept only by the recycle bin or an open elsewhere) is ENOENT there, which the
+    /// kernel reports as ESTALE, as a local filesystem would. ".." is the master's answer
+    /// from its tree, so a directory's handle reconnects after a remount too.
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> Result<pb::Attr, Errno> {
         let root = self.inos.to_master(INodeNo(1));
-        if name == "." || (name == ".." && parent == root) {
-            return self.getattr(parent).await;
+        if name == "." {
+            let a = self.getattr(parent).await?;
+            if a.nlink == 0 {
+                return Err(Errno::ENOENT);
+            }
+            return Ok(a);
         }
-        let dotdot = name == "..";
-        if dotdot && let Some(up) = self.dir_parents.get(parent) {
-            return self.getattr(up).await;
+        if name == ".." && parent == root {
+            return self.getattr(parent).await;
         }
         let req = pb::LookupRequest {
             bucket: self.bucket.clone(),
@@ -52,18 +58,7 @@ impl Ksfs {
             name: name_str(name)?,
         };
         let r = self.call(self.client.master().lookup(req));
-        let mut a = match r.await {
-            Ok(r) => r.attr.ok_or(Errno::EIO)?,
-            // ".." of a directory not seen since mount: only a master that resolves ".."
-            // knows it; one that refuses the name means the kernel's ESTALE.
-            Err(_) if dotdot => return Err(Errno::ENOENT),
-            Err(e) => return Err(e),
-        };
-        if dotdot {
-            self.dir_parents.note(parent, a.ino);
-        } else if a.kind == pb::FileKind::Directory as i32 {
-            self.dir_parents.note(a.ino, parent);
-        }
+        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
         self.files.overlay(&mut a);
         Ok(a)
     }
@@ -135,9 +130,7 @@ impl Ksfs {
             gid,
         };
         let r = self.call(self.client.master().mkdir(req));
-        let a = r.await?.attr.ok_or(Errno::EIO)?;
-        self.dir_parents.note(a.ino, parent);
-        Ok(a)
+        r.await?.attr.ok_or(Errno::EIO)
     }
 
     /// Creates a symbolic link.
@@ -191,7 +184,10 @@ impl Ksfs {
         Ok(())
     }
 
-    /// Renames, with the Linux `RENAME_NOREPLACE` / `RENAME_EXCHANGE` flags.
+    /// Renames, with the Linux `RENAME_NOREPLACE` / `RENAME_EXCHANGE` / `RENAME_WHITEOUT`
+    /// flags (the master checks their combinations). A whiteout left at the old name
+    /// belongs to `caller`, as one made by mknod would.
+    #[allow(clippy::too_many_arguments)]
     pub async fn rename(
         &self,
         parent: u64,
@@ -199,8 +195,10 @@ impl Ksfs {
         new_parent: u64,
         new_name: &std::ffi::OsStr,
         flags: u32,
+        caller: Caller,
     ) -> Result<(), Errno> {
-        if flags & !(libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) != 0 {
+        let known = libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE | libc::RENAME_WHITEOUT;
+        if flags & !known != 0 {
             return Err(Errno::EINVAL);
         }
         let replaced = flags & libc::RENAME_EXCHANGE == 0;
@@ -217,15 +215,13 @@ impl Ksfs {
             new_parent,
             new_name: name_str(new_name)?,
             flags,
+            whiteout_uid: caller.uid,
+            whiteout_gid: caller.gid,
         };
         let r = self.call(self.client.master().rename(req));
         r.await?;
         if let Some(d) = open_dir {
             self.removed_dir(d);
-        }
-        if self.dir_parents.any() {
-            // A moved directory has a new "..": learn it (the lookup notes it).
-            let _ = self.lookup(new_parent, new_name).await;
         }
         Ok(())
     }
@@ -301,9 +297,6 @@ impl Ksfs {
             let Some(offset) = e.cookie.checked_add(DOTS) else {
                 continue;
             };
-            if e.kind == pb::FileKind::Directory as i32 {
-                self.dir_parents.note(e.ino, ino);
-            }
             let mut attr = e.attr;
             if let Some(a) = attr.as_mut() {
                 self.files.overlay(a);

@@ -174,3 +174,55 @@ pub fn cpath(p: &Path) -> std::ffi::CString {
     use std::os::unix::ffi::OsStrExt;
     std::ffi::CString::new(p.as_os_str().as_bytes()).expect("path without NUL")
 }
+
+/// A file handle as name_to_handle_at(2) fills it (`struct file_handle` with room for
+/// any handle FUSE makes).
+#[repr(C)]
+#[derive(Clone)]
+pub struct FileHandle {
+    bytes: u32,
+    kind: i32,
+    f: [u8; 128],
+}
+
+/// The file handle of `p` (name_to_handle_at without AT_HANDLE_* flags).
+pub fn name_to_handle(p: &Path) -> std::io::Result<FileHandle> {
+    let mut h = FileHandle {
+        bytes: 128,
+        kind: 0,
+        f: [0; 128],
+    };
+    let mut mount_id = 0;
+    let cp = cpath(p);
+    // SAFETY: a valid path and a handle buffer whose `bytes` says its capacity.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            cp.as_ptr(),
+            &mut h as *mut FileHandle,
+            &mut mount_id as *mut i32,
+            0,
+        ) as i32
+    })?;
+    Ok(h)
+}
+
+/// Opens what handle `h` names through the mount at `mount` (open_by_handle_at, root
+/// only), with open(2) `flags`.
+pub fn open_by_handle(mount: &Path, h: &FileHandle, flags: i32) -> std::io::Result<std::fs::File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let m = std::fs::File::open(mount)?;
+    let mut h = h.clone();
+    // SAFETY: a handle filled in by name_to_handle_at, and a descriptor on the mount.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            m.as_raw_fd(),
+            &mut h as *mut FileHandle,
+            flags,
+        ) as i32
+    })?;
+    // SAFETY: `fd` was just opened and is owned here only.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}

@@ -8,4 +8,5 @@ mod doors;
 mod failover;
 mod faults;
 mod first_errors;
+mod health;
 mod space;

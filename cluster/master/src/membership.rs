@@ -267,4 +267,45 @@ mod tests {
         assert!(r.writable_disks().is_empty());
         assert!(!r.statuses()[0].online);
     }
+
+    fn row(disk_id: u64, status: DiskStatus) -> DiskStateRow {
+        DiskStateRow {
+            disk_id,
+            node_id: "n1".into(),
+            status,
+            reason: "test".into(),
+            since_ns: 1,
+            by_operator: true,
+        }
+    }
+
+    #[test]
+    fn disk_states_decide_placement_and_capacity() {
+        let r = Registry::default();
+        r.record(&pb::RegisterNodeRequest {
+            node_id: "n1".into(),
+            grpc_addr: "127.0.0.1:1".into(),
+            http_addr: String::new(),
+            disks: (1..=4).map(|i| disk(i, DiskState::Online, 50)).collect(),
+        });
+        r.set_states(vec![
+            row(2, DiskStatus::Suspect),
+            row(3, DiskStatus::Offline),
+            row(4, DiskStatus::Draining),
+        ]);
+        let ids = |v: Vec<DiskCandidate>| v.iter().map(|d| d.disk_id).collect::<Vec<_>>();
+        assert_eq!(ids(r.writable_disks()), vec![1]);
+        assert_eq!(ids(r.suspect_disks()), vec![2]);
+        assert_eq!(r.disk_status(3), DiskStatus::Offline);
+        assert_eq!(r.disk_status(9), DiskStatus::Online);
+        // The offline disk counts nowhere; the draining one as used space, not as room.
+        assert_eq!(
+            r.capacity(),
+            Capacity {
+                capacity: 300,
+                used: 150,
+                free_writable: 100
+            }
+        );
+    }
 }

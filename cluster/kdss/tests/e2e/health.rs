@@ -72,6 +72,14 @@ async fn a_disk_taken_offline_by_hand_gets_no_new_shards_and_stays_readable() {
     let before = put(&c, "before.bin", 1, 3 << 20);
     let list = disks(&c);
     let victim = list[0]["disk_id"].as_str().unwrap().to_string();
+    // File-backed disks have no S.M.A.R.T.: the listing says so and why, never a blank.
+    for d in &list {
+        assert_eq!(
+            d["health"]["smart"], "not available: a regular file, not a block device",
+            "{d}"
+        );
+        assert!(d["heartbeat_age_ms"].as_i64().unwrap() >= 0, "{d}");
+    }
 
     let set = cli(&c, &["disk", "offline", &victim, "--reason", "cable check"]);
     assert_eq!(set[0]["state"], "offline", "{set}");

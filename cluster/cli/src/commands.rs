@@ -1,11 +1,11 @@
 //! The commands. Each returns a [`View`]; all master calls go through kdss-client.
 
+use crate::disks::disk_rows;
 use crate::settings::Settings;
 use crate::view::{self, View};
 use anyhow::Context;
 use kdss_client::{Client, ClientConfig};
 use kdss_proto::master as pb;
-use kdss_proto::storage::DiskState;
 use serde_json::{Value, json};
 
 /// A client on the settings' masters, signed in with its keys.
@@ -26,47 +26,6 @@ async fn cluster_status(s: &Settings) -> anyhow::Result<pb::ClusterStatusReply> 
     Ok(c.master()
         .cluster_status(pb::ClusterStatusRequest {})
         .await?)
-}
-
-fn disk_state(d: i32) -> &'static str {
-    match DiskState::try_from(d).unwrap_or(DiskState::Unspecified) {
-        DiskState::Online => "online",
-        DiskState::Readonly => "readonly",
-        DiskState::Failed => "failed",
-        DiskState::Unspecified => "unknown",
-    }
-}
-
-fn disk_json(node: &str, d: &kdss_proto::storage::DiskInfo) -> Value {
-    json!({
-        "node": node, "disk_id": format!("{:016x}", d.disk_id), "path": d.path,
-        "state": disk_state(d.state), "capacity_bytes": d.capacity_bytes, "used_bytes": d.used_bytes,
-        "dead_bytes": d.dead_bytes, "free_bytes": d.free_bytes, "records": d.records,
-        "io_errors": d.io_errors, "checksum_errors": d.checksum_errors,
-    })
-}
-
-fn disk_rows(st: &pb::ClusterStatusReply) -> (Vec<Value>, Vec<Vec<String>>) {
-    let mut js = Vec::new();
-    let mut rows = Vec::new();
-    for n in &st.nodes {
-        for d in &n.disks {
-            js.push(disk_json(&n.node_id, d));
-            let pct = (d.used_bytes * 100)
-                .checked_div(d.capacity_bytes)
-                .unwrap_or(0);
-            rows.push(vec![
-                n.node_id.clone(),
-                format!("{:016x}", d.disk_id),
-                disk_state(d.state).into(),
-                view::bytes(d.used_bytes),
-                view::bytes(d.capacity_bytes),
-                format!("{pct}%"),
-                d.path.clone(),
-            ]);
-        }
-    }
-    (js, rows)
 }
 
 /// `status`.
@@ -239,19 +198,6 @@ pub async fn node_list(s: &Settings) -> anyhow::Result<View> {
         json: Value::Array(js),
         text: view::table(
             &["NODE", "GRPC", "STATE", "DISKS", "USED", "CAPACITY"],
-            &rows,
-        ),
-    })
-}
-
-/// `disk list`.
-pub async fn disk_list(s: &Settings) -> anyhow::Result<View> {
-    let st = cluster_status(s).await?;
-    let (js, rows) = disk_rows(&st);
-    Ok(View {
-        json: Value::Array(js),
-        text: view::table(
-            &["NODE", "DISK", "STATE", "USED", "CAPACITY", "USE%", "PATH"],
             &rows,
         ),
     })

@@ -3,6 +3,7 @@
 
 mod commands;
 mod copy;
+mod disks;
 mod gc;
 mod settings;
 mod trash;
@@ -53,10 +54,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: NodeCmd,
     },
-    /// Disks of every node.
+    /// Disks of every node: states and why; take a disk offline, online or drain it.
     Disk {
         #[command(subcommand)]
-        cmd: DiskCmd,
+        cmd: disks::DiskCmd,
     },
     /// Buckets: create with an EC preset, list, delete.
     Bucket {
@@ -90,12 +91,6 @@ enum NodeCmd {
     List,
 }
 
-#[derive(Subcommand)]
-enum DiskCmd {
-    /// List every disk with node, state and usage.
-    List,
-}
-
 fn main() {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -121,7 +116,7 @@ fn main() {
             Cmd::Presign(a) => commands::presign(&s, a),
             Cmd::Status => commands::status(&s).await,
             Cmd::Node { cmd: NodeCmd::List } => commands::node_list(&s).await,
-            Cmd::Disk { cmd: DiskCmd::List } => commands::disk_list(&s).await,
+            Cmd::Disk { cmd } => disks::disk(&s, cmd).await,
             Cmd::Bucket { cmd } => commands::bucket(&s, cmd).await,
             Cmd::User { cmd } => commands::user(&s, cmd).await,
             Cmd::Cp(a) => copy::cp(&s, a).await,

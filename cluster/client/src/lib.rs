@@ -22,6 +22,7 @@ pub mod layout;
 pub mod master;
 mod master_calls;
 mod objects;
+mod read_order;
 #[cfg(test)]
 mod read_path_tests;
 mod reader;

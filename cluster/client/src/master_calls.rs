@@ -131,4 +131,8 @@ master_rpcs! {
     gc_status(GcStatusRequest) -> GcStatusReply;
     /// Starts a GC pass (and waits for it when asked).
     gc_run(GcRunRequest) -> GcStatusReply;
+    /// Every disk with the master's state and the node's last report.
+    list_disks(ListDisksRequest) -> ListDisksReply;
+    /// An operator sets a disk's state (offline, online, draining).
+    set_disk_state(SetDiskStateRequest) -> DiskEntry;
 }

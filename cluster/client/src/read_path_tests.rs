@@ -165,6 +165,7 @@ async fn fixture(chunk: usize, cache_bytes: u64) -> Fixture {
                 node_addr: addr.clone(),
                 disk_id: 1,
                 cap: None,
+                disk_status: 0,
             });
         }
         if sid == 12 {

@@ -218,7 +218,15 @@ fn start_run(
         let r = match direct.await {
             Err(f) if degrade && !matches!(f, ShardFault::Denied(_)) => {
                 tracing::debug!(stripe = stripe.stripe_id, shard, fault = %f, "degraded read");
-                degraded(sh.clone(), stripe.clone(), shard, off, len, opts).await
+                match degraded(sh.clone(), stripe.clone(), shard, off, len, opts.clone()).await {
+                    // Read around a disk the master does not call online only while k
+                    // others can be read; otherwise read it after all.
+                    Err(e) if avoided(&stripe, shard) => {
+                        tracing::debug!(stripe = stripe.stripe_id, shard, error = %e, "reading a shard of a disk not online");
+                        direct_fetch(&sh, &stripe, shard, off, len, false, &opts).await
+                    }
+                    other => other,
+                }
             }
             other => other,
         };
@@ -246,6 +254,15 @@ fn start_run(
     run
 }
 
+/// True when the shard's disk is one a reader goes around (not online for the master).
+fn avoided(stripe: &pb::StripeInfo, shard: u32) -> bool {
+    stripe
+        .shards
+        .iter()
+        .find(|l| l.shard_index == shard)
+        .is_some_and(crate::read_order::read_around)
+}
+
 /// Reads a shard range from the shard's own disk, within the shard deadline.
 async fn direct_fetch(
     sh: &Shared,
@@ -264,6 +281,12 @@ async fn direct_fetch(
             "no location for shard {shard}"
         )));
     };
+    if skip_bad && crate::read_order::read_around(loc) {
+        return Err(ShardFault::Failed(format!(
+            "disk {:016x} is not online for the master; reading around it",
+            loc.disk_id
+        )));
+    }
     if skip_bad && sh.is_bad(&loc.node_addr) {
         return Err(ShardFault::Failed(format!(
             "node {} failed recently",
@@ -314,7 +337,14 @@ fn degraded(
         let mut candidates: Vec<u32> = (0..n as u32)
             .filter(|i| *i != target && !opts.lost.contains(i))
             .collect();
-        candidates.sort_by_key(|i| (node_of(*i).is_none_or(|a| sh.is_bad(&a)), *i));
+        let rank_of = |i: u32| {
+            stripe
+                .shards
+                .iter()
+                .find(|l| l.shard_index == i)
+                .map_or(u8::MAX, crate::read_order::rank)
+        };
+        candidates.sort_by_key(|i| (rank_of(*i), node_of(*i).is_none_or(|a| sh.is_bad(&a)), *i));
         let mut candidates = candidates.into_iter();
         let (b0, b1) = block_span(BLOCK_SIZE, off, len);
         let skip = (off - b0 * BLOCK_SIZE) as usize;

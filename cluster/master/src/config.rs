@@ -30,6 +30,9 @@ pub struct MasterConfig {
     /// Raft timing and log compaction; the defaults suit production, tests shrink them.
     #[serde(default)]
     pub raft: RaftSection,
+    /// When disks count as slow, erroring or silent (the health pass on the leader).
+    #[serde(default)]
+    pub health: crate::health::config::HealthSection,
 }
 
 /// `[master]`.
@@ -293,6 +296,7 @@ impl MasterConfig {
                 "need alert_pct <= reject_pct <= 100",
             ));
         }
+        self.health.validate(path)?;
         if self.gc.interval_sec == 0 {
             return Err(invalid(path, "gc.interval_sec", "must be > 0"));
         }

@@ -6,13 +6,15 @@
 //! ([`service`]) authenticates every call ([`auth`]), proxies calls from followers to the
 //! leader, serves reads from the leader's database, places stripes ([`placement`]) on the
 //! disks that storage nodes report in their heartbeats ([`membership`]) and hands out shard
-//! capabilities. [`run`] is the daemon entry point (`kdss master -c master.toml`); [`bench`]
+//! capabilities; [`health`] keeps each disk's state (online, suspect, offline, draining).
+//! [`run`] is the daemon entry point (`kdss master -c master.toml`); [`bench`]
 //! measures metadata operations against running masters.
 
 pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod membership;
 pub mod meta_api;

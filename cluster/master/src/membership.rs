@@ -3,9 +3,15 @@
 //! it and relays it to the other masters, so every member, and a newly elected leader in
 //! particular, knows the nodes without waiting for the next heartbeat. A node is offline once
 //! it missed [`OFFLINE_AFTER_MISSED`] heartbeats.
+//!
+//! Beside the reports it caches the replicated disk states (suspect, offline, draining;
+//! refreshed from the database by the health loop and after every change), so placement and
+//! read grants need no query per call.
 
+use crate::meta_api::DiskStateRow;
 use crate::placement::DiskCandidate;
 use kdss_proto::master as pb;
+use kdss_proto::master::DiskStatus;
 use kdss_proto::storage::{DiskInfo, DiskState};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -29,6 +35,20 @@ struct NodeEntry {
 #[derive(Debug, Default)]
 pub struct Registry {
     nodes: Mutex<BTreeMap<String, NodeEntry>>,
+    states: Mutex<BTreeMap<u64, DiskStateRow>>,
+}
+
+/// A node's last report as the health pass and `disk list` read it.
+#[derive(Debug, Clone)]
+pub struct NodeReport {
+    /// The node.
+    pub node_id: String,
+    /// Time since its last heartbeat reached this master.
+    pub age: Duration,
+    /// Heard from within the missed-heartbeat limit.
+    pub online: bool,
+    /// Its disks as last reported.
+    pub disks: Vec<DiskInfo>,
 }
 
 /// Cluster-wide raw capacity of the disks that can take data.
@@ -70,15 +90,49 @@ impl Registry {
         now.duration_since(e.seen) < HEARTBEAT_INTERVAL * OFFLINE_AFTER_MISSED
     }
 
-    /// Disks that may take new shards: node online, disk ONLINE (not read-only, draining or
-    /// failed).
+    /// Replaces the cached disk states with the replicated table's rows.
+    pub fn set_states(&self, rows: Vec<DiskStateRow>) {
+        *self.states.lock().expect("states lock") =
+            rows.into_iter().map(|r| (r.disk_id, r)).collect();
+    }
+
+    /// The cached replicated state rows, by disk id.
+    pub fn state_rows(&self) -> BTreeMap<u64, DiskStateRow> {
+        self.states.lock().expect("states lock").clone()
+    }
+
+    /// The master's verdict on a disk: online unless a state row says otherwise.
+    pub fn disk_status(&self, disk_id: u64) -> DiskStatus {
+        self.states
+            .lock()
+            .expect("states lock")
+            .get(&disk_id)
+            .map_or(DiskStatus::Online, |r| r.status)
+    }
+
+    /// Disks that may take new shards: node online, disk ONLINE on the node (not read-only
+    /// or failed) and online for the master (not suspect, offline or draining).
     pub fn writable_disks(&self) -> Vec<DiskCandidate> {
+        self.disks_with_status(DiskStatus::Online)
+    }
+
+    /// Disks the node would write to but the master finds suspect: placement uses them
+    /// only when the healthy ones are not enough.
+    pub fn suspect_disks(&self) -> Vec<DiskCandidate> {
+        self.disks_with_status(DiskStatus::Suspect)
+    }
+
+    fn disks_with_status(&self, want: DiskStatus) -> Vec<DiskCandidate> {
         let now = Instant::now();
+        let states = self.state_rows();
         let nodes = self.nodes.lock().expect("registry lock");
         let mut v = Vec::new();
         for (id, e) in nodes.iter().filter(|(_, e)| Self::online(e, now)) {
             for d in &e.disks {
-                if d.state == DiskState::Online as i32 {
+                let status = states
+                    .get(&d.disk_id)
+                    .map_or(DiskStatus::Online, |r| r.status);
+                if d.state == DiskState::Online as i32 && status == want {
                     v.push(DiskCandidate {
                         node_id: id.clone(),
                         disk_id: d.disk_id,
@@ -109,24 +163,45 @@ impl Registry {
             .is_some_and(|e| Self::online(e, now))
     }
 
-    /// Raw capacity figures over online nodes.
+    /// Raw capacity figures over online nodes. Failed and offline disks count nowhere;
+    /// draining ones count as used space but not as room for new shards.
     pub fn capacity(&self) -> Capacity {
         let now = Instant::now();
+        let states = self.state_rows();
         let nodes = self.nodes.lock().expect("registry lock");
         let mut c = Capacity::default();
         for e in nodes.values().filter(|e| Self::online(e, now)) {
             for d in &e.disks {
-                if d.state == DiskState::Failed as i32 {
+                let status = states
+                    .get(&d.disk_id)
+                    .map_or(DiskStatus::Online, |r| r.status);
+                if d.state == DiskState::Failed as i32 || status == DiskStatus::Offline {
                     continue;
                 }
                 c.capacity += d.capacity_bytes;
                 c.used += d.used_bytes + d.dead_bytes;
-                if d.state == DiskState::Online as i32 {
+                let takes_shards = matches!(status, DiskStatus::Online | DiskStatus::Suspect);
+                if d.state == DiskState::Online as i32 && takes_shards {
                     c.free_writable += d.free_bytes;
                 }
             }
         }
         c
+    }
+
+    /// Every node's last report with its age (the health pass and `disk list`).
+    pub fn reports(&self) -> Vec<NodeReport> {
+        let now = Instant::now();
+        let nodes = self.nodes.lock().expect("registry lock");
+        nodes
+            .iter()
+            .map(|(id, e)| NodeReport {
+                node_id: id.clone(),
+                age: now.duration_since(e.seen),
+                online: Self::online(e, now),
+                disks: e.disks.clone(),
+            })
+            .collect()
     }
 
     /// Every node as ClusterStatus shows it.
@@ -191,5 +266,46 @@ mod tests {
             Instant::now() - HEARTBEAT_INTERVAL * (OFFLINE_AFTER_MISSED + 1);
         assert!(r.writable_disks().is_empty());
         assert!(!r.statuses()[0].online);
+    }
+
+    fn row(disk_id: u64, status: DiskStatus) -> DiskStateRow {
+        DiskStateRow {
+            disk_id,
+            node_id: "n1".into(),
+            status,
+            reason: "test".into(),
+            since_ns: 1,
+            by_operator: true,
+        }
+    }
+
+    #[test]
+    fn disk_states_decide_placement_and_capacity() {
+        let r = Registry::default();
+        r.record(&pb::RegisterNodeRequest {
+            node_id: "n1".into(),
+            grpc_addr: "127.0.0.1:1".into(),
+            http_addr: String::new(),
+            disks: (1..=4).map(|i| disk(i, DiskState::Online, 50)).collect(),
+        });
+        r.set_states(vec![
+            row(2, DiskStatus::Suspect),
+            row(3, DiskStatus::Offline),
+            row(4, DiskStatus::Draining),
+        ]);
+        let ids = |v: Vec<DiskCandidate>| v.iter().map(|d| d.disk_id).collect::<Vec<_>>();
+        assert_eq!(ids(r.writable_disks()), vec![1]);
+        assert_eq!(ids(r.suspect_disks()), vec![2]);
+        assert_eq!(r.disk_status(3), DiskStatus::Offline);
+        assert_eq!(r.disk_status(9), DiskStatus::Online);
+        // The offline disk counts nowhere; the draining one as used space, not as room.
+        assert_eq!(
+            r.capacity(),
+            Capacity {
+                capacity: 300,
+                used: 150,
+                free_writable: 100
+            }
+        );
     }
 }

@@ -8,6 +8,13 @@ use sqlx::SqlitePool;
 use std::path::Path;
 use tonic::Status;
 
+pub use kdss_meta::disks::DiskStateRow;
+
+/// Every disk state row (disks not plainly online).
+pub async fn disk_states(pool: &SqlitePool) -> Result<Vec<DiskStateRow>, Status> {
+    Ok(kdss_meta::disks::list(pool).await?)
+}
+
 /// Opens (creating and migrating) the namespace database.
 pub async fn open(path: &Path) -> Result<SqlitePool, kdss_meta::MetaError> {
     kdss_meta::open(path).await

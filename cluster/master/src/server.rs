@@ -167,6 +167,11 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         st.jobs.gc.clone(),
         stop_rx.clone(),
     ));
+    tasks.push(tokio::spawn(crate::health::job::run(
+        st.clone(),
+        cfg.health.clone(),
+        stop_rx.clone(),
+    )));
     tasks.push(tokio::spawn(watch_metrics(st.clone(), stop_rx)));
     tracing::info!(id = cfg.master.id, %grpc_addr, %http_addr, "master ready");
     Ok(RunningMaster {

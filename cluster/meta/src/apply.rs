@@ -2,7 +2,7 @@
 //! failures turned into `MutationReply.failure` with the savepoint rolled back.
 
 use crate::error::{MetaError, Result, einval};
-use crate::{accounts, data, gc, multipart, objects, opens, posix, rename, trash};
+use crate::{accounts, data, disks, gc, multipart, objects, opens, posix, rename, trash};
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use kdss_proto::master::{
@@ -158,6 +158,10 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
         }
         Op::ExpireStaleStripes(r) => {
             gc::expire_stale(c, r, now).await?;
+            empty
+        }
+        Op::SetDiskState(r) => {
+            disks::set_state(c, r, now).await?;
             empty
         }
     })

@@ -96,6 +96,7 @@ pub async fn replace_shard(c: &mut SqliteConnection, op: &ReplaceShardOp) -> Res
         node_addr: String::new(),
         disk_id: op.disk_id,
         cap: None,
+        ..Default::default()
     })
 }
 

@@ -288,6 +288,7 @@ pub async fn stripe_info(c: &mut SqliteConnection, id: u64) -> Result<Option<Str
                 node_addr: String::new(),
                 disk_id: disk as u64,
                 cap: None,
+                ..Default::default()
             })
             .collect(),
     }))

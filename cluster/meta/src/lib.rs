@@ -16,11 +16,13 @@
 //! Module map: `tree` (inode/dentry primitives), `posix`, `rename`, `opens`, `data`
 //! (stripes, CommitWrite), `extents` (overlay, refcounts), `objects` (S3 rules, see its
 //! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `read`, `trash`
-//! (the recycle bin), `gc` (the replicated half of the garbage collector).
+//! (the recycle bin), `gc` (the replicated half of the garbage collector), `disks` (the
+//! replicated disk states).
 
 pub mod accounts;
 mod apply;
 pub mod data;
+pub mod disks;
 pub mod error;
 pub mod extents;
 pub mod gc;

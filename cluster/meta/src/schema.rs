@@ -10,6 +10,7 @@ use std::str::FromStr;
 const MIGRATIONS: &[&str] = &[
     include_str!("schema/0001_init.sql"),
     include_str!("schema/0002_trash.sql"),
+    include_str!("schema/0003_disk_states.sql"),
 ];
 
 /// Opens (creating if needed) the database file in WAL mode and migrates it.

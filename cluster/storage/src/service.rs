@@ -105,6 +105,29 @@ pub fn disk_info(d: &Disk) -> DiskInfo {
         io_errors: s.io_errors,
         checksum_errors: s.checksum_errors,
         records: s.records,
+        health: Some(health_report(d.device())),
+    }
+}
+
+/// What the master needs to judge a disk: latency over the recent window and S.M.A.R.T.
+fn health_report(dev: &crate::device::Device) -> kdss_proto::storage::DiskHealthReport {
+    use crate::device::latency::IoKind;
+    let lat = dev.latency();
+    let (r, w) = (
+        lat.percentiles(IoKind::Read),
+        lat.percentiles(IoKind::Write),
+    );
+    let smart = dev.smart();
+    kdss_proto::storage::DiskHealthReport {
+        window_ms: lat.window().as_millis() as u64,
+        read_p50_us: r.p50_us,
+        read_p99_us: r.p99_us,
+        read_samples: r.samples,
+        write_p50_us: w.p50_us,
+        write_p99_us: w.p99_us,
+        write_samples: w.samples,
+        smart_status: smart.text,
+        smart_failing: smart.failing,
     }
 }
 

@@ -10,5 +10,6 @@ mod failover;
 mod faults;
 mod first_errors;
 mod gc_kills;
+mod health;
 mod space;
 mod strays;

@@ -3,7 +3,7 @@
 
 use super::{CAPABILITY_TTL_MS, MasterService, unexpected};
 use crate::meta_api as meta;
-use crate::placement::{PlacementError, place_replacement, place_shards};
+use crate::placement::{DiskCandidate, PlacementError, place_replacement, place_shards};
 use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
 use kdss_proto::master::mutation::Op;
@@ -33,9 +33,17 @@ impl MasterService {
         for s in stripes {
             for sh in &mut s.shards {
                 sh.node_addr = self.st.registry.addr_of(&sh.node_id).unwrap_or_default();
+                sh.disk_status = self.st.registry.disk_status(sh.disk_id) as i32;
                 sh.cap = Some(self.st.caps.sign(s.stripe_id, sh.shard_index, op, exp));
             }
         }
+    }
+
+    /// The healthy candidates plus the suspect disks: suspect disks take shards only when
+    /// the healthy ones are not enough for the stripe.
+    fn with_suspect(&self, mut healthy: Vec<DiskCandidate>) -> Vec<DiskCandidate> {
+        healthy.extend(self.st.registry.suspect_disks());
+        healthy
     }
 
     fn check_capacity(&self) -> Result<(), Status> {
@@ -81,8 +89,12 @@ impl MasterService {
         }
         self.check_capacity()?;
         let width = (b.k + b.m) as usize;
-        let cands = self.st.registry.writable_disks();
-        let placed = place_shards(&cands, width, r.shard_len, &[], &[], &mut rand::rng())
+        let healthy = self.st.registry.writable_disks();
+        let placed = place_shards(&healthy, width, r.shard_len, &[], &[], &mut rand::rng())
+            .or_else(|_| {
+                let all = self.with_suspect(healthy.clone());
+                place_shards(&all, width, r.shard_len, &[], &[], &mut rand::rng())
+            })
             .map_err(placement_status)?;
         let shards = placed
             .iter()
@@ -137,16 +149,29 @@ impl MasterService {
             exclude.push(cur.disk_id);
         }
         let failed_node = cur.map(|c| c.node_id.as_str()).unwrap_or_default();
-        let cands = self.st.registry.writable_disks();
-        let placed = place_replacement(
-            &cands,
-            stripe.shard_len,
-            &existing,
-            failed_node,
-            &exclude,
-            &mut rand::rng(),
-        )
-        .map_err(placement_status)?;
+        let placed = {
+            let healthy = self.st.registry.writable_disks();
+            let mut rng = rand::rng();
+            place_replacement(
+                &healthy,
+                stripe.shard_len,
+                &existing,
+                failed_node,
+                &exclude,
+                &mut rng,
+            )
+            .or_else(|_| {
+                place_replacement(
+                    &self.with_suspect(healthy.clone()),
+                    stripe.shard_len,
+                    &existing,
+                    failed_node,
+                    &exclude,
+                    &mut rng,
+                )
+            })
+            .map_err(placement_status)?
+        };
         let op = pb::ReplaceShardOp {
             stripe_id: r.stripe_id,
             shard_index: r.shard_index,

@@ -13,6 +13,7 @@
 
 mod cluster;
 mod data;
+mod disks;
 mod rpc;
 mod trash;
 

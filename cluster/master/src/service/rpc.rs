@@ -324,4 +324,12 @@ impl Master for MasterService {
         forward!(self, req, gc_run);
         self.gc_run_checked(req).await
     }
+    async fn list_disks(&self, req: Request<pb::ListDisksRequest>) -> R<pb::ListDisksReply> {
+        forward!(self, req, list_disks);
+        self.list_disks_checked(req).await
+    }
+    async fn set_disk_state(&self, req: Request<pb::SetDiskStateRequest>) -> R<pb::DiskEntry> {
+        forward!(self, req, set_disk_state);
+        self.set_disk_state_checked(req).await
+    }
 }

@@ -18,7 +18,10 @@ const RUN_WAIT: Duration = Duration::from_secs(120);
 
 impl MasterService {
     /// The caller, if an operator or admin.
-    async fn operator(&self, md: &tonic::metadata::MetadataMap) -> Result<Caller, Status> {
+    pub(crate) async fn operator(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+    ) -> Result<Caller, Status> {
         let caller = self.st.caller(md).await?;
         if !caller.may_operate() {
             return Err(denied(format!(

@@ -1,12 +1,17 @@
 //! Where the bytes live: one regular file or block device, opened with O_DIRECT and an
 //! exclusive `flock`, accessed with positioned reads and writes on aligned buffers from
-//! blocking threads. The optional fault layer sits here so every engine path goes through it.
+//! blocking threads. The optional fault layer sits here so every engine path goes through it,
+//! and so does the latency recorder (which times the fault layer's delay too).
 
 pub mod aligned;
 pub mod fault;
+pub mod latency;
+pub mod smart;
 
 use crate::error::StorageError;
 use fault::{FaultLayer, FaultOp};
+use latency::{IoKind, LatencyRecorder};
+use smart::SmartProbe;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -22,6 +27,8 @@ pub struct Device {
     size: u64,
     direct: bool,
     fault: Option<Arc<FaultLayer>>,
+    latency: LatencyRecorder,
+    smart: SmartProbe,
 }
 
 fn io_err(path: &Path, op: &'static str, source: io::Error) -> StorageError {
@@ -91,6 +98,8 @@ impl Device {
             size,
             direct,
             fault,
+            latency: LatencyRecorder::default(),
+            smart: SmartProbe::new(path),
         })
     }
 
@@ -114,6 +123,16 @@ impl Device {
         self.fault.as_ref()
     }
 
+    /// Recent read and write latencies (the heartbeat's health report).
+    pub fn latency(&self) -> &LatencyRecorder {
+        &self.latency
+    }
+
+    /// The device's S.M.A.R.T. verdict ("not available" for files and loop devices).
+    pub fn smart(&self) -> smart::SmartStatus {
+        self.smart.status()
+    }
+
     fn check_fault(&self, op: FaultOp) -> io::Result<bool> {
         match &self.fault {
             None => Ok(false),
@@ -129,6 +148,13 @@ impl Device {
 
     /// Fills `buf` from device offset `off` (aligned buffer and offset).
     pub fn read_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        let t = std::time::Instant::now();
+        let r = self.read_at_untimed(buf, off);
+        self.latency.record(IoKind::Read, t.elapsed());
+        r
+    }
+
+    fn read_at_untimed(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
         let corrupt = self.check_fault(FaultOp::Read)?;
         let mut done = 0usize;
         while done < buf.len() {
@@ -167,6 +193,13 @@ impl Device {
 
     /// Writes `bufs` back to back from device offset `off` (each aligned) with pwritev.
     pub fn write_vectored_at(&self, bufs: &[&[u8]], off: u64) -> io::Result<()> {
+        let t = std::time::Instant::now();
+        let r = self.write_vectored_untimed(bufs, off);
+        self.latency.record(IoKind::Write, t.elapsed());
+        r
+    }
+
+    fn write_vectored_untimed(&self, bufs: &[&[u8]], off: u64) -> io::Result<()> {
         if self.check_fault(FaultOp::Write)? {
             // Corrupt what reaches the device: flip a byte of a private copy of the first buffer.
             let mut first = aligned::AlignedBuf::zeroed(bufs[0].len());
@@ -242,8 +275,12 @@ impl Device {
 
     /// Makes every completed write durable (fdatasync).
     pub fn sync(&self) -> io::Result<()> {
-        self.check_fault(FaultOp::Sync)?;
-        self.file.sync_data()
+        let t = std::time::Instant::now();
+        let r = self
+            .check_fault(FaultOp::Sync)
+            .and_then(|_| self.file.sync_data());
+        self.latency.record(IoKind::Write, t.elapsed());
+        r
     }
 }
 

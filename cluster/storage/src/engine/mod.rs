@@ -164,6 +164,11 @@ impl Disk {
         self.inner.dev.fault()
     }
 
+    /// The device under the disk (latency and S.M.A.R.T. for the health report).
+    pub fn device(&self) -> &Device {
+        &self.inner.dev
+    }
+
     /// Whether an I/O error has failed the disk.
     pub fn is_failed(&self) -> bool {
         self.inner.failed.load(Ordering::SeqCst)

@@ -123,9 +123,10 @@ pub struct GcSection {
     #[serde(default = "default_gc_pending")]
     pub auto_gc_pending_hours: u64,
     /// Minutes after which an allocated, never committed stripe (a writer that crashed)
-    /// is garbage (default 120).
+    /// is garbage, and a shard no stripe names is deleted (default 120). Fractions are
+    /// allowed so tests can use seconds.
     #[serde(default = "default_stale_writing")]
-    pub stale_writing_minutes: u64,
+    pub stale_writing_minutes: f64,
     /// Shard deletes per second the collector sends, cluster-wide (default 500): the
     /// throttle that keeps a big purge from starving client I/O.
     #[serde(default = "default_gc_rate")]
@@ -143,8 +144,8 @@ fn default_gc_interval() -> u64 {
 fn default_gc_pending() -> u64 {
     48
 }
-fn default_stale_writing() -> u64 {
-    120
+fn default_stale_writing() -> f64 {
+    120.0
 }
 fn default_gc_rate() -> u32 {
     500
@@ -303,7 +304,7 @@ impl MasterConfig {
         if self.gc.max_deletes_per_sec == 0 {
             return Err(invalid(path, "gc.max_deletes_per_sec", "must be > 0"));
         }
-        if self.gc.stale_writing_minutes == 0 {
+        if !(self.gc.stale_writing_minutes > 0.0 && self.gc.stale_writing_minutes.is_finite()) {
             return Err(invalid(
                 path,
                 "gc.stale_writing_minutes",

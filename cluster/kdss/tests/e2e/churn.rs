@@ -120,6 +120,7 @@ fn delete_round(c: &Cluster, m: &Mount, r: u32) {
 
 /// Waits until the collector has nothing pending and the compactor brought the dead bytes
 /// under `slack`; returns the seconds since `since`.
+#[allow(clippy::disallowed_methods)] // blocking helper: the CLI calls between sleeps block anyway
 fn wait_reclaimed(c: &Cluster, since: Instant, slack: u64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
@@ -210,6 +211,7 @@ async fn ten_times_the_capacity_written_and_deleted_through_both_doors() {
         }
         delete_round(c, m, rounds - 1);
         let last = wait_reclaimed(c, t, slack);
+        #[allow(clippy::disallowed_methods)] // inside block_in_place
         std::thread::sleep(Duration::from_secs(3));
         let (end_used, _) = disk_bytes(c);
         let mib = |b: u64| b as f64 / MIB as f64;

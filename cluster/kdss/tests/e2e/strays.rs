@@ -75,7 +75,7 @@ async fn unreferenced_shards_are_found_by_inventory_and_deleted() {
         false,
         ClusterOpts {
             master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n\
-                                read_grace_sec = 0\nstale_writing_minutes = 0\n"
+                                read_grace_sec = 0\nstale_writing_minutes = 0.05\n"
                 .into(),
             ..ClusterOpts::default()
         },
@@ -117,6 +117,19 @@ async fn unreferenced_shards_are_found_by_inventory_and_deleted() {
     }
     assert!(has_shard(&c, &elsewhere, 1, 0).await);
 
+    // The first pass only notes them: a shard may be unnamed for a moment (written, not
+    // yet committed), so it is deleted only after stale_writing_minutes (3 s here).
+    let st = cli(&c, &["gc", "run"]);
+    assert_eq!(
+        st["last_pass"]["strays_waiting"].as_u64().unwrap_or(0),
+        all.len() as u64 + 1,
+        "every stray noted, none deleted yet: {st}"
+    );
+    assert!(
+        has_shard(&c, &elsewhere, 1, 0).await,
+        "not deleted at first sight"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     let st = cli(&c, &["gc", "run"]);
     let totals = &st["totals"];
     assert_eq!(

@@ -85,7 +85,7 @@ impl Job for GcJob {
                 Err(e) => return Err(format!("purge expired bin items: {}", e.message())),
             }
         }
-        let stale = (self.cfg.stale_writing_minutes as i64).saturating_mul(60_000_000_000);
+        let stale = (self.cfg.stale_writing_minutes * 60e9) as i64;
         let op = Op::ExpireStaleStripes(pb::ExpireStaleStripesOp {
             created_before_ns: now.saturating_sub(stale),
         });

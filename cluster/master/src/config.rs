@@ -389,6 +389,15 @@ secret = "0123456789"
         assert_eq!(c.members().len(), 1);
     }
 
+    /// The commented example operators copy must stay loadable as the keys change.
+    #[test]
+    fn the_deploy_example_parses_with_its_documented_values() {
+        let text = include_str!("../../../deploy/master.toml");
+        let c = MasterConfig::parse(Path::new("deploy/master.toml"), text).unwrap();
+        assert_eq!(c.gc.stale_writing_minutes, 120.0);
+        assert_eq!(c.health.silent_grace_sec, 600);
+    }
+
     #[test]
     fn typo_is_named_with_file_and_line() {
         let text = format!("{MINIMAL}[capacity]\nreject_pcnt = 90\n");

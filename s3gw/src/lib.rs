@@ -4,8 +4,8 @@
 //!
 //! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`router`]
 //! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
-//! area), [`auth`] (SigV4 forms), [`error`] (the one S3 error enum), [`presign`] (URLs for
-//! kdss-cli) and [`bench`] (`kdss bench s3`).
+//! area), [`auth`] (SigV4 forms; the primitives are `kdss_common::sigv4`, shared with
+//! kdss-cli's presigner), [`error`] (the one S3 error enum) and [`bench`] (`kdss bench s3`).
 
 pub mod api;
 pub mod auth;
@@ -14,7 +14,6 @@ pub mod body;
 pub mod checksum;
 pub mod config;
 pub mod error;
-pub mod presign;
 pub mod router;
 pub mod server;
 pub mod xml;

@@ -6,11 +6,11 @@
 
 mod common;
 
+use kdss_common::presign::{PresignParams, presign_url};
 use kdss_s3gw::auth::chunked::{encode_signed, encode_unsigned};
 use kdss_s3gw::auth::sigv4::sha256_hex;
 use kdss_s3gw::bench::http::Signer;
 use kdss_s3gw::checksum::Algo;
-use kdss_s3gw::presign::{PresignParams, presign_url};
 use std::time::{Duration, SystemTime};
 
 async fn absent(env: &common::Env, path: &str) {

@@ -5,7 +5,7 @@ mod common;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use kdss_s3gw::presign::{PresignParams, presign_url};
+use kdss_common::presign::{PresignParams, presign_url};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_operations_round_trip_through_the_gateway() {

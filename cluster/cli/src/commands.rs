@@ -399,7 +399,7 @@ pub struct PresignArgs {
 
 /// Prints a presigned URL (no master call: signing needs only the keys).
 pub fn presign(s: &Settings, a: PresignArgs) -> anyhow::Result<View> {
-    let url = kdss_s3gw::presign::presign_url(&kdss_s3gw::presign::PresignParams {
+    let url = kdss_common::presign::presign_url(&kdss_common::presign::PresignParams {
         endpoint: &s.s3_endpoint,
         region: &s.region,
         access_key: &s.access_key,

@@ -1,6 +1,7 @@
 //! The vocabulary every KDSS crate shares: newtype ids, the EC policy, shard
 //! capabilities (invariant 6), client authentication to the master, TOML config
-//! loading with file/line/key errors, and the errno/code carried by RPC errors.
+//! loading with file/line/key errors, the errno/code carried by RPC errors, and the SigV4
+//! primitives both the gateway (verifying) and kdss-cli (presigning URLs) use.
 
 pub mod auth;
 pub mod capability;
@@ -8,7 +9,9 @@ pub mod config;
 pub mod ec;
 pub mod ids;
 pub mod limits;
+pub mod presign;
 pub mod rpc_error;
+pub mod sigv4;
 pub mod size;
 pub mod time;
 

@@ -9,7 +9,7 @@ pub mod header;
 pub mod presigned;
 pub mod presigned_v2;
 pub mod secrets;
-pub mod sigv4;
+pub use kdss_common::sigv4;
 
 use crate::error::{Code, S3Error, S3Result};
 use http::HeaderMap;

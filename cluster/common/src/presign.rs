@@ -1,8 +1,8 @@
 //! Presigned URLs (SigV4 query auth) for `kdss-cli presign get|put`: a URL that curl can
 //! use without credentials until it expires. Path style, host-only signed headers,
-//! UNSIGNED-PAYLOAD — what the gateway's [`crate::auth::presigned`] verifies.
+//! UNSIGNED-PAYLOAD — what the gateway's presigned-URL check verifies.
 
-use crate::auth::sigv4;
+use crate::sigv4;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why a URL could not be built.
@@ -54,10 +54,10 @@ pub fn presign_url(p: &PresignParams<'_>) -> Result<String, PresignError> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let t = time::OffsetDateTime::from_unix_timestamp(secs as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = ::time::OffsetDateTime::from_unix_timestamp(secs as i64)
+        .unwrap_or(::time::OffsetDateTime::UNIX_EPOCH);
     let amz_date = t
-        .format(time::macros::format_description!(
+        .format(::time::macros::format_description!(
             "[year][month][day]T[hour][minute][second]Z"
         ))
         .unwrap_or_default();

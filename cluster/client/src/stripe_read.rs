@@ -256,11 +256,12 @@ fn start_run(
 
 /// True when the shard's disk is one a reader goes around (not online for the master).
 fn avoided(stripe: &pb::StripeInfo, shard: u32) -> bool {
-    stripe
-        .shards
-        .iter()
-        .find(|l| l.shard_index == shard)
-        .is_some_and(crate::read_order::read_around)
+    location(stripe, shard).is_some_and(crate::read_order::read_around)
+}
+
+/// Where the master says a shard of the stripe lives.
+fn location(stripe: &pb::StripeInfo, shard: u32) -> Option<&pb::ShardLocation> {
+    stripe.shards.iter().find(|l| l.shard_index == shard)
 }
 
 /// Reads a shard range from the shard's own disk, within the shard deadline.
@@ -276,7 +277,7 @@ async fn direct_fetch(
     if opts.lost.contains(&shard) {
         return Err(ShardFault::Missing("simulated loss".into()));
     }
-    let Some(loc) = stripe.shards.iter().find(|l| l.shard_index == shard) else {
+    let Some(loc) = location(stripe, shard) else {
         return Err(ShardFault::Missing(format!(
             "no location for shard {shard}"
         )));
@@ -327,23 +328,11 @@ fn degraded(
             .codecs
             .get(stripe.k, stripe.m)
             .map_err(|e| ShardFault::Failed(e.to_string()))?;
-        let node_of = |i: u32| {
-            stripe
-                .shards
-                .iter()
-                .find(|l| l.shard_index == i)
-                .map(|l| l.node_addr.clone())
-        };
+        let node_of = |i: u32| location(&stripe, i).map(|l| l.node_addr.clone());
         let mut candidates: Vec<u32> = (0..n as u32)
             .filter(|i| *i != target && !opts.lost.contains(i))
             .collect();
-        let rank_of = |i: u32| {
-            stripe
-                .shards
-                .iter()
-                .find(|l| l.shard_index == i)
-                .map_or(u8::MAX, crate::read_order::rank)
-        };
+        let rank_of = |i: u32| location(&stripe, i).map_or(u8::MAX, crate::read_order::rank);
         candidates.sort_by_key(|i| (rank_of(*i), node_of(*i).is_none_or(|a| sh.is_bad(&a)), *i));
         let mut candidates = candidates.into_iter();
         let (b0, b1) = block_span(BLOCK_SIZE, off, len);

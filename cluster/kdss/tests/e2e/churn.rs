@@ -144,9 +144,7 @@ async fn ten_times_the_capacity_written_and_deleted_through_both_doors() {
         true,
         ClusterOpts {
             disk_size: sz.disk,
-            master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n\
-                                read_grace_sec = 0\n"
-                .into(),
+            master_extra_toml: GC_BY_HAND.into(),
             ..ClusterOpts::default()
         },
     )

@@ -149,3 +149,8 @@ pub fn cli_output(masters: &[String], (ak, sk): &(String, String), args: &[&str]
         .output()
         .expect("run kdss-cli")
 }
+
+/// `[gc]` for tests that drive the collector themselves: no timed passes, no retention in
+/// the bin, no read grace. Tests append their own `[gc]` keys after it.
+pub const GC_BY_HAND: &str =
+    "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n";

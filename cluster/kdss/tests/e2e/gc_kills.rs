@@ -36,9 +36,7 @@ async fn leader_and_node_killed_mid_pass_the_next_passes_finish() {
         ClusterOpts {
             masters: 3,
             // Slow deletes, so the kills land inside the pass.
-            master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n\
-                                read_grace_sec = 0\nmax_deletes_per_sec = 20\n"
-                .into(),
+            master_extra_toml: format!("{GC_BY_HAND}max_deletes_per_sec = 20\n"),
             ..ClusterOpts::default()
         },
     )

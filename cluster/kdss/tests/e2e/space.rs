@@ -17,9 +17,6 @@ fn disk_usage(c: &Cluster) -> (u64, u64) {
 
 /// No retention (items kept until purged), no periodic pass during a test, no read grace:
 /// each step happens when the test asks for it.
-const GC_BY_HAND: &str =
-    "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleted_data_waits_in_the_bin_then_purge_and_gc_free_the_disks() {
     let Some(c) = start(

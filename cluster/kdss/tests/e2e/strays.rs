@@ -74,9 +74,7 @@ async fn unreferenced_shards_are_found_by_inventory_and_deleted() {
     let Some(c) = start(
         false,
         ClusterOpts {
-            master_extra_toml: "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\n\
-                                read_grace_sec = 0\nstale_writing_minutes = 0.05\n"
-                .into(),
+            master_extra_toml: format!("{GC_BY_HAND}stale_writing_minutes = 0.05\n"),
             ..ClusterOpts::default()
         },
     )

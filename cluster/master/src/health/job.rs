@@ -52,25 +52,22 @@ pub async fn run(st: Arc<State>, cfg: HealthSection, mut stop: watch::Receiver<b
 
 /// Judges one window and records the changes.
 async fn leader_window(st: &State, cfg: &HealthSection, mem: &mut Memory) {
-    {
-        let changes = window(st, cfg, mem);
-        let mut changed = false;
-        for op in changes {
-            tracing::warn!(
-                node = %op.node_id,
-                disk = format!("{:016x}", op.disk_id),
-                status = super::status_name(DiskStatus::try_from(op.status).unwrap_or_default()),
-                reason = %op.reason,
-                "disk state changes"
-            );
-            match st.propose(&Caller::service(), Op::SetDiskState(op)).await {
-                Ok(_) => changed = true,
-                Err(e) => tracing::warn!(error = %e, "cannot record a disk state"),
-            }
+    let mut changed = false;
+    for op in window(st, cfg, mem) {
+        tracing::warn!(
+            node = %op.node_id,
+            disk = format!("{:016x}", op.disk_id),
+            status = super::status_name(DiskStatus::try_from(op.status).unwrap_or_default()),
+            reason = %op.reason,
+            "disk state changes"
+        );
+        match st.propose(&Caller::service(), Op::SetDiskState(op)).await {
+            Ok(_) => changed = true,
+            Err(e) => tracing::warn!(error = %e, "cannot record a disk state"),
         }
-        if changed && let Err(e) = refresh(st).await {
-            tracing::warn!(error = %e, "cannot read disk states");
-        }
+    }
+    if changed && let Err(e) = refresh(st).await {
+        tracing::warn!(error = %e, "cannot read disk states");
     }
 }
 

@@ -2,7 +2,9 @@
 //! failures turned into `MutationReply.failure` with the savepoint rolled back.
 
 use crate::error::{MetaError, Result, einval};
-use crate::{accounts, data, disks, gc, multipart, objects, opens, posix, rename, trash};
+use crate::{
+    accounts, data, disks, gc, multipart, objects, opens, posix, rename, repair, trash,
+};
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use kdss_proto::master::{
@@ -162,6 +164,14 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
         }
         Op::SetDiskState(r) => {
             disks::set_state(c, r, now).await?;
+            empty
+        }
+        Op::MoveShard(r) => {
+            repair::move_shard(c, r).await?;
+            empty
+        }
+        Op::SetSetting(r) => {
+            repair::set_setting(c, r).await?;
             empty
         }
     })

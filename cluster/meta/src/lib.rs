@@ -17,7 +17,7 @@
 //! (stripes, CommitWrite), `extents` (overlay, refcounts), `objects` (S3 rules, see its
 //! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `read`, `trash`
 //! (the recycle bin), `gc` (the replicated half of the garbage collector), `disks` (the
-//! replicated disk states).
+//! replicated disk states), `repair` (the damaged-stripe queue, MoveShard, settings).
 
 pub mod accounts;
 mod apply;
@@ -36,6 +36,7 @@ pub mod opens;
 pub mod posix;
 pub mod read;
 pub mod rename;
+pub mod repair;
 mod schema;
 mod stripe_reads;
 pub mod trash;

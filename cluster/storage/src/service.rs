@@ -106,6 +106,8 @@ pub fn disk_info(d: &Disk) -> DiskInfo {
         checksum_errors: s.checksum_errors,
         records: s.records,
         health: Some(health_report(d.device())),
+        corrupt_shards: Vec::new(),
+        corrupt_shards_more: false,
     }
 }
 
@@ -374,6 +376,13 @@ impl Storage for StorageService {
             })
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn rebuild_shard(
+        &self,
+        _req: Request<kdss_proto::storage::RebuildShardRequest>,
+    ) -> Result<Response<kdss_proto::storage::RebuildShardReply>, Status> {
+        Err(Status::unimplemented("RebuildShard: not yet built"))
     }
 
     async fn node_info(

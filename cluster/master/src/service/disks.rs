@@ -34,6 +34,7 @@ fn entry(
             Some(_) => "auto".into(),
             None => String::new(),
         },
+        mapped_shards: 0,
     }
 }
 

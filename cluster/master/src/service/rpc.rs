@@ -324,6 +324,24 @@ impl Master for MasterService {
         forward!(self, req, gc_run);
         self.gc_run_checked(req).await
     }
+    async fn repair_status(
+        &self,
+        req: Request<pb::RepairStatusRequest>,
+    ) -> R<pb::RepairStatusReply> {
+        forward!(self, req, repair_status);
+        Err(Status::unimplemented("repair status"))
+    }
+    async fn repair_run(&self, req: Request<pb::GcRunRequest>) -> R<pb::RepairStatusReply> {
+        forward!(self, req, repair_run);
+        Err(Status::unimplemented("repair run"))
+    }
+    async fn repair_throttle(
+        &self,
+        req: Request<pb::RepairThrottleRequest>,
+    ) -> R<pb::RepairStatusReply> {
+        forward!(self, req, repair_throttle);
+        Err(Status::unimplemented("repair throttle"))
+    }
     async fn list_disks(&self, req: Request<pb::ListDisksRequest>) -> R<pb::ListDisksReply> {
         forward!(self, req, list_disks);
         self.list_disks_checked(req).await

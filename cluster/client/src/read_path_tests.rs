@@ -116,6 +116,12 @@ impl Storage for NodeSvc {
     ) -> Result<Response<Self::ListShardsStream>, Status> {
         Err(Status::unimplemented("read-path tests only"))
     }
+    async fn rebuild_shard(
+        &self,
+        _r: Request<spb::RebuildShardRequest>,
+    ) -> Result<Response<spb::RebuildShardReply>, Status> {
+        Err(Status::unimplemented("read-path tests only"))
+    }
 }
 
 struct Fixture {

@@ -96,6 +96,7 @@ fn entry_json(e: &pb::DiskEntry) -> Value {
     let h = d.health.clone().unwrap_or_default();
     let extra = json!({
         "state": status_name(e.status),
+        "mapped_shards": e.mapped_shards,
         "reason": e.reason,
         "since_ns": e.since_ns,
         "set_by": e.set_by,
@@ -146,6 +147,7 @@ fn list_view(r: &pb::ListDisksReply) -> View {
                 (d.io_errors + d.checksum_errors).to_string(),
                 view::bytes(d.used_bytes),
                 format!("{}%", use_pct(&d)),
+                e.mapped_shards.to_string(),
                 if h.smart_status.is_empty() {
                     "-".into()
                 } else {
@@ -167,6 +169,7 @@ fn list_view(r: &pb::ListDisksReply) -> View {
                 "ERRORS",
                 "USED",
                 "USE%",
+                "SHARDS",
                 "SMART",
                 "WHY",
             ],

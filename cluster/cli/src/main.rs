@@ -5,6 +5,7 @@ mod commands;
 mod copy;
 mod disks;
 mod gc;
+mod repair;
 mod settings;
 mod trash;
 mod view;
@@ -83,6 +84,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: gc::GcCmd,
     },
+    /// Repair of lost, corrupt and draining shards: progress and ETA, run now, bandwidth.
+    Repair {
+        #[command(subcommand)]
+        cmd: repair::RepairCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +128,7 @@ fn main() {
             Cmd::Cp(a) => copy::cp(&s, a).await,
             Cmd::Trash { cmd } => trash::trash(&s, cmd).await,
             Cmd::Gc { cmd } => gc::gc(&s, cmd).await,
+            Cmd::Repair { cmd } => repair::repair(&s, cmd).await,
         }
     });
     match result {

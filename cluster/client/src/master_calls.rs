@@ -135,4 +135,10 @@ master_rpcs! {
     list_disks(ListDisksRequest) -> ListDisksReply;
     /// An operator sets a disk's state (offline, online, draining).
     set_disk_state(SetDiskStateRequest) -> DiskEntry;
+    /// What repair has queued, running and done, with rate and ETA.
+    repair_status(RepairStatusRequest) -> RepairStatusReply;
+    /// Starts a repair pass (and waits for it when asked).
+    repair_run(GcRunRequest) -> RepairStatusReply;
+    /// Sets or resets the cluster-wide rebuild bandwidth.
+    repair_throttle(RepairThrottleRequest) -> RepairStatusReply;
 }

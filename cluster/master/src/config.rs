@@ -33,6 +33,9 @@ pub struct MasterConfig {
     /// When disks count as slow, erroring or silent (the health pass on the leader).
     #[serde(default)]
     pub health: crate::health::config::HealthSection,
+    /// How fast and how wide lost redundancy is rebuilt.
+    #[serde(default)]
+    pub repair: crate::workers::repair::config::RepairSection,
 }
 
 /// `[master]`.
@@ -298,6 +301,7 @@ impl MasterConfig {
             ));
         }
         self.health.validate(path)?;
+        self.repair.validate(path)?;
         if self.gc.interval_sec == 0 {
             return Err(invalid(path, "gc.interval_sec", "must be > 0"));
         }

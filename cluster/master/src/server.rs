@@ -113,6 +113,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         http_addrs,
         cfg.ec_policy(),
         cfg.gc.clone(),
+        cfg.repair.clone(),
     ));
 
     let (stop, stop_rx) = watch::channel(false);
@@ -165,6 +166,15 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         st.clone(),
         crate::workers::gc::GcJob::new(st.jobs.gc_config.clone()),
         st.jobs.gc.clone(),
+        stop_rx.clone(),
+    ));
+    tasks.push(crate::workers::spawn(
+        st.clone(),
+        crate::workers::repair::RepairJob::new(
+            st.jobs.repair_config.clone(),
+            st.jobs.repair_state.clone(),
+        ),
+        st.jobs.repair.clone(),
         stop_rx.clone(),
     ));
     tasks.push(tokio::spawn(crate::health::job::run(

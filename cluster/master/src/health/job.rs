@@ -66,8 +66,12 @@ async fn leader_window(st: &State, cfg: &HealthSection, mem: &mut Memory) {
             Err(e) => tracing::warn!(error = %e, "cannot record a disk state"),
         }
     }
-    if changed && let Err(e) = refresh(st).await {
-        tracing::warn!(error = %e, "cannot read disk states");
+    if changed {
+        if let Err(e) = refresh(st).await {
+            tracing::warn!(error = %e, "cannot read disk states");
+        }
+        // A disk that went offline has redundancy to rebuild now, not at the next tick.
+        st.jobs.repair.run_now();
     }
 }
 

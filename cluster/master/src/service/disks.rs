@@ -73,9 +73,18 @@ impl MasterService {
     ) -> R<pb::ListDisksReply> {
         self.operator(req.metadata()).await?;
         refresh(&self.st).await?;
-        Ok(Response::new(pb::ListDisksReply {
-            disks: self.disk_entries(),
-        }))
+        let mapped: std::collections::BTreeMap<u64, u64> =
+            kdss_meta::repair::shards_per_disk(&self.st.pool())
+                .await
+                .map_err(Status::from)?
+                .into_iter()
+                .collect();
+        let mut disks = self.disk_entries();
+        for d in &mut disks {
+            let id = d.info.as_ref().map_or(0, |i| i.disk_id);
+            d.mapped_shards = mapped.get(&id).copied().unwrap_or(0);
+        }
+        Ok(Response::new(pb::ListDisksReply { disks }))
     }
 
     pub(crate) async fn set_disk_state_checked(
@@ -112,6 +121,8 @@ impl MasterService {
             other => return Err(unexpected(other)),
         }
         refresh(&self.st).await?;
+        // Offline and draining disks have shards to rebuild or move: start now.
+        self.st.jobs.repair.run_now();
         tracing::warn!(
             disk = format!("{:016x}", r.disk_id),
             status = crate::health::status_name(DiskStatus::try_from(r.status).unwrap_or_default()),

@@ -14,6 +14,7 @@
 mod cluster;
 mod data;
 mod disks;
+mod repair;
 mod rpc;
 mod trash;
 
@@ -102,6 +103,7 @@ impl State {
         http_addrs: HashMap<NodeId, String>,
         default_ec: kdss_common::EcPolicy,
         gc: crate::config::GcSection,
+        repair: crate::workers::repair::config::RepairSection,
     ) -> Self {
         State {
             id,
@@ -116,7 +118,7 @@ impl State {
             alert_pct,
             http_addrs,
             default_ec,
-            jobs: crate::workers::Jobs::new(gc),
+            jobs: crate::workers::Jobs::new(gc, repair),
             channels: Mutex::new(HashMap::new()),
             ready_term: AtomicU64::new(u64::MAX),
         }

@@ -329,18 +329,18 @@ impl Master for MasterService {
         req: Request<pb::RepairStatusRequest>,
     ) -> R<pb::RepairStatusReply> {
         forward!(self, req, repair_status);
-        Err(Status::unimplemented("repair status"))
+        self.repair_status_checked(req).await
     }
     async fn repair_run(&self, req: Request<pb::GcRunRequest>) -> R<pb::RepairStatusReply> {
         forward!(self, req, repair_run);
-        Err(Status::unimplemented("repair run"))
+        self.repair_run_checked(req).await
     }
     async fn repair_throttle(
         &self,
         req: Request<pb::RepairThrottleRequest>,
     ) -> R<pb::RepairStatusReply> {
         forward!(self, req, repair_throttle);
-        Err(Status::unimplemented("repair throttle"))
+        self.repair_throttle_checked(req).await
     }
     async fn list_disks(&self, req: Request<pb::ListDisksRequest>) -> R<pb::ListDisksReply> {
         forward!(self, req, list_disks);

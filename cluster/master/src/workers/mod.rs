@@ -11,6 +11,7 @@
 
 pub mod gc;
 pub mod inventory;
+pub mod repair;
 
 use crate::service::State;
 use kdss_proto::master::JobStatus;
@@ -28,14 +29,26 @@ pub struct Jobs {
     pub gc: Arc<JobHandle>,
     /// The `[gc]` settings it runs with (the bin listing shows their retention).
     pub gc_config: crate::config::GcSection,
+    /// Repair (and drain).
+    pub repair: Arc<JobHandle>,
+    /// The `[repair]` settings it runs with.
+    pub repair_config: repair::config::RepairSection,
+    /// Repair's queue, progress and throttle, for `repair status`.
+    pub repair_state: Arc<repair::state::RepairState>,
 }
 
 impl Jobs {
     /// Handles for jobs that run with these settings (spawned by the server).
-    pub fn new(gc_config: crate::config::GcSection) -> Jobs {
+    pub fn new(
+        gc_config: crate::config::GcSection,
+        repair_config: repair::config::RepairSection,
+    ) -> Jobs {
         Jobs {
             gc: Arc::default(),
             gc_config,
+            repair: Arc::default(),
+            repair_state: Arc::default(),
+            repair_config,
         }
     }
 }
@@ -69,6 +82,10 @@ pub trait Job: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Time between passes.
     fn interval(&self) -> Duration;
+    /// Runs every interval (true) or only when triggered.
+    fn automatic(&self) -> bool {
+        true
+    }
     /// One pass on the leader. Must be idempotent: it may stop at any point (leader
     /// change, crash) and the next pass, on any member, must finish the work.
     fn pass(
@@ -153,13 +170,13 @@ pub fn spawn<J: Job>(
     tokio::spawn(async move {
         let mut next = Instant::now() + job.interval();
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(next) => {}
-                _ = handle.trigger.notified() => {}
+            let timer = tokio::select! {
+                _ = tokio::time::sleep_until(next) => true,
+                _ = handle.trigger.notified() => false,
                 _ = stop.changed() => return,
-            }
+            };
             next = Instant::now() + job.interval();
-            if !st.is_leader() {
+            if !st.is_leader() || (timer && !job.automatic()) {
                 continue;
             }
             let progress = Arc::new(Progress::default());

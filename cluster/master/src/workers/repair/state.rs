@@ -1,0 +1,210 @@
+//! What the repair job shows while it works (`kdss-cli repair status`): the queue the last
+//! pass found, rebuilds in flight, what this leader rebuilt, the recent rate and the ETA;
+//! and the one byte throttle all rebuilds share.
+
+use kdss_proto::master::RepairStatusReply;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The rate shown is measured over this window.
+const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+struct Counters {
+    queued_stripes: u64,
+    queued_shards: u64,
+    queued_bytes: u64,
+    queued_by_missing: Vec<u64>,
+    running: u64,
+    done_shards: u64,
+    done_bytes: u64,
+    failed: u64,
+    unrepairable: u64,
+    recent: VecDeque<(Instant, u64)>,
+}
+
+/// The queue the current pass works through. `missing` counts, per stripe, the shards to
+/// rebuild (1 = one lost, ...).
+#[derive(Debug, Default, Clone)]
+pub struct Queue {
+    /// Stripes with at least one shard to rebuild.
+    pub stripes: u64,
+    /// Shards to rebuild.
+    pub shards: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Stripes by shards to rebuild: [0] = 1, [1] = 2, ...
+    pub by_missing: Vec<u64>,
+}
+
+/// Shared between the job and the status call.
+#[derive(Debug, Default)]
+pub struct RepairState {
+    c: Mutex<Counters>,
+    /// Bytes per second in force (0 = no limit).
+    bandwidth: AtomicU64,
+    next: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl RepairState {
+    /// The queue the pass just found.
+    pub fn set_queue(&self, q: &Queue) {
+        let mut c = self.c.lock().expect("repair state");
+        c.queued_stripes = q.stripes;
+        c.queued_shards = q.shards;
+        c.queued_bytes = q.bytes;
+        c.queued_by_missing = q.by_missing.clone();
+    }
+
+    /// A rebuild starts.
+    pub fn started(&self) {
+        self.c.lock().expect("repair state").running += 1;
+    }
+
+    /// A rebuild ended: committed (`Some(bytes)`) or failed (`None`).
+    pub fn finished(&self, rebuilt: Option<u64>) {
+        let mut c = self.c.lock().expect("repair state");
+        c.running = c.running.saturating_sub(1);
+        match rebuilt {
+            Some(n) => {
+                c.done_shards += 1;
+                c.done_bytes += n;
+                c.queued_shards = c.queued_shards.saturating_sub(1);
+                c.queued_bytes = c.queued_bytes.saturating_sub(n);
+                c.recent.push_back((Instant::now(), n));
+            }
+            None => c.failed += 1,
+        }
+    }
+
+    /// A stripe whose queue entry is settled (all its shards rebuilt, or none needed).
+    pub fn stripe_settled(&self) {
+        let mut c = self.c.lock().expect("repair state");
+        c.queued_stripes = c.queued_stripes.saturating_sub(1);
+    }
+
+    /// A stripe with fewer than k readable shards.
+    pub fn unrepairable(&self) {
+        self.c.lock().expect("repair state").unrepairable += 1;
+    }
+
+    /// Sets the bandwidth limit (bytes/s, 0 = none).
+    pub fn set_bandwidth(&self, bytes_per_sec: u64) {
+        self.bandwidth.store(bytes_per_sec, Ordering::Relaxed);
+    }
+
+    /// The bandwidth limit in force.
+    pub fn bandwidth(&self) -> u64 {
+        self.bandwidth.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `bytes` more may be rebuilt under the limit: each rebuild books its
+    /// share of the budget, so rebuilds in flight together still average the limit.
+    pub async fn take(&self, bytes: u64) {
+        let bw = self.bandwidth();
+        if bw == 0 {
+            return;
+        }
+        let start = {
+            let mut next = self.next.lock().await;
+            let now = Instant::now();
+            let start = next.map_or(now, |n| n.max(now));
+            *next = Some(start + Duration::from_secs_f64(bytes as f64 / bw as f64));
+            start
+        };
+        tokio::time::sleep_until(start).await;
+    }
+
+    /// Status as the CLI shows it.
+    pub fn status(&self) -> RepairStatusReply {
+        let mut c = self.c.lock().expect("repair state");
+        let now = Instant::now();
+        while c
+            .recent
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            c.recent.pop_front();
+        }
+        let rate = match c.recent.front() {
+            Some((first, _)) => {
+                let span = now.duration_since(*first).max(Duration::from_secs(1));
+                c.recent.iter().map(|(_, n)| *n).sum::<u64>() as f64 / span.as_secs_f64()
+            }
+            None => 0.0,
+        };
+        let eta_sec = if c.queued_bytes == 0 {
+            0
+        } else if rate > 0.0 {
+            (c.queued_bytes as f64 / rate).ceil() as i64
+        } else {
+            -1
+        };
+        RepairStatusReply {
+            queued_stripes: c.queued_stripes,
+            queued_shards: c.queued_shards,
+            queued_bytes: c.queued_bytes,
+            queued_by_missing: c.queued_by_missing.clone(),
+            running_shards: c.running,
+            done_shards: c.done_shards,
+            done_bytes: c.done_bytes,
+            failed_shards: c.failed,
+            unrepairable_stripes: c.unrepairable,
+            rate_bytes_per_sec: rate,
+            eta_sec,
+            max_bandwidth: self.bandwidth(),
+            job: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_throttle_spaces_rebuilds_by_their_bytes() {
+        let s = RepairState::default();
+        s.set_bandwidth(10_000);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            s.take(500).await;
+        }
+        // Five bookings of 50 ms each: the fifth starts after 200 ms.
+        let took = t0.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        s.set_bandwidth(0);
+        let t1 = Instant::now();
+        s.take(1 << 40).await;
+        assert!(
+            t1.elapsed() < Duration::from_millis(100),
+            "without a limit nothing waits"
+        );
+    }
+
+    #[test]
+    fn status_reports_rate_and_eta_from_recent_rebuilds() {
+        let s = RepairState::default();
+        s.set_queue(&Queue {
+            stripes: 3,
+            shards: 3,
+            bytes: 3000,
+            by_missing: vec![3],
+        });
+        s.started();
+        assert_eq!(s.status().eta_sec, -1, "nothing rebuilt yet: ETA unknown");
+        s.finished(Some(1000));
+        s.stripe_settled();
+        let st = s.status();
+        assert_eq!(st.queued_bytes, 2000);
+        assert_eq!(st.queued_stripes, 2);
+        assert_eq!(st.done_shards, 1);
+        assert_eq!(st.running_shards, 0);
+        assert!(st.rate_bytes_per_sec > 0.0);
+        assert!(st.eta_sec > 0);
+    }
+}

@@ -97,6 +97,7 @@ fn entry_json(e: &pb::DiskEntry) -> Value {
     let extra = json!({
         "state": status_name(e.status),
         "mapped_shards": e.mapped_shards,
+        "corrupt_shards": d.corrupt_shards.len() + usize::from(d.corrupt_shards_more),
         "reason": e.reason,
         "since_ns": e.since_ns,
         "set_by": e.set_by,

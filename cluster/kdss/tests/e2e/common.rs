@@ -154,3 +154,49 @@ pub fn cli_output(masters: &[String], (ak, sk): &(String, String), args: &[&str]
 /// the bin, no read grace. Tests append their own `[gc]` keys after it.
 pub const GC_BY_HAND: &str =
     "[gc]\ninterval_sec = 3600\nauto_gc_pending_hours = 0\nread_grace_sec = 0\n";
+
+/// Flips one data byte in every shard record of disk `disk` of node `n`, with the node
+/// stopped, then restarts it; returns the (stripe, shard) of each record hit.
+pub async fn corrupt_disk(c: &mut Cluster, n: usize, disk: usize) -> Vec<(u64, u32)> {
+    let path = c.layout.nodes[n].disks[disk].clone();
+    c.nodes[n].stop(std::time::Duration::from_secs(15));
+    let mut dev = std::fs::read(&path).unwrap();
+    let block = kdss_format::BLOCK as usize;
+    let mut hits = Vec::new();
+    for off in (0..dev.len() - block).step_by(block) {
+        let Ok(h) = kdss_format::record::RecordHeader::decode(&dev[off..off + 64]) else {
+            continue;
+        };
+        if h.kind == kdss_format::record::RecordKind::Shard && h.data_len > 0 {
+            dev[off + 64 + h.data_len as usize / 2] ^= 0xff;
+            hits.push((h.stripe_id, h.shard_index));
+        }
+    }
+    std::fs::write(&path, &dev).unwrap();
+    c.restart_node(n).await.unwrap();
+    hits
+}
+
+/// Polls `kdss-cli --output json ARGS` until `ok` holds; panics with the last answer after
+/// `within`. Returns the answer that satisfied `ok`.
+pub async fn wait_cli(
+    c: &Cluster,
+    args: &[&str],
+    within: std::time::Duration,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
+    let t = std::time::Instant::now();
+    loop {
+        let v = cli(c, args);
+        if ok(&v) {
+            return v;
+        }
+        assert!(
+            t.elapsed() < within,
+            "{what} not seen within {within:?}: {v:#}\n{}",
+            c.all_logs(30)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}

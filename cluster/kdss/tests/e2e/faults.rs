@@ -144,24 +144,8 @@ async fn corrupt_records_are_read_around_and_reported() {
 
     // Flip one data byte in every shard record of disk 0 on nodes 0 and 1, while each node
     // is stopped. A stripe has at most one shard per disk, so each loses at most m = 2.
-    let mut hits = Vec::new();
-    for n in 0..2 {
-        let disk = c.layout.nodes[n].disks[0].clone();
-        c.nodes[n].stop(std::time::Duration::from_secs(15));
-        let mut dev = std::fs::read(&disk).unwrap();
-        let block = kdss_format::BLOCK as usize;
-        for off in (0..dev.len() - block).step_by(block) {
-            let Ok(h) = kdss_format::record::RecordHeader::decode(&dev[off..off + 64]) else {
-                continue;
-            };
-            if h.kind == kdss_format::record::RecordKind::Shard && h.data_len > 0 {
-                dev[off + 64 + h.data_len as usize / 2] ^= 0xff;
-                hits.push((n, h.stripe_id, h.shard_index));
-            }
-        }
-        std::fs::write(&disk, &dev).unwrap();
-        c.restart_node(n).await.unwrap();
-    }
+    let mut hits = corrupt_disk(&mut c, 0, 0).await;
+    hits.extend(corrupt_disk(&mut c, 1, 0).await);
     assert!(!hits.is_empty(), "no shard records found on the devices");
     c.restart_gateway(0).await.unwrap();
 

@@ -11,5 +11,6 @@ mod faults;
 mod first_errors;
 mod gc_kills;
 mod health;
+mod repair;
 mod space;
 mod strays;

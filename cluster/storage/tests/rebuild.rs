@@ -32,6 +32,7 @@ const M: u32 = 2;
 struct Node {
     id: String,
     addr: String,
+    http: std::net::SocketAddr,
     disks: Vec<(u64, PathBuf)>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), kdss_storage::StorageError>>>,
@@ -56,6 +57,7 @@ impl Node {
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = grpc.local_addr().unwrap().to_string();
+        let http_addr = http.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(kdss_storage::serve(cfg, grpc, http, async move {
             let _ = stopped.await;
@@ -63,6 +65,7 @@ impl Node {
         Node {
             id: id.to_string(),
             addr,
+            http: http_addr,
             disks: ds,
             stop: Some(stop),
             task: Some(task),
@@ -80,6 +83,18 @@ impl Node {
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
         }
+    }
+
+    /// The node's `/metrics` text.
+    async fn metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut sock = tokio::net::TcpStream::connect(self.http).await.unwrap();
+        sock.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut body = String::new();
+        sock.read_to_string(&mut body).await.unwrap();
+        body
     }
 
     /// Stops the server and waits for its disks to close.
@@ -296,6 +311,19 @@ async fn decode_rebuilds_a_lost_data_shard_and_a_lost_parity_shard() {
     assert_eq!(r.crc32c, s.enc.crcs[5]);
     assert!(r.sources_failed.is_empty());
     assert_eq!(s.read_target(5, 1).await.unwrap(), s.enc.shards[5]);
+
+    let m = s.target.metrics().await;
+    assert!(
+        m.contains("kdss_storage_rebuilds_total{outcome=\"decode\"} 2"),
+        "{m}"
+    );
+    let stored = format!("kdss_storage_rebuilt_bytes_total {}", 2 * s.shard_len);
+    assert!(m.contains(&stored), "{m}");
+    let fetched = format!(
+        "kdss_storage_rebuild_source_bytes_total {}",
+        10 * s.shard_len
+    );
+    assert!(m.contains(&fetched), "{m}");
     s.stop().await;
 }
 

@@ -52,6 +52,21 @@ impl ClientError {
     }
 }
 
+/// Codec faults and unreachable addresses are internal; a node's refusal of a put stays a
+/// storage error naming the node.
+impl From<kdss_shard::ShardError> for ClientError {
+    fn from(e: kdss_shard::ShardError) -> Self {
+        match e {
+            kdss_shard::ShardError::Codec(m) | kdss_shard::ShardError::Connect(m) => {
+                ClientError::Internal(m)
+            }
+            kdss_shard::ShardError::Storage { node, status } => {
+                ClientError::Storage { node, status }
+            }
+        }
+    }
+}
+
 impl From<tonic::Status> for ClientError {
     fn from(s: tonic::Status) -> Self {
         ClientError::Master(s)

@@ -15,7 +15,6 @@ mod async_io;
 pub mod bench;
 mod cache;
 pub mod config;
-mod ec;
 pub mod error;
 mod file_writer;
 pub mod layout;
@@ -26,7 +25,6 @@ mod read_order;
 #[cfg(test)]
 mod read_path_tests;
 mod reader;
-mod shard_io;
 mod state;
 mod stream_writer;
 mod stripe_read;
@@ -42,6 +40,10 @@ pub use reader::FileReader;
 pub use stream_writer::StreamWriter;
 
 use std::sync::Arc;
+
+/// The codec and shard transfer live in kdss-shard (shared with the storage node's
+/// RebuildShard); these names keep the client's `crate::ec` / `crate::shard_io` paths.
+use kdss_shard::{ec, shard_io};
 
 use bytes::Bytes;
 use kdss_proto::master as pb;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kdss_proto::master as pb;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Calls the master API: one typed method per RPC (`lookup`, `head_object`, …), each with
 /// leader failover, retry and the deadline. `rpc()` hands out the raw generated client
@@ -70,23 +70,8 @@ struct MasterPool {
     connect_timeout: Duration,
 }
 
-/// Builds a lazily connecting channel to `addr` (`host:port` or a URL).
-pub(crate) fn lazy_channel(addr: &str, connect_timeout: Duration) -> Result<Channel, String> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let ep = Endpoint::from_shared(url).map_err(|e| format!("bad address {addr:?}: {e}"))?;
-    Ok(ep
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .initial_stream_window_size(8 << 20)
-        .initial_connection_window_size(32 << 20)
-        .connect_lazy())
-}
+/// Masters and storage nodes are dialled the same way (kdss-shard holds the builder).
+pub(crate) use kdss_shard::channel::lazy_channel;
 
 impl MasterPool {
     fn member(&self, i: usize) -> (String, Channel) {

@@ -131,7 +131,12 @@ async fn put_with_replace(
             backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
         }
         let failed_disk = match &loc {
-            Some(l) => match sh.nodes.put_shard(l, stripe_id, shard.clone(), crc).await {
+            Some(l) => match sh
+                .nodes
+                .put_shard(l, stripe_id, shard.clone(), crc)
+                .await
+                .map_err(ClientError::from)
+            {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(stripe_id, shard_index, attempt, error = %e, "shard put failed; replacing target");

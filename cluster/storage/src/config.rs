@@ -8,6 +8,7 @@
 //! [[disk]]    path = "/path/disk-0.img"
 //! [compactor] enabled = true, threshold = 0.2, force_threshold = 0.5, idle_ms = 1000
 //! [scrub]     enabled = true, bytes_per_sec = 50_000_000, interval_sec = 3600
+//! [rebuild]   max_concurrent = 2, fetch_timeout_ms = 30000
 //! [fault]     enabled = false            # tests only
 //! [[fault.rule]] disk = "/path/disk-0.img", kind = "eio", op = "write"
 //! ```
@@ -36,6 +37,9 @@ pub struct StorageConfig {
     /// Background re-verification of every live record.
     #[serde(default)]
     pub scrub: ScrubSection,
+    /// Limits of RebuildShard (repair and drain make shards here from other nodes' shards).
+    #[serde(default)]
+    pub rebuild: RebuildSection,
     /// Test-only fault injection; never enable it in production.
     #[serde(default)]
     pub fault: FaultSection,
@@ -110,6 +114,19 @@ pub struct ScrubSection {
     pub interval_sec: u64,
 }
 
+/// `[rebuild]`: a rebuild holds k whole shards in memory and reads them from k nodes, so
+/// the node runs only a few at once and gives up on a source that does not answer in time.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildSection {
+    /// Rebuilds running at once on this node; more wait for a slot.
+    #[serde(default = "default_rebuild_concurrency")]
+    pub max_concurrent: usize,
+    /// Deadline of fetching one source shard; past it the next source is tried.
+    #[serde(default = "default_fetch_timeout_ms")]
+    pub fetch_timeout_ms: u64,
+}
+
 /// `[fault]`: test-only. Rules take effect only with `enabled = true`, which also turns on
 /// `POST /fault` on the HTTP port for tests that switch faults at run time.
 #[derive(Clone, Debug, Deserialize, Default)]
@@ -172,6 +189,12 @@ fn default_scrub_rate() -> u64 {
 fn default_scrub_interval() -> u64 {
     3600
 }
+fn default_rebuild_concurrency() -> usize {
+    2
+}
+fn default_fetch_timeout_ms() -> u64 {
+    30_000
+}
 
 impl Default for CompactorSection {
     fn default() -> Self {
@@ -190,6 +213,15 @@ impl Default for ScrubSection {
             enabled: true,
             bytes_per_sec: default_scrub_rate(),
             interval_sec: default_scrub_interval(),
+        }
+    }
+}
+
+impl Default for RebuildSection {
+    fn default() -> Self {
+        RebuildSection {
+            max_concurrent: default_rebuild_concurrency(),
+            fetch_timeout_ms: default_fetch_timeout_ms(),
         }
     }
 }
@@ -257,6 +289,20 @@ impl StorageConfig {
         if self.scrub.bytes_per_sec == 0 {
             return Err(invalid(path, "scrub.bytes_per_sec", "must be positive"));
         }
+        if self.rebuild.max_concurrent == 0 {
+            return Err(invalid(
+                path,
+                "rebuild.max_concurrent",
+                "must be at least 1",
+            ));
+        }
+        if self.rebuild.fetch_timeout_ms == 0 {
+            return Err(invalid(
+                path,
+                "rebuild.fetch_timeout_ms",
+                "must be positive",
+            ));
+        }
         for r in &self.fault.rule {
             if !self.disks.iter().any(|d| d.path == r.disk) {
                 return Err(invalid(
@@ -306,6 +352,28 @@ threshold = 0.3
             .to_string();
         assert!(e.starts_with("storage.toml:13:"), "{e}");
         assert!(e.contains("treshold"), "{e}");
+    }
+
+    #[test]
+    fn rebuild_section_has_defaults_and_refuses_typos_and_zero() {
+        let c = StorageConfig::parse(Path::new("s.toml"), GOOD).unwrap();
+        assert_eq!(c.rebuild.max_concurrent, 2);
+        let text = format!("{GOOD}[rebuild]\nmax_concurent = 4\n");
+        let e = StorageConfig::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_concurent"), "{e}");
+        let text = format!("{GOOD}[rebuild]\nmax_concurrent = 0\n");
+        let e = StorageConfig::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rebuild.max_concurrent"), "{e}");
+        let text = format!("{GOOD}[rebuild]\nmax_concurrent = 4\nfetch_timeout_ms = 500\n");
+        let c = StorageConfig::parse(Path::new("s.toml"), &text).unwrap();
+        assert_eq!(
+            (c.rebuild.max_concurrent, c.rebuild.fetch_timeout_ms),
+            (4, 500)
+        );
     }
 
     #[test]

@@ -56,6 +56,16 @@ pub enum StorageError {
         len: u64,
         shard_len: u64,
     },
+    #[error(
+        "cannot rebuild shard {stripe}/{shard}: only {readable} of the {needed} source shards needed were readable (failed: {failed})"
+    )]
+    TooFewSources {
+        stripe: u64,
+        shard: u32,
+        readable: usize,
+        needed: usize,
+        failed: String,
+    },
     #[error("no disk {0} on this node")]
     NoSuchDisk(DiskId),
     #[error("the engine of {0} has stopped")]
@@ -83,6 +93,9 @@ impl StorageError {
             StorageError::DiskFull { .. } => (Code::ResourceExhausted, errno::ENOSPC, "DiskFull"),
             StorageError::ShardTooLarge { .. } => {
                 (Code::InvalidArgument, errno::EFBIG, "ShardTooLarge")
+            }
+            StorageError::TooFewSources { .. } => {
+                (Code::FailedPrecondition, errno::EIO, "TooFewSources")
             }
             StorageError::BadRange { .. } => (Code::OutOfRange, errno::EINVAL, "InvalidRange"),
             StorageError::DiskFailed { .. } | StorageError::Stopped(_) => {

@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod rebuild;
 pub mod service;
 
 pub use config::StorageConfig;

@@ -27,6 +27,9 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     latency: Family<Labels, Histogram, fn() -> Histogram>,
+    rebuilds: Family<Labels, Counter>,
+    rebuilt_bytes: Counter,
+    rebuild_source_bytes: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -161,12 +164,42 @@ impl Metrics {
             "gRPC request latency by operation (put/delete include the group-commit fsync)",
             latency.clone(),
         );
+        let rebuilds = Family::<Labels, Counter>::default();
+        let rebuilt_bytes = Counter::default();
+        let rebuild_source_bytes = Counter::default();
+        registry.register(
+            "kdss_storage_rebuilds",
+            "RebuildShard calls by outcome (copy, decode, too_few_sources, refused, failed)",
+            rebuilds.clone(),
+        );
+        registry.register(
+            "kdss_storage_rebuilt_bytes",
+            "Bytes of shards made by RebuildShard and stored here",
+            rebuilt_bytes.clone(),
+        );
+        registry.register(
+            "kdss_storage_rebuild_source_bytes",
+            "Shard bytes RebuildShard fetched from other nodes",
+            rebuild_source_bytes.clone(),
+        );
         registry.register_collector(Box::new(DiskCollector { disks }));
         Metrics {
             registry,
             requests,
             latency,
+            rebuilds,
+            rebuilt_bytes,
+            rebuild_source_bytes,
         }
+    }
+
+    /// Records one finished rebuild: its outcome, the bytes stored and the bytes fetched.
+    pub fn observe_rebuild(&self, outcome: &str, stored: u64, fetched: u64) {
+        self.rebuilds
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
+        self.rebuilt_bytes.inc_by(stored);
+        self.rebuild_source_bytes.inc_by(fetched);
     }
 
     /// Records one finished request.

@@ -95,6 +95,7 @@ pub async fn serve(
         cfg.node.id.clone(),
         disks.clone(),
         &cfg.cluster.secret,
+        &cfg.rebuild,
     ));
     let grpc_addr = grpc
         .local_addr()

@@ -2,9 +2,11 @@
 //! capability with the cluster secret before touching a disk (invariant 6); puts stream in
 //! and are acknowledged only once durable; gets stream out in chunks of a verified read.
 
+use crate::config::RebuildSection;
 use crate::engine::{DATA_OFFSET, Disk, ShardKey, record_buf};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
+use crate::rebuild::Rebuilder;
 use futures::Stream;
 use kdss_common::rpc_error::{errno, status};
 use kdss_common::{CapabilityKey, DiskId};
@@ -22,6 +24,8 @@ use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Size of the chunks a get streams back.
 pub const GET_CHUNK: usize = 1 << 20;
+/// Corrupt shards one DiskInfo names at most (the rest follow once these are repaired).
+const MAX_CORRUPT_REPORTED: usize = 1024;
 /// Shards per message of an inventory stream (about 20 bytes each on the wire).
 const LIST_CHUNK: usize = 4096;
 
@@ -33,11 +37,18 @@ pub struct NodeShared {
     by_id: HashMap<DiskId, Arc<Disk>>,
     key: CapabilityKey,
     pub metrics: Metrics,
+    /// Slots, channels and codecs of RebuildShard.
+    pub(crate) rebuild: Rebuilder,
 }
 
 impl NodeShared {
-    /// Bundles the open disks of a node with the cluster secret.
-    pub fn new(node_id: String, disks: Vec<Arc<Disk>>, cluster_secret: &str) -> Self {
+    /// Bundles the open disks of a node with the cluster secret and the rebuild limits.
+    pub fn new(
+        node_id: String,
+        disks: Vec<Arc<Disk>>,
+        cluster_secret: &str,
+        rebuild: &RebuildSection,
+    ) -> Self {
         let by_id = disks.iter().map(|d| (d.id(), d.clone())).collect();
         let metrics = Metrics::new(disks.clone());
         NodeShared {
@@ -46,16 +57,17 @@ impl NodeShared {
             by_id,
             key: CapabilityKey::new(cluster_secret),
             metrics,
+            rebuild: Rebuilder::new(rebuild),
         }
     }
 
-    fn disk(&self, id: u64) -> Result<&Arc<Disk>, Status> {
+    pub(crate) fn disk(&self, id: u64) -> Result<&Arc<Disk>, Status> {
         self.by_id
             .get(&DiskId(id))
             .ok_or_else(|| StorageError::NoSuchDisk(DiskId(id)).to_status())
     }
 
-    fn check(
+    pub(crate) fn check(
         &self,
         cap: Option<&Capability>,
         key: ShardKey,
@@ -87,6 +99,7 @@ impl NodeShared {
 /// One disk as the wire describes it.
 pub fn disk_info(d: &Disk) -> DiskInfo {
     let s = d.stats();
+    let (corrupt, corrupt_shards_more) = d.corrupt_shards(MAX_CORRUPT_REPORTED);
     let state = if s.failed {
         DiskState::Failed
     } else if s.readonly {
@@ -106,8 +119,14 @@ pub fn disk_info(d: &Disk) -> DiskInfo {
         checksum_errors: s.checksum_errors,
         records: s.records,
         health: Some(health_report(d.device())),
-        corrupt_shards: Vec::new(),
-        corrupt_shards_more: false,
+        corrupt_shards: corrupt
+            .into_iter()
+            .map(|k| kdss_proto::storage::ShardKey {
+                stripe_id: k.stripe,
+                shard_index: k.shard,
+            })
+            .collect(),
+        corrupt_shards_more,
     }
 }
 
@@ -133,7 +152,7 @@ fn health_report(dev: &crate::device::Device) -> kdss_proto::storage::DiskHealth
     }
 }
 
-fn shard_key(k: Option<kdss_proto::storage::ShardKey>) -> Result<ShardKey, Status> {
+pub(crate) fn shard_key(k: Option<kdss_proto::storage::ShardKey>) -> Result<ShardKey, Status> {
     let k = k.ok_or_else(|| {
         status(
             Code::InvalidArgument,
@@ -148,7 +167,7 @@ fn shard_key(k: Option<kdss_proto::storage::ShardKey>) -> Result<ShardKey, Statu
     })
 }
 
-fn bad_request(msg: impl Into<String>) -> Status {
+pub(crate) fn bad_request(msg: impl Into<String>) -> Status {
     status(Code::InvalidArgument, errno::EINVAL, "InvalidArgument", msg)
 }
 
@@ -378,11 +397,14 @@ impl Storage for StorageService {
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
+    #[tracing::instrument(skip_all)]
     async fn rebuild_shard(
         &self,
-        _req: Request<kdss_proto::storage::RebuildShardRequest>,
+        req: Request<kdss_proto::storage::RebuildShardRequest>,
     ) -> Result<Response<kdss_proto::storage::RebuildShardReply>, Status> {
-        Err(Status::unimplemented("RebuildShard: not yet built"))
+        let t0 = Instant::now();
+        let r = crate::rebuild::rebuild_shard(&self.node, req.into_inner()).await;
+        self.done("rebuild", t0, r).map(Response::new)
     }
 
     async fn node_info(

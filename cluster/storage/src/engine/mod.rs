@@ -31,6 +31,7 @@ use index::State;
 use kdss_common::DiskId;
 use kdss_format::record::HEADER_LEN;
 use kdss_format::{RecordKind, decode_record, record_footprint};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
@@ -62,6 +63,9 @@ pub(crate) struct Inner {
     pub superblock: Mutex<kdss_format::SuperBlock>,
     /// Unix ms of the last foreground request, for the compactor's idle test.
     pub last_foreground_ms: AtomicU64,
+    /// Shards whose current record failed its checksum, with that record's version: see
+    /// [`Disk::corrupt_shards`].
+    pub corrupt: Mutex<HashMap<ShardKey, u64>>,
 }
 
 impl Inner {
@@ -347,6 +351,7 @@ impl Disk {
         }
         let bad = |detail: String| {
             DiskCounters::add(&self.inner.counters.checksum_errors, 1);
+            self.note_corrupt(key, loc.version);
             tracing::error!(disk = %self.inner.id, stripe = key.stripe, shard = key.shard,
                 offset = loc.offset, "{detail}");
             StorageError::ChecksumMismatch {
@@ -374,6 +379,42 @@ impl Disk {
             Err(err) => return Err(bad(err.to_string())),
         }
         Ok(buf)
+    }
+
+    /// Remembers that the record `version` of `key` failed its checksum, if it is still the
+    /// shard's live record (a put or delete that raced the read has already replaced it).
+    fn note_corrupt(&self, key: ShardKey, version: u64) {
+        let live = {
+            let st = self.inner.state.lock().expect("state lock");
+            st.live(&key).map(|l| l.version)
+        };
+        if live == Some(version) {
+            self.inner
+                .corrupt
+                .lock()
+                .expect("corrupt lock")
+                .insert(key, version);
+        }
+    }
+
+    /// The live shards of this disk whose record failed its checksum (found by a read or
+    /// the scrubber), in key order, at most `limit`; the flag says more were left out. The
+    /// master's repair job rebuilds them on another disk. A shard leaves the set as soon as
+    /// it is deleted or written again (its live record is then another version).
+    ///
+    /// The set lives in memory only: a restart forgets it, and the next scrub pass (or the
+    /// next read of a corrupt shard) finds the same records again.
+    pub fn corrupt_shards(&self, limit: usize) -> (Vec<ShardKey>, bool) {
+        let st = self.inner.state.lock().expect("state lock");
+        let mut set = self.inner.corrupt.lock().expect("corrupt lock");
+        set.retain(|k, v| st.live(k).map(|l| l.version) == Some(*v));
+        drop(st);
+        let mut keys: Vec<ShardKey> = set.keys().copied().collect();
+        drop(set);
+        keys.sort_unstable();
+        let more = keys.len() > limit;
+        keys.truncate(limit);
+        (keys, more)
     }
 
     /// Space and health for the heartbeat and metrics.

@@ -241,6 +241,7 @@ pub(super) fn open(path: &Path, cluster_id: &str, opts: OpenOptions) -> Result<D
         counters: Default::default(),
         superblock: Mutex::new(sb2),
         last_foreground_ms: AtomicU64::new(0),
+        corrupt: Default::default(),
     };
     Ok(Disk::start(inner, report))
 }

@@ -90,7 +90,7 @@ impl NodePool {
         if let Some(c) = map.get(addr) {
             return Ok(c.clone());
         }
-        let c = crate::master::lazy_channel(addr, self.connect_timeout)?;
+        let c = crate::channel::lazy_channel(addr, self.connect_timeout)?;
         map.insert(addr.to_string(), c.clone());
         Ok(c)
     }
@@ -109,14 +109,14 @@ impl NodePool {
         stripe_id: u64,
         shard: Bytes,
         crc: u32,
-    ) -> Result<(), crate::ClientError> {
-        let storage_err = |status: tonic::Status| crate::ClientError::Storage {
+    ) -> Result<(), crate::ShardError> {
+        let storage_err = |status: tonic::Status| crate::ShardError::Storage {
             node: format!("{} ({})", loc.node_id, loc.node_addr),
             status,
         };
         let mut client = self
             .client(&loc.node_addr)
-            .map_err(crate::ClientError::Internal)?;
+            .map_err(crate::ShardError::Connect)?;
         let total_len = shard.len() as u64;
         let mut msgs = Vec::with_capacity(shard.len() / PUT_PIECE + 1);
         let mut first = true;

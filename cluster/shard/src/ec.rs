@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
-use crate::ClientError;
+use crate::ShardError;
 
 /// One codec per (k, m), built once: building inverts matrices.
 #[derive(Default)]
@@ -20,14 +20,14 @@ pub struct Codecs {
 
 impl Codecs {
     /// The codec for `k + m`.
-    pub fn get(&self, k: u32, m: u32) -> Result<Arc<ReedSolomon>, ClientError> {
+    pub fn get(&self, k: u32, m: u32) -> Result<Arc<ReedSolomon>, ShardError> {
         let mut map = self.map.lock().expect("codec lock");
         if let Some(c) = map.get(&(k, m)) {
             return Ok(c.clone());
         }
         let c = Arc::new(
             ReedSolomon::new(k as usize, m as usize)
-                .map_err(|e| ClientError::Internal(format!("EC {k}+{m}: {e:?}")))?,
+                .map_err(|e| ShardError::Codec(format!("EC {k}+{m}: {e:?}")))?,
         );
         map.insert((k, m), c.clone());
         Ok(c)
@@ -49,11 +49,11 @@ pub fn encode(
     codec: &ReedSolomon,
     chunk: &Bytes,
     shard_len: usize,
-) -> Result<EncodedStripe, ClientError> {
+) -> Result<EncodedStripe, ShardError> {
     let k = codec.data_shard_count();
     let m = codec.parity_shard_count();
     if chunk.len() > k * shard_len {
-        return Err(ClientError::Internal(format!(
+        return Err(ShardError::Codec(format!(
             "chunk of {} bytes does not fit {k} shards of {shard_len}",
             chunk.len()
         )));
@@ -73,7 +73,7 @@ pub fn encode(
     let mut parity: Vec<Vec<u8>> = (0..m).map(|_| vec![0u8; shard_len]).collect();
     codec
         .encode_sep(&data, &mut parity)
-        .map_err(|e| ClientError::Internal(format!("encode: {e:?}")))?;
+        .map_err(|e| ShardError::Codec(format!("encode: {e:?}")))?;
     let mut shards = data;
     shards.extend(parity.into_iter().map(Bytes::from));
     let crcs = shards.iter().map(|s| crc32c::crc32c(s)).collect();
@@ -85,16 +85,47 @@ pub fn encode(
 pub fn reconstruct(
     codec: &ReedSolomon,
     mut ranges: Vec<Option<Vec<u8>>>,
-) -> Result<Vec<Bytes>, ClientError> {
+) -> Result<Vec<Bytes>, ShardError> {
     let k = codec.data_shard_count();
     codec
         .reconstruct_data(&mut ranges)
-        .map_err(|e| ClientError::Internal(format!("decode: {e:?}")))?;
+        .map_err(|e| ShardError::Codec(format!("decode: {e:?}")))?;
     Ok(ranges
         .into_iter()
         .take(k)
         .map(|r| Bytes::from(r.unwrap_or_default()))
         .collect())
+}
+
+/// Rebuilds shard `index` (data or parity), whole, of a stripe whose shards are given in
+/// index order with `None` for the ones missing; at least k must be present, all of the same
+/// length. This is what the storage node's RebuildShard runs: repair and drain must be able
+/// to remake a parity shard too, which [`reconstruct`] (data only) does not. CPU-bound: call
+/// it off the reactor.
+pub fn reconstruct_shard(
+    codec: &ReedSolomon,
+    mut shards: Vec<Option<Vec<u8>>>,
+    index: usize,
+) -> Result<Bytes, ShardError> {
+    let n = codec.total_shard_count();
+    if shards.len() != n {
+        return Err(ShardError::Codec(format!(
+            "{} shards given for a stripe of {n}",
+            shards.len()
+        )));
+    }
+    if index >= n {
+        return Err(ShardError::Codec(format!(
+            "shard index {index} outside a stripe of {n}"
+        )));
+    }
+    if shards[index].is_none() {
+        codec
+            .reconstruct(&mut shards)
+            .map_err(|e| ShardError::Codec(format!("decode shard {index}: {e:?}")))?;
+    }
+    let shard = shards.swap_remove(index).unwrap_or_default();
+    Ok(Bytes::from(shard))
 }
 
 #[cfg(test)]
@@ -127,7 +158,7 @@ mod tests {
             let codec = codecs.get(k, m).unwrap();
             let data: Vec<u8> = (0..len).map(|i| (seed.wrapping_mul(i as u64 + 7) >> 13) as u8).collect();
             let chunk = Bytes::from(data.clone());
-            let sl = crate::layout::shard_len_for(len as u64, k) as usize;
+            let sl = len.div_ceil(k as usize);
             let enc = encode(&codec, &chunk, sl).unwrap();
             prop_assert_eq!(enc.shards.len(), (k + m) as usize);
             // Choose up to m distinct shards to lose.
@@ -176,5 +207,49 @@ mod tests {
         let enc = encode(&codec, &chunk, 200).unwrap();
         assert_eq!(enc.shards[0].as_ptr(), chunk.as_ptr());
         assert_eq!(enc.crcs[0], crc32c::crc32c(&chunk[..200]));
+    }
+
+    /// Every shard index of every preset comes back byte-exact from what is left after
+    /// losing it and up to m - 1 others; losing more than m is an error.
+    #[test]
+    fn reconstruct_shard_remakes_any_index_of_every_preset() {
+        let codecs = Codecs::default();
+        for (k, m) in [(5u32, 2u32), (9, 2), (18, 3), (29, 3)] {
+            let codec = codecs.get(k, m).unwrap();
+            let n = (k + m) as usize;
+            let len = 1000 * k as usize + 17;
+            let chunk: Vec<u8> = (0..len).map(|i| (i * 31 + k as usize) as u8).collect();
+            let sl = len.div_ceil(k as usize);
+            let enc = encode(&codec, &Bytes::from(chunk), sl).unwrap();
+            for index in 0..n {
+                for lost_others in 0..m as usize {
+                    // The wanted shard and `lost_others` more, spread over the stripe.
+                    let lost: Vec<usize> = (0..=lost_others).map(|j| (index + j * 3) % n).collect();
+                    let shards: Vec<Option<Vec<u8>>> = (0..n)
+                        .map(|i| (!lost.contains(&i)).then(|| enc.shards[i].to_vec()))
+                        .collect();
+                    let got = reconstruct_shard(&codec, shards, index).unwrap();
+                    assert_eq!(
+                        got, enc.shards[index],
+                        "{k}+{m} shard {index} lost {lost:?}"
+                    );
+                    assert_eq!(crc32c::crc32c(&got), enc.crcs[index]);
+                }
+            }
+            let too_few: Vec<Option<Vec<u8>>> = (0..n)
+                .map(|i| (i > m as usize).then(|| enc.shards[i].to_vec()))
+                .collect();
+            assert!(reconstruct_shard(&codec, too_few, 0).is_err(), "{k}+{m}");
+        }
+    }
+
+    #[test]
+    fn reconstruct_shard_refuses_a_wrong_shape() {
+        let codec = Codecs::default().get(5, 2).unwrap();
+        let shards: Vec<Option<Vec<u8>>> = (0..6).map(|_| Some(vec![0u8; 8])).collect();
+        assert!(reconstruct_shard(&codec, shards.clone(), 0).is_err());
+        let mut seven = shards;
+        seven.push(None);
+        assert!(reconstruct_shard(&codec, seven, 7).is_err());
     }
 }

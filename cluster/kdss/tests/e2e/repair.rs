@@ -342,3 +342,62 @@ async fn a_drained_disk_empties_while_clients_read_and_write_without_a_failure()
     }
     let _ = std::io::stdout().flush();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repair_finishes_across_a_leader_kill_and_a_node_killed_mid_job() {
+    let Some(mut c) = start(
+        false,
+        ClusterOpts {
+            masters: 3,
+            nodes: 8,
+            disks_per_node: 1,
+            disk_size: 128 << 20,
+            ec: EcPolicy::new(5, 2).unwrap(),
+            // Slow enough that the kills land while shards are being rebuilt.
+            master_extra_toml: FAST.replace("512MiB", "2MiB"),
+            ..Default::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let scratch = c.scratch("kills");
+    let objects: Vec<(String, Vec<u8>)> = (0..6)
+        .map(|i| {
+            (
+                format!("k{i}.bin"),
+                data(500 + i, 2_000_000 + i as usize * 700_000),
+            )
+        })
+        .collect();
+    for (k, b) in &objects {
+        put(&c, &scratch, k, b);
+    }
+    let list = disks(&c);
+    let id_of = |n: usize| {
+        list.iter()
+            .find(|d| d["node"] == c.layout.nodes[n].id.as_str())
+            .map(|d| d["disk_id"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (first, second) = (id_of(0), id_of(3));
+    cli(&c, &["disk", "offline", &first, "--reason", "test"]);
+    // Let the (throttled) repair get going, then kill the leader and a node.
+    wait_cli(
+        &c,
+        &["repair", "status"],
+        Duration::from_secs(30),
+        "a rebuild under way",
+        |s| s["done_shards"].as_u64().unwrap() + s["running_shards"].as_u64().unwrap() >= 1,
+    )
+    .await;
+    let leader = c.leader_index().await.unwrap();
+    c.kill_master(leader);
+    c.kill_node(3);
+    let st = wait_repaired(&c, &[first, second], Duration::from_secs(240)).await;
+    assert_eq!(st["unrepairable_stripes"], 0, "{st:#}");
+    for (k, b) in &objects {
+        get(&c, &scratch, k, b);
+    }
+}

@@ -26,6 +26,7 @@ mod read_order;
 #[cfg(test)]
 mod read_path_tests;
 mod reader;
+pub mod settings;
 mod shard_io;
 mod state;
 mod stream_writer;
@@ -39,6 +40,7 @@ pub use error::ClientError;
 pub use file_writer::FileWriter;
 pub use master::MasterClient;
 pub use reader::FileReader;
+pub use settings::ClientSettings;
 pub use stream_writer::StreamWriter;
 
 use std::sync::Arc;

@@ -5,7 +5,9 @@
 //! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`router`]
 //! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
 //! area), [`auth`] (SigV4 forms; the primitives are `kdss_common::sigv4`, shared with
-//! kdss-cli's presigner), [`error`] (the one S3 error enum) and [`bench`] (`kdss bench s3`).
+//! kdss-cli's presigner), [`error`] (the one S3 error enum), [`dates`] (the two date
+//! forms requests carry) and [`bench`] (the S3 benchmark and a raw HTTP/SigV4 client for
+//! tests).
 
 pub mod api;
 pub mod auth;
@@ -13,6 +15,7 @@ pub mod bench;
 pub mod body;
 pub mod checksum;
 pub mod config;
+pub mod dates;
 pub mod error;
 pub mod router;
 pub mod server;

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod bench;
+pub mod caller;
 pub mod config;
 pub mod error;
 pub mod health;

@@ -12,6 +12,7 @@
 //! access, for ksfs), [`StreamWriter`] (sequential, for S3 PUT and parts).
 
 mod async_io;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod cache;
 pub mod config;

@@ -1,12 +1,10 @@
 //! Client configuration: the typed struct a [`crate::Client`] is built from. The doors'
-//! config files carry the sizing part as [`ClientSettings`] (their `[client]` table) and
-//! convert it with [`ClientSettings::client_config`]; this struct adds the identity.
+//! config files carry the sizing part as [`crate::settings::ClientSettings`] (their
+//! `[client]` table) and convert it with `ClientSettings::client_config`; this struct adds
+//! the identity. Its `Default` and `validate` live in [`crate::settings`] beside the
+//! defaults and ranges they use, so this module imports nothing of the crate.
 
-use crate::settings::ClientSettings;
 use std::time::Duration;
-
-/// Largest chunk (bytes of file data per stripe) the client works with.
-pub const MAX_CHUNK_SIZE: usize = crate::settings::MAX_CHUNK_SIZE as usize;
 
 /// How a [`crate::Client`] connects and how it sizes its buffers.
 #[derive(Debug, Clone)]
@@ -34,30 +32,4 @@ pub struct ClientConfig {
     pub shard_deadline: Duration,
     /// Files at most this large live inline in metadata.
     pub inline_threshold: usize,
-}
-
-impl Default for ClientConfig {
-    /// The defaults of [`ClientSettings`], a local master and no identity.
-    fn default() -> Self {
-        ClientSettings::default().client_config(
-            vec!["127.0.0.1:6700".into()],
-            String::new(),
-            String::new(),
-        )
-    }
-}
-
-impl ClientConfig {
-    /// Refuses settings the data path cannot work with: the same ranges as the doors'
-    /// `[client]` tables ([`ClientSettings::validate`]).
-    pub fn validate(&self) -> Result<(), crate::ClientError> {
-        if self.masters.is_empty() {
-            return Err(crate::ClientError::Invalid(
-                "masters: at least one master address is needed".into(),
-            ));
-        }
-        ClientSettings::of_config(self)
-            .validate()
-            .map_err(|e| crate::ClientError::Invalid(e.to_string()))
-    }
 }

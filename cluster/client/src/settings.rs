@@ -85,6 +85,32 @@ impl Default for ClientSettings {
     }
 }
 
+impl Default for ClientConfig {
+    /// The defaults of [`ClientSettings`], a local master and no identity.
+    fn default() -> Self {
+        ClientSettings::default().client_config(
+            vec!["127.0.0.1:6700".into()],
+            String::new(),
+            String::new(),
+        )
+    }
+}
+
+impl ClientConfig {
+    /// Refuses settings the data path cannot work with: the same ranges as the doors'
+    /// `[client]` tables ([`ClientSettings::validate`]).
+    pub fn validate(&self) -> Result<(), crate::ClientError> {
+        if self.masters.is_empty() {
+            return Err(crate::ClientError::Invalid(
+                "masters: at least one master address is needed".into(),
+            ));
+        }
+        ClientSettings::of_config(self)
+            .validate()
+            .map_err(|e| crate::ClientError::Invalid(e.to_string()))
+    }
+}
+
 /// The master-call deadline when neither `rpc_timeout` nor `rpc_timeout_ms` is given.
 const DEFAULT_RPC_TIMEOUT_SECS: f64 = 15.0;
 

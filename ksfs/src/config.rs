@@ -1,11 +1,15 @@
 //! `mount.toml`: which cluster and bucket to mount, where, and how the mount caches.
 //!
 //! Parsed with `deny_unknown_fields` everywhere so a typo names its file, line and key
-//! instead of being silently ignored; `validate()` then checks the values.
+//! instead of being silently ignored; `validate()` then checks the values. The data-path
+//! sizing is the client's own `[client]` table ([`ClientSettings`], shared with
+//! `s3gw.toml`); the keys ksfs once took in `[mount]` (`chunk_size`, `cache_size`,
+//! `prefetch_depth`, `write_window`, `timeout`) still load, into that table.
 
 use crate::atime::{AtimeMode, AtimePolicy};
+use kdss_client::settings::{ByteSize, ClientSettings};
 use kdss_common::{ConfigError, config::invalid};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,6 +23,14 @@ pub struct MountConfig {
     pub auth: AuthSection,
     /// Where and how to mount.
     pub mount: MountSection,
+    /// How the client sizes its data path (all optional). After loading this always holds
+    /// the settings in force, including any given under their older `[mount]` names.
+    #[serde(default)]
+    pub client: Option<ClientSettings>,
+    /// Client keys this file gave under an older `[mount]` name: (new name, older name),
+    /// so an error names the key as the file spells it.
+    #[serde(skip)]
+    older_keys: Vec<(&'static str, &'static str)>,
 }
 
 /// `[cluster]`
@@ -47,27 +59,12 @@ pub struct AuthSection {
 pub struct MountSection {
     /// Directory to mount on (must exist).
     pub mountpoint: PathBuf,
-    /// Bytes of file data per stripe (default 4 MiB); accepts `4194304` or `"4MiB"`.
-    #[serde(default = "default_chunk_size", deserialize_with = "de_size")]
-    pub chunk_size: u64,
-    /// Byte budget of the read cache (default 256 MiB).
-    #[serde(default = "default_cache_size", deserialize_with = "de_size")]
-    pub cache_size: u64,
-    /// Stripes fetched ahead of a sequential reader (default 4).
-    #[serde(default = "default_prefetch_depth")]
-    pub prefetch_depth: usize,
-    /// Bytes a file may buffer before its writes must become durable (default 64 MiB).
-    #[serde(default = "default_write_window", deserialize_with = "de_size")]
-    pub write_window: u64,
     /// Seconds the kernel caches attributes (default 1.0).
     #[serde(default = "default_ttl")]
     pub attr_ttl: f64,
     /// Seconds the kernel caches name → inode lookups (default 1.0).
     #[serde(default = "default_ttl")]
     pub entry_ttl: f64,
-    /// Seconds a cluster call may take before the caller gets EIO (default 15).
-    #[serde(default = "default_timeout")]
-    pub timeout: f64,
     /// Stay in the foreground (default true); `false` detaches once mounted.
     #[serde(default = "default_true")]
     pub foreground: bool,
@@ -100,25 +97,25 @@ pub struct MountSection {
     /// Setuid/setgid bits take effect on exec (default false: FUSE mounts are `nosuid`).
     #[serde(default)]
     pub suid: bool,
+    /// Older name of `[client] chunk_size`.
+    #[serde(default)]
+    pub chunk_size: Option<ByteSize>,
+    /// Older name of `[client] cache_size`.
+    #[serde(default)]
+    pub cache_size: Option<ByteSize>,
+    /// Older name of `[client] prefetch_stripes`.
+    #[serde(default)]
+    pub prefetch_depth: Option<usize>,
+    /// Older name of `[client] write_window`.
+    #[serde(default)]
+    pub write_window: Option<ByteSize>,
+    /// Older name of `[client] rpc_timeout` (seconds).
+    #[serde(default)]
+    pub timeout: Option<f64>,
 }
 
-fn default_chunk_size() -> u64 {
-    4 << 20
-}
-fn default_cache_size() -> u64 {
-    256 << 20
-}
-fn default_prefetch_depth() -> usize {
-    4
-}
-fn default_write_window() -> u64 {
-    64 << 20
-}
 fn default_ttl() -> f64 {
     1.0
-}
-fn default_timeout() -> f64 {
-    15.0
 }
 fn default_true() -> bool {
     true
@@ -127,36 +124,84 @@ fn default_subtype() -> String {
     "ksfs".into()
 }
 
-/// A byte size written as an integer or as a string with a unit (`"4MiB"`, `"1G"`).
-fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Int(n) => Ok(n),
-        Raw::Text(s) => parse_size(&s).map_err(serde::de::Error::custom),
-    }
-}
-
 /// Sizes parse like every other KDSS config and flag.
 pub use kdss_common::size::parse_size;
 
 impl MountConfig {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let cfg: MountConfig = kdss_common::load_toml(path)?;
+        let mut cfg: MountConfig = kdss_common::load_toml(path)?;
+        cfg.settle_older_keys(path)?;
         cfg.validate(path)?;
         Ok(cfg)
     }
 
     /// Parses and validates `text` (`path` is only used in messages).
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let cfg: MountConfig = kdss_common::config::parse_toml(path, text)?;
+        let mut cfg: MountConfig = kdss_common::config::parse_toml(path, text)?;
+        cfg.settle_older_keys(path)?;
         cfg.validate(path)?;
         Ok(cfg)
+    }
+
+    /// Moves the client keys given under their older `[mount]` names into `[client]`. A
+    /// file uses one place or the other: with a `[client]` table present, an older key is
+    /// refused, so no setting is silently given twice.
+    fn settle_older_keys(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let m = &self.mount;
+        let older = [
+            ("chunk_size", "chunk_size", m.chunk_size.is_some()),
+            ("cache_size", "cache_size", m.cache_size.is_some()),
+            (
+                "prefetch_stripes",
+                "prefetch_depth",
+                m.prefetch_depth.is_some(),
+            ),
+            ("write_window", "write_window", m.write_window.is_some()),
+            ("rpc_timeout", "timeout", m.timeout.is_some()),
+        ];
+        self.older_keys = older
+            .iter()
+            .filter(|(_, _, set)| *set)
+            .map(|(new, old, _)| (*new, *old))
+            .collect();
+        let given = self.older_keys.first().map(|(_, old)| *old);
+        match (&self.client, given) {
+            (Some(_), Some(key)) => {
+                return Err(invalid(
+                    path,
+                    &format!("mount.{key}"),
+                    "client settings belong in the [client] table, which this file has; \
+                     move the key there (see mount.toml.example)",
+                ));
+            }
+            (Some(_), None) => return Ok(()),
+            (None, _) => {}
+        }
+        let m = &mut self.mount;
+        let mut c = ClientSettings::default();
+        if let Some(v) = m.chunk_size.take() {
+            c.chunk_size = v.0;
+        }
+        if let Some(v) = m.cache_size.take() {
+            c.cache_size = v.0;
+        }
+        if let Some(v) = m.prefetch_depth.take() {
+            c.prefetch_stripes = v;
+        }
+        if let Some(v) = m.write_window.take() {
+            c.write_window = v.0;
+        }
+        if let Some(v) = m.timeout.take() {
+            c.rpc_timeout = Some(v);
+        }
+        self.client = Some(c);
+        Ok(())
+    }
+
+    /// The client settings in force (the defaults when the file gives none).
+    pub fn client_settings(&self) -> ClientSettings {
+        self.client.clone().unwrap_or_default()
     }
 
     /// Checks values that parse but cannot work.
@@ -183,20 +228,13 @@ impl MountConfig {
         if self.mount.mountpoint.as_os_str().is_empty() {
             return Err(invalid(path, "mount.mountpoint", "must not be empty"));
         }
-        // The client's bound: ksfs once took up to 1 GiB, which the client refused at connect.
-        if !(4096..=kdss_client::config::MAX_CHUNK_SIZE as u64).contains(&self.mount.chunk_size) {
-            return Err(invalid(
-                path,
-                "mount.chunk_size",
-                "must be between 4KiB and 256MiB",
-            ));
-        }
-        if self.mount.write_window < self.mount.chunk_size {
-            return Err(invalid(
-                path,
-                "mount.write_window",
-                "must be at least chunk_size",
-            ));
+        if let Err(e) = self.client_settings().validate() {
+            // Named where the file gave it: an older `[mount]` name is reported as such.
+            let key = match self.older_name(e.key) {
+                Some(older) => format!("mount.{older}"),
+                None => format!("client.{}", e.key),
+            };
+            return Err(invalid(path, &key, e.detail()));
         }
         for (key, v) in [
             ("mount.attr_ttl", self.mount.attr_ttl),
@@ -206,13 +244,6 @@ impl MountConfig {
                 return Err(invalid(path, key, "must be between 0 and 3600 seconds"));
             }
         }
-        if !(self.mount.timeout > 0.0 && self.mount.timeout <= 3600.0) {
-            return Err(invalid(
-                path,
-                "mount.timeout",
-                "must be between 0 and 3600 seconds",
-            ));
-        }
         if self.mount.subtype.contains([',', ' ', '/']) {
             return Err(invalid(
                 path,
@@ -221,6 +252,14 @@ impl MountConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The older `[mount]` name this file used for the client key `key`, if any.
+    fn older_name(&self, key: &str) -> Option<&'static str> {
+        self.older_keys
+            .iter()
+            .find(|(new, _)| *new == key)
+            .map(|(_, old)| *old)
     }
 
     /// Kernel attribute cache lifetime.
@@ -233,7 +272,7 @@ impl MountConfig {
     }
     /// Deadline of one cluster call.
     pub fn timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.mount.timeout)
+        self.client_settings().rpc_timeout()
     }
     /// The access-time policy of this mount.
     pub fn atime_policy(&self) -> AtimePolicy {
@@ -253,17 +292,11 @@ impl MountConfig {
 
     /// The client library settings this mount asks for.
     pub fn client_config(&self) -> kdss_client::ClientConfig {
-        kdss_client::ClientConfig {
-            masters: self.cluster.masters.clone(),
-            access_key: self.auth.access_key.clone(),
-            secret_key: self.auth.secret_key.clone(),
-            chunk_size: self.mount.chunk_size as usize,
-            cache_bytes: self.mount.cache_size,
-            prefetch_stripes: self.mount.prefetch_depth,
-            write_window_bytes: self.mount.write_window,
-            rpc_timeout: self.timeout(),
-            ..kdss_client::ClientConfig::default()
-        }
+        self.client_settings().client_config(
+            self.cluster.masters.clone(),
+            self.auth.access_key.clone(),
+            self.auth.secret_key.clone(),
+        )
     }
 }
 
@@ -271,7 +304,7 @@ impl MountConfig {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    const HEAD: &str = r#"
 [cluster]
 masters = ["127.0.0.1:6700"]
 [auth]
@@ -280,38 +313,89 @@ secret_key = "sk"
 bucket = "b"
 [mount]
 mountpoint = "/mnt/kdss"
-chunk_size = "8MiB"
-cache_size = 1048576
 "#;
 
+    /// Client keys in the `[client]` table.
+    fn with_client(client: &str) -> String {
+        format!("{HEAD}[client]\n{client}\n")
+    }
+
+    /// Client keys under their older `[mount]` names.
+    fn with_older(mount: &str) -> String {
+        format!("{HEAD}{mount}\n")
+    }
+
+    fn parse(text: &str) -> Result<MountConfig, String> {
+        MountConfig::parse(Path::new("mount.toml"), text).map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn a_chunk_size_the_client_refuses_is_refused_at_parse() {
+    fn a_chunk_size_the_client_refuses_is_refused_at_load() {
         // ksfs once took up to 1 GiB, which the client then refused at connect.
-        let big = GOOD.replace("chunk_size = \"8MiB\"", "chunk_size = \"512MiB\"");
-        let e = MountConfig::parse(Path::new("mount.toml"), &big)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("mount.chunk_size"), "{e}");
+        let e = parse(&with_client("chunk_size = \"512MiB\"")).unwrap_err();
+        assert!(e.contains("`client.chunk_size`"), "{e}");
+        assert!(e.contains("512MiB") && e.contains("256MiB"), "{e}");
+        let e = parse(&with_older("chunk_size = \"512MiB\"")).unwrap_err();
+        assert!(e.contains("`mount.chunk_size`"), "{e}");
+    }
+
+    #[test]
+    fn what_the_client_refuses_at_connect_is_refused_at_load() {
+        // inline_threshold above a small chunk_size passed ksfs and failed at connect.
+        let text = with_client(
+            "chunk_size = \"8KiB\"\nwrite_window = \"8KiB\"\ninline_threshold = \"16KiB\"",
+        );
+        let e = parse(&text).unwrap_err();
+        assert!(e.contains("`client.inline_threshold`"), "{e}");
+        let c = parse(&with_client(
+            "chunk_size = \"8KiB\"\nwrite_window = \"8KiB\"\ninline_threshold = 0",
+        ))
+        .unwrap();
+        c.client_config().validate().unwrap();
+        let e = parse(&with_older("timeout = 0")).unwrap_err();
+        assert!(e.contains("`mount.timeout`"), "{e}");
     }
 
     #[test]
     fn good_config_parses_with_defaults_and_units() {
-        let c = MountConfig::parse(Path::new("mount.toml"), GOOD).unwrap();
-        assert_eq!(c.mount.chunk_size, 8 << 20);
-        assert_eq!(c.mount.cache_size, 1 << 20);
-        assert_eq!(c.mount.prefetch_depth, 4);
+        let c = parse(&with_client("chunk_size = \"8MiB\"\ncache_size = 1048576")).unwrap();
+        let cc = c.client_config();
+        assert_eq!(cc.chunk_size, 8 << 20);
+        assert_eq!(cc.cache_bytes, 1 << 20);
+        assert_eq!(cc.prefetch_stripes, 4);
+        assert_eq!(cc.masters, vec!["127.0.0.1:6700".to_string()]);
         assert_eq!(c.fsname(), "kdss:b");
         assert_eq!(c.timeout(), Duration::from_secs(15));
         assert!(c.mount.foreground);
         assert_eq!(c.mount.atime, AtimeMode::Relatime);
-        let text = GOOD.replace(
-            "cache_size = 1048576",
-            "cache_size = 1\natime = \"noatime\"",
-        );
-        let c = MountConfig::parse(Path::new("mount.toml"), &text).unwrap();
+        let c = parse(HEAD).unwrap();
+        assert_eq!(c.client_settings(), ClientSettings::default());
+        let c = parse(&format!("{HEAD}atime = \"noatime\"")).unwrap();
         assert_eq!(c.atime_policy().mode, AtimeMode::Noatime);
-        let text = GOOD.replace("cache_size = 1048576", "atime = \"sometimes\"");
-        assert!(MountConfig::parse(Path::new("mount.toml"), &text).is_err());
+        assert!(parse(&format!("{HEAD}atime = \"sometimes\"")).is_err());
+    }
+
+    #[test]
+    fn older_mount_keys_keep_their_meaning() {
+        let c = parse(&with_older(
+            "chunk_size = \"8MiB\"\ncache_size = \"1MiB\"\nprefetch_depth = 2\n\
+             write_window = \"32MiB\"\ntimeout = 2.5",
+        ))
+        .unwrap();
+        let cc = c.client_config();
+        assert_eq!(cc.chunk_size, 8 << 20);
+        assert_eq!(cc.cache_bytes, 1 << 20);
+        assert_eq!(cc.prefetch_stripes, 2);
+        assert_eq!(cc.write_window_bytes, 32 << 20);
+        assert_eq!(cc.rpc_timeout, Duration::from_millis(2500));
+        assert_eq!(c.timeout(), Duration::from_millis(2500));
+        // One place or the other, never both.
+        let text = format!("{HEAD}cache_size = 1\n[client]\nchunk_size = \"8MiB\"\n");
+        let e = parse(&text).unwrap_err();
+        assert!(
+            e.contains("`mount.cache_size`") && e.contains("[client]"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -322,34 +406,27 @@ cache_size = 1048576
             c.atime_policy(),
             AtimePolicy::new(AtimeMode::Relatime, false, false)
         );
+        assert!(c.client.is_some(), "the example shows the [client] table");
+        c.client_config().validate().unwrap();
     }
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let text = GOOD.replace("cache_size = 1048576", "cache_sise = 1048576");
-        let e = MountConfig::parse(Path::new("mount.toml"), &text)
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("mount.toml:11:"), "{e}");
+        let e = parse(&format!("{HEAD}cache_sise = 1048576")).unwrap_err();
+        assert!(e.starts_with("mount.toml:10:"), "{e}");
         assert!(e.contains("cache_sise"), "{e}");
+        let e = parse(&with_client("chunk_sise = 4096")).unwrap_err();
+        assert!(e.starts_with("mount.toml:11:"), "{e}");
+        assert!(e.contains("chunk_sise"), "{e}");
     }
 
     #[test]
     fn invalid_values_name_their_key() {
-        let text = GOOD.replace("bucket = \"b\"", "bucket = \"\"");
-        let e = MountConfig::parse(Path::new("m.toml"), &text)
-            .unwrap_err()
-            .to_string();
+        let e = parse(&HEAD.replace("bucket = \"b\"", "bucket = \"\"")).unwrap_err();
         assert!(e.contains("auth.bucket"), "{e}");
-        let text = GOOD.replace("\"8MiB\"", "\"8 parsecs\"");
-        let e = MountConfig::parse(Path::new("m.toml"), &text)
-            .unwrap_err()
-            .to_string();
+        let e = parse(&with_client("chunk_size = \"8 parsecs\"")).unwrap_err();
         assert!(e.contains("unknown unit"), "{e}");
-        let text = GOOD.replace("127.0.0.1:6700", "localhost");
-        let e = MountConfig::parse(Path::new("m.toml"), &text)
-            .unwrap_err()
-            .to_string();
+        let e = parse(&HEAD.replace("127.0.0.1:6700", "localhost")).unwrap_err();
         assert!(e.contains("cluster.masters"), "{e}");
     }
 

@@ -2,10 +2,10 @@
 //! client data path is sized. Parsed with `deny_unknown_fields` so a typo is reported
 //! with file, line and key instead of being silently ignored.
 
+use kdss_client::ClientSettings;
 use kdss_common::ConfigError;
 use serde::Deserialize;
 use std::path::Path;
-use std::time::Duration;
 
 /// The whole gateway configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,9 +15,10 @@ pub struct S3Config {
     pub s3: S3Section,
     /// The cluster the gateway fronts.
     pub cluster: ClusterSection,
-    /// Sizing of the client data path (all optional).
+    /// Sizing of the client data path (all optional): the client's own table, the same
+    /// keys, defaults and ranges as `[client]` in mount.toml.
     #[serde(default)]
-    pub client: ClientSection,
+    pub client: ClientSettings,
 }
 
 /// `[s3]`.
@@ -54,49 +55,6 @@ pub struct ClusterSection {
     pub id: Option<String>,
 }
 
-/// `[client]`: passed to kdss-client.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSection {
-    /// Bytes of object data per stripe.
-    #[serde(default = "default_chunk")]
-    pub chunk_size: usize,
-    /// Read cache budget in bytes.
-    #[serde(default = "default_cache")]
-    pub cache_bytes: u64,
-    /// Chunks (stripes) one GET reads ahead of what it has sent.
-    #[serde(default = "default_prefetch")]
-    pub prefetch_stripes: usize,
-    /// Chunk reads in flight across all GETs of this gateway: beyond it GETs wait in the
-    /// gateway instead of queueing at the storage nodes past the client's shard deadline.
-    #[serde(default = "default_inflight_reads")]
-    pub max_inflight_reads: usize,
-    /// Bytes one PUT may hold before waiting for durable shards (memory bound per request).
-    #[serde(default = "default_window")]
-    pub write_window_bytes: u64,
-    /// Objects at most this large are stored inline in metadata (default: the client
-    /// library's, so the gateway and ksfs store small files the same way).
-    #[serde(default = "default_inline")]
-    pub inline_threshold: usize,
-    /// Deadline of one master call, in milliseconds.
-    #[serde(default = "default_rpc_timeout")]
-    pub rpc_timeout_ms: u64,
-}
-
-impl Default for ClientSection {
-    fn default() -> Self {
-        ClientSection {
-            chunk_size: default_chunk(),
-            cache_bytes: default_cache(),
-            prefetch_stripes: default_prefetch(),
-            max_inflight_reads: default_inflight_reads(),
-            write_window_bytes: default_window(),
-            inline_threshold: default_inline(),
-            rpc_timeout_ms: default_rpc_timeout(),
-        }
-    }
-}
-
 fn default_listen() -> String {
     "127.0.0.1:9000".into()
 }
@@ -109,28 +67,6 @@ fn default_skew() -> u64 {
 fn default_secret_ttl() -> u64 {
     10
 }
-fn default_chunk() -> usize {
-    4 << 20
-}
-fn default_cache() -> u64 {
-    256 << 20
-}
-fn default_prefetch() -> usize {
-    4
-}
-fn default_inflight_reads() -> usize {
-    16
-}
-fn default_window() -> u64 {
-    32 << 20
-}
-fn default_inline() -> usize {
-    kdss_client::ClientConfig::default().inline_threshold
-}
-fn default_rpc_timeout() -> u64 {
-    15_000
-}
-
 impl S3Config {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -165,43 +101,19 @@ impl S3Config {
         if self.cluster.secret.is_empty() {
             return Err(invalid(path, "cluster.secret", "must not be empty"));
         }
-        if self.client.chunk_size < 4096
-            || self.client.chunk_size > kdss_client::config::MAX_CHUNK_SIZE
-        {
-            return Err(invalid(
-                path,
-                "client.chunk_size",
-                "between 4 KiB and 256 MiB",
-            ));
-        }
-        if self.client.max_inflight_reads == 0 {
-            return Err(invalid(path, "client.max_inflight_reads", "at least 1"));
-        }
-        if self.client.write_window_bytes < self.client.chunk_size as u64 {
-            return Err(invalid(
-                path,
-                "client.write_window_bytes",
-                "at least one chunk_size",
-            ));
+        if let Err(e) = self.client.validate() {
+            return Err(invalid(path, &format!("client.{}", e.key), e.detail()));
         }
         Ok(())
     }
 
     /// The kdss-client settings for the service identity.
     pub fn client_config(&self) -> kdss_client::ClientConfig {
-        kdss_client::ClientConfig {
-            masters: self.cluster.masters.clone(),
-            access_key: kdss_common::auth::SERVICE_ACCESS_KEY.into(),
-            secret_key: self.cluster.secret.clone(),
-            chunk_size: self.client.chunk_size,
-            cache_bytes: self.client.cache_bytes,
-            prefetch_stripes: self.client.prefetch_stripes,
-            max_inflight_reads: self.client.max_inflight_reads,
-            write_window_bytes: self.client.write_window_bytes,
-            rpc_timeout: Duration::from_millis(self.client.rpc_timeout_ms),
-            inline_threshold: self.client.inline_threshold,
-            ..kdss_client::ClientConfig::default()
-        }
+        self.client.client_config(
+            self.cluster.masters.clone(),
+            kdss_common::auth::SERVICE_ACCESS_KEY.into(),
+            self.cluster.secret.clone(),
+        )
     }
 }
 
@@ -214,16 +126,63 @@ mod tests {
         let text = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"s\"\n";
         let c = S3Config::parse(Path::new("s3gw.toml"), text).unwrap();
         assert_eq!(c.s3.region, "us-east-1");
-        assert_eq!(c.client.chunk_size, 4 << 20);
-        assert_eq!(
-            c.client.inline_threshold,
-            kdss_client::ClientConfig::default().inline_threshold,
-            "small objects are inlined as the client library decides"
+        assert_eq!(c.client, ClientSettings::default());
+        assert_eq!(c.client_config().chunk_size, 4 << 20);
+    }
+
+    const HEAD: &str = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"s\"\n";
+
+    #[test]
+    fn the_client_table_keeps_its_older_names() {
+        // The names s3gw.toml used before the section was shared with mount.toml.
+        let text = format!(
+            "{HEAD}[client]\nchunk_size = 1048576\ncache_bytes = 2097152\nprefetch_stripes = 2\n\
+             max_inflight_reads = 8\nwrite_window_bytes = 8388608\ninline_threshold = 0\n\
+             rpc_timeout_ms = 2500\n"
         );
-        assert_eq!(
-            ClientSection::default().inline_threshold,
-            c.client.inline_threshold
+        let c = S3Config::parse(Path::new("s3gw.toml"), &text)
+            .unwrap()
+            .client_config();
+        assert_eq!(c.chunk_size, 1 << 20);
+        assert_eq!(c.cache_bytes, 2 << 20);
+        assert_eq!(c.prefetch_stripes, 2);
+        assert_eq!(c.max_inflight_reads, 8);
+        assert_eq!(c.write_window_bytes, 8 << 20);
+        assert_eq!(c.inline_threshold, 0);
+        assert_eq!(c.rpc_timeout, std::time::Duration::from_millis(2500));
+        // And takes the shared names and size strings.
+        let text = format!("{HEAD}[client]\ncache_size = \"2MiB\"\nwrite_window = \"8MiB\"\n");
+        let c = S3Config::parse(Path::new("s3gw.toml"), &text).unwrap();
+        assert_eq!(c.client.cache_size, 2 << 20);
+        assert_eq!(c.client.write_window, 8 << 20);
+    }
+
+    #[test]
+    fn client_values_out_of_range_name_key_value_and_range() {
+        let text = format!("{HEAD}[client]\nchunk_size = \"512MiB\"\n");
+        let e = S3Config::parse(Path::new("s3gw.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`client.chunk_size`"), "{e}");
+        assert!(
+            e.contains("512MiB") && e.contains("between 4KiB and 256MiB"),
+            "{e}"
         );
+        let text = format!("{HEAD}[client]\nchunk_sise = 1\n");
+        let e = S3Config::parse(Path::new("s3gw.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("s3gw.toml:7:") && e.contains("chunk_sise"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_parses() {
+        let text = include_str!("../../deploy/s3gw.toml");
+        let c = S3Config::parse(Path::new("deploy/s3gw.toml"), text).unwrap();
+        c.client_config().validate().unwrap();
     }
 
     #[test]

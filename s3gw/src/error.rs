@@ -223,6 +223,12 @@ impl S3Error {
     }
 }
 
+impl From<crate::xml::MalformedXml> for S3Error {
+    fn from(e: crate::xml::MalformedXml) -> Self {
+        S3Error::new(Code::MalformedXML, e.0)
+    }
+}
+
 impl From<ClientError> for S3Error {
     fn from(e: ClientError) -> Self {
         if let Some(code) = e.code().and_then(Code::from_master) {

@@ -5,14 +5,20 @@
 //! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`router`]
 //! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
 //! area), [`auth`] (SigV4 forms; the primitives are `kdss_common::sigv4`, shared with
-//! kdss-cli's presigner), [`error`] (the one S3 error enum) and [`bench`] (`kdss bench s3`).
+//! kdss-cli's presigner), [`error`] (the one S3 error enum), [`dates`] (the two date
+//! forms requests carry); `bench` (the S3 benchmark and a raw HTTP/SigV4 client for tests)
+//! is built with the `bench` feature only.
 
 pub mod api;
 pub mod auth;
+// Benchmarks are for `kdss bench` and tests, not the library API: built only with the
+// `bench` feature (the kdss binary and this crate's own tests turn it on).
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod body;
 pub mod checksum;
 pub mod config;
+pub mod dates;
 pub mod error;
 pub mod router;
 pub mod server;

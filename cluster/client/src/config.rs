@@ -1,10 +1,10 @@
-//! Client settings. Libraries take typed structs; the binaries parse files into them.
+//! Client configuration: the typed struct a [`crate::Client`] is built from. The doors'
+//! config files carry the sizing part as [`crate::settings::ClientSettings`] (their
+//! `[client]` table) and convert it with `ClientSettings::client_config`; this struct adds
+//! the identity. Its `Default` and `validate` live in [`crate::settings`] beside the
+//! defaults and ranges they use, so this module imports nothing of the crate.
 
 use std::time::Duration;
-
-/// Largest chunk (bytes of file data per stripe) the client works with; the doors' config
-/// files refuse larger values at parse time with this same bound.
-pub const MAX_CHUNK_SIZE: usize = 256 << 20;
 
 /// How a [`crate::Client`] connects and how it sizes its buffers.
 #[derive(Debug, Clone)]
@@ -32,47 +32,4 @@ pub struct ClientConfig {
     pub shard_deadline: Duration,
     /// Files at most this large live inline in metadata.
     pub inline_threshold: usize,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            masters: vec!["127.0.0.1:6700".into()],
-            access_key: String::new(),
-            secret_key: String::new(),
-            chunk_size: 4 << 20,
-            cache_bytes: 256 << 20,
-            prefetch_stripes: 4,
-            max_inflight_reads: 16,
-            write_window_bytes: 64 << 20,
-            rpc_timeout: Duration::from_secs(15),
-            shard_deadline: Duration::from_secs(3),
-            inline_threshold: 16 << 10,
-        }
-    }
-}
-
-impl ClientConfig {
-    /// Refuses settings the data path cannot work with.
-    pub fn validate(&self) -> Result<(), crate::ClientError> {
-        let bad = |m: &str| Err(crate::ClientError::Invalid(m.to_string()));
-        if self.masters.is_empty() {
-            return bad("masters: at least one master address is needed");
-        }
-        if self.chunk_size == 0 || self.chunk_size > MAX_CHUNK_SIZE {
-            return bad("chunk_size: must be between 1 byte and 256 MiB");
-        }
-        if self.max_inflight_reads == 0 {
-            return bad("max_inflight_reads: at least 1");
-        }
-        if self.rpc_timeout.is_zero() || self.shard_deadline.is_zero() {
-            return bad("rpc_timeout and shard_deadline must be positive");
-        }
-        if self.inline_threshold > self.chunk_size
-            || self.inline_threshold > kdss_common::limits::MAX_INLINE_BYTES
-        {
-            return bad("inline_threshold: must not exceed chunk_size nor 64 KiB");
-        }
-        Ok(())
-    }
 }

@@ -12,6 +12,7 @@
 //! access, for ksfs), [`StreamWriter`] (sequential, for S3 PUT and parts).
 
 mod async_io;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod cache;
 pub mod config;
@@ -25,6 +26,7 @@ mod read_order;
 #[cfg(test)]
 mod read_path_tests;
 mod reader;
+pub mod settings;
 mod state;
 mod stream_writer;
 mod stripe_read;
@@ -37,6 +39,7 @@ pub use error::ClientError;
 pub use file_writer::FileWriter;
 pub use master::MasterClient;
 pub use reader::FileReader;
+pub use settings::ClientSettings;
 pub use stream_writer::StreamWriter;
 
 use std::sync::Arc;

@@ -7,6 +7,10 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// Capabilities handed out with allocations and reads live this long; the collector's
+/// default read grace waits out one lifetime.
+pub const CAPABILITY_TTL_MS: u64 = 10 * 60 * 1000;
+
 /// The whole master configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,7 +158,7 @@ fn default_gc_rate() -> u32 {
     500
 }
 fn default_read_grace() -> u64 {
-    crate::service::CAPABILITY_TTL_MS / 1000
+    CAPABILITY_TTL_MS / 1000
 }
 
 impl Default for GcSection {

@@ -18,7 +18,7 @@ pub fn router(st: Arc<State>) -> Router {
 }
 
 async fn metrics(AxState(st): AxState<Arc<State>>) -> impl IntoResponse {
-    crate::server::refresh_metrics(&st);
+    refresh_metrics(&st);
     // Capacity walks every node's disks: once per scrape, not on every Raft change.
     let c = st.registry.capacity();
     st.metrics.update_capacity(&c, st.alert_pct, st.reject_pct);
@@ -46,4 +46,15 @@ async fn health(AxState(st): AxState<Arc<State>>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body))
+}
+
+/// Copies openraft's view into the Prometheus gauges.
+pub fn refresh_metrics(st: &State) {
+    let m = st.raft.metrics().borrow().clone();
+    st.metrics.update_raft(
+        m.current_term,
+        m.current_leader == Some(st.id),
+        m.current_leader,
+        m.last_applied.map(|l| l.index).unwrap_or(0),
+    );
 }

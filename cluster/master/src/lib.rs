@@ -7,11 +7,15 @@
 //! leader, serves reads from the leader's database, places stripes ([`placement`]) on the
 //! disks that storage nodes report in their heartbeats ([`membership`]) and hands out shard
 //! capabilities; [`health`] keeps each disk's state (online, suspect, offline, draining).
-//! [`run`] is the daemon entry point (`kdss master -c master.toml`); [`bench`]
-//! measures metadata operations against running masters.
+//! [`run`] is the daemon entry point (`kdss master -c master.toml`); `bench` (with the
+//! `bench` feature only) measures metadata operations against running masters.
 
 pub mod auth;
+// Benchmarks are for `kdss bench` and tests, not the library API: built only with the
+// `bench` feature (the kdss binary and this crate's own tests turn it on).
+#[cfg(feature = "bench")]
 pub mod bench;
+pub mod caller;
 pub mod config;
 pub mod error;
 pub mod health;

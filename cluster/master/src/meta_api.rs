@@ -2,7 +2,7 @@
 //! crate): opening the database, applying a mutation and the read queries. Keeping the calls
 //! here means an API change there is fixed here only.
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use kdss_proto::master as pb;
 use sqlx::SqlitePool;
 use std::path::Path;

@@ -319,21 +319,10 @@ async fn leader_duties(st: Arc<State>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Copies openraft's view into the Prometheus gauges.
-pub(crate) fn refresh_metrics(st: &State) {
-    let m = st.raft.metrics().borrow().clone();
-    st.metrics.update_raft(
-        m.current_term,
-        m.current_leader == Some(st.id),
-        m.current_leader,
-        m.last_applied.map(|l| l.index).unwrap_or(0),
-    );
-}
-
 async fn watch_metrics(st: Arc<State>, mut stop: watch::Receiver<bool>) {
     let mut rx = st.raft.metrics();
     loop {
-        refresh_metrics(&st);
+        crate::http::refresh_metrics(&st);
         tokio::select! {
             r = rx.changed() => if r.is_err() { return },
             _ = stop.changed() => return,

@@ -1,7 +1,7 @@
 //! Buckets (S3 names, EC preset, owner, root directory, defaults for S3-created files),
 //! users (keys and roles) and grants of buckets to users.
 
-use crate::error::{MetaError, Result, einval, fail, no_such_bucket};
+use crate::error::{MetaError, Result, einval, fail};
 use crate::multipart;
 use crate::names::check_bucket_name;
 use crate::tree::{self, NewInode};
@@ -13,6 +13,10 @@ use kdss_proto::master::{
 };
 use sqlx::{Row, SqliteConnection};
 
+// Bucket lookups live below this module (multipart and objects use them, and this module
+// uses multipart); re-exported so `accounts::need_bucket` keeps working for the rest.
+pub use crate::bucket_rows::{bucket, bucket_from_row, need_bucket};
+
 /// Owner uid of files the S3 door creates (until a bucket says otherwise).
 pub const DEFAULT_UID: u32 = 0;
 /// Group of files the S3 door creates.
@@ -21,36 +25,6 @@ pub const DEFAULT_GID: u32 = 0;
 pub const DEFAULT_FILE_MODE: u32 = 0o644;
 /// Mode of directories the S3 door creates, and of a bucket's root.
 pub const DEFAULT_DIR_MODE: u32 = 0o755;
-
-/// Reads a bucket row.
-pub async fn bucket(c: &mut SqliteConnection, name: &str) -> Result<Option<BucketInfo>> {
-    let row = sqlx::query("SELECT * FROM buckets WHERE name = ?")
-        .bind(name)
-        .fetch_optional(&mut *c)
-        .await?;
-    row.map(|r| bucket_from_row(&r)).transpose()
-}
-
-/// Reads a bucket row or fails with NoSuchBucket.
-pub async fn need_bucket(c: &mut SqliteConnection, name: &str) -> Result<BucketInfo> {
-    bucket(c, name).await?.ok_or_else(|| no_such_bucket(name))
-}
-
-/// Maps a `buckets` row.
-pub fn bucket_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<BucketInfo> {
-    Ok(BucketInfo {
-        name: r.try_get("name")?,
-        owner: r.try_get("owner")?,
-        k: r.try_get::<i64, _>("k")? as u32,
-        m: r.try_get::<i64, _>("m")? as u32,
-        created_ns: r.try_get("created_ns")?,
-        root_ino: r.try_get::<i64, _>("root_ino")? as u64,
-        default_uid: r.try_get::<i64, _>("default_uid")? as u32,
-        default_gid: r.try_get::<i64, _>("default_gid")? as u32,
-        default_file_mode: r.try_get::<i64, _>("default_file_mode")? as u32,
-        default_dir_mode: r.try_get::<i64, _>("default_dir_mode")? as u32,
-    })
-}
 
 /// Creates a bucket with its root directory. k = m = 0 takes the default preset (the
 /// master fills `[ec]` from its config before proposing); other shapes must be presets.

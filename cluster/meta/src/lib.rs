@@ -15,12 +15,14 @@
 //!
 //! Module map: `tree` (inode/dentry primitives), `posix`, `rename`, `opens`, `data`
 //! (stripes, CommitWrite), `extents` (overlay, refcounts), `objects` (S3 rules, see its
-//! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `read`, `trash`
-//! (the recycle bin), `gc` (the replicated half of the garbage collector), `disks` (the
-//! replicated disk states), `repair` (the damaged-stripe queue, MoveShard, settings).
+//! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `bucket_rows`
+//! (looking a bucket up), `read`, `trash` (the recycle bin), `gc` (the replicated half of
+//! the garbage collector), `disks` (the replicated disk states), `repair` (the
+//! damaged-stripe queue, MoveShard, settings).
 
 pub mod accounts;
 mod apply;
+pub mod bucket_rows;
 pub mod data;
 pub mod disks;
 pub mod error;

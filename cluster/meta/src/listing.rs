@@ -8,7 +8,7 @@
 //! prefix (delimiter) is skipped by seeking past it, so a page costs about
 //! O(depth + page size) queries whatever the bucket holds.
 
-use crate::accounts;
+use crate::bucket_rows;
 use crate::error::Result;
 use crate::inode::Inode;
 use crate::tree;
@@ -191,7 +191,7 @@ pub async fn list_objects(
     c: &mut SqliteConnection,
     r: &ListObjectsRequest,
 ) -> Result<ListObjectsReply> {
-    let b = accounts::need_bucket(c, &r.bucket).await?;
+    let b = bucket_rows::need_bucket(c, &r.bucket).await?;
     let max = r.max_keys.min(MAX_KEYS) as usize;
     let mut out = ListObjectsReply::default();
     if max == 0 {

@@ -12,7 +12,7 @@ use crate::inode::unquote;
 use crate::names::parse_key;
 use crate::objects::{self, Body};
 use crate::objmeta::{self, Owner};
-use crate::{accounts, extents};
+use crate::{bucket_rows, extents};
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     AbortMultipartRequest, CompleteMultipartRequest, CreateMultipartRequest, Extent, ObjectInfo,
@@ -59,7 +59,7 @@ pub async fn create(
     now: i64,
     caller: &str,
 ) -> Result<String> {
-    accounts::need_bucket(c, &r.bucket).await?;
+    bucket_rows::need_bucket(c, &r.bucket).await?;
     if parse_key(&r.key)?.dir {
         return Err(einval(
             "a key ending in '/' is a directory and cannot be uploaded in parts",
@@ -228,7 +228,7 @@ pub async fn complete(
     now: i64,
     caller: &str,
 ) -> Result<ObjectInfo> {
-    let b = accounts::need_bucket(c, &r.bucket).await?;
+    let b = bucket_rows::need_bucket(c, &r.bucket).await?;
     let seq = upload_seq(c, &r.bucket, &r.key, &r.upload_id).await?;
     let kp = parse_key(&r.key)?;
     if r.parts.is_empty() {

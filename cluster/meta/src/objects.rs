@@ -26,7 +26,7 @@ use crate::inode::{Inode, unquote};
 use crate::names::{KeyPath, parse_key};
 use crate::objmeta::{self, Owner};
 use crate::tree::{self, NewInode};
-use crate::{accounts, extents};
+use crate::{bucket_rows, extents};
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     BucketInfo, CopyObjectRequest, DeleteObjectsRequest, DeleteResult, Extent, FileKind,
@@ -286,7 +286,7 @@ pub async fn put_object(
     now: i64,
     caller: &str,
 ) -> Result<ObjectInfo> {
-    let b = accounts::need_bucket(c, &r.bucket).await?;
+    let b = bucket_rows::need_bucket(c, &r.bucket).await?;
     let kp = parse_key(&r.key)?;
     let current = object_inode(c, &b, &r.key).await?;
     if let Some(want) = &r.if_match {
@@ -327,7 +327,7 @@ pub async fn delete_object(
     key: &str,
     now: i64,
 ) -> Result<bool> {
-    let b = accounts::need_bucket(c, bucket).await?;
+    let b = bucket_rows::need_bucket(c, bucket).await?;
     let Ok(kp) = parse_key(key) else {
         return Ok(false);
     };
@@ -369,7 +369,7 @@ pub async fn delete_objects(
     r: &DeleteObjectsRequest,
     now: i64,
 ) -> Result<Vec<DeleteResult>> {
-    accounts::need_bucket(c, &r.bucket).await?;
+    bucket_rows::need_bucket(c, &r.bucket).await?;
     let mut out = Vec::with_capacity(r.keys.len());
     for key in &r.keys {
         sqlx::query("SAVEPOINT meta_key").execute(&mut *c).await?;
@@ -410,8 +410,8 @@ pub async fn copy_object(
     now: i64,
     caller: &str,
 ) -> Result<ObjectInfo> {
-    let sb = accounts::need_bucket(c, &r.src_bucket).await?;
-    let db = accounts::need_bucket(c, &r.dst_bucket).await?;
+    let sb = bucket_rows::need_bucket(c, &r.src_bucket).await?;
+    let db = bucket_rows::need_bucket(c, &r.dst_bucket).await?;
     let dkp = parse_key(&r.dst_key)?;
     let Some((_, _, src)) = object_inode(c, &sb, &r.src_key).await? else {
         return Err(no_such_key(&r.src_key));

@@ -17,7 +17,7 @@
 
 use crate::error::{Result, einval, fail};
 use crate::names::parse_key;
-use crate::{accounts, objects, tree};
+use crate::{bucket_rows, objects, tree};
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     ListTrashReply, ListTrashRequest, PurgeTrashReply, PurgeTrashRequest, RestoreTrashReply,
@@ -100,7 +100,7 @@ pub async fn restore(
     let Some((bucket, path, ino)) = row else {
         return Err(no_such_item(r.id));
     };
-    let b = accounts::need_bucket(c, &bucket).await?;
+    let b = bucket_rows::need_bucket(c, &bucket).await?;
     let kp = parse_key(&path)?;
     let inode = tree::get(c, ino as u64).await?.ok_or_else(|| {
         crate::MetaError::Corrupt(format!("trash item {} lost inode {ino}", r.id))

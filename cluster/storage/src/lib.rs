@@ -5,6 +5,7 @@
 //! [`bench`]; everything else reaches a node through the gRPC service
 //! `kdss_proto::storage::storage_server::Storage`.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod config;
 pub mod device;

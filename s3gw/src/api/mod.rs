@@ -14,6 +14,8 @@ pub mod object_get;
 pub mod object_put;
 
 use crate::auth::Payload;
+// Kept here for the handlers (`super::parse_http_date`).
+pub use crate::dates::parse_http_date;
 use crate::error::{Code, S3Error, S3Result};
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -91,20 +93,6 @@ pub fn set_header(h: &mut HeaderMap, name: &str, value: &str) {
 pub fn http_date(ns: i64) -> String {
     let secs = (ns.max(0) / 1_000_000_000) as u64;
     httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-}
-
-/// Parses an HTTP date to unix seconds.
-pub fn parse_http_date(s: &str) -> Option<i64> {
-    // Python's formatdate() without usegmt writes "-0000" for GMT.
-    let s = s.trim();
-    let s = match s.strip_suffix("-0000").or_else(|| s.strip_suffix("+0000")) {
-        Some(head) => format!("{head}GMT"),
-        None => s.to_string(),
-    };
-    httpdate::parse_http_date(&s)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
 }
 
 /// Object metadata from PUT / CreateMultipartUpload / CopyObject(REPLACE) headers.

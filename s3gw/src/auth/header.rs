@@ -63,10 +63,10 @@ pub async fn verify(
                 .get(http::header::DATE)
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| S3Error::new(Code::AccessDenied, "missing x-amz-date"))?;
-            let t = crate::api::parse_http_date(d)
+            let t = crate::dates::parse_http_date(d)
                 .ok_or_else(|| S3Error::new(Code::AccessDenied, "malformed Date"))?;
             (
-                crate::bench::http::amz_date(
+                crate::dates::amz_date(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(t as u64),
                 ),
                 t,

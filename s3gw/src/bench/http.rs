@@ -3,7 +3,7 @@
 //! send exactly the bytes they mean (aws-chunked bodies, trailers, tampered signatures).
 
 use crate::auth::sigv4;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -41,19 +41,7 @@ impl RawResponse {
     }
 }
 
-/// `x-amz-date` for `t`.
-pub fn amz_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_default()
-}
+pub use crate::dates::amz_date;
 
 impl Signer {
     /// Signs a request; returns the headers to send (host, x-amz-*, authorization) and the

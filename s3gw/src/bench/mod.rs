@@ -11,12 +11,11 @@
 
 pub mod http;
 
-use crate::config::ClientSection;
 use bytes::Bytes;
 use http::{Conn, Signer};
-use kdss_client::{Client, ClientConfig};
+use kdss_client::Client;
 use kdss_proto::master as pb;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -203,22 +202,13 @@ pub async fn run_bench(opts: &BenchOpts) -> Result<Vec<BenchRow>, BenchError> {
         secret_key: opts.secret_key.clone(),
         region: opts.region.clone(),
     };
-    // As the gateway builds its client (crate::config::S3Config::client_config) and its
-    // read limits, from the same defaults.
-    let gw = ClientSection::default();
-    let client = Client::connect(ClientConfig {
-        masters: opts.masters.clone(),
-        access_key: opts.access_key.clone(),
-        secret_key: opts.secret_key.clone(),
-        chunk_size: gw.chunk_size,
-        cache_bytes: gw.cache_bytes,
-        prefetch_stripes: gw.prefetch_stripes,
-        max_inflight_reads: gw.max_inflight_reads,
-        write_window_bytes: gw.write_window_bytes,
-        rpc_timeout: Duration::from_millis(gw.rpc_timeout_ms),
-        inline_threshold: gw.inline_threshold,
-        ..ClientConfig::default()
-    })
+    // As the gateway builds its client (crate::config::S3Config::client_config): the
+    // shared `[client]` defaults.
+    let client = Client::connect(kdss_client::ClientSettings::default().client_config(
+        opts.masters.clone(),
+        opts.access_key.clone(),
+        opts.secret_key.clone(),
+    ))
     .await?;
     let mut rows = Vec::new();
     let run_id = kdss_common::time::now_ms();

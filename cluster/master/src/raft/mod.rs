@@ -13,6 +13,7 @@ pub mod network;
 pub mod peer_service;
 pub mod proposer;
 pub mod state_machine;
+pub mod status;
 #[cfg(test)]
 mod suite_test;
 

@@ -85,7 +85,7 @@ async fn batcher(raft: Raft, mut rx: mpsc::UnboundedReceiver<(pb::Mutation, Wait
             let res = raft.client_write(cmd).await;
             match res {
                 Err(e) => {
-                    let s = crate::service::write_error(&raft, e);
+                    let s = super::status::write_error(&raft, e);
                     for (_, w) in batch {
                         let _ = w.send(Err(s.clone()));
                     }

@@ -19,22 +19,23 @@ mod rpc;
 mod trash;
 
 use crate::auth::{self, Caller};
+// Kept at their old paths: the service's submodules and the workers import them from here.
+pub use crate::config::CAPABILITY_TTL_MS;
 use crate::membership::Registry;
 use crate::metrics::Metrics;
+pub use crate::raft::status::{no_leader, write_error};
 use crate::raft::{NodeId, Raft, StateMachine};
 use kdss_common::CapabilityKey;
-use kdss_common::rpc_error::{self, LEADER_KEY, errno};
 use kdss_proto::master as pb;
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use openraft::ServerState;
-use openraft::error::{ClientWriteError, RaftError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
-use tonic::{Code, Request, Status};
+use tonic::{Request, Status};
 
 /// Metadata flag on a call a follower proxied to the leader (never proxied twice).
 pub const FORWARDED_HEADER: &str = "kdss-forwarded";
@@ -85,9 +86,6 @@ impl MasterService {
         MasterService { st }
     }
 }
-
-/// Capabilities handed out with allocations and reads live this long.
-pub const CAPABILITY_TTL_MS: u64 = 10 * 60 * 1000;
 
 impl State {
     /// Builds the shared state.
@@ -248,42 +246,6 @@ impl State {
         }
         r.reply
             .ok_or_else(|| Status::internal("mutation reply without a result"))
-    }
-}
-
-/// Unavailable, naming the leader when known.
-pub fn no_leader(leader_addr: Option<&str>) -> Status {
-    let mut s = rpc_error::status(
-        Code::Unavailable,
-        errno::EIO,
-        "ServiceUnavailable",
-        match leader_addr {
-            Some(a) => format!("not the leader; the leader is {a}"),
-            None => "no leader elected yet; retry".to_string(),
-        },
-    );
-    if let Some(v) = leader_addr.and_then(|a| a.parse().ok()) {
-        s.metadata_mut().insert(LEADER_KEY, v);
-    }
-    s
-}
-
-/// Maps a failed proposal: lost leadership becomes Unavailable with the leader's address.
-pub fn write_error(
-    raft: &Raft,
-    e: RaftError<NodeId, ClientWriteError<NodeId, crate::raft::Node>>,
-) -> Status {
-    let _ = raft;
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            no_leader(f.leader_node.as_ref().map(|n| n.addr.as_str()))
-        }
-        other => rpc_error::status(
-            Code::Unavailable,
-            errno::EIO,
-            "ServiceUnavailable",
-            other.to_string(),
-        ),
     }
 }
 

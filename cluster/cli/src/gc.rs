@@ -17,6 +17,21 @@ pub enum GcCmd {
     Run,
 }
 
+/// A job's last (or running) pass: start -> end or "running", and its error if any.
+pub fn last_pass(job: &pb::JobStatus) -> String {
+    let end = if job.running {
+        "running".to_string()
+    } else {
+        utc(job.last_end_ns)
+    };
+    let error = if job.last_error.is_empty() {
+        String::new()
+    } else {
+        format!(" (error: {})", job.last_error)
+    };
+    format!("{} -> {end}{error}", utc(job.last_start_ns))
+}
+
 fn status_view(r: &pb::GcStatusReply) -> View {
     let job = r.job.clone().unwrap_or_default();
     let mut counters: Vec<(&String, &u64)> = job.last_pass.iter().collect();
@@ -25,7 +40,7 @@ fn status_view(r: &pb::GcStatusReply) -> View {
         "pending:      {} stripe(s), {} shard(s), {} raw\n\
          recycle bin:  {} item(s), {}\n\
          writing:      {} stripe(s) allocated, not committed yet\n\
-         last pass:    {} -> {}{}\n\
+         last pass:    {}\n\
          passes:       {} on this leader, every {} s\n",
         r.pending_stripes,
         r.pending_shards,
@@ -33,17 +48,7 @@ fn status_view(r: &pb::GcStatusReply) -> View {
         r.trash_items,
         view::bytes(r.trash_bytes),
         r.stale_writing_stripes,
-        utc(job.last_start_ns),
-        if job.running {
-            "running".to_string()
-        } else {
-            utc(job.last_end_ns)
-        },
-        if job.last_error.is_empty() {
-            String::new()
-        } else {
-            format!(" (error: {})", job.last_error)
-        },
+        last_pass(&job),
         job.passes,
         job.interval_sec,
     );

@@ -3,7 +3,6 @@
 
 use crate::commands::connect;
 use crate::settings::Settings;
-use crate::trash::utc;
 use crate::view::{self, View};
 use clap::{Args, Subcommand};
 use kdss_proto::master as pb;
@@ -92,7 +91,7 @@ fn status_view(r: &pb::RepairStatusReply) -> View {
          unrepairable: {} stripe(s) with fewer than k readable shards\n\
          rate:         {} over the last minute; limit {}\n\
          ETA:          {}\n\
-         last pass:    {} -> {}{}\n",
+         last pass:    {}\n",
         r.queued_stripes,
         r.queued_shards,
         view::bytes(r.queued_bytes),
@@ -109,17 +108,7 @@ fn status_view(r: &pb::RepairStatusReply) -> View {
         rate(r.rate_bytes_per_sec),
         limit,
         eta(r.eta_sec),
-        utc(job.last_start_ns),
-        if job.running {
-            "running".to_string()
-        } else {
-            utc(job.last_end_ns)
-        },
-        if job.last_error.is_empty() {
-            String::new()
-        } else {
-            format!(" (error: {})", job.last_error)
-        },
+        crate::gc::last_pass(&job),
     );
     View {
         json: json!({
@@ -178,12 +167,8 @@ pub async fn repair(s: &Settings, cmd: RepairCmd) -> anyhow::Result<View> {
         }
         RepairCmd::Throttle(a) => {
             let max_bandwidth = match &a.rate {
-                Some(v) if !a.reset => {
-                    let t = v.trim();
-                    kdss_common::size::parse_size(t.strip_suffix("/s").unwrap_or(t)).map_err(
-                        |e| anyhow::anyhow!("rate {v:?}: {e} (a rate like 100MiB/s, 0 = no limit)"),
-                    )?
-                }
+                Some(v) if !a.reset => kdss_common::size::parse_rate(v)
+                    .map_err(|e| anyhow::anyhow!("rate {v:?}: {e}"))?,
                 _ => 0,
             };
             c.master()

@@ -20,9 +20,25 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// Parses a rate: a size with an optional `/s` (`"100MiB/s"`, `"1G"`, `"0"`), in bytes per
+/// second; the one parser for bandwidth settings and flags.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    parse_size(t.strip_suffix("/s").unwrap_or(t))
+        .map_err(|e| format!("{e} (a rate like 100MiB/s, 0 = no limit)"))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_rate, parse_size};
+
+    #[test]
+    fn rates_take_sizes_with_or_without_per_second() {
+        assert_eq!(parse_rate("100MiB/s"), Ok(100 << 20));
+        assert_eq!(parse_rate("1G"), Ok(1 << 30));
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert!(parse_rate("fast").is_err());
+    }
 
     #[test]
     fn sizes_parse_with_binary_units_and_reject_garbage() {

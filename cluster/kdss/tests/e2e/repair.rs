@@ -57,6 +57,29 @@ fn put(c: &Cluster, dir: &std::path::Path, key: &str, body: &[u8]) {
     );
 }
 
+/// Puts `n` objects `PREFIX{i}.bin` of `base + i * step` bytes (seeded `seed + i`).
+fn put_objects(
+    c: &Cluster,
+    dir: &std::path::Path,
+    prefix: &str,
+    seed: u64,
+    n: u64,
+    (base, step): (usize, usize),
+) -> Vec<(String, Vec<u8>)> {
+    let objects: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (
+                format!("{prefix}{i}.bin"),
+                data(seed + i, base + i as usize * step),
+            )
+        })
+        .collect();
+    for (k, b) in &objects {
+        put(c, dir, k, b);
+    }
+    objects
+}
+
 fn get(c: &Cluster, dir: &std::path::Path, key: &str, want: &[u8]) {
     let out = dir.join(format!("{}.back", key.replace('/', "_")));
     aws_cp(
@@ -85,17 +108,7 @@ async fn a_disk_lost_for_good_is_rebuilt_so_two_more_lost_nodes_lose_nothing() {
         return;
     };
     let scratch = c.scratch("lose3");
-    let objects: Vec<(String, Vec<u8>)> = (0..6)
-        .map(|i| {
-            (
-                format!("obj/{i}.bin"),
-                data(100 + i, 700_000 + i as usize * 1_300_000),
-            )
-        })
-        .collect();
-    for (k, b) in &objects {
-        put(&c, &scratch, k, b);
-    }
+    let objects = put_objects(&c, &scratch, "obj/", 100, 6, (700_000, 1_300_000));
     let files: Vec<(String, Vec<u8>)> = (0..4)
         .map(|i| {
             (
@@ -173,17 +186,7 @@ async fn corrupt_shards_found_by_the_scrubber_are_rewritten_and_the_errors_stop(
         return;
     };
     let scratch = c.scratch("scrub");
-    let objects: Vec<(String, Vec<u8>)> = (0..4)
-        .map(|i| {
-            (
-                format!("s{i}.bin"),
-                data(300 + i, 1_000_000 + i as usize * 900_000),
-            )
-        })
-        .collect();
-    for (k, b) in &objects {
-        put(&c, &scratch, k, b);
-    }
+    let objects = put_objects(&c, &scratch, "s", 300, 4, (1_000_000, 900_000));
     // Every shard record of node 1's first disk gets a flipped byte.
     let path = c.layout.nodes[1].disks[0].display().to_string();
     let victim = disks(&c)
@@ -270,17 +273,7 @@ async fn a_drained_disk_empties_while_clients_read_and_write_without_a_failure()
         return;
     };
     let scratch = c.scratch("drain");
-    let objects: Vec<(String, Vec<u8>)> = (0..5)
-        .map(|i| {
-            (
-                format!("d{i}.bin"),
-                data(400 + i, 800_000 + i as usize * 1_500_000),
-            )
-        })
-        .collect();
-    for (k, b) in &objects {
-        put(&c, &scratch, k, b);
-    }
+    let objects = put_objects(&c, &scratch, "d", 400, 5, (800_000, 1_500_000));
     let list = disks(&c);
     let victim = list
         .iter()
@@ -366,17 +359,7 @@ async fn repair_finishes_across_a_leader_kill_and_a_node_killed_mid_job() {
         return;
     };
     let scratch = c.scratch("kills");
-    let objects: Vec<(String, Vec<u8>)> = (0..6)
-        .map(|i| {
-            (
-                format!("k{i}.bin"),
-                data(500 + i, 2_000_000 + i as usize * 700_000),
-            )
-        })
-        .collect();
-    for (k, b) in &objects {
-        put(&c, &scratch, k, b);
-    }
+    let objects = put_objects(&c, &scratch, "k", 500, 6, (2_000_000, 700_000));
     let list = disks(&c);
     let id_of = |n: usize| {
         list.iter()

@@ -74,25 +74,12 @@ impl RepairSection {
     }
 }
 
-/// Parses a bandwidth: a size ("100MiB", "1G", "0") with an optional "/s".
-pub fn parse_bandwidth(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let t = t.strip_suffix("/s").unwrap_or(t);
-    kdss_common::size::parse_size(t)
-        .map_err(|e| format!("{e} (a rate like 100MiB/s, 0 = no limit)"))
-}
+/// Parses a bandwidth setting (bytes per second; 0 = no limit).
+pub use kdss_common::size::parse_rate as parse_bandwidth;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bandwidth_takes_sizes_with_or_without_per_second() {
-        assert_eq!(parse_bandwidth("100MiB/s"), Ok(100 << 20));
-        assert_eq!(parse_bandwidth("1G"), Ok(1 << 30));
-        assert_eq!(parse_bandwidth("0"), Ok(0));
-        assert!(parse_bandwidth("fast").is_err());
-    }
 
     #[test]
     fn a_typo_in_bandwidth_names_the_key() {

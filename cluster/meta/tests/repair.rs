@@ -56,7 +56,6 @@ async fn the_queue_holds_committed_live_stripes_most_damaged_first() {
     ns.ok(Op::DeleteObject(DeleteObjectRequest {
         bucket: BUCKET.into(),
         key: "b".into(),
-        ..Default::default()
     }))
     .await;
     ns.purge_all().await;
@@ -95,7 +94,6 @@ async fn a_move_commits_only_onto_the_stripe_the_job_saw() {
     ns.ok(Op::DeleteObject(DeleteObjectRequest {
         bucket: BUCKET.into(),
         key: "obj".into(),
-        ..Default::default()
     }))
     .await;
     ns.purge_all().await;

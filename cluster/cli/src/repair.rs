@@ -45,7 +45,7 @@ fn eta(sec: i64) -> String {
         s if s < 0 => "unknown".into(),
         0 => "-".into(),
         s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
         s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }

@@ -2,9 +2,7 @@
 //! failures turned into `MutationReply.failure` with the savepoint rolled back.
 
 use crate::error::{MetaError, Result, einval};
-use crate::{
-    accounts, data, disks, gc, multipart, objects, opens, posix, rename, repair, trash,
-};
+use crate::{accounts, data, disks, gc, multipart, objects, opens, posix, rename, repair, trash};
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use kdss_proto::master::{

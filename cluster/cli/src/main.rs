@@ -1,6 +1,7 @@
 //! `kdss-cli`: administer a KDSS cluster — status, nodes, disks, buckets, users,
 //! presigned URLs. Every command takes `--output json` for scripts.
 
+mod balance;
 mod commands;
 mod copy;
 mod disks;
@@ -83,6 +84,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: gc::GcCmd,
     },
+    /// How evenly the disks are filled: a bar per disk, the imbalance against the
+    /// master's [balance] threshold_pct, and whether a balance runs.
+    Balance {
+        #[command(subcommand)]
+        cmd: balance::BalanceCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +129,7 @@ fn main() {
             Cmd::Cp(a) => copy::cp(&s, a).await,
             Cmd::Trash { cmd } => trash::trash(&s, cmd).await,
             Cmd::Gc { cmd } => gc::gc(&s, cmd).await,
+            Cmd::Balance { cmd } => balance::balance(&s, cmd).await,
         }
     });
     match result {

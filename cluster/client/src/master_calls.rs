@@ -135,4 +135,6 @@ master_rpcs! {
     list_disks(ListDisksRequest) -> ListDisksReply;
     /// An operator sets a disk's state (offline, online, draining).
     set_disk_state(SetDiskStateRequest) -> DiskEntry;
+    /// Disk fullness and the imbalance against `[balance] threshold_pct`.
+    balance_status(BalanceStatusRequest) -> BalanceStatusReply;
 }

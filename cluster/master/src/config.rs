@@ -306,8 +306,11 @@ fn de_bandwidth<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
         Raw::Int(n) => Ok(n),
         Raw::Text(s) => {
             let t = s.trim();
-            kdss_common::size::parse_size(t.strip_suffix("/s").unwrap_or(t))
-                .map_err(serde::de::Error::custom)
+            kdss_common::size::parse_size(t.strip_suffix("/s").unwrap_or(t)).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{e}: max_bandwidth takes bytes per second, like \"100MiB/s\" (0 = no limit)"
+                ))
+            })
         }
     }
 }

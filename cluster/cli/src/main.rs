@@ -1,6 +1,7 @@
 //! `kdss-cli`: administer a KDSS cluster — status, nodes, disks, buckets, users,
 //! presigned URLs. Every command takes `--output json` for scripts.
 
+mod balance;
 mod commands;
 mod copy;
 mod disks;
@@ -89,6 +90,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: repair::RepairCmd,
     },
+    /// How evenly the disks are filled: a bar per disk, the imbalance against the
+    /// master's [balance] threshold_pct, and whether a balance runs.
+    Balance {
+        #[command(subcommand)]
+        cmd: balance::BalanceCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -129,6 +136,7 @@ fn main() {
             Cmd::Trash { cmd } => trash::trash(&s, cmd).await,
             Cmd::Gc { cmd } => gc::gc(&s, cmd).await,
             Cmd::Repair { cmd } => repair::repair(&s, cmd).await,
+            Cmd::Balance { cmd } => balance::balance(&s, cmd).await,
         }
     });
     match result {

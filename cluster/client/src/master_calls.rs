@@ -141,4 +141,6 @@ master_rpcs! {
     repair_run(GcRunRequest) -> RepairStatusReply;
     /// Sets or resets the cluster-wide rebuild bandwidth.
     repair_throttle(RepairThrottleRequest) -> RepairStatusReply;
+    /// Disk fullness and the imbalance against `[balance] threshold_pct`.
+    balance_status(BalanceStatusRequest) -> BalanceStatusReply;
 }

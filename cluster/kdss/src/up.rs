@@ -27,7 +27,10 @@ pub struct UpArgs {
     /// Number of masters (1, 3 or 5; Raft needs an odd count).
     #[arg(long, default_value_t = 1)]
     pub masters: usize,
-    /// Number of storage nodes.
+    /// Number of storage nodes. On an existing --data, a larger number grows the cluster:
+    /// the new nodes' devices are formatted and they join with the old data and ports
+    /// kept. A smaller number is refused: removing a node is a drain (`kdss-cli disk drain`
+    /// each of its disks), not a flag.
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
     /// Device files per storage node.

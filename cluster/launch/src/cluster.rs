@@ -4,7 +4,7 @@
 
 use crate::configs;
 use crate::error::{LaunchError, io};
-use crate::layout::Layout;
+use crate::layout::{Layout, Origin};
 use crate::process::Proc;
 use crate::ready;
 use crate::rpc::AdminRpc;
@@ -47,18 +47,29 @@ impl LocalCluster {
 
     /// Starts (or restarts on an existing data dir) the whole cluster and waits until it
     /// serves: a leader elected, every node online with its disks, the bucket present,
-    /// every gateway accepting connections. `progress` hears about each step.
+    /// every gateway accepting connections. `progress` hears about each step. A spec with
+    /// more storage nodes than the data dir has grows the cluster: the new nodes' devices
+    /// are formatted, the nodes start and register like the others, and the layout is
+    /// saved with them once they are online (see [`Layout::load_or_plan`]).
     pub async fn start(
         spec: ClusterSpec,
         progress: &mut dyn FnMut(&str),
     ) -> Result<LocalCluster, LaunchError> {
         spec.validate()?;
-        let (layout, existed) = Layout::load_or_plan(&spec)?;
+        let (layout, origin) = Layout::load_or_plan(&spec)?;
         if let Some((addr, what)) = crate::ports::first_taken(&layout) {
-            return Err(port_in_use(&spec, addr, what, existed));
+            return Err(port_in_use(&spec, addr, what, origin != Origin::New));
         }
-        if !existed {
+        if origin == Origin::New {
             layout.save(&spec.data_dir)?;
+        }
+        if let Origin::Grown { from } = origin {
+            let added: Vec<&str> = layout.nodes[from..].iter().map(|n| n.id.as_str()).collect();
+            progress(&format!(
+                "growing from {from} to {} storage nodes: adding {}",
+                layout.nodes.len(),
+                added.join(", ")
+            ));
         }
         std::fs::create_dir_all(spec.data_dir.join("logs")).map_err(io("create logs dir"))?;
         let mut c = LocalCluster {
@@ -89,6 +100,10 @@ impl LocalCluster {
         let ids: Vec<String> = c.layout.nodes.iter().map(|n| n.id.clone()).collect();
         let dpn = c.spec.disks_per_node;
         ready::wait_nodes_online(&rpc, &mut c.nodes, &ids, dpn, READY_TIMEOUT).await?;
+        if let Origin::Grown { .. } = origin {
+            // From now on the new nodes may hold shards: the data dir must keep them.
+            c.layout.save(&c.spec.data_dir)?;
+        }
 
         if let Some(b) = c.spec.bucket.clone() {
             progress(&format!("creating bucket {b} (EC {})", c.spec.ec));

@@ -26,6 +26,22 @@ pub struct NodeLayout {
     pub disks: Vec<PathBuf>,
 }
 
+/// Where [`Layout::load_or_plan`] found the layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Planned now for an empty data dir; not saved yet.
+    New,
+    /// Read back unchanged.
+    Existing,
+    /// Read back, then grown by new storage nodes (from the first `from` nodes); the
+    /// grown layout is saved once the new nodes joined, so a failed start leaves the data
+    /// dir as it was.
+    Grown {
+        /// How many nodes the saved layout had.
+        from: usize,
+    },
+}
+
 /// Everything a restart must find again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Layout {
@@ -39,6 +55,19 @@ pub struct Layout {
     pub masters: Vec<MasterLayout>,
     pub nodes: Vec<NodeLayout>,
     pub gateways: Vec<String>,
+}
+
+/// Storage node `i` (0-based; its id is `node-{i+1}`) with its device paths under `dir`.
+fn node_layout(dir: &Path, i: usize, disks: usize, grpc: u16, http: u16) -> NodeLayout {
+    let id = format!("node-{}", i + 1);
+    NodeLayout {
+        grpc: format!("127.0.0.1:{grpc}"),
+        http: format!("127.0.0.1:{http}"),
+        disks: (0..disks)
+            .map(|d| dir.join(&id).join(format!("disk-{d}.img")))
+            .collect(),
+        id,
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -64,17 +93,25 @@ impl Layout {
         })
     }
 
-    /// Loads the layout of `spec.data_dir` (`true` beside it), or plans a new one (`false`)
-    /// that [`Layout::save`] persists once its ports are known to be free. An existing
-    /// layout that does not match the spec's shape is an error naming the difference.
-    pub fn load_or_plan(spec: &ClusterSpec) -> Result<(Layout, bool), LaunchError> {
+    /// Loads the layout of `spec.data_dir`, or plans a new one that [`Layout::save`]
+    /// persists once its ports are known to be free. An existing layout that does not
+    /// match the spec's shape is an error naming the difference, except that more storage
+    /// nodes than it has grows it: the old nodes keep their ids, ports and devices and the
+    /// new ones are appended ([`Origin::Grown`]). Fewer nodes is refused: dropping a node
+    /// would drop its shards.
+    pub fn load_or_plan(spec: &ClusterSpec) -> Result<(Layout, Origin), LaunchError> {
         let path = Self::path(&spec.data_dir);
-        if path.exists() {
-            let l = Self::load(&spec.data_dir)?;
-            l.check_shape(spec, &path)?;
-            return Ok((l, true));
+        if !path.exists() {
+            return Ok((Self::plan(spec)?, Origin::New));
         }
-        Ok((Self::plan(spec)?, false))
+        let mut l = Self::load(&spec.data_dir)?;
+        l.check_shape(spec, &path)?;
+        let from = l.nodes.len();
+        if spec.nodes == from {
+            return Ok((l, Origin::Existing));
+        }
+        l.add_nodes(spec)?;
+        Ok((l, Origin::Grown { from }))
     }
 
     /// Writes the layout to `DIR/layout.json`: from then on the data dir has these ports
@@ -110,12 +147,8 @@ impl Layout {
                 spec.masters.to_string(),
             );
         }
-        if self.nodes.len() != spec.nodes {
-            return mismatch(
-                "nodes",
-                self.nodes.len().to_string(),
-                spec.nodes.to_string(),
-            );
+        if spec.nodes < self.nodes.len() {
+            return Err(self.shrink_refused(spec, path));
         }
         if disks != spec.disks_per_node {
             return mismatch(
@@ -129,6 +162,48 @@ impl Layout {
             && had != b
         {
             return mismatch("--port-base", had.to_string(), b.to_string());
+        }
+        Ok(())
+    }
+
+    /// Why `kdss up` does not take nodes away: their shards would go with them.
+    fn shrink_refused(&self, spec: &ClusterSpec, path: &Path) -> LaunchError {
+        let had = self.nodes.len();
+        let gone: Vec<&str> = self.nodes[spec.nodes..]
+            .iter()
+            .map(|n| n.id.as_str())
+            .collect();
+        LaunchError::BadLayout {
+            path: path.to_path_buf(),
+            message: format!(
+                "this data dir has {had} storage nodes, asked for --nodes {}: kdss up never \
+                 drops a node, its shards would be lost. Removing a node is a drain: run \
+                 `kdss-cli disk drain ID` for each of its disks (`kdss-cli disk list` shows \
+                 the ids of {}), wait until they hold no shards, then stop the node. To \
+                 start this data dir, use --nodes {had} or more",
+                spec.nodes,
+                gone.join(", "),
+            ),
+        }
+    }
+
+    /// Appends storage nodes until the layout has `spec.nodes`, numbered after the last
+    /// one, with the ports the layout's plan gives them (the next node slots of its port
+    /// base, or free ports) and `spec.disks_per_node` new device paths each.
+    fn add_nodes(&mut self, spec: &ClusterSpec) -> Result<(), LaunchError> {
+        let dir = std::path::absolute(&spec.data_dir)
+            .map_err(io(format!("resolve {}", spec.data_dir.display())))?;
+        let base = match spec.ports {
+            PortPlan::Base(_) => self.port_base(),
+            PortPlan::Free => None,
+        };
+        for i in self.nodes.len()..spec.nodes {
+            let (grpc, http) = match base {
+                Some(b) => ports::node_ports(b, i),
+                None => (ports::free_port()?, ports::free_port()?),
+            };
+            self.nodes
+                .push(node_layout(&dir, i, spec.disks_per_node, grpc, http));
         }
         Ok(())
     }
@@ -160,16 +235,9 @@ impl Layout {
         }
         let mut nodes = Vec::new();
         for i in 0..spec.nodes {
-            let id = format!("node-{}", i + 1);
-            let disks = (0..spec.disks_per_node)
-                .map(|d| dir.join(&id).join(format!("disk-{d}.img")))
-                .collect();
-            nodes.push(NodeLayout {
-                grpc: format!("127.0.0.1:{}", port(ports::node_ports(b, i).0)?),
-                http: format!("127.0.0.1:{}", port(ports::node_ports(b, i).1)?),
-                id,
-                disks,
-            });
+            let (grpc, http) = ports::node_ports(b, i);
+            let (grpc, http) = (port(grpc)?, port(http)?);
+            nodes.push(node_layout(&dir, i, spec.disks_per_node, grpc, http));
         }
         let mut gateways = Vec::new();
         for i in 0..spec.gateways {
@@ -192,5 +260,67 @@ impl Layout {
     /// The master gRPC addresses.
     pub fn master_addrs(&self) -> Vec<String> {
         self.masters.iter().map(|m| m.grpc.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(dir: &Path, nodes: usize, base: u16) -> ClusterSpec {
+        let mut s = ClusterSpec::new(dir.to_path_buf(), "/bin/true".into());
+        s.nodes = nodes;
+        s.ports = PortPlan::Base(base);
+        s
+    }
+
+    #[test]
+    fn more_nodes_grow_the_layout_and_keep_the_old_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, origin) = Layout::load_or_plan(&spec(dir.path(), 4, 20000)).unwrap();
+        assert_eq!(origin, Origin::New);
+        l.save(dir.path()).unwrap();
+
+        let (g, origin) = Layout::load_or_plan(&spec(dir.path(), 6, 20000)).unwrap();
+        assert_eq!(origin, Origin::Grown { from: 4 });
+        assert_eq!(g.cluster_id, l.cluster_id);
+        assert_eq!(g.secret, l.secret);
+        for (old, new) in l.nodes.iter().zip(&g.nodes) {
+            assert_eq!(
+                (&old.id, &old.grpc, &old.disks),
+                (&new.id, &new.grpc, &new.disks)
+            );
+        }
+        let added: Vec<(&str, &str)> = g.nodes[4..]
+            .iter()
+            .map(|n| (n.id.as_str(), n.grpc.as_str()))
+            .collect();
+        assert_eq!(
+            added,
+            [("node-5", "127.0.0.1:20140"), ("node-6", "127.0.0.1:20150")]
+        );
+        assert_eq!(g.nodes[5].disks.len(), 2);
+        assert!(g.nodes[5].disks[1].ends_with("node-6/disk-1.img"));
+
+        // Not saved by planning: the data dir still says 4 until the new nodes joined.
+        let (_, origin) = Layout::load_or_plan(&spec(dir.path(), 4, 20000)).unwrap();
+        assert_eq!(origin, Origin::Existing);
+    }
+
+    #[test]
+    fn fewer_nodes_are_refused_with_the_drain_to_use_instead() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, _) = Layout::load_or_plan(&spec(dir.path(), 5, 20000)).unwrap();
+        l.save(dir.path()).unwrap();
+        let e = Layout::load_or_plan(&spec(dir.path(), 4, 20000))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("has 5 storage nodes, asked for --nodes 4"),
+            "{e}"
+        );
+        assert!(e.contains("kdss-cli disk drain ID"), "{e}");
+        assert!(e.contains("of node-5"), "{e}");
+        assert!(e.contains("--nodes 5 or more"), "{e}");
     }
 }

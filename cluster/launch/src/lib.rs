@@ -21,7 +21,7 @@ pub mod cluster_json;
 
 pub use cluster::LocalCluster;
 pub use error::LaunchError;
-pub use layout::{Layout, MasterLayout, NodeLayout};
+pub use layout::{Layout, MasterLayout, NodeLayout, Origin};
 pub use mount::{MountRequest, fuse_unavailable, is_mounted, spawn_mount};
 pub use ports::{STANDARD_BASE, free_port_base};
 pub use process::Proc;

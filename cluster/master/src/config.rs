@@ -40,6 +40,9 @@ pub struct MasterConfig {
     /// How fast and how wide lost redundancy is rebuilt.
     #[serde(default)]
     pub repair: crate::workers::repair::config::RepairSection,
+    /// How even the disks should be and how fast a balance may move shards.
+    #[serde(default)]
+    pub balance: BalanceSection,
 }
 
 /// `[master]`.
@@ -250,6 +253,75 @@ impl Default for RaftSection {
     }
 }
 
+/// `[balance]`: the target a balance evens disks to and its cluster-wide bandwidth.
+/// `kdss-cli balance status` compares the imbalance with the threshold today; the balance
+/// that moves shards (issue 13) will read both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceSection {
+    /// Largest spread, in percentage points of used space, between the fullest and the
+    /// emptiest online disk that counts as balanced (default 10).
+    #[serde(default = "default_balance_threshold")]
+    pub threshold_pct: u32,
+    /// Bytes per second a balance may move, cluster-wide: an integer or a size string
+    /// with an optional `/s` (`"100MiB/s"`, default). 0 means no limit.
+    #[serde(
+        default = "default_balance_bandwidth",
+        deserialize_with = "de_bandwidth"
+    )]
+    pub max_bandwidth: u64,
+}
+
+fn default_balance_threshold() -> u32 {
+    10
+}
+fn default_balance_bandwidth() -> u64 {
+    100 << 20
+}
+
+impl Default for BalanceSection {
+    fn default() -> Self {
+        BalanceSection {
+            threshold_pct: default_balance_threshold(),
+            max_bandwidth: default_balance_bandwidth(),
+        }
+    }
+}
+
+impl BalanceSection {
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        if !(1..=99).contains(&self.threshold_pct) {
+            return Err(invalid(
+                path,
+                "balance.threshold_pct",
+                "must be between 1 and 99 percentage points",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A rate written as bytes per second or as a size with an optional `/s` (`"100MiB/s"`).
+fn de_bandwidth<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Int(n) => Ok(n),
+        Raw::Text(s) => {
+            let t = s.trim();
+            kdss_common::size::parse_size(t.strip_suffix("/s").unwrap_or(t)).map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{e}: max_bandwidth takes bytes per second, like \"100MiB/s\" (0 = no limit)"
+                ))
+            })
+        }
+    }
+}
+
 impl MasterConfig {
     /// Reads, parses and validates `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -306,6 +378,7 @@ impl MasterConfig {
         }
         self.health.validate(path)?;
         self.repair.validate(path)?;
+        self.balance.validate(path)?;
         if self.gc.interval_sec == 0 {
             return Err(invalid(path, "gc.interval_sec", "must be > 0"));
         }
@@ -404,6 +477,34 @@ secret = "0123456789"
         let c = MasterConfig::parse(Path::new("deploy/master.toml"), text).unwrap();
         assert_eq!(c.gc.stale_writing_minutes, 120.0);
         assert_eq!(c.health.silent_grace_sec, 600);
+        assert_eq!(c.balance.threshold_pct, 10);
+        assert_eq!(c.balance.max_bandwidth, 100 << 20);
+    }
+
+    #[test]
+    fn balance_section_parses_rates_and_refuses_a_useless_threshold() {
+        let c = MasterConfig::parse(Path::new("m.toml"), MINIMAL).unwrap();
+        assert_eq!(c.balance.threshold_pct, 10);
+        assert_eq!(c.balance.max_bandwidth, 100 << 20);
+        let text = format!("{MINIMAL}[balance]\nthreshold_pct = 5\nmax_bandwidth = \"40MiB/s\"\n");
+        let c = MasterConfig::parse(Path::new("m.toml"), &text).unwrap();
+        assert_eq!(
+            (c.balance.threshold_pct, c.balance.max_bandwidth),
+            (5, 40 << 20)
+        );
+        let text = format!("{MINIMAL}[balance]\nmax_bandwidth = 0\n");
+        let c = MasterConfig::parse(Path::new("m.toml"), &text).unwrap();
+        assert_eq!(c.balance.max_bandwidth, 0);
+        let text = format!("{MINIMAL}[balance]\nthreshold_pct = 0\n");
+        let e = MasterConfig::parse(Path::new("m.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("balance.threshold_pct"), "{e}");
+        let text = format!("{MINIMAL}[balance]\nmax_bandwidth = \"fast\"\n");
+        let e = MasterConfig::parse(Path::new("m.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_bandwidth"), "{e}");
     }
 
     #[test]

@@ -70,20 +70,76 @@ impl Capacity {
     }
 }
 
+/// Why a registration or heartbeat is refused: recording it would make two nodes one, or
+/// one disk two. Shard locations name a node and a disk id, so either would send reads and
+/// writes to the wrong place. The node keeps retrying and logs this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterConflict {
+    /// A second machine started with a node id that an online node uses.
+    #[error(
+        "node id {node_id} is in use by the online node at {other_addr}; give the node at \
+         {addr} its own [node] id in storage.toml"
+    )]
+    NodeId {
+        node_id: String,
+        addr: String,
+        other_addr: String,
+    },
+    /// A device that is a copy of another node's formatted device (same disk id).
+    #[error(
+        "disk {disk:016x} ({path}) of node {node_id} is already reported by the online node \
+         {other}: disk ids are unique per formatted device, so this one is a copy of a \
+         formatted device; format it with `kdss format-disk` instead of copying an image"
+    )]
+    DiskId {
+        disk: u64,
+        path: String,
+        node_id: String,
+        other: String,
+    },
+}
+
 impl Registry {
-    /// Records a registration or heartbeat.
-    pub fn record(&self, r: &pb::RegisterNodeRequest) {
+    /// Records a registration or heartbeat, unless it would clash with an online node:
+    /// the same node id at another address, or a disk id another node reports. An offline
+    /// node's report does not count, so a node that moved to a new address or a disk
+    /// moved to another machine is accepted once the old report aged out.
+    pub fn record(&self, r: &pb::RegisterNodeRequest) -> Result<(), RegisterConflict> {
+        let now = Instant::now();
+        let mut nodes = self.nodes.lock().expect("registry lock");
+        for (id, e) in nodes.iter().filter(|(_, e)| Self::online(e, now)) {
+            if *id == r.node_id {
+                if e.grpc_addr != r.grpc_addr {
+                    return Err(RegisterConflict::NodeId {
+                        node_id: id.clone(),
+                        addr: r.grpc_addr.clone(),
+                        other_addr: e.grpc_addr.clone(),
+                    });
+                }
+                continue;
+            }
+            if let Some(d) = r
+                .disks
+                .iter()
+                .find(|d| e.disks.iter().any(|o| o.disk_id == d.disk_id))
+            {
+                return Err(RegisterConflict::DiskId {
+                    disk: d.disk_id,
+                    path: d.path.clone(),
+                    node_id: r.node_id.clone(),
+                    other: id.clone(),
+                });
+            }
+        }
         let e = NodeEntry {
             grpc_addr: r.grpc_addr.clone(),
             http_addr: r.http_addr.clone(),
             disks: r.disks.clone(),
-            seen: Instant::now(),
+            seen: now,
             seen_ms: kdss_common::time::now_ms(),
         };
-        self.nodes
-            .lock()
-            .expect("registry lock")
-            .insert(r.node_id.clone(), e);
+        nodes.insert(r.node_id.clone(), e);
+        Ok(())
     }
 
     fn online(e: &NodeEntry, now: Instant) -> bool {
@@ -249,7 +305,8 @@ mod tests {
                 disk(2, DiskState::Readonly, 50),
                 disk(3, DiskState::Failed, 50),
             ],
-        });
+        })
+        .unwrap();
         let w = r.writable_disks();
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].disk_id, 1);
@@ -266,6 +323,58 @@ mod tests {
             Instant::now() - HEARTBEAT_INTERVAL * (OFFLINE_AFTER_MISSED + 1);
         assert!(r.writable_disks().is_empty());
         assert!(!r.statuses()[0].online);
+    }
+
+    fn report(node: &str, addr: &str, disks: &[u64]) -> pb::RegisterNodeRequest {
+        pb::RegisterNodeRequest {
+            node_id: node.into(),
+            grpc_addr: addr.into(),
+            http_addr: String::new(),
+            disks: disks
+                .iter()
+                .map(|&i| disk(i, DiskState::Online, 50))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_new_node_cannot_take_an_online_nodes_id_or_disk() {
+        let r = Registry::default();
+        r.record(&report("node-1", "10.0.0.1:6800", &[1, 2]))
+            .unwrap();
+        // Its own heartbeat, and a new node with new disks: fine.
+        r.record(&report("node-1", "10.0.0.1:6800", &[1, 2]))
+            .unwrap();
+        r.record(&report("node-5", "10.0.0.5:6800", &[7, 8]))
+            .unwrap();
+
+        let e = r
+            .record(&report("node-1", "10.0.0.6:6800", &[9]))
+            .unwrap_err();
+        assert!(matches!(e, RegisterConflict::NodeId { .. }), "{e}");
+        assert!(e.to_string().contains("its own [node] id"), "{e}");
+        let e = r
+            .record(&report("node-6", "10.0.0.6:6800", &[9, 2]))
+            .unwrap_err();
+        assert_eq!(
+            e,
+            RegisterConflict::DiskId {
+                disk: 2,
+                path: String::new(),
+                node_id: "node-6".into(),
+                other: "node-1".into(),
+            }
+        );
+        assert!(e.to_string().contains("kdss format-disk"), "{e}");
+        assert_eq!(r.statuses().len(), 2, "refused reports are not recorded");
+
+        // Once node-1 is offline, its disk may show up elsewhere (a moved disk), and its
+        // id at a new address (a moved node).
+        r.nodes.lock().unwrap().get_mut("node-1").unwrap().seen =
+            Instant::now() - HEARTBEAT_INTERVAL * (OFFLINE_AFTER_MISSED + 1);
+        r.record(&report("node-6", "10.0.0.6:6800", &[9, 2]))
+            .unwrap();
+        r.record(&report("node-1", "10.0.0.7:6800", &[1])).unwrap();
     }
 
     fn row(disk_id: u64, status: DiskStatus) -> DiskStateRow {
@@ -287,7 +396,8 @@ mod tests {
             grpc_addr: "127.0.0.1:1".into(),
             http_addr: String::new(),
             disks: (1..=4).map(|i| disk(i, DiskState::Online, 50)).collect(),
-        });
+        })
+        .unwrap();
         r.set_states(vec![
             row(2, DiskStatus::Suspect),
             row(3, DiskStatus::Offline),

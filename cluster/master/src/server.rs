@@ -102,7 +102,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     }
     let mut http_addrs = HashMap::new();
     http_addrs.insert(cfg.master.id, http_addr.to_string());
-    let st = Arc::new(State::new(
+    let mut st = State::new(
         cfg.master.id,
         &cfg.cluster.secret,
         raft.clone(),
@@ -114,7 +114,9 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         cfg.ec_policy(),
         cfg.gc.clone(),
         cfg.repair.clone(),
-    ));
+    );
+    st.balance = cfg.balance.clone();
+    let st = Arc::new(st);
 
     let (stop, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {

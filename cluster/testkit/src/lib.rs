@@ -117,13 +117,41 @@ impl Cluster {
     /// Stops every process cleanly and starts the whole cluster again on the same data
     /// (the "restart everything" fault test).
     pub async fn restart_all(&mut self) -> anyhow::Result<()> {
-        let mut old = self.inner.take().expect("cluster present until drop");
-        old.stop();
-        let spec = old.spec.clone();
-        drop(old);
+        let spec = self.stop_all();
         let mut say = |s: &str| eprintln!("[testkit] {s}");
         self.inner = Some(LocalCluster::start(spec, &mut say).await?);
         Ok(())
+    }
+
+    /// Stops every process cleanly and starts the cluster again on the same data with
+    /// `nodes` storage nodes, as `kdss up --nodes N` does on an existing data dir: more
+    /// nodes than it has grows the cluster (new devices formatted, new nodes joined). When
+    /// the start fails (fewer nodes are refused) the cluster is started again as it was
+    /// and the error is returned.
+    pub async fn restart_with_nodes(&mut self, nodes: usize) -> anyhow::Result<()> {
+        let spec = self.stop_all();
+        let mut say = |s: &str| eprintln!("[testkit] {s}");
+        let asked = ClusterSpec {
+            nodes,
+            ..spec.clone()
+        };
+        match LocalCluster::start(asked, &mut say).await {
+            Ok(c) => {
+                self.inner = Some(c);
+                Ok(())
+            }
+            Err(e) => {
+                self.inner = Some(LocalCluster::start(spec, &mut say).await?);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Stops every process and hands back the spec to start them again with.
+    fn stop_all(&mut self) -> ClusterSpec {
+        let mut old = self.inner.take().expect("cluster present until drop");
+        old.stop();
+        old.spec.clone()
     }
 
     /// A scratch directory that lives as long as the cluster (mountpoints, reference files).

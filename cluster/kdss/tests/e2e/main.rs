@@ -10,6 +10,7 @@ mod failover;
 mod faults;
 mod first_errors;
 mod gc_kills;
+mod grow;
 mod health;
 mod repair;
 mod space;

@@ -131,7 +131,10 @@ impl MasterService {
                 "node_id and grpc_addr are required",
             ));
         }
-        self.st.registry.record(&r);
+        self.st
+            .registry
+            .record(&r)
+            .map_err(|e| Status::failed_precondition(e.to_string()))?;
         if !relayed {
             self.relay(r);
         }

@@ -11,6 +11,7 @@
 //! through Raft, whose `ctx` (time, caller, role) is filled here so that applying is
 //! deterministic on every member.
 
+mod balance;
 mod cluster;
 mod data;
 mod disks;
@@ -70,6 +71,8 @@ pub struct State {
     pub default_ec: kdss_common::EcPolicy,
     /// Background jobs (status, run-now triggers, settings).
     pub jobs: crate::workers::Jobs,
+    /// `[balance]`: the threshold `BalanceStatus` reports (defaults until the server sets it).
+    pub balance: crate::config::BalanceSection,
     channels: Mutex<HashMap<String, Channel>>,
     ready_term: AtomicU64,
 }
@@ -117,6 +120,7 @@ impl State {
             http_addrs,
             default_ec,
             jobs: crate::workers::Jobs::new(gc, repair),
+            balance: crate::config::BalanceSection::default(),
             channels: Mutex::new(HashMap::new()),
             ready_term: AtomicU64::new(u64::MAX),
         }

@@ -350,4 +350,11 @@ impl Master for MasterService {
         forward!(self, req, set_disk_state);
         self.set_disk_state_checked(req).await
     }
+    async fn balance_status(
+        &self,
+        req: Request<pb::BalanceStatusRequest>,
+    ) -> R<pb::BalanceStatusReply> {
+        forward!(self, req, balance_status);
+        self.balance_status_checked(req).await
+    }
 }

@@ -1,14 +1,15 @@
-//! `kdss-cli balance status`: a bar per disk with its used share, the imbalance (how many
-//! percentage points lie between the fullest and the emptiest disk in service) against
-//! `[balance] threshold_pct`, and the state of a balance. Moving shards (`balance start`)
-//! is not built yet, so the state says no balance runs; no progress is invented.
+//! `kdss-cli balance status|start|stop`: a bar per disk with its used share, the imbalance
+//! (how many percentage points lie between the fullest and the emptiest disk in service)
+//! against `[balance] threshold_pct`, and a balance's progress: moved and remaining
+//! shards and bytes, rate, ETA.
 
 use crate::commands::connect;
 use crate::settings::Settings;
 use crate::view::{self, View};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use kdss_proto::master as pb;
 use serde_json::json;
+use std::time::Duration;
 
 /// `balance` subcommands.
 #[derive(Subcommand)]
@@ -18,7 +19,34 @@ pub enum BalanceCmd {
     /// nodes are shown but not counted) against the master's [balance] threshold_pct, and
     /// whether a balance runs. Used means live shard bytes of the disk's capacity, as the
     /// node last reported them (the USE% of `disk list`).
-    Status,
+    Status(FollowArgs),
+    /// Move shards from the fullest disks to the emptiest until the imbalance is within
+    /// half the threshold. Runs on the master leader (a new leader carries on); pauses
+    /// while repair has work. Each shard is copied, committed only if its stripe is
+    /// unchanged, and its old copy deleted last.
+    Start(StartArgs),
+    /// Stop a balance: moves in flight finish, no new one starts.
+    Stop,
+}
+
+/// Following a balance.
+#[derive(Args)]
+pub struct FollowArgs {
+    /// Keep printing progress to stderr every 2 s until the balance ends.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// How a balance runs.
+#[derive(Args)]
+pub struct StartArgs {
+    /// Moved bytes per second, cluster-wide (100MB/s, 1GiB, 0 = no limit). Without it
+    /// the master config's `[balance] max_bandwidth` applies.
+    #[arg(long)]
+    pub max_bandwidth: Option<String>,
+    /// Follow its progress until it ends.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Cells of the usage bar.
@@ -44,16 +72,34 @@ fn disk_name(d: &pb::BalanceDisk) -> String {
     format!("{}/{dev}", d.node_id)
 }
 
-/// What a balance is doing. Only one answer exists until the mover lands.
-fn state_text(r: &pb::BalanceStatusReply) -> &'static str {
-    if r.running {
-        "running"
+/// What a balance is doing, as the leader says.
+fn state_text(r: &pb::BalanceStatusReply) -> String {
+    if r.state.is_empty() {
+        "no balance running".into()
     } else {
-        "no balance running"
+        r.state.clone()
     }
 }
 
-fn rate(bytes_per_sec: u64) -> String {
+/// One line of progress (`balance start --wait`, `status --wait`).
+pub fn progress_line(r: &pb::BalanceStatusReply) -> String {
+    format!(
+        "balance: {} — imbalance {:.1} points (threshold {}); moved {} shard(s), {}; \
+         {} shard(s) ({}) left this round, {} running; {}, ETA {}",
+        state_text(r),
+        r.imbalance_pct,
+        r.threshold_pct,
+        r.done_shards,
+        view::bytes(r.done_bytes),
+        r.queued_shards,
+        view::bytes(r.queued_bytes),
+        r.running_shards,
+        view::rate(r.rate_bytes_per_sec),
+        view::eta(r.eta_sec),
+    )
+}
+
+fn limit(bytes_per_sec: u64) -> String {
     if bytes_per_sec == 0 {
         "unlimited".into()
     } else {
@@ -86,12 +132,23 @@ fn status_view(r: &pb::BalanceStatusReply) -> View {
     text.push_str(&format!(
         "\nimbalance:  {:.1} points between the fullest and the emptiest of {counted} disk(s) \
          in service; threshold {} points: {}\n\
-         balance:    {} (max bandwidth {})\n",
+         balance:    {} (max bandwidth {})\n\
+         moved:      {} shard(s), {} (since this leader started); {} failed\n\
+         this round: {} shard(s), {} left, {} running\n\
+         rate:       {} over the last minute; ETA {}\n",
         r.imbalance_pct,
         r.threshold_pct,
         if over { "over" } else { "within" },
         state_text(r),
-        rate(r.max_bandwidth),
+        limit(r.max_bandwidth),
+        r.done_shards,
+        view::bytes(r.done_bytes),
+        r.failed_shards,
+        r.queued_shards,
+        view::bytes(r.queued_bytes),
+        r.running_shards,
+        view::rate(r.rate_bytes_per_sec),
+        view::eta(r.eta_sec),
     ));
     let disks: Vec<serde_json::Value> = r
         .disks
@@ -112,22 +169,68 @@ fn status_view(r: &pb::BalanceStatusReply) -> View {
             "threshold_pct": r.threshold_pct,
             "over_threshold": over,
             "max_bandwidth_bytes_per_sec": r.max_bandwidth,
-            "balance": { "running": r.running, "state": state_text(r) },
+            "balance": {
+                "running": r.running, "state": state_text(r),
+                "moved_shards": r.done_shards, "moved_bytes": r.done_bytes,
+                "failed_shards": r.failed_shards,
+                "queued_shards": r.queued_shards, "queued_bytes": r.queued_bytes,
+                "running_shards": r.running_shards,
+                "rate_bytes_per_sec": r.rate_bytes_per_sec, "eta_sec": r.eta_sec,
+                "passes": r.job.as_ref().map_or(0, |j| j.passes),
+                "last_error": r.job.as_ref().map(|j| j.last_error.clone()).unwrap_or_default(),
+            },
         }),
         text,
     }
 }
 
+/// Polls status while a balance is asked for, printing progress to stderr.
+async fn follow(
+    c: &kdss_client::Client,
+    mut r: pb::BalanceStatusReply,
+) -> anyhow::Result<pb::BalanceStatusReply> {
+    while r.running || r.running_shards > 0 {
+        eprintln!("{}", progress_line(&r));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        r = c
+            .master()
+            .balance_status(pb::BalanceStatusRequest {})
+            .await?;
+    }
+    Ok(r)
+}
+
 /// Runs a `balance` subcommand.
 pub async fn balance(s: &Settings, cmd: BalanceCmd) -> anyhow::Result<View> {
     let c = connect(s).await?;
-    match cmd {
-        BalanceCmd::Status => Ok(status_view(
-            &c.master()
+    let r = match cmd {
+        BalanceCmd::Status(a) => {
+            let r = c
+                .master()
                 .balance_status(pb::BalanceStatusRequest {})
-                .await?,
-        )),
-    }
+                .await?;
+            if a.wait { follow(&c, r).await? } else { r }
+        }
+        BalanceCmd::Start(a) => {
+            let max_bandwidth = match &a.max_bandwidth {
+                Some(v) => Some(
+                    kdss_common::size::parse_rate(v)
+                        .map_err(|e| anyhow::anyhow!("--max-bandwidth {v:?}: {e}"))?,
+                ),
+                None => None,
+            };
+            let r = c
+                .master()
+                .balance_start(pb::BalanceStartRequest {
+                    max_bandwidth: max_bandwidth.unwrap_or(0),
+                    set_bandwidth: max_bandwidth.is_some(),
+                })
+                .await?;
+            if a.wait { follow(&c, r).await? } else { r }
+        }
+        BalanceCmd::Stop => c.master().balance_stop(pb::BalanceStopRequest {}).await?,
+    };
+    Ok(status_view(&r))
 }
 
 #[cfg(test)]
@@ -174,6 +277,7 @@ mod tests {
             threshold_pct: 10,
             max_bandwidth: 100 << 20,
             running: false,
+            ..Default::default()
         };
         let v = status_view(&r);
         assert!(v.text.contains("node-1/disk-3.img"), "{}", v.text);

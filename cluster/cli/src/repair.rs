@@ -40,20 +40,6 @@ pub struct ThrottleArgs {
     pub reset: bool,
 }
 
-fn eta(sec: i64) -> String {
-    match sec {
-        s if s < 0 => "unknown".into(),
-        0 => "-".into(),
-        s if s < 120 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn rate(bytes_per_sec: f64) -> String {
-    format!("{}/s", view::bytes(bytes_per_sec as u64))
-}
-
 /// One line of progress (`repair run --wait`, `status --wait`).
 pub fn progress_line(r: &pb::RepairStatusReply) -> String {
     let total = r.done_bytes + r.queued_bytes;
@@ -64,8 +50,8 @@ pub fn progress_line(r: &pb::RepairStatusReply) -> String {
         view::bytes(total),
         r.queued_shards,
         r.running_shards,
-        rate(r.rate_bytes_per_sec),
-        eta(r.eta_sec)
+        view::rate(r.rate_bytes_per_sec),
+        view::eta(r.eta_sec)
     )
 }
 
@@ -105,9 +91,9 @@ fn status_view(r: &pb::RepairStatusReply) -> View {
         view::bytes(r.done_bytes),
         r.failed_shards,
         r.unrepairable_stripes,
-        rate(r.rate_bytes_per_sec),
+        view::rate(r.rate_bytes_per_sec),
         limit,
-        eta(r.eta_sec),
+        view::eta(r.eta_sec),
         crate::gc::last_pass(&job),
     );
     View {
@@ -201,7 +187,8 @@ mod tests {
         assert!(l.starts_with("repair: 30%"), "{l}");
         assert!(l.contains("7 shard(s) left"), "{l}");
         assert!(l.contains("ETA 7s"), "{l}");
-        assert_eq!(eta(-1), "unknown");
-        assert_eq!(eta(3700), "1h01m");
+        assert_eq!(view::eta(-1), "unknown");
+        assert_eq!(view::eta(3700), "1h01m");
+        assert_eq!(view::eta(600), "10m00s");
     }
 }

@@ -58,3 +58,20 @@ pub fn bytes(n: u64) -> String {
         format!("{v:.1} {}", U[i])
     }
 }
+
+/// Time left, as progress lines show it: `45s`, `12m05s`, `3h20m`; "unknown" for a
+/// negative value (no rate yet) and "-" for 0 (nothing left).
+pub fn eta(sec: i64) -> String {
+    match sec {
+        s if s < 0 => "unknown".into(),
+        0 => "-".into(),
+        s if s < 120 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// A measured rate: `12.5 MiB/s`.
+pub fn rate(bytes_per_sec: f64) -> String {
+    format!("{}/s", bytes(bytes_per_sec as u64))
+}

@@ -143,4 +143,8 @@ master_rpcs! {
     repair_throttle(RepairThrottleRequest) -> RepairStatusReply;
     /// Disk fullness and the imbalance against `[balance] threshold_pct`.
     balance_status(BalanceStatusRequest) -> BalanceStatusReply;
+    /// Starts a balance (operators and admins).
+    balance_start(BalanceStartRequest) -> BalanceStatusReply;
+    /// Stops a balance.
+    balance_stop(BalanceStopRequest) -> BalanceStatusReply;
 }

@@ -253,9 +253,8 @@ impl Default for RaftSection {
     }
 }
 
-/// `[balance]`: the target a balance evens disks to and its cluster-wide bandwidth.
-/// `kdss-cli balance status` compares the imbalance with the threshold today; the balance
-/// that moves shards (issue 13) will read both.
+/// `[balance]`: the target a balance evens disks to, its cluster-wide bandwidth, and
+/// whether it starts by itself.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BalanceSection {
@@ -270,10 +269,27 @@ pub struct BalanceSection {
         deserialize_with = "de_bandwidth"
     )]
     pub max_bandwidth: u64,
+    /// Start a balance by itself when the imbalance exceeds the threshold (default false:
+    /// only `kdss-cli balance start` starts one).
+    #[serde(default)]
+    pub auto_start: bool,
+    /// Seconds between balance passes (default 30). Each pass re-reads the disks' usage
+    /// and plans the moves that bring them within the threshold.
+    #[serde(default = "default_balance_interval")]
+    pub interval_sec: u64,
+    /// Shard moves in flight at once, cluster-wide (default 2).
+    #[serde(default = "default_balance_concurrent")]
+    pub max_concurrent: u32,
 }
 
 fn default_balance_threshold() -> u32 {
     10
+}
+fn default_balance_interval() -> u64 {
+    30
+}
+fn default_balance_concurrent() -> u32 {
+    2
 }
 fn default_balance_bandwidth() -> u64 {
     100 << 20
@@ -284,6 +300,9 @@ impl Default for BalanceSection {
         BalanceSection {
             threshold_pct: default_balance_threshold(),
             max_bandwidth: default_balance_bandwidth(),
+            auto_start: false,
+            interval_sec: default_balance_interval(),
+            max_concurrent: default_balance_concurrent(),
         }
     }
 }
@@ -296,6 +315,12 @@ impl BalanceSection {
                 "balance.threshold_pct",
                 "must be between 1 and 99 percentage points",
             ));
+        }
+        if self.interval_sec == 0 {
+            return Err(invalid(path, "balance.interval_sec", "must be > 0"));
+        }
+        if !(1..=64).contains(&self.max_concurrent) {
+            return Err(invalid(path, "balance.max_concurrent", "must be 1..=64"));
         }
         Ok(())
     }

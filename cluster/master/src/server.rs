@@ -179,6 +179,12 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         st.jobs.repair.clone(),
         stop_rx.clone(),
     ));
+    tasks.push(crate::workers::spawn(
+        st.clone(),
+        crate::workers::balance::BalanceJob::new(st.balance.clone(), st.jobs.balance_state.clone()),
+        st.jobs.balance.clone(),
+        stop_rx.clone(),
+    ));
     tasks.push(tokio::spawn(crate::health::job::run(
         st.clone(),
         cfg.health.clone(),

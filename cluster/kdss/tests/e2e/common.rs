@@ -200,3 +200,113 @@ pub async fn wait_cli(
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+pub fn put(c: &Cluster, dir: &std::path::Path, key: &str, body: &[u8]) {
+    let f = dir.join(key.replace('/', "_"));
+    std::fs::write(&f, body).unwrap();
+    aws_cp(
+        c,
+        f.to_str().unwrap(),
+        &format!("s3://{}/{key}", c.bucket()),
+    );
+}
+
+/// Puts `n` objects `PREFIX{i}.bin` of `base + i * step` bytes (seeded `seed + i`).
+pub fn put_objects(
+    c: &Cluster,
+    dir: &std::path::Path,
+    prefix: &str,
+    seed: u64,
+    n: u64,
+    (base, step): (usize, usize),
+) -> Vec<(String, Vec<u8>)> {
+    let objects: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| {
+            (
+                format!("{prefix}{i}.bin"),
+                data(seed + i, base + i as usize * step),
+            )
+        })
+        .collect();
+    for (k, b) in &objects {
+        put(c, dir, k, b);
+    }
+    objects
+}
+
+pub fn get(c: &Cluster, dir: &std::path::Path, key: &str, want: &[u8]) {
+    let out = dir.join(format!("{}.back", key.replace('/', "_")));
+    aws_cp(
+        c,
+        &format!("s3://{}/{key}", c.bucket()),
+        out.to_str().unwrap(),
+    );
+    assert_file(&out, want);
+}
+
+/// A boto3 client in a loop: put then get of objects under `load/` (sizes from argv[2]
+/// to argv[3] bytes, a pause of argv[4] seconds after each pair), one line per pair
+/// ("OK" or "FAIL ..."), until stopped. Retries are off, so any request the cluster
+/// fails shows.
+const S3_LOAD: &str = r#"
+import boto3, botocore.config, os, random, sys, threading
+s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"],
+    config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=60))
+bucket = sys.argv[1]
+low, high, pause = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+i = 0
+while not stop.is_set():
+    body = random.Random(i).randbytes(low + (i * 7919) % (high - low))
+    key = f"load/{i % 16}"
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        print("OK" if got == body else f"FAIL {i} wrong bytes", flush=True)
+    except Exception as e:
+        print(f"FAIL {i} {type(e).__name__}: {e}", flush=True)
+    i += 1
+    stop.wait(pause)
+"#;
+
+/// [`S3_LOAD`] running against a cluster's bucket.
+pub struct S3Load {
+    child: std::process::Child,
+    reader: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl S3Load {
+    /// Starts a heavy load: 0.3-1.8 MB objects back to back.
+    pub fn start(c: &Cluster) -> S3Load {
+        Self::paced(c, 300_000..1_800_000, 0.0)
+    }
+
+    /// Starts a load of `sizes` bytes per object with `pause` seconds after each pair.
+    pub fn paced(c: &Cluster, sizes: std::ops::Range<usize>, pause: f64) -> S3Load {
+        use std::io::BufRead;
+        let args = [
+            c.bucket(),
+            sizes.start.to_string(),
+            sizes.end.to_string(),
+            pause.to_string(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = python(c, S3_LOAD, &args);
+        let out = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            std::io::BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<_>>()
+        });
+        S3Load { child, reader }
+    }
+
+    /// Stops the load and returns its lines.
+    pub fn stop(mut self) -> Vec<String> {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+        self.reader.join().unwrap()
+    }
+}

@@ -2,6 +2,7 @@
 //! the harness, ksfs mounted through the kernel, S3 driven by the real aws cli and boto3.
 //! Each test names the user-visible promise it checks.
 
+mod balance;
 mod capacity;
 mod churn;
 mod common;

@@ -6,7 +6,7 @@ use crate::common::*;
 use kdss_common::EcPolicy;
 use kdss_testkit::{Cluster, ClusterOpts, Mount};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Fast health and repair passes for tests; the repair bandwidth stays bounded.
@@ -45,49 +45,6 @@ async fn wait_repaired(c: &Cluster, disk_ids: &[String], within: Duration) -> Va
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-}
-
-fn put(c: &Cluster, dir: &std::path::Path, key: &str, body: &[u8]) {
-    let f = dir.join(key.replace('/', "_"));
-    std::fs::write(&f, body).unwrap();
-    aws_cp(
-        c,
-        f.to_str().unwrap(),
-        &format!("s3://{}/{key}", c.bucket()),
-    );
-}
-
-/// Puts `n` objects `PREFIX{i}.bin` of `base + i * step` bytes (seeded `seed + i`).
-fn put_objects(
-    c: &Cluster,
-    dir: &std::path::Path,
-    prefix: &str,
-    seed: u64,
-    n: u64,
-    (base, step): (usize, usize),
-) -> Vec<(String, Vec<u8>)> {
-    let objects: Vec<(String, Vec<u8>)> = (0..n)
-        .map(|i| {
-            (
-                format!("{prefix}{i}.bin"),
-                data(seed + i, base + i as usize * step),
-            )
-        })
-        .collect();
-    for (k, b) in &objects {
-        put(c, dir, k, b);
-    }
-    objects
-}
-
-fn get(c: &Cluster, dir: &std::path::Path, key: &str, want: &[u8]) {
-    let out = dir.join(format!("{}.back", key.replace('/', "_")));
-    aws_cp(
-        c,
-        &format!("s3://{}/{key}", c.bucket()),
-        out.to_str().unwrap(),
-    );
-    assert_file(&out, want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,26 +196,6 @@ async fn corrupt_shards_found_by_the_scrubber_are_rewritten_and_the_errors_stop(
 
 /// Puts and gets objects with boto3 (no retries) until stdin closes; prints one line per
 /// request, `OK ...` or `FAIL ...`.
-const LOAD: &str = r#"
-import boto3, botocore.config, os, random, sys, threading
-s3 = boto3.client("s3", endpoint_url=os.environ["S3_ENDPOINT"],
-    config=botocore.config.Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=60))
-bucket = sys.argv[1]
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-i = 0
-while not stop.is_set():
-    body = random.Random(i).randbytes(300_000 + (i * 7919) % 1_500_000)
-    key = f"load/{i % 16}"
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=body)
-        got = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        print("OK" if got == body else f"FAIL {i} wrong bytes", flush=True)
-    except Exception as e:
-        print(f"FAIL {i} {type(e).__name__}: {e}", flush=True)
-    i += 1
-"#;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_disk_empties_while_clients_read_and_write_without_a_failure() {
     let Some(c) = start(
@@ -283,14 +220,7 @@ async fn a_drained_disk_empties_while_clients_read_and_write_without_a_failure()
     let mapped = disk_of(&list, &victim)["mapped_shards"].as_u64().unwrap();
     assert!(mapped > 0, "{list:#?}");
 
-    let mut load = python(&c, LOAD, &[&c.bucket()]);
-    let out = load.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        BufReader::new(out)
-            .lines()
-            .map_while(Result::ok)
-            .collect::<Vec<_>>()
-    });
+    let load = S3Load::start(&c);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t0 = Instant::now();
     let set = cli(&c, &["disk", "drain", &victim, "--reason", "replace"]);
@@ -299,9 +229,7 @@ async fn a_drained_disk_empties_while_clients_read_and_write_without_a_failure()
     let took = t0.elapsed();
     // Keep the load going a little after the last move, then stop it.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    drop(load.stdin.take());
-    let _ = load.wait();
-    let lines = reader.join().unwrap();
+    let lines = load.stop();
     let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("OK")).collect();
     eprintln!(
         "drain: {} shard(s) moved in {:.1} s under load ({} put+get pairs, {} failed); status {st}",

@@ -71,7 +71,7 @@ async fn leader_window(st: &State, cfg: &HealthSection, mem: &mut Memory) {
             tracing::warn!(error = %e, "cannot read disk states");
         }
         // A disk that went offline has redundancy to rebuild now, not at the next tick.
-        st.jobs.repair.run_now();
+        st.jobs.repair_now();
     }
 }
 

@@ -1,69 +1,19 @@
-//! `BalanceStatus` (`kdss-cli balance status`): how full each disk is and how far apart the
-//! fullest and the emptiest are, against `[balance] threshold_pct`. Read-only, from the
-//! nodes' last heartbeats and the replicated disk states; any signed-in caller may ask, as
-//! for `ClusterStatus`. The balance that moves shards is not built yet (issue 13, on the
-//! shard mover repair uses), so `running` is always false.
+//! The balance calls. `BalanceStatus` (`kdss-cli balance status`): how full each disk is,
+//! the spread between the fullest and the emptiest against `[balance] threshold_pct`, and
+//! the progress of a balance; any signed-in caller may ask, as for `ClusterStatus`.
+//! `BalanceStart` and `BalanceStop` (operators and admins) write replicated settings, so a
+//! new leader carries on with what was asked.
 
 use super::MasterService;
+use crate::auth::Caller;
 use crate::health::job::refresh;
-use crate::health::status_name;
-use crate::membership::NodeReport;
+use crate::workers::balance::{self, BANDWIDTH_SETTING, REQUESTED_SETTING, usage};
+use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
-use kdss_proto::master::DiskStatus;
-use kdss_proto::storage::DiskState;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-/// One row per disk the nodes report, with the state that decides whether it counts: a
-/// disk counts toward the imbalance when its node is heard from, the node has not failed
-/// it, and the master has it online or suspect (it holds data and may take shards). An
-/// offline or draining disk is shown but left out: its data is leaving it anyway.
-fn disks(reports: &[NodeReport], status: impl Fn(u64) -> DiskStatus) -> Vec<pb::BalanceDisk> {
-    let mut out = Vec::new();
-    for n in reports {
-        for d in &n.disks {
-            let st = status(d.disk_id);
-            let state = if !n.online {
-                "node offline"
-            } else if d.state == DiskState::Failed as i32 {
-                "failed"
-            } else {
-                status_name(st)
-            };
-            let counted = n.online
-                && d.state != DiskState::Failed as i32
-                && matches!(st, DiskStatus::Online | DiskStatus::Suspect);
-            out.push(pb::BalanceDisk {
-                node_id: n.node_id.clone(),
-                disk_id: d.disk_id,
-                path: d.path.clone(),
-                capacity_bytes: d.capacity_bytes,
-                used_bytes: d.used_bytes,
-                used_pct: used_pct(d.used_bytes, d.capacity_bytes),
-                state: state.to_string(),
-                counted,
-            });
-        }
-    }
-    out
-}
-
-/// Used share in percent (0 for a disk that reports no capacity).
-fn used_pct(used: u64, capacity: u64) -> f64 {
-    if capacity == 0 {
-        0.0
-    } else {
-        used as f64 * 100.0 / capacity as f64
-    }
-}
-
-/// Percentage points between the fullest and the emptiest counted disk; 0 with fewer
-/// than two (nothing to even out).
-fn imbalance(disks: &[pb::BalanceDisk]) -> f64 {
-    let pcts = disks.iter().filter(|d| d.counted).map(|d| d.used_pct);
-    let (lo, hi, n) = pcts.fold((f64::MAX, f64::MIN, 0), |(lo, hi, n), p| {
-        (lo.min(p), hi.max(p), n + 1)
-    });
-    if n < 2 { 0.0 } else { hi - lo }
+fn internal(e: String) -> Status {
+    rpc_error::status(Code::Unavailable, errno::EIO, "ServiceUnavailable", e)
 }
 
 impl MasterService {
@@ -72,89 +22,79 @@ impl MasterService {
         req: Request<pb::BalanceStatusRequest>,
     ) -> Result<Response<pb::BalanceStatusReply>, Status> {
         self.st.caller(req.metadata()).await?;
+        Ok(Response::new(self.balance_status().await?))
+    }
+
+    pub(crate) async fn balance_start_checked(
+        &self,
+        req: Request<pb::BalanceStartRequest>,
+    ) -> Result<Response<pb::BalanceStatusReply>, Status> {
+        let caller = self.operator(req.metadata()).await?;
+        let r = req.into_inner();
+        let bw = if r.set_bandwidth {
+            r.max_bandwidth.to_string()
+        } else {
+            String::new()
+        };
+        balance::set(&self.st, &caller, BANDWIDTH_SETTING, &bw)
+            .await
+            .map_err(internal)?;
+        balance::set(&self.st, &caller, REQUESTED_SETTING, "1")
+            .await
+            .map_err(internal)?;
+        let bytes_per_sec = balance::bandwidth(&self.st, &self.st.balance).await;
+        self.st
+            .jobs
+            .balance_state
+            .moves
+            .set_bandwidth(bytes_per_sec);
+        self.st.jobs.balance.run_now();
+        tracing::warn!(bytes_per_sec, by = %caller.access_key, "balance started");
+        Ok(Response::new(self.balance_status().await?))
+    }
+
+    pub(crate) async fn balance_stop_checked(
+        &self,
+        req: Request<pb::BalanceStopRequest>,
+    ) -> Result<Response<pb::BalanceStatusReply>, Status> {
+        let caller = self.operator(req.metadata()).await?;
+        stop(&self.st, &caller).await.map_err(internal)?;
+        tracing::warn!(by = %caller.access_key, "balance stopped");
+        Ok(Response::new(self.balance_status().await?))
+    }
+
+    async fn balance_status(&self) -> Result<pb::BalanceStatusReply, Status> {
         refresh(&self.st).await?;
         let reg = &self.st.registry;
-        let disks = disks(&reg.reports(), |id| reg.disk_status(id));
-        Ok(Response::new(pb::BalanceStatusReply {
-            imbalance_pct: imbalance(&disks),
+        let disks = usage::disks(&reg.reports(), |id| reg.disk_status(id));
+        let moves = self.st.jobs.balance_state.moves.status();
+        let mut job = self.st.jobs.balance.status();
+        job.name = "balance".into();
+        let running = balance::requested(&self.st).await;
+        let max_bandwidth = balance::bandwidth(&self.st, &self.st.balance).await;
+        Ok(pb::BalanceStatusReply {
+            imbalance_pct: usage::imbalance(&disks),
             disks,
             threshold_pct: self.st.balance.threshold_pct,
-            max_bandwidth: self.st.balance.max_bandwidth,
-            running: false,
-        }))
+            max_bandwidth,
+            running,
+            state: self.st.jobs.balance_state.phase(),
+            queued_shards: moves.queued_shards,
+            queued_bytes: moves.queued_bytes,
+            running_shards: moves.running_shards,
+            done_shards: moves.done_shards,
+            done_bytes: moves.done_bytes,
+            failed_shards: moves.failed_shards,
+            rate_bytes_per_sec: moves.rate_bytes_per_sec,
+            eta_sec: moves.eta_sec,
+            job: Some(job),
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kdss_proto::storage::DiskInfo;
-    use std::time::Duration;
-
-    fn node(id: &str, online: bool, disks: &[(u64, u64, DiskState)]) -> NodeReport {
-        NodeReport {
-            node_id: id.into(),
-            age: Duration::ZERO,
-            online,
-            disks: disks
-                .iter()
-                .map(|&(disk_id, used, state)| DiskInfo {
-                    disk_id,
-                    capacity_bytes: 1000,
-                    used_bytes: used,
-                    state: state as i32,
-                    ..Default::default()
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn the_spread_counts_only_disks_that_hold_data_in_service() {
-        let reports = [
-            node(
-                "n1",
-                true,
-                &[(1, 820, DiskState::Online), (2, 990, DiskState::Failed)],
-            ),
-            node(
-                "n2",
-                true,
-                &[(3, 100, DiskState::Online), (4, 0, DiskState::Online)],
-            ),
-            node("n3", false, &[(5, 0, DiskState::Online)]),
-            node("n4", true, &[(6, 500, DiskState::Readonly)]),
-        ];
-        let status = |id| match id {
-            4 => DiskStatus::Draining,
-            6 => DiskStatus::Suspect,
-            _ => DiskStatus::Online,
-        };
-        let d = disks(&reports, status);
-        let states: Vec<(&str, bool)> = d.iter().map(|d| (d.state.as_str(), d.counted)).collect();
-        assert_eq!(
-            states,
-            [
-                ("online", true),
-                ("failed", false),
-                ("online", true),
-                ("draining", false),
-                ("node offline", false),
-                ("suspect", true),
-            ]
-        );
-        assert_eq!(d[0].used_pct, 82.0);
-        // Counted: 82 %, 10 %, 50 %.
-        assert_eq!(imbalance(&d), 72.0);
-    }
-
-    #[test]
-    fn one_disk_or_none_is_balanced() {
-        assert_eq!(imbalance(&[]), 0.0);
-        let d = disks(&[node("n1", true, &[(1, 900, DiskState::Online)])], |_| {
-            DiskStatus::Online
-        });
-        assert_eq!(imbalance(&d), 0.0);
-        assert_eq!(used_pct(5, 0), 0.0);
-    }
+/// Ends a balance: the request goes, moves not yet started are skipped.
+async fn stop(st: &crate::service::State, caller: &Caller) -> Result<(), String> {
+    balance::set(st, caller, REQUESTED_SETTING, "").await?;
+    st.jobs.balance_state.stopped();
+    Ok(())
 }

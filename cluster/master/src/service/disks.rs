@@ -122,7 +122,7 @@ impl MasterService {
         }
         refresh(&self.st).await?;
         // Offline and draining disks have shards to rebuild or move: start now.
-        self.st.jobs.repair.run_now();
+        self.st.jobs.repair_now();
         tracing::warn!(
             disk = format!("{:016x}", r.disk_id),
             status = crate::health::status_name(DiskStatus::try_from(r.status).unwrap_or_default()),

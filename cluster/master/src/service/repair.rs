@@ -80,10 +80,23 @@ impl MasterService {
     }
 
     fn repair_status(&self) -> pb::RepairStatusReply {
-        let mut s = self.st.jobs.repair_state.status();
+        let s = self.st.jobs.repair_state.status();
         let mut job = self.st.jobs.repair.status();
         job.name = "repair".into();
-        s.job = Some(job);
-        s
+        pb::RepairStatusReply {
+            queued_stripes: s.queued_stripes,
+            queued_shards: s.queued_shards,
+            queued_bytes: s.queued_bytes,
+            queued_by_missing: s.queued_by_missing,
+            running_shards: s.running_shards,
+            done_shards: s.done_shards,
+            done_bytes: s.done_bytes,
+            failed_shards: s.failed_shards,
+            unrepairable_stripes: s.unrepairable_stripes,
+            rate_bytes_per_sec: s.rate_bytes_per_sec,
+            eta_sec: s.eta_sec,
+            max_bandwidth: s.max_bandwidth,
+            job: Some(job),
+        }
     }
 }

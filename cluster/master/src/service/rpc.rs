@@ -357,4 +357,18 @@ impl Master for MasterService {
         forward!(self, req, balance_status);
         self.balance_status_checked(req).await
     }
+    async fn balance_start(
+        &self,
+        req: Request<pb::BalanceStartRequest>,
+    ) -> R<pb::BalanceStatusReply> {
+        forward!(self, req, balance_start);
+        self.balance_start_checked(req).await
+    }
+    async fn balance_stop(
+        &self,
+        req: Request<pb::BalanceStopRequest>,
+    ) -> R<pb::BalanceStatusReply> {
+        forward!(self, req, balance_stop);
+        self.balance_stop_checked(req).await
+    }
 }

@@ -25,7 +25,7 @@ impl MasterService {
         let caller = self.st.caller(md).await?;
         if !caller.may_operate() {
             return Err(denied(format!(
-                "{} may not manage the recycle bin or the GC (operator or admin only)",
+                "{} may not run cluster operations (recycle bin, GC, disks, repair, balance): operator or admin only",
                 caller.access_key
             )));
         }

@@ -1,5 +1,5 @@
 //! Background engines of the leader (docs/architecture.md, "Background work"): the garbage
-//! collector first; repair and balance are meant to take the same shape.
+//! collector, repair and balance; the last two move shards with the one [`mover`].
 //!
 //! A [`Job`] is a leader-only periodic pass. [`spawn`] runs it: every `interval`, or at
 //! once when [`JobHandle::run_now`] is called, and only while this member is the leader.
@@ -9,8 +9,10 @@
 //! (counters of the last pass and since start, last error, timing), which the CLI shows.
 //! [`Throttle`] paces a pass's storage-node calls.
 
+pub mod balance;
 pub mod gc;
 pub mod inventory;
+pub mod mover;
 pub mod repair;
 
 use crate::service::State;
@@ -34,7 +36,11 @@ pub struct Jobs {
     /// The `[repair]` settings it runs with.
     pub repair_config: repair::config::RepairSection,
     /// Repair's queue, progress and throttle, for `repair status`.
-    pub repair_state: Arc<repair::state::RepairState>,
+    pub repair_state: Arc<mover::state::MoveState>,
+    /// Balance.
+    pub balance: Arc<JobHandle>,
+    /// Balance's moves and phase, for `balance status`.
+    pub balance_state: Arc<balance::BalanceState>,
 }
 
 impl Jobs {
@@ -49,6 +55,18 @@ impl Jobs {
             repair: Arc::default(),
             repair_state: Arc::default(),
             repair_config,
+            balance: Arc::default(),
+            balance_state: Arc::default(),
+        }
+    }
+}
+
+impl Jobs {
+    /// Starts a repair pass now if repair is automatic (`[repair] enabled`); otherwise
+    /// repair waits for `kdss-cli repair run`.
+    pub fn repair_now(&self) {
+        if self.repair_config.enabled {
+            self.repair.run_now();
         }
     }
 }

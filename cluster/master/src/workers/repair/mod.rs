@@ -14,16 +14,15 @@
 //! exactly what is still left.
 
 pub mod config;
-pub mod state;
 pub mod stripe;
 
 use super::{Job, Progress, Throttle};
 use crate::service::State;
+use crate::workers::mover::state::{MoveState, Queue};
 use config::{RepairSection, parse_bandwidth};
 use futures::StreamExt;
 use kdss_proto::master::DiskStatus;
 use kdss_proto::storage::DiskState;
-use state::{Queue, RepairState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,13 +34,13 @@ pub const BANDWIDTH_SETTING: &str = "repair.max_bandwidth";
 /// The repair engine with its settings.
 pub struct RepairJob {
     cfg: RepairSection,
-    state: Arc<RepairState>,
+    state: Arc<MoveState>,
     deletes: Throttle,
 }
 
 impl RepairJob {
     /// A repair job configured by `[repair]`, reporting into `state`.
-    pub fn new(cfg: RepairSection, state: Arc<RepairState>) -> Self {
+    pub fn new(cfg: RepairSection, state: Arc<MoveState>) -> Self {
         RepairJob {
             cfg,
             state,

@@ -1,26 +1,15 @@
-//! Repairing one stripe: for each shard to rebuild, choose a new disk by the spread rule,
-//! have that disk's node rebuild the shard (`RebuildShard`: copy it from a readable old
-//! copy, or decode it from k others), point the stripe map at it only if the shard is
-//! still where this pass found it (`MoveShardOp`), then delete the old copy if its node
-//! answers. A crash anywhere leaves the stripe as redundant as before: until the move
-//! commits, the map still names the old copy, and the new one is an unreferenced shard the
-//! inventory collects.
+//! Repairing one stripe: for each shard to rebuild, choose a new disk by the spread rule
+//! and hand the shard to the one mover ([`crate::workers::mover`]), which builds it there
+//! (a copy from a readable old copy, or decoded from k others), commits the new location
+//! only if the stripe is unchanged, and deletes the old copy last.
 
-use super::state::RepairState;
-use crate::auth::Caller;
 use crate::placement::{DiskCandidate, place_replacement};
-use crate::service::{CAPABILITY_TTL_MS, State};
+use crate::service::State;
 use crate::workers::Throttle;
-use crate::workers::gc::{Deleted, delete_shard};
-use kdss_common::rpc_error::{self, errno};
-use kdss_proto::master::mutation::Op;
-use kdss_proto::master::{DiskStatus, MoveShardOp, ShardLocation, StripeInfo};
-use kdss_proto::storage::storage_client::StorageClient;
-use kdss_proto::storage::{
-    RebuildShardReply, RebuildShardRequest, RebuildSource, ShardKey, ShardOp,
-};
+use crate::workers::mover::state::MoveState;
+use crate::workers::mover::{self, Move, Moved};
+use kdss_proto::master::{DiskStatus, ShardLocation, StripeInfo};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// Why a shard is rebuilt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,15 +59,10 @@ pub enum Outcome {
     Unrepairable,
 }
 
-/// Time a rebuild may take: fetching k shards and writing one, on a loaded cluster.
-fn rebuild_timeout(shard_len: u64) -> Duration {
-    Duration::from_secs(60) + Duration::from_secs(shard_len / (4 << 20))
-}
-
 /// Repairs one stripe (see the module doc).
 pub async fn repair(
     st: &State,
-    rs: &RepairState,
+    rs: &MoveState,
     deletes: &Throttle,
     damage: &Damage,
     stripe_id: u64,
@@ -104,50 +88,22 @@ pub async fn repair(
     outcome
 }
 
-/// A shard's copy that can be read: its node answers and its disk is not lost.
-fn readable(st: &State, damage: &Damage, stripe: u64, sh: &ShardLocation) -> bool {
-    st.registry.is_online(&sh.node_id)
-        && !damage.lost.contains(&sh.disk_id)
-        && !damage
+/// Where a shard of the stripe ranks as a source: None when it cannot be read (its disk
+/// lost or offline, the record corrupt), online disks before suspect and draining ones.
+fn rank(st: &State, damage: &Damage, stripe: u64, sh: &ShardLocation) -> Option<u8> {
+    let status = st.registry.disk_status(sh.disk_id);
+    if damage.lost.contains(&sh.disk_id)
+        || damage
             .corrupt
             .contains(&(stripe, sh.shard_index, sh.disk_id))
-        && st.registry.disk_status(sh.disk_id) != DiskStatus::Offline
-}
-
-/// The sources a node rebuilds `index` from: a readable copy of the shard itself first
-/// (a draining disk), then the other shards, online disks before suspect and draining ones.
-fn sources(st: &State, damage: &Damage, info: &StripeInfo, index: u32) -> Vec<RebuildSource> {
-    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
-    let mut v: Vec<(u8, &ShardLocation)> = info
-        .shards
-        .iter()
-        .filter(|sh| readable(st, damage, info.stripe_id, sh))
-        .map(|sh| {
-            let rank = if sh.shard_index == index {
-                0
-            } else if st.registry.disk_status(sh.disk_id) == DiskStatus::Online
-                && !damage.draining.contains(&sh.disk_id)
-            {
-                1
-            } else {
-                2
-            };
-            (rank, sh)
-        })
-        .collect();
-    v.sort_by_key(|(rank, sh)| (*rank, sh.shard_index));
-    v.into_iter()
-        .map(|(_, sh)| RebuildSource {
-            shard_index: sh.shard_index,
-            node_id: sh.node_id.clone(),
-            node_addr: st.registry.addr_of(&sh.node_id).unwrap_or_default(),
-            disk_id: sh.disk_id,
-            cap: Some(
-                st.caps
-                    .sign(info.stripe_id, sh.shard_index, ShardOp::Read, exp),
-            ),
-        })
-        .collect()
+        || status == DiskStatus::Offline
+    {
+        None
+    } else if status == DiskStatus::Online && !damage.draining.contains(&sh.disk_id) {
+        Some(0)
+    } else {
+        Some(1)
+    }
 }
 
 /// The disk that receives the rebuilt shard: the spread rule over healthy disks (suspect
@@ -199,7 +155,7 @@ fn target(
 #[allow(clippy::too_many_arguments)]
 async fn rebuild_one(
     st: &State,
-    rs: &RepairState,
+    rs: &MoveState,
     deletes: &Throttle,
     damage: &Damage,
     info: &mut StripeInfo,
@@ -210,7 +166,7 @@ async fn rebuild_one(
         return Outcome::Done;
     };
     let stripe = info.stripe_id;
-    let srcs = sources(st, damage, info, index);
+    let srcs = mover::sources(st, info, index, |sh| rank(st, damage, stripe, sh));
     let has_copy = srcs.first().is_some_and(|s| s.shard_index == index);
     let others = srcs.iter().filter(|s| s.shard_index != index).count();
     if !has_copy && others < info.k as usize {
@@ -231,112 +187,23 @@ async fn rebuild_one(
         );
         return Outcome::Retry;
     };
-    rs.take(info.shard_len).await;
-    rs.started();
-    let t0 = std::time::Instant::now();
-    let rebuilt = call_rebuild(st, info, index, &to, srcs).await;
-    let reply = match rebuilt {
-        Ok(r) => r,
-        Err(e) => {
-            rs.finished(None);
-            tracing::warn!(stripe, shard = index, node = %to.node_id, error = %e,
-                "repair: rebuild failed; retried next pass");
-            return Outcome::Retry;
-        }
+    tracing::debug!(stripe, shard = index, cause = ?cause, "repair: rebuilding");
+    let mv = Move {
+        info,
+        old: &old,
+        to: &to,
+        sources: srcs,
+        job: "repair",
     };
-    let op = MoveShardOp {
-        stripe_id: stripe,
-        shard_index: index,
-        from_node: old.node_id.clone(),
-        from_disk: old.disk_id,
-        to_node: to.node_id.clone(),
-        to_disk: to.disk_id,
-    };
-    match st.propose(&Caller::service(), Op::MoveShard(op)).await {
-        Ok(_) => {}
-        Err(e) => {
-            rs.finished(None);
-            let key = ShardKey {
-                stripe_id: stripe,
-                shard_index: index,
-            };
-            if rpc_error::errno_of(&e) == errno::ESTALE {
-                // The stripe changed under us: the new copy is nobody's; drop it now.
-                delete_shard(st, deletes, &to.node_id, to.disk_id, key).await;
-                tracing::info!(
-                    stripe,
-                    shard = index,
-                    "repair: stripe changed meanwhile; copy dropped"
-                );
-                return Outcome::Done;
+    match mover::move_shard(st, rs, deletes, mv).await {
+        Moved::Committed => {
+            if let Some(sh) = info.shards.iter_mut().find(|s| s.shard_index == index) {
+                sh.node_id = to.node_id.clone();
+                sh.disk_id = to.disk_id;
             }
-            tracing::warn!(stripe, shard = index, error = %e, "repair: cannot commit the new location");
-            return Outcome::Retry;
+            Outcome::Done
         }
+        Moved::Stale => Outcome::Done,
+        Moved::Failed => Outcome::Retry,
     }
-    rs.finished(Some(info.shard_len));
-    tracing::info!(
-        stripe,
-        shard = index,
-        cause = ?cause,
-        from_disk = format!("{:016x}", old.disk_id),
-        to_node = %to.node_id,
-        to_disk = format!("{:016x}", to.disk_id),
-        bytes = info.shard_len,
-        read = reply.bytes_read,
-        ms = t0.elapsed().as_millis() as u64,
-        "repair: shard rebuilt"
-    );
-    if let Some(sh) = info.shards.iter_mut().find(|s| s.shard_index == index) {
-        sh.node_id = to.node_id.clone();
-        sh.disk_id = to.disk_id;
-    }
-    // The old copy goes last. A node that does not answer (offline, dead disk) keeps it
-    // until the inventory finds it unreferenced.
-    let key = ShardKey {
-        stripe_id: stripe,
-        shard_index: index,
-    };
-    if let Deleted::Failed = delete_shard(st, deletes, &old.node_id, old.disk_id, key).await {
-        tracing::debug!(
-            stripe,
-            shard = index,
-            "repair: old copy left to the inventory"
-        );
-    }
-    Outcome::Done
-}
-
-async fn call_rebuild(
-    st: &State,
-    info: &StripeInfo,
-    index: u32,
-    to: &DiskCandidate,
-    sources: Vec<RebuildSource>,
-) -> Result<RebuildShardReply, String> {
-    let addr = st
-        .registry
-        .addr_of(&to.node_id)
-        .ok_or_else(|| format!("node {} has no address", to.node_id))?;
-    let ch = st.channel(&addr).map_err(|e| e.message().to_string())?;
-    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
-    let mut req = tonic::Request::new(RebuildShardRequest {
-        key: Some(ShardKey {
-            stripe_id: info.stripe_id,
-            shard_index: index,
-        }),
-        disk_id: to.disk_id,
-        cap: Some(st.caps.sign(info.stripe_id, index, ShardOp::Write, exp)),
-        data_shards: info.k,
-        parity_shards: info.m,
-        shard_len: info.shard_len,
-        sources,
-    });
-    req.set_timeout(rebuild_timeout(info.shard_len));
-    StorageClient::new(ch)
-        .max_decoding_message_size(16 << 20)
-        .rebuild_shard(req)
-        .await
-        .map(|r| r.into_inner())
-        .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
 }

@@ -1,8 +1,7 @@
-//! What the repair job shows while it works (`kdss-cli repair status`): the queue the last
-//! pass found, rebuilds in flight, what this leader rebuilt, the recent rate and the ETA;
-//! and the one byte throttle all rebuilds share.
+//! What a job that moves shards (repair, balance) shows while it works: the queue its last
+//! pass found, moves in flight, what this leader moved, the recent rate and the ETA; and
+//! the byte throttle all of that job's moves share.
 
-use kdss_proto::master::RepairStatusReply;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,48 +26,77 @@ struct Counters {
 }
 
 /// The queue the current pass works through. `missing` counts, per stripe, the shards to
-/// rebuild (1 = one lost, ...).
+/// move (1 = one lost, ...).
 #[derive(Debug, Default, Clone)]
 pub struct Queue {
-    /// Stripes with at least one shard to rebuild.
+    /// Stripes with at least one shard to move.
     pub stripes: u64,
-    /// Shards to rebuild.
+    /// Shards to move.
     pub shards: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// Stripes by shards to rebuild: [0] = 1, [1] = 2, ...
+    /// Stripes by shards to move: [0] = 1, [1] = 2, ...
     pub by_missing: Vec<u64>,
 }
 
-/// Shared between the job and the status call.
+/// Progress as the status calls show it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MoveStatus {
+    /// Stripes still queued.
+    pub queued_stripes: u64,
+    /// Shards still queued.
+    pub queued_shards: u64,
+    /// Their bytes.
+    pub queued_bytes: u64,
+    /// Queued stripes by shards to move: [0] = 1, [1] = 2, ...
+    pub queued_by_missing: Vec<u64>,
+    /// Moves in flight.
+    pub running_shards: u64,
+    /// Shards this leader moved.
+    pub done_shards: u64,
+    /// Their bytes.
+    pub done_bytes: u64,
+    /// Moves that failed (retried by a later pass).
+    pub failed_shards: u64,
+    /// Stripes with fewer than k readable shards.
+    pub unrepairable_stripes: u64,
+    /// Bytes per second over the last minute.
+    pub rate_bytes_per_sec: f64,
+    /// Seconds left at that rate: 0 when nothing is queued, -1 when unknown.
+    pub eta_sec: i64,
+    /// The limit in force (bytes/s, 0 = none).
+    pub max_bandwidth: u64,
+}
+
+/// Shared between a job and its status call.
 #[derive(Debug, Default)]
-pub struct RepairState {
+pub struct MoveState {
     c: Mutex<Counters>,
     /// Bytes per second in force (0 = no limit).
     bandwidth: AtomicU64,
     next: tokio::sync::Mutex<Option<Instant>>,
 }
 
-impl RepairState {
+impl MoveState {
     /// The queue the pass just found.
     pub fn set_queue(&self, q: &Queue) {
-        let mut c = self.c.lock().expect("repair state");
+        let mut c = self.c.lock().expect("move state");
         c.queued_stripes = q.stripes;
         c.queued_shards = q.shards;
         c.queued_bytes = q.bytes;
         c.queued_by_missing = q.by_missing.clone();
     }
 
-    /// A rebuild starts.
+    /// A move starts.
     pub fn started(&self) {
-        self.c.lock().expect("repair state").running += 1;
+        self.c.lock().expect("move state").running += 1;
     }
 
-    /// A rebuild ended: committed (`Some(bytes)`) or failed (`None`).
-    pub fn finished(&self, rebuilt: Option<u64>) {
-        let mut c = self.c.lock().expect("repair state");
+    /// A move ended: committed (`Some(bytes)`) or failed (`None`).
+    pub fn finished(&self, moved: Option<u64>) {
+        let mut c = self.c.lock().expect("move state");
         c.running = c.running.saturating_sub(1);
-        match rebuilt {
+        match moved {
             Some(n) => {
                 c.done_shards += 1;
                 c.done_bytes += n;
@@ -80,15 +108,15 @@ impl RepairState {
         }
     }
 
-    /// A stripe whose queue entry is settled (all its shards rebuilt, or none needed).
+    /// A stripe whose queue entry is settled (all its shards moved, or none needed).
     pub fn stripe_settled(&self) {
-        let mut c = self.c.lock().expect("repair state");
+        let mut c = self.c.lock().expect("move state");
         c.queued_stripes = c.queued_stripes.saturating_sub(1);
     }
 
     /// A stripe with fewer than k readable shards.
     pub fn unrepairable(&self) {
-        self.c.lock().expect("repair state").unrepairable += 1;
+        self.c.lock().expect("move state").unrepairable += 1;
     }
 
     /// Sets the bandwidth limit (bytes/s, 0 = none).
@@ -101,8 +129,8 @@ impl RepairState {
         self.bandwidth.load(Ordering::Relaxed)
     }
 
-    /// Waits until `bytes` more may be rebuilt under the limit: each rebuild books its
-    /// share of the budget, so rebuilds in flight together still average the limit.
+    /// Waits until `bytes` more may be moved under the limit: each move books its share of
+    /// the budget, so moves in flight together still average the limit.
     pub async fn take(&self, bytes: u64) {
         let bw = self.bandwidth();
         if bw == 0 {
@@ -119,8 +147,8 @@ impl RepairState {
     }
 
     /// Status as the CLI shows it.
-    pub fn status(&self) -> RepairStatusReply {
-        let mut c = self.c.lock().expect("repair state");
+    pub fn status(&self) -> MoveStatus {
+        let mut c = self.c.lock().expect("move state");
         let now = Instant::now();
         while c
             .recent
@@ -143,7 +171,7 @@ impl RepairState {
         } else {
             -1
         };
-        RepairStatusReply {
+        MoveStatus {
             queued_stripes: c.queued_stripes,
             queued_shards: c.queued_shards,
             queued_bytes: c.queued_bytes,
@@ -156,7 +184,6 @@ impl RepairState {
             rate_bytes_per_sec: rate,
             eta_sec,
             max_bandwidth: self.bandwidth(),
-            job: None,
         }
     }
 }
@@ -167,7 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_throttle_spaces_rebuilds_by_their_bytes() {
-        let s = RepairState::default();
+        let s = MoveState::default();
         s.set_bandwidth(10_000);
         let t0 = Instant::now();
         for _ in 0..5 {
@@ -188,7 +215,7 @@ mod tests {
 
     #[test]
     fn status_reports_rate_and_eta_from_recent_rebuilds() {
-        let s = RepairState::default();
+        let s = MoveState::default();
         s.set_queue(&Queue {
             stripes: 3,
             shards: 3,

@@ -43,6 +43,41 @@ pub enum BenchCmd {
         #[arg(long)]
         scratch: Option<PathBuf>,
     },
+    /// Repair on a running cluster: fills it, measures the client's write and read, then
+    /// takes the fullest disk offline and times its rebuild (MiB/s, time to full
+    /// redundancy) on an idle cluster, and a second disk under a write/read loop (with the
+    /// loop's throughput meanwhile). Needs k+m+2 online disks; puts both back online and
+    /// deletes what it wrote at the end.
+    Repair {
+        #[command(flatten)]
+        target: Target,
+        /// Object bytes written before the first disk is lost, e.g. 3GiB.
+        #[arg(long, value_parser = kdss_common::size::parse_size, default_value = "1GiB")]
+        fill: u64,
+        /// Bytes of one foreground write-then-read round.
+        #[arg(long, value_parser = kdss_common::size::parse_size, default_value = "256MiB")]
+        round: u64,
+    },
+    /// Balance on a running cluster, in two steps: `--fill SIZE` writes data and stops;
+    /// after `kdss up --nodes N+1` adds a node, a run without it measures the client alone,
+    /// a balance under `--limit` for `--limited-secs`, then an unlimited balance to the end
+    /// under the client's write/read loop (rates, and the client's throughput meanwhile).
+    Balance {
+        #[command(flatten)]
+        target: Target,
+        /// Write this much and stop (step one), e.g. 2GiB.
+        #[arg(long, value_parser = kdss_common::size::parse_size, default_value = "0")]
+        fill: u64,
+        /// Bandwidth of the limited balance, e.g. 20MiB/s.
+        #[arg(long, value_parser = kdss_common::size::parse_rate, default_value = "20MiB/s")]
+        limit: u64,
+        /// Seconds the limited balance runs before it is stopped.
+        #[arg(long, default_value_t = 20)]
+        limited_secs: u64,
+        /// Bytes of one foreground write-then-read round.
+        #[arg(long, value_parser = kdss_common::size::parse_size, default_value = "256MiB")]
+        round: u64,
+    },
     /// Master metadata ops/s with p50/p99: create, stat, readdir, rename (each write
     /// replicated and fsynced on a quorum before it is answered).
     Meta {
@@ -82,6 +117,18 @@ struct Resolved {
     access_key: String,
     secret_key: String,
     bucket: String,
+}
+
+impl Resolved {
+    /// A client configuration for this cluster and identity.
+    fn client_config(&self) -> kdss_client::ClientConfig {
+        kdss_client::ClientConfig {
+            masters: self.masters.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            ..Default::default()
+        }
+    }
 }
 
 impl Target {
@@ -139,6 +186,38 @@ pub async fn run(cmd: BenchCmd) -> anyhow::Result<()> {
             small_files,
             scratch,
         } => client(target.resolve()?, size, chunk_size, small_files, scratch).await?,
+        BenchCmd::Repair {
+            target,
+            fill,
+            round,
+        } => {
+            let t = target.resolve()?;
+            crate::bench_repair::run(crate::bench_repair::RepairBench {
+                cfg: t.client_config(),
+                bucket: t.bucket,
+                fill,
+                round,
+            })
+            .await?
+        }
+        BenchCmd::Balance {
+            target,
+            fill,
+            limit,
+            limited_secs,
+            round,
+        } => {
+            let t = target.resolve()?;
+            crate::bench_balance::run(crate::bench_balance::BalanceBench {
+                cfg: t.client_config(),
+                bucket: t.bucket,
+                fill,
+                limit,
+                limited: std::time::Duration::from_secs(limited_secs),
+                round,
+            })
+            .await?
+        }
         BenchCmd::Meta {
             target,
             files,

@@ -3,6 +3,9 @@
 //! (a whole local cluster), `kdss format-disk` and `kdss bench`.
 
 mod bench;
+mod bench_balance;
+mod bench_load;
+mod bench_repair;
 mod daemons;
 mod signals;
 mod up;

@@ -163,9 +163,12 @@ impl Job for RepairJob {
         );
         let damage = &damage;
         let st = &st;
+        // What this pass leaves for the next one: the stripes to retry.
+        let left = std::sync::Mutex::new(Queue::default());
         futures::stream::iter(queue)
             .for_each_concurrent(self.cfg.max_concurrent as usize, |d| {
                 let progress = progress.clone();
+                let left = &left;
                 async move {
                     if !st.is_leader() {
                         return;
@@ -177,7 +180,13 @@ impl Job for RepairJob {
                             self.state.stripe_settled();
                             progress.add("stripes_repaired", 1);
                         }
-                        Outcome::Retry => progress.add("stripes_to_retry", 1),
+                        Outcome::Retry => {
+                            progress.add("stripes_to_retry", 1);
+                            let mut l = left.lock().expect("repair leftovers");
+                            l.stripes += 1;
+                            l.shards += u64::from(d.shards);
+                            l.bytes += u64::from(d.shards) * d.shard_len;
+                        }
                         Outcome::Unrepairable => {
                             self.state.unrepairable();
                             progress.add("stripes_unrepairable", 1);
@@ -186,6 +195,12 @@ impl Job for RepairJob {
                 }
             })
             .await;
+        // Stripes settled without a rebuild (deleted or rewritten meanwhile) leave the
+        // figures here; what remains is what the next pass retries.
+        if st.is_leader() {
+            self.state
+                .set_queue(&left.into_inner().expect("repair leftovers"));
+        }
         Ok(())
     }
 }

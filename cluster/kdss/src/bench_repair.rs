@@ -55,6 +55,19 @@ struct Loss {
     took: Duration,
 }
 
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "  rebuilt {} shard(s), {} MiB, full redundancy after {:.1} s: {:.0} MiB/s",
+            self.shards,
+            self.bytes >> 20,
+            self.took.as_secs_f64(),
+            mib_s(self.bytes, self.took)
+        )
+    }
+}
+
 /// Takes `disk` offline and waits until a repair pass that started after it ended with
 /// nothing queued or running.
 async fn lose(c: &Client, disk: &pb::DiskEntry) -> anyhow::Result<Loss> {
@@ -123,13 +136,7 @@ pub async fn run(o: RepairBench) -> anyhow::Result<()> {
         first.node_id, first.mapped_shards
     );
     let idle = lose(&c, &first).await?;
-    println!(
-        "  rebuilt {} shard(s), {} MiB, full redundancy after {:.1} s: {:.0} MiB/s",
-        idle.shards,
-        idle.bytes >> 20,
-        idle.took.as_secs_f64(),
-        mib_s(idle.bytes, idle.took)
-    );
+    println!("{idle}");
 
     let second = fullest_disk(&c, &[first_id]).await?;
     let second_id = second.info.as_ref().map_or(0, |i| i.disk_id);
@@ -141,13 +148,7 @@ pub async fn run(o: RepairBench) -> anyhow::Result<()> {
     let busy = lose(&c, &second).await;
     let (rounds, w1, r1) = load.stop().await?;
     let busy = busy?;
-    println!(
-        "  rebuilt {} shard(s), {} MiB, full redundancy after {:.1} s: {:.0} MiB/s",
-        busy.shards,
-        busy.bytes >> 20,
-        busy.took.as_secs_f64(),
-        mib_s(busy.bytes, busy.took)
-    );
+    println!("{busy}");
     println!(
         "  foreground meanwhile ({rounds} round(s)): write {w1:.0} MiB/s ({:.0} % of healthy), \
          read {r1:.0} MiB/s ({:.0} %)",

@@ -13,25 +13,6 @@ const LIMIT: u64 = 3 << 20;
 /// The threshold in master.toml (percentage points).
 const THRESHOLD: u32 = 6;
 
-fn shown(c: &kdss_testkit::Cluster, when: &str) {
-    let out = cli_output(&c.masters(), &c.admin_keys(), &["balance", "status"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The JSON form is what the test reads; the table is what an operator sees.
-    let table = std::process::Command::new(kdss_testkit::bin_path("kdss-cli").unwrap())
-        .env("KDSS_MASTERS", c.masters().join(","))
-        .env("KDSS_ACCESS_KEY", c.admin_keys().0)
-        .env("KDSS_SECRET_KEY", c.admin_keys().1)
-        .env_remove("KDSS_CONFIG")
-        .args(["balance", "status"])
-        .output()
-        .unwrap();
-    eprintln!(
-        "--- balance status {when} ---\n{}",
-        String::from_utf8_lossy(&table.stdout)
-    );
-    assert!(out.status.success(), "{text}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifth_node_is_filled_under_a_limit_across_a_leader_kill_without_a_failed_request() {
     let opts = ClusterOpts {
@@ -79,7 +60,7 @@ async fn a_fifth_node_is_filled_under_a_limit_across_a_leader_kill_without_a_fai
         },
     )
     .await;
-    shown(&c, "before");
+    kdss_cli_text(&c, &["balance", "status"]); // before
     assert_eq!(before["balance"]["state"], "no balance running");
 
     // A steady client, light enough that its own writes do not swamp the balance.
@@ -100,7 +81,7 @@ async fn a_fifth_node_is_filled_under_a_limit_across_a_leader_kill_without_a_fai
     )
     .await;
     let elapsed = t0.elapsed().as_secs_f64();
-    shown(&c, "during");
+    kdss_cli_text(&c, &["balance", "status"]); // during
     let moved = during["balance"]["moved_bytes"].as_u64().unwrap() as f64;
     // Each move books its bytes before it starts: at most the limit over the time since
     // the start, plus the moves that may be in flight at once (two 2 MiB shards).
@@ -130,7 +111,7 @@ async fn a_fifth_node_is_filled_under_a_limit_across_a_leader_kill_without_a_fai
     let took = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let lines = load.stop();
-    shown(&c, "after");
+    kdss_cli_text(&c, &["balance", "status"]); // after
     let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("OK")).collect();
     eprintln!(
         "balance: done in {:.1} s; imbalance {:.1} points; {} put+get pairs under it, {} failed",

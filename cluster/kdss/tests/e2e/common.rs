@@ -310,3 +310,24 @@ impl S3Load {
         self.reader.join().unwrap()
     }
 }
+
+/// `kdss-cli ARGS` in text form, as an operator sees it.
+pub fn kdss_cli_text(c: &Cluster, args: &[&str]) -> String {
+    let (ak, sk) = c.admin_keys();
+    let out = std::process::Command::new(kdss_testkit::bin_path("kdss-cli").unwrap())
+        .env("KDSS_MASTERS", c.masters().join(","))
+        .env("KDSS_ACCESS_KEY", ak)
+        .env("KDSS_SECRET_KEY", sk)
+        .env_remove("KDSS_CONFIG")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "kdss-cli {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("$ kdss-cli {}\n{text}", args.join(" "));
+    text
+}

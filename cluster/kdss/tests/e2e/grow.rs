@@ -228,27 +228,6 @@ async fn a_fifth_node_joins_keeps_the_old_data_and_takes_new_writes() {
     assert!(text.contains("no balance running"), "{text}");
 }
 
-/// `kdss-cli ARGS` in text form, as an operator sees it.
-fn kdss_cli_text(c: &Cluster, args: &[&str]) -> String {
-    let (ak, sk) = c.admin_keys();
-    let out = std::process::Command::new(kdss_testkit::bin_path("kdss-cli").unwrap())
-        .env("KDSS_MASTERS", c.masters().join(","))
-        .env("KDSS_ACCESS_KEY", ak)
-        .env("KDSS_SECRET_KEY", sk)
-        .env_remove("KDSS_CONFIG")
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "kdss-cli {args:?}: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("$ kdss-cli {}\n{text}", args.join(" "));
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fewer_nodes_are_refused_with_the_drain_to_use_instead() {
     let mut c = Cluster::start(ClusterOpts {

@@ -92,7 +92,7 @@ impl BalanceJob {
 /// The bandwidth in force: what `balance start` asked for, else the config's.
 pub async fn bandwidth(st: &State, cfg: &BalanceSection) -> u64 {
     match kdss_meta::repair::setting(&st.pool(), BANDWIDTH_SETTING).await {
-        Ok(Some(v)) => v.parse().unwrap_or(cfg.max_bandwidth),
+        Ok(Some(v)) => kdss_common::size::parse_rate(&v).unwrap_or(cfg.max_bandwidth),
         _ => cfg.max_bandwidth,
     }
 }

@@ -280,6 +280,15 @@ pub struct BalanceSection {
     /// Shard moves in flight at once, cluster-wide (default 2).
     #[serde(default = "default_balance_concurrent")]
     pub max_concurrent: u32,
+    /// Client traffic per disk, as a rate (`"32MiB/s"`, default), above which moves wait:
+    /// clients come first. Measured from the nodes' heartbeats as the shard bytes clients
+    /// read and wrote, averaged over the online disks; moves go on once it falls under
+    /// 80 % of this. 0 never waits.
+    #[serde(
+        default = "default_balance_pause_client",
+        deserialize_with = "de_bandwidth"
+    )]
+    pub pause_client_per_disk: u64,
 }
 
 fn default_balance_threshold() -> u32 {
@@ -294,6 +303,9 @@ fn default_balance_concurrent() -> u32 {
 fn default_balance_bandwidth() -> u64 {
     100 << 20
 }
+fn default_balance_pause_client() -> u64 {
+    32 << 20
+}
 
 impl Default for BalanceSection {
     fn default() -> Self {
@@ -303,6 +315,7 @@ impl Default for BalanceSection {
             auto_start: false,
             interval_sec: default_balance_interval(),
             max_concurrent: default_balance_concurrent(),
+            pause_client_per_disk: default_balance_pause_client(),
         }
     }
 }
@@ -336,14 +349,7 @@ fn de_bandwidth<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
     }
     match Raw::deserialize(d)? {
         Raw::Int(n) => Ok(n),
-        Raw::Text(s) => {
-            let t = s.trim();
-            kdss_common::size::parse_size(t.strip_suffix("/s").unwrap_or(t)).map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "{e}: max_bandwidth takes bytes per second, like \"100MiB/s\" (0 = no limit)"
-                ))
-            })
-        }
+        Raw::Text(s) => kdss_common::size::parse_rate(&s).map_err(serde::de::Error::custom),
     }
 }
 

@@ -29,6 +29,8 @@ struct NodeEntry {
     disks: Vec<DiskInfo>,
     seen: Instant,
     seen_ms: u64,
+    /// Client bytes per second on the node's disks between its last two reports.
+    client_rate: f64,
 }
 
 /// The registry of storage nodes.
@@ -68,6 +70,39 @@ impl Capacity {
     pub fn used_pct(&self) -> Option<u64> {
         self.used.saturating_mul(100).checked_div(self.capacity)
     }
+}
+
+/// Client traffic on the cluster's disks: what balance compares with its pause threshold.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClientLoad {
+    /// Shard bytes clients read and wrote per second, summed over online nodes.
+    pub bytes_per_sec: f64,
+    /// Disks of those nodes.
+    pub disks: usize,
+}
+
+impl ClientLoad {
+    /// The mean per disk (0 without disks).
+    pub fn per_disk(&self) -> f64 {
+        if self.disks == 0 {
+            0.0
+        } else {
+            self.bytes_per_sec / self.disks as f64
+        }
+    }
+}
+
+/// Client bytes per second since `old`: the growth of the node's counters over the time
+/// between the reports. A restarted node's counters start again at 0, which counts as
+/// none; two reports close together (a relay right after the node's own) keep the last
+/// rate.
+fn client_rate(old: &NodeEntry, disks: &[DiskInfo], now: Instant) -> f64 {
+    let secs = now.duration_since(old.seen).as_secs_f64();
+    if secs < 0.2 {
+        return old.client_rate;
+    }
+    let sum = |d: &[DiskInfo]| d.iter().map(|d| d.client_bytes).sum::<u64>();
+    sum(disks).saturating_sub(sum(&old.disks)) as f64 / secs
 }
 
 /// Why a registration or heartbeat is refused: recording it would make two nodes one, or
@@ -131,12 +166,16 @@ impl Registry {
                 });
             }
         }
+        let client_rate = nodes
+            .get(&r.node_id)
+            .map_or(0.0, |old| client_rate(old, &r.disks, now));
         let e = NodeEntry {
             grpc_addr: r.grpc_addr.clone(),
             http_addr: r.http_addr.clone(),
             disks: r.disks.clone(),
             seen: now,
             seen_ms: kdss_common::time::now_ms(),
+            client_rate,
         };
         nodes.insert(r.node_id.clone(), e);
         Ok(())
@@ -243,6 +282,17 @@ impl Registry {
             }
         }
         c
+    }
+
+    /// What clients ask of the online nodes' disks now, from their last two heartbeats.
+    pub fn client_load(&self) -> ClientLoad {
+        let now = Instant::now();
+        let nodes = self.nodes.lock().expect("registry lock");
+        let online = nodes.values().filter(|e| Self::online(e, now));
+        online.fold(ClientLoad::default(), |l, e| ClientLoad {
+            bytes_per_sec: l.bytes_per_sec + e.client_rate,
+            disks: l.disks + e.disks.len(),
+        })
     }
 
     /// Every node's last report with its age (the health pass and `disk list`).

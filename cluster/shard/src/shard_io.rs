@@ -74,6 +74,7 @@ impl ShardFault {
 pub struct NodePool {
     channels: Mutex<HashMap<String, Channel>>,
     connect_timeout: Duration,
+    internal: bool,
 }
 
 impl NodePool {
@@ -82,6 +83,16 @@ impl NodePool {
         NodePool {
             channels: Mutex::new(HashMap::new()),
             connect_timeout,
+            internal: false,
+        }
+    }
+
+    /// A pool for a storage node's own fetches (rebuilds): its reads are marked internal,
+    /// so the nodes do not count them as client load, which balance yields to.
+    pub fn internal(connect_timeout: Duration) -> Self {
+        NodePool {
+            internal: true,
+            ..Self::new(connect_timeout)
         }
     }
 
@@ -171,6 +182,7 @@ impl NodePool {
             cap: loc.cap.clone(),
             offset,
             len,
+            internal: self.internal,
         };
         let mut stream = client
             .get_shard(req)

@@ -76,7 +76,7 @@ impl Rebuilder {
     pub fn new(cfg: &RebuildSection) -> Self {
         let fetch_timeout = Duration::from_millis(cfg.fetch_timeout_ms);
         Rebuilder {
-            pool: NodePool::new(fetch_timeout),
+            pool: NodePool::internal(fetch_timeout),
             codecs: Codecs::default(),
             slots: Semaphore::new(cfg.max_concurrent),
             fetch_timeout,

@@ -19,6 +19,7 @@ use kdss_proto::storage::{
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -39,6 +40,9 @@ pub struct NodeShared {
     pub metrics: Metrics,
     /// Slots, channels and codecs of RebuildShard.
     pub(crate) rebuild: Rebuilder,
+    /// Bytes clients read and wrote per disk since start; heartbeats carry them so the
+    /// master can tell busy clients (which balance yields to) from its own traffic.
+    client_bytes: HashMap<DiskId, AtomicU64>,
 }
 
 impl NodeShared {
@@ -51,7 +55,9 @@ impl NodeShared {
     ) -> Self {
         let by_id = disks.iter().map(|d| (d.id(), d.clone())).collect();
         let metrics = Metrics::new(disks.clone());
+        let client_bytes = disks.iter().map(|d| (d.id(), AtomicU64::new(0))).collect();
         NodeShared {
+            client_bytes,
             node_id,
             disks,
             by_id,
@@ -92,12 +98,22 @@ impl NodeShared {
 
     /// The heartbeat's view of every disk.
     pub fn disk_infos(&self) -> Vec<DiskInfo> {
-        self.disks.iter().map(|d| disk_info(d)).collect()
+        self.disks
+            .iter()
+            .map(|d| disk_info(d, self.client_bytes[&d.id()].load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Counts `bytes` of client traffic on `disk`.
+    fn count_client(&self, disk: DiskId, bytes: u64) {
+        if let Some(c) = self.client_bytes.get(&disk) {
+            c.fetch_add(bytes, Ordering::Relaxed);
+        }
     }
 }
 
-/// One disk as the wire describes it.
-pub fn disk_info(d: &Disk) -> DiskInfo {
+/// One disk as the wire describes it, with the client bytes counted on it.
+pub fn disk_info(d: &Disk, client_bytes: u64) -> DiskInfo {
     let s = d.stats();
     let (corrupt, corrupt_shards_more) = d.corrupt_shards(MAX_CORRUPT_REPORTED);
     let state = if s.failed {
@@ -127,6 +143,7 @@ pub fn disk_info(d: &Disk) -> DiskInfo {
             })
             .collect(),
         corrupt_shards_more,
+        client_bytes,
     }
 }
 
@@ -248,6 +265,7 @@ impl StorageService {
             .put_async(key, buf, total, crc)
             .await
             .map_err(|e| e.to_status())?;
+        self.node.count_client(disk.id(), total as u64);
         Ok(PutShardReply {
             disk_id: disk.id().0,
             offset: placed.offset,
@@ -261,6 +279,7 @@ impl StorageService {
         let key = shard_key(req.key)?;
         self.node.check(req.cap.as_ref(), key, &[ShardOp::Read])?;
         let disk = self.node.disk(req.disk_id)?.clone();
+        let disk_id = disk.id();
         let (offset, len) = (req.offset, req.len);
         let read = tokio::task::spawn_blocking(move || disk.read(key, offset, len))
             .await
@@ -268,6 +287,9 @@ impl StorageService {
             .map_err(|e| e.to_status())?;
         let shard_len = read.shard_len;
         let bytes = read.into_bytes();
+        if !req.internal {
+            self.node.count_client(disk_id, bytes.len() as u64);
+        }
         let mut chunks = Vec::with_capacity(bytes.len() / GET_CHUNK + 1);
         let mut at = 0;
         loop {

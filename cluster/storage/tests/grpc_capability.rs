@@ -130,6 +130,7 @@ async fn capabilities_are_checked_before_any_disk_io() {
         cap,
         offset,
         len,
+        internal: false,
     };
     let mut s = c
         .get_shard(get(Some(key.sign(7, 0, ShardOp::Read, far)), 1000, 200_000))

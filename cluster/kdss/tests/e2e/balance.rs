@@ -1,11 +1,13 @@
 //! Balance: four full nodes take a fifth, empty one; `kdss-cli balance start` moves shards
 //! onto it under a bandwidth limit while a client keeps reading and writing, the master
 //! leader is killed mid-balance and the new leader carries on, and the disks end within
-//! the threshold with every object and file byte-exact.
+//! the threshold with every object and file byte-exact. A second cluster shows the balance
+//! waiting while clients are busy and carrying on by itself after a storage node is killed
+//! in the middle of its moves, with every shard still mapped once.
 
 use crate::common::*;
 use kdss_common::EcPolicy;
-use kdss_testkit::{ClusterOpts, Mount};
+use kdss_testkit::{Cluster, ClusterOpts, Mount};
 use std::time::{Duration, Instant};
 
 /// The limit the balance runs under (bytes/s).
@@ -209,4 +211,115 @@ async fn balance_start_and_stop_are_for_operators_and_a_balanced_cluster_stays_p
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Sum of the shards the map names on all disks: a move changes where a shard is, never
+/// how many there are, so a lost or doubled shard shows here.
+fn mapped_shards(c: &Cluster) -> u64 {
+    cli(c, &["disk", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["mapped_shards"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_balance_waits_for_busy_clients_and_survives_a_node_killed_mid_move() {
+    let opts = ClusterOpts {
+        nodes: 4,
+        disk_size: 128 << 20,
+        disks_per_node: 2,
+        ec: EcPolicy::new(5, 2).unwrap(),
+        // Any client traffic at all counts as heavy here, so the load below pauses it.
+        master_extra_toml: format!(
+            "[balance]\nthreshold_pct = {THRESHOLD}\ninterval_sec = 2\nmax_concurrent = 2\n\
+             max_bandwidth = \"4MiB/s\"\npause_client_per_disk = \"256KiB/s\"\n{GC_BY_HAND}"
+        ),
+        ..ClusterOpts::default()
+    };
+    let Some(mut c) = start(false, opts).await else {
+        return;
+    };
+    let scratch = c.scratch("balance-kill");
+    let objects = put_objects(&c, &scratch, "full/", 900, 10, (8 << 20, 1));
+    c.restart_with_nodes(5).await.unwrap();
+    wait_cli(
+        &c,
+        &["balance", "status"],
+        Duration::from_secs(30),
+        "the fifth node reported",
+        |b| b["disks"].as_array().unwrap().len() == 10,
+    )
+    .await;
+
+    // Busy clients: the balance is asked for but waits, and says why.
+    let load = S3Load::start(&c);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cli(&c, &["balance", "start"]);
+    let paused = wait_cli(
+        &c,
+        &["balance", "status"],
+        Duration::from_secs(30),
+        "the balance waiting for the clients",
+        |b| {
+            b["balance"]["state"]
+                .as_str()
+                .unwrap()
+                .starts_with("paused: client load")
+        },
+    )
+    .await;
+    kdss_cli_text(&c, &["balance", "status"]); // paused
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let still = cli(&c, &["balance", "status"]);
+    assert_eq!(
+        still["balance"]["moved_shards"], 0,
+        "moves ran under client load: {still:#}\nbefore: {paused:#}"
+    );
+    let lines = load.stop();
+    let failed: Vec<&String> = lines.iter().filter(|l| !l.starts_with("OK")).collect();
+    assert!(
+        lines.len() >= 3,
+        "the load made too few requests: {lines:?}"
+    );
+    assert!(failed.is_empty(), "client requests failed: {failed:?}");
+    // With the collector idle, only a lost or doubled shard changes this from here on.
+    let shards = mapped_shards(&c);
+
+    // The clients stop: the moves start; a node dies in the middle of them.
+    wait_cli(
+        &c,
+        &["balance", "status"],
+        Duration::from_secs(60),
+        "moves once the clients went quiet",
+        |b| b["balance"]["moved_shards"].as_u64().unwrap() >= 4,
+    )
+    .await;
+    c.kill_node(1);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    kdss_cli_text(&c, &["balance", "status"]); // a node down
+    for (k, b) in objects.iter().step_by(3) {
+        get(&c, &scratch, k, b);
+    }
+    c.restart_node(1).await.unwrap();
+
+    // The balance carries on by itself and ends within the threshold, with every shard
+    // still mapped once and every object byte-exact.
+    let after = wait_cli(
+        &c,
+        &["balance", "status"],
+        Duration::from_secs(300),
+        "the balance done after the node came back",
+        |b| {
+            b["balance"]["state"] == "balanced"
+                && b["imbalance_pct"].as_f64().unwrap() <= f64::from(THRESHOLD)
+        },
+    )
+    .await;
+    kdss_cli_text(&c, &["balance", "status"]); // after
+    assert_eq!(mapped_shards(&c), shards, "{after:#}");
+    for (k, b) in &objects {
+        get(&c, &scratch, k, b);
+    }
 }

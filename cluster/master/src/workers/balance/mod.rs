@@ -12,6 +12,9 @@
 //! 4. wait for the nodes' next heartbeats, so the next round plans from fresh figures.
 //!
 //! Repair comes first: while repair has shards queued or in flight, the balance pauses.
+//! Clients come first too: before each move it waits while the clients' traffic per disk
+//! (from the heartbeats' counters) is over `[balance] pause_client_per_disk`, and goes on
+//! once it falls under 80 % of it.
 
 pub mod plan;
 pub mod usage;
@@ -115,6 +118,11 @@ pub async fn set(st: &State, caller: &Caller, key: &str, value: &str) -> Result<
         .await
         .map(|_| ())
         .map_err(|e| format!("write {key}: {}", e.message()))
+}
+
+/// A rate for the phase text, in MiB/s with one decimal.
+fn per_sec(bytes: f64) -> String {
+    format!("{:.1} MiB/s", bytes / f64::from(1 << 20))
 }
 
 /// Repair has work queued or in flight: the balance waits for it.
@@ -260,13 +268,43 @@ impl BalanceJob {
         Ok(committed.into_inner())
     }
 
-    /// Checked before each move: stopped, or repair needs the bandwidth.
+    /// Checked before each move: stopped, or repair needs the bandwidth; waits first
+    /// while clients are busy.
     async fn still_wanted(&self, st: &State) -> bool {
         if repair_busy(st) {
             self.state.set_phase("paused: repair first");
             return false;
         }
-        requested(st).await || self.cfg.auto_start
+        self.yield_to_clients(st).await;
+        st.is_leader() && (requested(st).await || self.cfg.auto_start)
+    }
+
+    /// Waits while the clients' traffic per disk is over the pause threshold (then under
+    /// 80 % of it, so a load hovering at the threshold does not flap), saying so in the
+    /// phase. Returns at once when the threshold is 0.
+    async fn yield_to_clients(&self, st: &State) {
+        let limit = self.cfg.pause_client_per_disk as f64;
+        let mut paused = false;
+        loop {
+            let load = st.registry.client_load().per_disk();
+            let over = limit > 0.0 && load > if paused { limit * 0.8 } else { limit };
+            if !over || !st.is_leader() || !(requested(st).await || self.cfg.auto_start) {
+                break;
+            }
+            if !paused {
+                tracing::info!(per_disk = load, limit, "balance: clients busy; moves wait");
+            }
+            paused = true;
+            self.state.set_phase(format!(
+                "paused: client load {} per disk over {}",
+                per_sec(load),
+                per_sec(limit)
+            ));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        if paused {
+            self.state.set_phase("running");
+        }
     }
 }
 

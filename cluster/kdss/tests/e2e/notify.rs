@@ -184,6 +184,11 @@ struct RelayProc {
 
 impl RelayProc {
     fn start(lark_url: &str, cluster: &str) -> RelayProc {
+        Self::signed_with(lark_url, cluster, SECRET)
+    }
+
+    /// A relay that signs with `secret` (the bot's, or a wrong one).
+    fn signed_with(lark_url: &str, cluster: &str, secret: &str) -> RelayProc {
         let dir = tempfile::Builder::new()
             .prefix("notify-")
             .tempdir_in(kdss_testkit::test_tmp_root())
@@ -192,7 +197,7 @@ impl RelayProc {
         std::fs::write(
             &cfg,
             format!(
-                "listen = \"127.0.0.1:0\"\nlark_url = {lark_url:?}\nlark_secret = {SECRET:?}\n\
+                "listen = \"127.0.0.1:0\"\nlark_url = {lark_url:?}\nlark_secret = {secret:?}\n\
                  cluster = {cluster:?}\n"
             ),
         )
@@ -397,6 +402,46 @@ async fn alertmanager_notification_becomes_firing_and_resolved_cards() {
     let (status, body) = http("POST", &relay.url(), "{\"alerts\": 3}");
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Alertmanager"), "{body}");
+}
+
+/// A relay whose secret is not the bot's gets Lark's signature refusal, which retrying
+/// cannot fix: Alertmanager is answered 502 with Lark's code, at once, and the chat gets
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_reported_to_alertmanager_not_retried() {
+    let lark = FakeLark::start(0).await;
+    let relay = RelayProc::signed_with(&lark.url(), "e2e-cluster", "not-the-bots-secret");
+    let t = Instant::now();
+    let (status, body) = tokio::task::spawn_blocking({
+        let url = relay.url();
+        move || http("POST", &url, &alertmanager_payload().to_string())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("code 19021"), "{body}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "a final refusal is not retried"
+    );
+    let s = lark.seen.lock().unwrap();
+    assert_eq!(
+        (s.attempts, s.cards.len()),
+        (2, 0),
+        "one attempt per card, none shown"
+    );
+    assert!(
+        s.refused.iter().all(|r| r == "sign match fail"),
+        "{:?}",
+        s.refused
+    );
+    drop(s);
+    let log = relay.log();
+    assert!(log.contains("code 19021"), "the refusal is logged:\n{log}");
+    assert!(
+        !log.contains("not-the-bots-secret") && !log.contains(TOKEN),
+        "{log}"
+    );
 }
 
 /// The Debian binary, where installed.

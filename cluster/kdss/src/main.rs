@@ -1,12 +1,14 @@
 //! `kdss`: the KDSS server binary. One binary with a subcommand per daemon, as the field
 //! ships them: `kdss master`, `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up`
-//! (a whole local cluster), `kdss format-disk` and `kdss bench`.
+//! (a whole local cluster), `kdss format-disk`, `kdss bench` and `kdss notify` (the
+//! Alertmanager → Lark relay).
 
 mod bench;
 mod bench_balance;
 mod bench_load;
 mod bench_repair;
 mod daemons;
+mod notify;
 mod signals;
 mod up;
 
@@ -52,6 +54,9 @@ enum Cmd {
     },
     /// Start a whole cluster on this machine, mount it, and print how to use it.
     Up(up::UpArgs),
+    /// Relay Alertmanager's alerts to a Lark (Feishu) group as cards (webhook receiver).
+    #[command(long_about = notify::LONG_ABOUT)]
+    Notify(notify::NotifyArgs),
     /// Measure a layer (storage engine, client data path, master metadata) beside raw
     /// references taken in the same run.
     #[command(subcommand)]
@@ -137,6 +142,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Cmd::S3gw { config } => daemons::s3gw(&config).await,
             Cmd::Mount { .. } => unreachable!("handled before the runtime starts"),
             Cmd::Up(args) => up::run(args).await,
+            Cmd::Notify(args) => notify::run(args).await,
             Cmd::Bench(cmd) => bench::run(cmd).await,
             Cmd::FormatDisk {
                 path,

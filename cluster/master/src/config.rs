@@ -43,6 +43,42 @@ pub struct MasterConfig {
     /// How even the disks should be and how fast a balance may move shards.
     #[serde(default)]
     pub balance: BalanceSection,
+    /// Where the leader reports cluster events (off by default).
+    #[serde(default)]
+    pub notify: NotifySection,
+}
+
+/// `[notify]`: cluster events (disk offline or suspect, node lost, repair done, balance
+/// started) posted by the leader to a Lark custom bot as cards. Off unless `lark_url` is
+/// set. Both values print as `***` in debug output.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifySection {
+    /// The bot's webhook address (`https://open.feishu.cn/open-apis/bot/v2/hook/...`).
+    #[serde(default)]
+    pub lark_url: Option<kdss_notify::Secret>,
+    /// The bot's signing secret, when its security settings verify signatures.
+    #[serde(default)]
+    pub lark_secret: Option<kdss_notify::Secret>,
+}
+
+impl NotifySection {
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        match &self.lark_url {
+            Some(url) => kdss_notify::config::check_lark(
+                path,
+                "notify.",
+                url.expose(),
+                self.lark_secret.as_ref().map(kdss_notify::Secret::expose),
+            ),
+            None if self.lark_secret.is_some() => Err(invalid(
+                path,
+                "notify.lark_secret",
+                "set without notify.lark_url: events go nowhere",
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `[master]`.
@@ -410,6 +446,7 @@ impl MasterConfig {
         self.health.validate(path)?;
         self.repair.validate(path)?;
         self.balance.validate(path)?;
+        self.notify.validate(path)?;
         if self.gc.interval_sec == 0 {
             return Err(invalid(path, "gc.interval_sec", "must be > 0"));
         }
@@ -536,6 +573,32 @@ secret = "0123456789"
             .unwrap_err()
             .to_string();
         assert!(e.contains("max_bandwidth"), "{e}");
+    }
+
+    #[test]
+    fn notify_is_off_by_default_and_refuses_placeholders() {
+        let c = MasterConfig::parse(Path::new("m.toml"), MINIMAL).unwrap();
+        assert!(c.notify.lark_url.is_none());
+        let text = format!(
+            "{MINIMAL}[notify]\nlark_url = \"https://open.feishu.cn/open-apis/bot/v2/hook/t0k3n\"\n\
+             lark_secret = \"s3cr3t-value\"\n"
+        );
+        let c = MasterConfig::parse(Path::new("m.toml"), &text).unwrap();
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("t0k3n") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
+        let text = format!("{MINIMAL}[notify]\nlark_url = \"https://x/hook/REPLACE-ME\"\n");
+        let e = MasterConfig::parse(Path::new("m.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notify.lark_url"), "{e}");
+        let text = format!("{MINIMAL}[notify]\nlark_secret = \"abc\"\n");
+        let e = MasterConfig::parse(Path::new("m.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notify.lark_secret"), "{e}");
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! ([`service`]) authenticates every call ([`auth`]), proxies calls from followers to the
 //! leader, serves reads from the leader's database, places stripes ([`placement`]) on the
 //! disks that storage nodes report in their heartbeats ([`membership`]) and hands out shard
-//! capabilities; [`health`] keeps each disk's state (online, suspect, offline, draining).
+//! capabilities; [`health`] keeps each disk's state (online, suspect, offline, draining);
+//! [`events`] tells a Lark group when one changes, a repair ends or a balance starts.
 //! [`run`] is the daemon entry point (`kdss master -c master.toml`); `bench` (with the
 //! `bench` feature only) measures metadata operations against running masters.
 
@@ -18,6 +19,7 @@ pub mod bench;
 pub mod caller;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod membership;

@@ -116,6 +116,8 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         cfg.repair.clone(),
     );
     st.balance = cfg.balance.clone();
+    st.events = crate::events::Events::start(&cfg.notify, &cfg.cluster.id, cfg.master.id)
+        .map_err(|e| MasterError::Serve(format!("[notify]: {e}")))?;
     let st = Arc::new(st);
 
     let (stop, stop_rx) = watch::channel(false);

@@ -23,6 +23,8 @@ struct Memory {
     trackers: HashMap<u64, Tracker>,
     /// Error counters (I/O + checksum) at the previous window.
     errors: HashMap<u64, u64>,
+    /// Nodes online at the previous window (a node that leaves this set is reported lost).
+    online_nodes: std::collections::BTreeSet<String>,
 }
 
 /// Reloads the cached disk states from the replicated table.
@@ -52,6 +54,7 @@ pub async fn run(st: Arc<State>, cfg: HealthSection, mut stop: watch::Receiver<b
 
 /// Judges one window and records the changes.
 async fn leader_window(st: &State, cfg: &HealthSection, mem: &mut Memory) {
+    crate::events::node_transitions(st, &mut mem.online_nodes);
     let mut changed = false;
     for op in window(st, cfg, mem) {
         tracing::warn!(
@@ -61,8 +64,14 @@ async fn leader_window(st: &State, cfg: &HealthSection, mem: &mut Memory) {
             reason = %op.reason,
             "disk state changes"
         );
-        match st.propose(&Caller::service(), Op::SetDiskState(op)).await {
-            Ok(_) => changed = true,
+        match st
+            .propose(&Caller::service(), Op::SetDiskState(op.clone()))
+            .await
+        {
+            Ok(_) => {
+                changed = true;
+                crate::events::disk_state(st, &op, "the health pass");
+            }
             Err(e) => tracing::warn!(error = %e, "cannot record a disk state"),
         }
     }

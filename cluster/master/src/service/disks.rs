@@ -116,10 +116,15 @@ impl MasterService {
             reason: r.reason,
             by_operator: true,
         };
-        match self.st.propose(&caller, Op::SetDiskState(op)).await? {
+        match self
+            .st
+            .propose(&caller, Op::SetDiskState(op.clone()))
+            .await?
+        {
             Reply::Empty(_) => {}
             other => return Err(unexpected(other)),
         }
+        crate::events::disk_state(&self.st, &op, &format!("operator {}", caller.access_key));
         refresh(&self.st).await?;
         // Offline and draining disks have shards to rebuild or move: start now.
         self.st.jobs.repair_now();

@@ -73,6 +73,8 @@ pub struct State {
     pub jobs: crate::workers::Jobs,
     /// `[balance]`: the threshold `BalanceStatus` reports (defaults until the server sets it).
     pub balance: crate::config::BalanceSection,
+    /// Cluster events to Lark (off until the server starts it from `[notify]`).
+    pub events: crate::events::Events,
     channels: Mutex<HashMap<String, Channel>>,
     ready_term: AtomicU64,
 }
@@ -121,6 +123,7 @@ impl State {
             default_ec,
             jobs: crate::workers::Jobs::new(gc, repair),
             balance: crate::config::BalanceSection::default(),
+            events: crate::events::Events::off(),
             channels: Mutex::new(HashMap::new()),
             ready_term: AtomicU64::new(u64::MAX),
         }

@@ -346,6 +346,7 @@ impl Job for BalanceJob {
             self.state
                 .moves
                 .set_bandwidth(bandwidth(&st, &self.cfg).await);
+            crate::events::balance_started(&st, &self.state.phase(), spread);
             self.state.set_phase("running");
             let moved = self.round(&st, &disks, &progress).await?;
             if moved == 0 {

@@ -201,6 +201,7 @@ impl Job for RepairJob {
             self.state
                 .set_queue(&left.into_inner().expect("repair leftovers"));
         }
+        crate::events::repair_done(st, &progress.snapshot());
         Ok(())
     }
 }

@@ -41,6 +41,19 @@ pub enum Failure {
     Timeout,
 }
 
+fn error_labels(call: CallKind, kind: Failure) -> Labels {
+    let call = match call {
+        CallKind::Master => "master",
+        CallKind::Data => "data",
+    };
+    let kind = match kind {
+        Failure::Refused => "refused",
+        Failure::Io => "io",
+        Failure::Timeout => "timeout",
+    };
+    vec![("call".into(), call.into()), ("kind".into(), kind.into())]
+}
+
 /// The mount's metrics.
 pub struct KsfsMetrics {
     registry: Registry,
@@ -159,7 +172,7 @@ impl KsfsMetrics {
             errors.clone(),
         );
         r.register_collector(Box::new(CacheCollector { client }));
-        KsfsMetrics {
+        let m = KsfsMetrics {
             registry: r,
             ops,
             latency,
@@ -167,7 +180,14 @@ impl KsfsMetrics {
             read_bytes,
             written_bytes,
             errors,
+        };
+        // Every call and kind from the start, so a rule on them has a series at 0.
+        for call in [CallKind::Master, CallKind::Data] {
+            for kind in [Failure::Refused, Failure::Io, Failure::Timeout] {
+                let _ = m.errors.get_or_create(&error_labels(call, kind));
+            }
         }
+        m
     }
 
     /// Starts timing one kernel operation.

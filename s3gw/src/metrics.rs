@@ -114,6 +114,12 @@ impl GatewayMetrics {
             "requests received and not yet answered",
             m.in_flight.clone(),
         );
+        // Every code from the start, so a rule on auth failures has a series at 0.
+        for code in AUTH_CODES {
+            let _ = m
+                .auth_failures
+                .get_or_create(&vec![("code".into(), code.as_str().into())]);
+        }
         GatewayMetrics { registry: r, ..m }
     }
 

@@ -240,6 +240,10 @@ impl Metrics {
             "Shard bytes RebuildShard fetched from other nodes",
             rebuild_source_bytes.clone(),
         );
+        // Every outcome from the start, so a rule on one of them has a series at 0.
+        for outcome in ["copy", "decode", "too_few_sources", "refused", "failed"] {
+            let _ = rebuilds.get_or_create(&vec![("outcome".into(), outcome.into())]);
+        }
         registry.register_collector(Box::new(DiskCollector { disks }));
         Metrics {
             registry,

@@ -13,6 +13,7 @@ mod first_errors;
 mod gc_kills;
 mod grow;
 mod health;
+mod observability;
 mod repair;
 mod space;
 mod strays;

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(String, String)>;
+/// Reads one S.M.A.R.T. gauge value from a verdict.
+type SmartFn = fn(&crate::device::smart::SmartStatus) -> i64;
 /// Reads one gauge value of a disk.
 type GaugeFn = fn(&crate::engine::DiskStats, &Disk) -> i64;
 
@@ -182,7 +184,7 @@ impl DiskCollector {
         labels: &[Labels],
     ) -> Result<(), std::fmt::Error> {
         let smart: Vec<_> = self.disks.iter().map(|d| d.device().smart()).collect();
-        let rows: [(&str, &str, fn(&crate::device::smart::SmartStatus) -> i64); 2] = [
+        let rows: [(&str, &str, SmartFn); 2] = [
             (
                 "kdss_storage_disk_smart_available",
                 "1 when smartctl gave a verdict for the device (0 for files, loop devices, no smartctl)",

@@ -97,6 +97,11 @@ pub struct MountSection {
     /// Setuid/setgid bits take effect on exec (default false: FUSE mounts are `nosuid`).
     #[serde(default)]
     pub suid: bool,
+    /// `host:port` serving Prometheus `/metrics` for this mount (port 0 picks a free
+    /// port). None (the default): no listener, since an application host may not want
+    /// another open port.
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
     /// Older name of `[client] chunk_size`.
     #[serde(default)]
     pub chunk_size: Option<ByteSize>,
@@ -227,6 +232,15 @@ impl MountConfig {
         }
         if self.mount.mountpoint.as_os_str().is_empty() {
             return Err(invalid(path, "mount.mountpoint", "must not be empty"));
+        }
+        if let Some(m) = &self.mount.metrics_addr
+            && m.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                path,
+                "mount.metrics_addr",
+                format!("`{m}` is not host:port, e.g. 127.0.0.1:9020"),
+            ));
         }
         if let Err(e) = self.client_settings().validate() {
             // Named where the file gave it: an older `[mount]` name is reported as such.

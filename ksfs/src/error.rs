@@ -20,6 +20,11 @@ pub enum KsfsError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsListen {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }

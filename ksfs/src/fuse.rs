@@ -31,11 +31,17 @@ impl KsfsFuse {
         KsfsFuse { fs, rt }
     }
 
-    fn spawn<F>(&self, f: impl FnOnce(Arc<Ksfs>) -> F)
+    /// Runs kernel operation `op` on the runtime, timed and counted in the metrics.
+    fn spawn<F>(&self, op: &'static str, f: impl FnOnce(Arc<Ksfs>) -> F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.rt.spawn(f(self.fs.clone()));
+        let timer = self.fs.metrics.op(op);
+        let work = f(self.fs.clone());
+        self.rt.spawn(async move {
+            work.await;
+            drop(timer);
+        });
     }
 }
 
@@ -140,14 +146,14 @@ impl Filesystem for KsfsFuse {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = name.to_owned();
-        self.spawn(move |fs| async move {
+        self.spawn("lookup", move |fs| async move {
             let r = fs.lookup(fs.ino(parent), &name).await;
             entry(&fs, reply, r)
         });
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.spawn(move |fs| async move {
+        self.spawn("getattr", move |fs| async move {
             let r = fs.getattr(fs.ino(ino)).await;
             attr(&fs, reply, r)
         });
@@ -173,7 +179,7 @@ impl Filesystem for KsfsFuse {
     ) {
         let (atime_ns, atime_now) = time_ns(atime);
         let (mtime_ns, mtime_now) = time_ns(mtime);
-        self.spawn(move |fs| async move {
+        self.spawn("setattr", move |fs| async move {
             let req = pb::SetAttrRequest {
                 bucket: fs.bucket.clone(),
                 ino: fs.ino(ino),
@@ -193,7 +199,7 @@ impl Filesystem for KsfsFuse {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.spawn(move |fs| async move {
+        self.spawn("readlink", move |fs| async move {
             match fs.readlink(fs.ino(ino)).await {
                 Ok(t) => reply.data(&t),
                 Err(e) => reply.error(e),
@@ -212,7 +218,7 @@ impl Filesystem for KsfsFuse {
         reply: ReplyEntry,
     ) {
         let (who, name) = (caller(req), name.to_owned());
-        self.spawn(move |fs| async move {
+        self.spawn("mknod", move |fs| async move {
             let Some(kind) = kind_of_mode(mode).filter(|k| *k != pb::FileKind::Directory) else {
                 return reply.error(Errno::EINVAL);
             };
@@ -242,7 +248,7 @@ impl Filesystem for KsfsFuse {
         reply: ReplyEntry,
     ) {
         let (who, name) = (caller(req), name.to_owned());
-        self.spawn(move |fs| async move {
+        self.spawn("mkdir", move |fs| async move {
             let owner = fs.new_owner(fs.ino(parent), mode, umask, true, who).await;
             let (mode, gid, inherited) = match owner {
                 Ok(v) => v,
@@ -259,12 +265,16 @@ impl Filesystem for KsfsFuse {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(move |fs| async move { empty(reply, fs.unlink(fs.ino(parent), &name).await) });
+        self.spawn("unlink", move |fs| async move {
+            empty(reply, fs.unlink(fs.ino(parent), &name).await)
+        });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(move |fs| async move { empty(reply, fs.rmdir(fs.ino(parent), &name).await) });
+        self.spawn("rmdir", move |fs| async move {
+            empty(reply, fs.rmdir(fs.ino(parent), &name).await)
+        });
     }
 
     fn symlink(
@@ -277,7 +287,7 @@ impl Filesystem for KsfsFuse {
     ) {
         let who = caller(req);
         let (name, target) = (link_name.to_owned(), target.to_owned());
-        self.spawn(move |fs| async move {
+        self.spawn("symlink", move |fs| async move {
             let gid = match fs.new_owner(fs.ino(parent), 0o777, 0, false, who).await {
                 Ok((_, gid, _)) => gid,
                 Err(e) => return reply.error(e),
@@ -300,7 +310,7 @@ impl Filesystem for KsfsFuse {
     ) {
         let who = caller(req);
         let (name, newname): (OsString, OsString) = (name.to_owned(), newname.to_owned());
-        self.spawn(move |fs| async move {
+        self.spawn("rename", move |fs| async move {
             let (p, np) = (fs.ino(parent), fs.ino(newparent));
             let r = fs.rename(p, &name, np, &newname, flags.bits(), who).await;
             empty(reply, r)
@@ -316,14 +326,14 @@ impl Filesystem for KsfsFuse {
         reply: ReplyEntry,
     ) {
         let newname = newname.to_owned();
-        self.spawn(move |fs| async move {
+        self.spawn("link", move |fs| async move {
             let r = fs.link(fs.ino(ino), fs.ino(newparent), &newname).await;
             entry(&fs, reply, r)
         });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.spawn(move |fs| async move {
+        self.spawn("open", move |fs| async move {
             match fs.open(fs.ino(ino), is_read(flags)).await {
                 Ok(o) => {
                     let f = if o.keep_cache {
@@ -349,7 +359,7 @@ impl Filesystem for KsfsFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(move |fs| async move {
+        self.spawn("read", move |fs| async move {
             match fs.read(fs.ino(ino), offset, size).await {
                 Ok(b) => reply.data(&b),
                 Err(e) => reply.error(e),
@@ -370,7 +380,7 @@ impl Filesystem for KsfsFuse {
         reply: ReplyWrite,
     ) {
         let data = data.to_vec();
-        self.spawn(move |fs| async move {
+        self.spawn("write", move |fs| async move {
             match fs.write(fs.ino(ino), offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(e),
@@ -386,7 +396,9 @@ impl Filesystem for KsfsFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |fs| async move { empty(reply, fs.flush(fs.ino(ino)).await) });
+        self.spawn("flush", move |fs| async move {
+            empty(reply, fs.flush(fs.ino(ino)).await)
+        });
     }
 
     fn release(
@@ -399,7 +411,9 @@ impl Filesystem for KsfsFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |fs| async move { empty(reply, fs.release(fh.0).await) });
+        self.spawn("release", move |fs| async move {
+            empty(reply, fs.release(fh.0).await)
+        });
     }
 
     fn fsync(
@@ -410,7 +424,9 @@ impl Filesystem for KsfsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(move |fs| async move { empty(reply, fs.flush(fs.ino(ino)).await) });
+        self.spawn("fsync", move |fs| async move {
+            empty(reply, fs.flush(fs.ino(ino)).await)
+        });
     }
 
     fn readdir(
@@ -421,7 +437,7 @@ impl Filesystem for KsfsFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.spawn(move |fs| async move {
+        self.spawn("readdir", move |fs| async move {
             match fs.readdir(fs.ino(ino), offset, false).await {
                 Ok(items) => {
                     for d in items {
@@ -444,7 +460,7 @@ impl Filesystem for KsfsFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.spawn(move |fs| async move {
+        self.spawn("readdirplus", move |fs| async move {
             match fs.readdir(fs.ino(ino), offset, true).await {
                 Ok(items) => {
                     for d in items {
@@ -499,7 +515,7 @@ impl Filesystem for KsfsFuse {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.spawn(move |fs| async move {
+        self.spawn("statfs", move |fs| async move {
             match fs.statfs().await {
                 Ok(s) => {
                     let bsize = if s.block_size == 0 {
@@ -535,7 +551,7 @@ impl Filesystem for KsfsFuse {
         reply: ReplyEmpty,
     ) {
         let (name, value, who) = (name.to_owned(), value.to_vec(), caller(req));
-        self.spawn(move |fs| async move {
+        self.spawn("setxattr", move |fs| async move {
             let ino = fs.ino(ino);
             if name == "system.posix_acl_access" {
                 // The kernel leaves the mode bits an access ACL implies to us.
@@ -558,14 +574,14 @@ impl Filesystem for KsfsFuse {
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_owned();
-        self.spawn(move |fs| async move {
+        self.spawn("getxattr", move |fs| async move {
             let r = fs.getxattr(fs.ino(ino), &name).await;
             xattr_reply(reply, size, r)
         });
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.spawn(move |fs| async move {
+        self.spawn("listxattr", move |fs| async move {
             let r = fs.listxattr(fs.ino(ino)).await;
             xattr_reply(reply, size, r)
         });
@@ -573,7 +589,9 @@ impl Filesystem for KsfsFuse {
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(move |fs| async move { empty(reply, fs.removexattr(fs.ino(ino), &name).await) });
+        self.spawn("removexattr", move |fs| async move {
+            empty(reply, fs.removexattr(fs.ino(ino), &name).await)
+        });
     }
 
     fn create(
@@ -589,7 +607,7 @@ impl Filesystem for KsfsFuse {
         let (who, name) = (caller(req), name.to_owned());
         let exclusive = flags & libc::O_EXCL != 0;
         let write = is_write(OpenFlags(flags));
-        self.spawn(move |fs| async move {
+        self.spawn("create", move |fs| async move {
             let owner = fs.new_owner(fs.ino(parent), mode, umask, false, who).await;
             let (mode, gid, inherited) = match owner {
                 Ok(v) => v,
@@ -626,7 +644,7 @@ impl Filesystem for KsfsFuse {
         reply: ReplyEmpty,
     ) {
         let who = caller(req);
-        self.spawn(move |fs| async move {
+        self.spawn("fallocate", move |fs| async move {
             empty(
                 reply,
                 fs.fallocate(fs.ino(ino), offset, length, mode, who).await,

@@ -10,7 +10,7 @@
 //! adapter that hands requests to tokio and replies from the task), [`serve`] (connect,
 //! mount, serve until unmounted or `shutdown`, flush, unmount, on the caller's runtime)
 //! and [`run`] (the same on a runtime of its own until SIGINT/SIGTERM: `ksfs` and
-//! `kdss mount` call it).
+//! `kdss mount` call it); [`metrics`] (served on `[mount] metrics_addr` when set).
 
 pub mod atime;
 pub mod attr;
@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod fs;
 pub mod fuse;
+pub mod metrics;
 pub mod mount;
 
 pub use config::MountConfig;

@@ -117,6 +117,21 @@ pub async fn serve(
     }
     let (client, root) = connect(&cfg).await?;
     let timeout = cfg.timeout();
+    let metrics = Arc::new(crate::metrics::KsfsMetrics::new(client.clone()));
+    let metrics_task = match &cfg.mount.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| KsfsError::MetricsListen {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let bound = l.local_addr().map_err(KsfsError::Runtime)?;
+            tracing::info!(addr = %bound, "ksfs metrics at /metrics");
+            Some(tokio::spawn(crate::metrics::serve(l, metrics.clone())))
+        }
+    };
     let fs = Arc::new(Ksfs {
         client,
         bucket: cfg.auth.bucket.clone(),
@@ -132,6 +147,7 @@ pub async fn serve(
         atime_due: AtimeDue::default(),
         dir_modes: DirModes::default(),
         notifier: std::sync::OnceLock::new(),
+        metrics,
     });
     let keep_alive = {
         let fs = fs.clone();
@@ -181,6 +197,9 @@ pub async fn serve(
         fs.release_master(h).await;
     }
     keep_alive.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     tracing::info!("ksfs stopped");
     match served {
         Ok(Ok(())) => Ok(()),

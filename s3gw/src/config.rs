@@ -40,6 +40,11 @@ pub struct S3Section {
     /// How long a user's secret fetched from the master is reused, in seconds.
     #[serde(default = "default_secret_ttl")]
     pub secret_cache_secs: u64,
+    /// `host:port` serving Prometheus `/metrics` (port 0 picks a free port). A listener of
+    /// its own because on the S3 port `/metrics` is a bucket. None (the default): no
+    /// metrics listener.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
 }
 
 /// `[cluster]`.
@@ -90,6 +95,15 @@ impl S3Config {
                 path,
                 "s3.listen",
                 "expected host:port, e.g. 127.0.0.1:9000",
+            ));
+        }
+        if let Some(m) = &self.s3.metrics_listen
+            && m.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                path,
+                "s3.metrics_listen",
+                "expected host:port, e.g. 127.0.0.1:9010",
             ));
         }
         if self.s3.region.is_empty() {

@@ -6,7 +6,7 @@
 //! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
 //! area), [`auth`] (SigV4 forms; the primitives are `kdss_common::sigv4`, shared with
 //! kdss-cli's presigner), [`error`] (the one S3 error enum), [`dates`] (the two date
-//! forms requests carry); `bench` (the S3 benchmark and a raw HTTP/SigV4 client for tests)
+//! forms requests carry), [`metrics`] (served on `[s3] metrics_listen`); `bench` (the S3 benchmark and a raw HTTP/SigV4 client for tests)
 //! is built with the `bench` feature only.
 
 pub mod api;
@@ -20,6 +20,7 @@ pub mod checksum;
 pub mod config;
 pub mod dates;
 pub mod error;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod xml;
@@ -84,6 +85,24 @@ pub async fn serve(
             }
         }
     };
+    let metrics = Arc::new(metrics::GatewayMetrics::new());
+    if let Some(addr) = &cfg.s3.metrics_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
+        let bound = l.local_addr().map_err(GatewayError::Serve)?;
+        tracing::info!(addr = %bound, "s3 gateway metrics at /metrics");
+        let app = metrics::router(metrics.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+                tracing::warn!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
     let state = Arc::new(server::AppState {
         secrets: auth::secrets::SecretCache::new(
             client.clone(),
@@ -96,6 +115,7 @@ pub async fn serve(
         region: cfg.s3.region.clone(),
         domain: cfg.s3.domain.clone(),
         next_id: Default::default(),
+        metrics,
     });
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
     tracing::info!(%addr, region = %cfg.s3.region, "s3 gateway ready");

@@ -108,6 +108,42 @@ pub enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// The S3 operation's name, the `op` label of the gateway's metrics: one of a fixed
+    /// set, never a bucket or key.
+    pub fn name(&self) -> &'static str {
+        use Endpoint::*;
+        match self {
+            ListBuckets => "ListBuckets",
+            CreateBucket { .. } => "CreateBucket",
+            DeleteBucket { .. } => "DeleteBucket",
+            HeadBucket { .. } => "HeadBucket",
+            GetBucketLocation { .. } => "GetBucketLocation",
+            GetBucketVersioning { .. } => "GetBucketVersioning",
+            GetBucketAcl { .. } => "GetBucketAcl",
+            PutBucketAcl { .. } => "PutBucketAcl",
+            ListObjects { .. } => "ListObjects",
+            ListObjectVersions { .. } => "ListObjectVersions",
+            ListMultipartUploads { .. } => "ListMultipartUploads",
+            DeleteObjects { .. } => "DeleteObjects",
+            GetObject { .. } => "GetObject",
+            HeadObject { .. } => "HeadObject",
+            PutObject { .. } => "PutObject",
+            CopyObject { .. } => "CopyObject",
+            DeleteObject { .. } => "DeleteObject",
+            GetObjectAcl { .. } => "GetObjectAcl",
+            GetObjectAttributes { .. } => "GetObjectAttributes",
+            PutObjectAcl { .. } => "PutObjectAcl",
+            CreateMultipartUpload { .. } => "CreateMultipartUpload",
+            UploadPart { .. } => "UploadPart",
+            UploadPartCopy { .. } => "UploadPartCopy",
+            CompleteMultipartUpload { .. } => "CompleteMultipartUpload",
+            AbortMultipartUpload { .. } => "AbortMultipartUpload",
+            ListParts { .. } => "ListParts",
+        }
+    }
+}
+
 /// Bucket sub-resources we do not implement: answered with NotImplemented, not with
 /// a listing that a client would misread.
 const UNSUPPORTED: &[&str] = &[

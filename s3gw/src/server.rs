@@ -27,6 +27,8 @@ pub struct AppState {
     pub domain: Option<String>,
     /// Source of request ids.
     pub next_id: AtomicU64,
+    /// Request counts, latency and bytes (served on the metrics listener, never here).
+    pub metrics: Arc<crate::metrics::GatewayMetrics>,
 }
 
 /// The axum application.
@@ -40,13 +42,19 @@ fn request_id(state: &AppState) -> String {
 }
 
 async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let _in_flight = state.metrics.in_flight();
     let id = request_id(&state);
     let method = req.method().clone();
     let resource = req.uri().path().to_string();
-    let result = dispatch(&state, req).await;
+    let req = req.map(|b| state.metrics.count_received(b));
+    let mut op = crate::metrics::UNROUTED;
+    let result = dispatch(&state, req, &mut op).await;
+    let mut error = None;
     let mut resp = match result {
         Ok(r) => r,
         Err(e) => {
+            error = Some(e.code);
             if e.code.status().is_server_error() {
                 tracing::warn!(request_id = %id, %method, %resource, error = %e, "request failed");
             } else {
@@ -61,10 +69,16 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
     }
     resp.headers_mut()
         .insert("server", HeaderValue::from_static("kdss"));
-    resp
+    state.metrics.answered(op, resp.status(), error, started);
+    resp.map(|b| state.metrics.count_sent(b))
 }
 
-async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
+/// Verifies, routes and runs one request; `op` is set to the operation once it is known.
+async fn dispatch(
+    state: &AppState,
+    req: Request,
+    op: &mut &'static str,
+) -> S3Result<Response<Body>> {
     let (parts, body) = req.into_parts();
     if parts.method == Method::OPTIONS {
         return Err(S3Error::new(
@@ -83,6 +97,7 @@ async fn dispatch(state: &AppState, req: Request) -> S3Result<Response<Body>> {
         return Err(anonymous_refusal(state, &bucket).await);
     };
     let endpoint = router::route(&parts.method, bucket, key, &query, &parts.headers)?;
+    *op = endpoint.name();
     let ctx = Ctx {
         client: state.client.acting_for(&verified.access_key),
         user: verified.access_key,

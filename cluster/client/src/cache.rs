@@ -23,6 +23,10 @@ pub struct CacheStats {
     pub misses: u64,
     pub bytes: u64,
     pub entries: u64,
+    /// Stripe ranges read ahead into the cache for sequential readers.
+    pub prefetches: u64,
+    /// Bytes those read-aheads asked for.
+    pub prefetch_bytes: u64,
 }
 
 /// An LRU of shard blocks bounded by bytes, not entries.
@@ -31,6 +35,8 @@ pub struct BlockCache {
     budget: u64,
     hits: AtomicU64,
     misses: AtomicU64,
+    prefetches: AtomicU64,
+    prefetch_bytes: AtomicU64,
 }
 
 struct Inner {
@@ -49,6 +55,8 @@ impl BlockCache {
             budget,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            prefetches: AtomicU64::new(0),
+            prefetch_bytes: AtomicU64::new(0),
         }
     }
 
@@ -102,7 +110,15 @@ impl BlockCache {
             misses: self.misses.load(Ordering::Relaxed),
             bytes: g.bytes,
             entries: g.lru.len() as u64,
+            prefetches: self.prefetches.load(Ordering::Relaxed),
+            prefetch_bytes: self.prefetch_bytes.load(Ordering::Relaxed),
         }
+    }
+
+    /// Counts one read-ahead of `len` bytes into the cache (the metrics' prefetch figures).
+    pub fn note_prefetch(&self, len: u64) {
+        self.prefetches.fetch_add(1, Ordering::Relaxed);
+        self.prefetch_bytes.fetch_add(len, Ordering::Relaxed);
     }
 }
 
@@ -133,7 +149,9 @@ mod tests {
                 hits: 0,
                 misses: 0,
                 bytes: 0,
-                entries: 0
+                entries: 0,
+                prefetches: 0,
+                prefetch_bytes: 0,
             }
         );
     }

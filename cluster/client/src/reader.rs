@@ -329,6 +329,7 @@ impl FileReader {
                     break;
                 };
                 let (sh, opts) = (self.inner.sh.clone(), self.inner.opts.clone());
+                sh.cache.note_prefetch(len);
                 tokio::spawn(async move {
                     let _ = read_stripe_range(&sh, &stripe, stripe_offset, len, &opts).await;
                     drop(permit);

@@ -185,11 +185,17 @@ async fn mount(
     std::fs::create_dir_all(mp).with_context(|| format!("creating {}", mp.display()))?;
     let config = data.join("config").join("mount.toml");
     let log = data.join("logs").join("ksfs.log");
+    let extra = cluster
+        .layout
+        .mount_metrics
+        .as_ref()
+        .map(|m| format!("metrics_addr = {m:?}\n"))
+        .unwrap_or_default();
     let req = kdss_launch::MountRequest {
         name: "ksfs",
         bucket,
         mountpoint: mp,
-        extra: "",
+        extra: &extra,
         config: &config,
         log: &log,
     };
@@ -237,7 +243,16 @@ fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, da
             m.id, m.grpc, m.http
         );
     }
-    println!("  cluster.json  {}", json.display());
+    for g in &l.gateway_metrics {
+        println!("  s3gw metrics  http://{g}/metrics");
+    }
+    if let (Some(_), Some(m)) = (mp, &l.mount_metrics) {
+        println!("  ksfs metrics  http://{m}/metrics");
+    }
+    println!(
+        "  cluster.json  {}  (every metrics address; deploy/prometheus)",
+        json.display()
+    );
     println!();
     println!("Try:");
     if let Some(m) = mp {

@@ -140,7 +140,11 @@ impl LocalCluster {
         for (i, g) in self.layout.gateways.iter().enumerate() {
             write(
                 &self.config_path(&format!("s3gw-{}", i + 1)),
-                &configs::s3gw_toml(&self.layout, g),
+                &configs::s3gw_toml(
+                    &self.layout,
+                    g,
+                    self.layout.gateway_metrics.get(i).map(String::as_str),
+                ),
             )?;
         }
         Ok(())

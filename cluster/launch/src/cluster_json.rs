@@ -1,6 +1,8 @@
 //! `DIR/cluster.json`: what runs where, for scripts and tests (README, "The two commands").
 //! Rewritten when the cluster comes up, when a daemon dies (its pid becomes null) and when
 //! it stops (`"state": "stopped"`, no pids), so the file never shows dead processes as live.
+//! Every daemon and the mount name their Prometheus address in `metrics` (host:port,
+//! path `/metrics`), which is what a scrape config or a test points at.
 
 use crate::cluster::{LocalCluster, write};
 use crate::error::LaunchError;
@@ -32,6 +34,8 @@ pub struct MasterJson {
     pub id: u64,
     pub grpc: String,
     pub http: String,
+    /// Where `/metrics` is served (the HTTP port).
+    pub metrics: String,
     pub pid: Option<u32>,
     pub data: PathBuf,
 }
@@ -42,6 +46,8 @@ pub struct NodeJson {
     pub id: String,
     pub grpc: String,
     pub http: String,
+    /// Where `/metrics` is served (the HTTP port).
+    pub metrics: String,
     pub pid: Option<u32>,
     pub disks: Vec<PathBuf>,
 }
@@ -50,7 +56,17 @@ pub struct NodeJson {
 #[derive(Debug, Serialize)]
 pub struct GatewayJson {
     pub http: String,
+    /// Its metrics listener (never the S3 port, where `/metrics` is a bucket).
+    pub metrics: Option<String>,
     pub pid: Option<u32>,
+}
+
+/// One ksfs mount.
+#[derive(Debug, Serialize)]
+pub struct MountJson {
+    pub mountpoint: PathBuf,
+    /// Its metrics listener (`[mount] metrics_addr`).
+    pub metrics: Option<String>,
 }
 
 /// The whole file.
@@ -66,6 +82,8 @@ pub struct ClusterJson {
     pub masters: Vec<MasterJson>,
     pub storage_nodes: Vec<NodeJson>,
     pub s3gw: Vec<GatewayJson>,
+    /// The mount `kdss up` made (empty without one); `mountpoint` above is its path.
+    pub mounts: Vec<MountJson>,
 }
 
 impl LocalCluster {
@@ -78,11 +96,19 @@ impl LocalCluster {
             secret_key: l.admin_secret_key.clone(),
             region: l.region.clone(),
         });
+        let mounts = mountpoint
+            .iter()
+            .map(|mp| MountJson {
+                mountpoint: mp.clone(),
+                metrics: l.mount_metrics.clone(),
+            })
+            .collect();
         ClusterJson {
             state,
             s3,
             bucket: self.spec.bucket.clone(),
             mountpoint,
+            mounts,
             console: l
                 .masters
                 .first()
@@ -96,6 +122,7 @@ impl LocalCluster {
                     id: m.id,
                     grpc: m.grpc.clone(),
                     http: m.http.clone(),
+                    metrics: m.http.clone(),
                     pid: p.live_pid(),
                     data: m.data.clone(),
                 })
@@ -108,6 +135,7 @@ impl LocalCluster {
                     id: n.id.clone(),
                     grpc: n.grpc.clone(),
                     http: n.http.clone(),
+                    metrics: n.http.clone(),
                     pid: p.live_pid(),
                     disks: n.disks.clone(),
                 })
@@ -116,8 +144,10 @@ impl LocalCluster {
                 .gateways
                 .iter()
                 .zip(self.gateways.iter_mut())
-                .map(|(g, p)| GatewayJson {
+                .enumerate()
+                .map(|(i, (g, p))| GatewayJson {
                     http: g.clone(),
+                    metrics: l.gateway_metrics.get(i).cloned(),
                     pid: p.live_pid(),
                 })
                 .collect(),

@@ -57,10 +57,13 @@ pub fn storage_toml(l: &Layout, n: &NodeLayout, spec: &ClusterSpec) -> String {
     s
 }
 
-/// s3gw.toml for one gateway.
-pub fn s3gw_toml(l: &Layout, listen: &str) -> String {
+/// s3gw.toml for one gateway; `metrics` is its metrics listener, if any.
+pub fn s3gw_toml(l: &Layout, listen: &str, metrics: Option<&str>) -> String {
+    let metrics = metrics
+        .map(|m| format!("metrics_listen = {m:?}\n"))
+        .unwrap_or_default();
     format!(
-        "[s3]\nlisten = {listen:?}\nregion = {:?}\n\n[cluster]\nmasters = {}\nsecret = {:?}\n",
+        "[s3]\nlisten = {listen:?}\n{metrics}region = {:?}\n\n[cluster]\nmasters = {}\nsecret = {:?}\n",
         l.region,
         quoted_list(&l.master_addrs()),
         l.secret,

@@ -55,6 +55,13 @@ pub struct Layout {
     pub masters: Vec<MasterLayout>,
     pub nodes: Vec<NodeLayout>,
     pub gateways: Vec<String>,
+    /// Each gateway's metrics listener (`[s3] metrics_listen`), by gateway index. Absent
+    /// from layouts written before gateways had one; [`Layout::load_or_plan`] adds them.
+    #[serde(default)]
+    pub gateway_metrics: Vec<String>,
+    /// The metrics listener of the ksfs mount `kdss up` makes (`[mount] metrics_addr`).
+    #[serde(default)]
+    pub mount_metrics: Option<String>,
 }
 
 /// Storage node `i` (0-based; its id is `node-{i+1}`) with its device paths under `dir`.
@@ -106,6 +113,7 @@ impl Layout {
         }
         let mut l = Self::load(&spec.data_dir)?;
         l.check_shape(spec, &path)?;
+        l.add_metrics_ports(spec)?;
         let from = l.nodes.len();
         if spec.nodes == from {
             return Ok((l, Origin::Existing));
@@ -208,6 +216,28 @@ impl Layout {
         Ok(())
     }
 
+    /// Gives every gateway and the mount a metrics port when the layout has none yet (it
+    /// was planned before they had one, or is being planned now).
+    fn add_metrics_ports(&mut self, spec: &ClusterSpec) -> Result<(), LaunchError> {
+        let base = self.port_base();
+        let port = |p: u16| -> Result<String, LaunchError> {
+            let p = match (spec.ports, base) {
+                (PortPlan::Base(_), Some(_)) => p,
+                _ => ports::free_port()?,
+            };
+            Ok(format!("127.0.0.1:{p}"))
+        };
+        let b = base.unwrap_or(0);
+        for i in self.gateway_metrics.len()..self.gateways.len() {
+            let a = port(ports::gateway_metrics_port(b, i))?;
+            self.gateway_metrics.push(a);
+        }
+        if self.mount_metrics.is_none() {
+            self.mount_metrics = Some(port(ports::mount_metrics_port(b))?);
+        }
+        Ok(())
+    }
+
     /// A new layout for `spec` (fresh secrets, its ports), not yet saved.
     pub fn plan(spec: &ClusterSpec) -> Result<Layout, LaunchError> {
         // Daemons run with other working directories: every path in the layout is absolute.
@@ -243,7 +273,7 @@ impl Layout {
         for i in 0..spec.gateways {
             gateways.push(format!("127.0.0.1:{}", port(ports::gateway_port(b, i))?));
         }
-        Ok(Layout {
+        let mut l = Layout {
             cluster_id: format!("kdss-{}", random_hex(4)),
             secret: random_hex(32),
             admin_access_key: format!("KDSS{}", random_hex(8).to_uppercase()),
@@ -254,7 +284,11 @@ impl Layout {
             masters,
             nodes,
             gateways,
-        })
+            gateway_metrics: Vec::new(),
+            mount_metrics: None,
+        };
+        l.add_metrics_ports(spec)?;
+        Ok(l)
     }
 
     /// The master gRPC addresses.

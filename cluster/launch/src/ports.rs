@@ -3,7 +3,9 @@
 //!
 //! A port base `B` (`kdss up --port-base`, default 6700) places master i at B+10i (gRPC)
 //! and B+10i+1 (HTTP), storage node i at B+100+10i / B+100+10i+1 and S3 gateway i at
-//! B+2300+i, so the default base gives the documented 6700 / 6800 / 9000.
+//! B+2300+i, so the default base gives the documented 6700 / 6800 / 9000. Metrics
+//! listeners of their own: gateway i at B+2310+i (9010), the mount at B+2320 (9020);
+//! masters and storage nodes serve `/metrics` on their HTTP ports.
 
 use crate::error::LaunchError;
 use crate::layout::Layout;
@@ -15,6 +17,12 @@ pub const STANDARD_BASE: u16 = 6700;
 pub const NODE_OFFSET: u16 = 100;
 /// Offset of gateway 0's S3 port from the base.
 pub const GATEWAY_OFFSET: u16 = 2300;
+/// Offset of gateway 0's metrics port from the base.
+pub const GATEWAY_METRICS_OFFSET: u16 = 2310;
+/// Offset of the ksfs mount's metrics port from the base.
+pub const MOUNT_METRICS_OFFSET: u16 = 2320;
+/// Most gateways a port base has room for (below the gateways' metrics ports).
+pub const MAX_GATEWAYS: usize = 10;
 /// Most masters a port base has room for (their ports must stay below the nodes').
 pub const MAX_MASTERS: usize = 9;
 /// Most storage nodes a port base has room for (below the gateways' ports).
@@ -37,9 +45,19 @@ pub fn gateway_port(b: u16, i: usize) -> u16 {
     b + GATEWAY_OFFSET + i as u16
 }
 
+/// Gateway `i`'s metrics port for base `b`.
+pub fn gateway_metrics_port(b: u16, i: usize) -> u16 {
+    b + GATEWAY_METRICS_OFFSET + i as u16
+}
+
+/// The ksfs mount's metrics port for base `b`.
+pub fn mount_metrics_port(b: u16) -> u16 {
+    b + MOUNT_METRICS_OFFSET
+}
+
 /// Whether base `b` leaves room for the spec's daemons below port 65536.
-pub fn base_fits(b: u16, spec: &ClusterSpec) -> bool {
-    (b as usize) + GATEWAY_OFFSET as usize + spec.gateways <= u16::MAX as usize
+pub fn base_fits(b: u16, _spec: &ClusterSpec) -> bool {
+    (b as usize) + MOUNT_METRICS_OFFSET as usize <= u16::MAX as usize
 }
 
 /// Every port of a base plan for `spec`.
@@ -54,6 +72,8 @@ fn plan_ports(b: u16, spec: &ClusterSpec) -> Vec<u16> {
         v.extend([g, h]);
     }
     v.extend((0..spec.gateways).map(|i| gateway_port(b, i)));
+    v.extend((0..spec.gateways).map(|i| gateway_metrics_port(b, i)));
+    v.push(mount_metrics_port(b));
     v
 }
 
@@ -97,7 +117,7 @@ pub(crate) fn free_port() -> Result<u16, LaunchError> {
 /// range like [`free_port`]. For tests that run `kdss up --port-base` as a separate
 /// process, or that occupy one of its ports on purpose.
 pub fn free_port_base(spec: &ClusterSpec) -> Result<u16, LaunchError> {
-    let top = TEST_HIGH - GATEWAY_OFFSET - spec.gateways as u16;
+    let top = TEST_HIGH - MOUNT_METRICS_OFFSET - 1;
     let mut given = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..200 {
         let b = rand::random_range(TEST_LOW..top);
@@ -130,6 +150,12 @@ fn listeners(layout: &Layout) -> Vec<(String, String)> {
     for (i, g) in layout.gateways.iter().enumerate() {
         v.push((g.clone(), format!("s3gw-{} S3 endpoint", i + 1)));
     }
+    for (i, g) in layout.gateway_metrics.iter().enumerate() {
+        v.push((g.clone(), format!("s3gw-{} metrics", i + 1)));
+    }
+    if let Some(m) = &layout.mount_metrics {
+        v.push((m.clone(), "ksfs mount metrics".into()));
+    }
     v
 }
 
@@ -157,6 +183,8 @@ mod tests {
         assert_eq!(master_ports(STANDARD_BASE, 2), (6720, 6721));
         assert_eq!(node_ports(STANDARD_BASE, 3), (6830, 6831));
         assert_eq!(gateway_port(STANDARD_BASE, 0), 9000);
+        assert_eq!(gateway_metrics_port(STANDARD_BASE, 0), 9010);
+        assert_eq!(mount_metrics_port(STANDARD_BASE), 9020);
     }
 
     #[test]

@@ -99,20 +99,20 @@ impl ClusterSpec {
     }
 
     fn validate_port_base(&self, b: u16) -> Result<(), crate::LaunchError> {
-        use crate::ports::{MAX_MASTERS, MAX_NODES, base_fits};
+        use crate::ports::{MAX_GATEWAYS, MAX_MASTERS, MAX_NODES, base_fits};
         let bad = |m: String| Err(crate::LaunchError::Spec(m));
-        if self.masters > MAX_MASTERS || self.nodes > MAX_NODES {
+        if self.masters > MAX_MASTERS || self.nodes > MAX_NODES || self.gateways > MAX_GATEWAYS {
             return bad(format!(
-                "--port-base leaves room for at most {MAX_MASTERS} masters and {MAX_NODES} \
-                 storage nodes, got {} and {}",
-                self.masters, self.nodes
+                "--port-base leaves room for at most {MAX_MASTERS} masters, {MAX_NODES} \
+                 storage nodes and {MAX_GATEWAYS} gateways, got {}, {} and {}",
+                self.masters, self.nodes, self.gateways
             ));
         }
         if b < 1024 || !base_fits(b, self) {
             return bad(format!(
-                "--port-base {b} does not fit: the S3 gateway listens at base+2300, so the \
-                 base must be between 1024 and {}",
-                u16::MAX as usize - crate::ports::GATEWAY_OFFSET as usize - self.gateways
+                "--port-base {b} does not fit: the mount's metrics listen at base+2320, so \
+                 the base must be between 1024 and {}",
+                u16::MAX as usize - crate::ports::MOUNT_METRICS_OFFSET as usize
             ));
         }
         Ok(())

@@ -19,9 +19,7 @@ pub fn router(st: Arc<State>) -> Router {
 
 async fn metrics(AxState(st): AxState<Arc<State>>) -> impl IntoResponse {
     refresh_metrics(&st);
-    // Capacity walks every node's disks: once per scrape, not on every Raft change.
-    let c = st.registry.capacity();
-    st.metrics.update_capacity(&c, st.alert_pct, st.reject_pct);
+    refresh_cluster_metrics(&st).await;
     (
         [(
             "content-type",
@@ -46,6 +44,53 @@ async fn health(AxState(st): AxState<Arc<State>>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, axum::Json(body))
+}
+
+/// Refreshes what a scrape reads from the registry, the jobs and the database: walked
+/// once per scrape, not on every Raft change.
+async fn refresh_cluster_metrics(st: &State) {
+    let m = &st.metrics;
+    let c = st.registry.capacity();
+    m.update_capacity(&c, st.default_ec, st.alert_pct, st.reject_pct);
+    let reports = st.registry.reports();
+    let status = |d| st.registry.disk_status(d);
+    m.cluster.update_nodes(&reports, status);
+    let raft = st.raft.metrics().borrow().clone();
+    let matched = raft
+        .replication
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, l)| (id, l.map(|l| l.index)))
+        .collect();
+    m.cluster
+        .update_replication(raft.last_log_index.unwrap_or(0), &matched);
+    let jobs = &st.jobs;
+    m.jobs.update_repair(&jobs.repair_state.status());
+    let usage = crate::workers::balance::usage::disks(&reports, status);
+    let imbalance = crate::workers::balance::usage::imbalance(&usage);
+    m.jobs
+        .update_balance(&jobs.balance_state.moves.status(), imbalance);
+    for (name, h) in [
+        ("gc", &jobs.gc),
+        ("repair", &jobs.repair),
+        ("balance", &jobs.balance),
+    ] {
+        m.jobs.update_job(name, &h.status());
+    }
+    let pool = st.pool();
+    match (
+        kdss_meta::gc::pending(&pool).await,
+        kdss_meta::trash::totals(&pool).await,
+    ) {
+        (Ok(p), Ok((items, bytes))) => m.jobs.update_gc_backlog(crate::metrics::jobs::GcBacklog {
+            stripes: p.stripes,
+            shards: p.shards,
+            bytes: p.bytes,
+            trash_items: items,
+            trash_bytes: bytes,
+        }),
+        (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "metrics: GC backlog unreadable"),
+    }
 }
 
 /// Copies openraft's view into the Prometheus gauges.

@@ -333,7 +333,7 @@ async fn allocation_spreads_shards_and_signs_capabilities() {
         .unwrap();
     assert_eq!(code, 200);
     assert!(
-        body.contains("kdss_master_raft_term") && body.contains("kdss_master_op_seconds"),
+        body.contains("kdss_master_raft_term") && body.contains("kdss_master_op_duration_seconds"),
         "{body}"
     );
     let (code, _) = common::http_get(&m.http_addr.to_string(), "/health")

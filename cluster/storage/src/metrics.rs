@@ -1,11 +1,14 @@
 //! Prometheus metrics of a storage node: request counts and latency histograms per gRPC
 //! operation, and per-disk counters and gauges (bytes and records written/read, errors,
 //! capacity/used/dead/free bytes, compaction and scrub progress) read from the engines at
-//! scrape time.
+//! scrape time: device latency histograms per disk and kind of call, and the
+//! S.M.A.R.T. verdict where the device has one.
 
+use crate::device::latency::IoKind;
 use crate::engine::{Disk, DiskCounters};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -15,6 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(String, String)>;
+/// Reads one S.M.A.R.T. gauge value from a verdict.
+type SmartFn = fn(&crate::device::smart::SmartStatus) -> i64;
 /// Reads one gauge value of a disk.
 type GaugeFn = fn(&crate::engine::DiskStats, &Disk) -> i64;
 
@@ -142,6 +147,61 @@ impl Collector for DiskCollector {
                 ConstGauge::new(f(s, d)).encode(me.encode_family(l)?)?;
             }
         }
+        self.encode_io_latency(&mut encoder, &labels)?;
+        self.encode_smart(&mut encoder, &labels)
+    }
+}
+
+impl DiskCollector {
+    /// `kdss_storage_disk_io_seconds{op="read"|"write"}`: every pread, and every pwritev
+    /// and fdatasync, as the device layer timed them.
+    fn encode_io_latency(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        labels: &[Labels],
+    ) -> Result<(), std::fmt::Error> {
+        let mut me = encoder.encode_descriptor(
+            "kdss_storage_disk_io_duration_seconds",
+            "Device call latency: op=read is pread, op=write is pwritev and fdatasync",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (d, l) in self.disks.iter().zip(labels) {
+            for (kind, op) in [(IoKind::Read, "read"), (IoKind::Write, "write")] {
+                let mut l = l.clone();
+                l.push(("op".into(), op.into()));
+                let h = d.device().latency().histogram(kind);
+                h.encode(me.encode_family(&l)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The S.M.A.R.T. verdict: whether the device gave one, and whether it says failing.
+    fn encode_smart(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        labels: &[Labels],
+    ) -> Result<(), std::fmt::Error> {
+        let smart: Vec<_> = self.disks.iter().map(|d| d.device().smart()).collect();
+        let rows: [(&str, &str, SmartFn); 2] = [
+            (
+                "kdss_storage_disk_smart_available",
+                "1 when smartctl gave a verdict for the device (0 for files, loop devices, no smartctl)",
+                |s| i64::from(s.text == "PASSED" || s.text == "FAILED"),
+            ),
+            (
+                "kdss_storage_disk_smart_failing",
+                "1 when the device's own S.M.A.R.T. self-assessment reports failure",
+                |s| i64::from(s.failing),
+            ),
+        ];
+        for (name, help, f) in rows {
+            let mut me = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (s, l) in smart.iter().zip(labels) {
+                ConstGauge::new(f(s)).encode(me.encode_family(l)?)?;
+            }
+        }
         Ok(())
     }
 }
@@ -160,7 +220,7 @@ impl Metrics {
             requests.clone(),
         );
         registry.register(
-            "kdss_storage_request_seconds",
+            "kdss_storage_request_duration_seconds",
             "gRPC request latency by operation (put/delete include the group-commit fsync)",
             latency.clone(),
         );
@@ -182,6 +242,10 @@ impl Metrics {
             "Shard bytes RebuildShard fetched from other nodes",
             rebuild_source_bytes.clone(),
         );
+        // Every outcome from the start, so a rule on one of them has a series at 0.
+        for outcome in ["copy", "decode", "too_few_sources", "refused", "failed"] {
+            let _ = rebuilds.get_or_create(&vec![("outcome".into(), outcome.into())]);
+        }
         registry.register_collector(Box::new(DiskCollector { disks }));
         Metrics {
             registry,

@@ -303,7 +303,8 @@ impl Ksfs {
         };
         drop(d);
         let out = self.data(reader.read_at(offset, size as u64)).await;
-        if out.is_ok() {
+        if let Ok(b) = &out {
+            self.metrics.read(b.len());
             self.touch_atime(ino).await;
         }
         self.files.forget_if_idle(ino);
@@ -319,6 +320,7 @@ impl Ksfs {
             .writer
             .get_or_insert_with(|| self.client.file_writer(&self.bucket, ino));
         self.data(w.write_at(offset, data)).await?;
+        self.metrics.written(data.len());
         d.dirty_end.fetch_max(end, Ordering::AcqRel);
         d.dirty_mtime_ns
             .store(kdss_common::time::now_ns(), Ordering::Release);

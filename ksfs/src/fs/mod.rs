@@ -19,6 +19,7 @@ pub use owner::{Caller, DirModes, acl_mode};
 
 use crate::atime::AtimePolicy;
 use crate::attr::InoMap;
+use crate::metrics::{CallKind, Failure};
 use fuser::Errno;
 use kdss_client::{Client, ClientError};
 use std::future::Future;
@@ -54,6 +55,8 @@ pub struct Ksfs {
     pub dir_modes: DirModes,
     /// Tells the kernel about changes it did not ask for (set once the session exists).
     pub notifier: std::sync::OnceLock<fuser::Notifier>,
+    /// Operation counts and latency, bytes, failed cluster calls (`/metrics`).
+    pub metrics: std::sync::Arc<crate::metrics::KsfsMetrics>,
 }
 
 /// The errno a client failure shows to the caller.
@@ -87,10 +90,12 @@ impl Ksfs {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "master call failed");
-                Err(errno(&e))
+                Err(self.count_error(CallKind::Master, errno(&e)))
             }
             Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "master call timed out: EIO");
+                self.metrics
+                    .cluster_error(CallKind::Master, Failure::Timeout);
                 Err(Errno::EIO)
             }
         }
@@ -105,13 +110,25 @@ impl Ksfs {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "data call failed");
-                Err(errno(&e))
+                Err(self.count_error(CallKind::Data, errno(&e)))
             }
             Err(_) => {
                 tracing::warn!(timeout = ?self.data_timeout, "data call timed out: EIO");
+                self.metrics.cluster_error(CallKind::Data, Failure::Timeout);
                 Err(Errno::EIO)
             }
         }
+    }
+
+    /// Counts a failed cluster call by the errno it gives the caller; returns that errno.
+    fn count_error(&self, call: CallKind, e: Errno) -> Errno {
+        let kind = if e == Errno::EIO {
+            Failure::Io
+        } else {
+            Failure::Refused
+        };
+        self.metrics.cluster_error(call, kind);
+        e
     }
 }
 

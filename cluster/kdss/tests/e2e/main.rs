@@ -14,6 +14,7 @@ mod gc_kills;
 mod grow;
 mod health;
 mod notify;
+mod observability;
 mod repair;
 mod space;
 mod strays;

@@ -2,6 +2,7 @@
 //! included, so an injected slow disk looks slow), and the heartbeat reports p50/p99 over
 //! the recent window. The master compares these with other disks' to find slow ones.
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -36,6 +37,14 @@ pub struct Percentiles {
 pub struct LatencyRecorder {
     window: Duration,
     samples: Mutex<[VecDeque<(Instant, u64)>; 2]>,
+    /// Every call since the disk opened, in seconds: the window above serves the health
+    /// pass, these serve Prometheus, which computes its own percentiles over any range.
+    histograms: [Histogram; 2],
+}
+
+/// Buckets of the device latency histograms: 50 µs to about 6.5 s.
+fn device_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
 }
 
 impl Default for LatencyRecorder {
@@ -57,7 +66,13 @@ impl LatencyRecorder {
         LatencyRecorder {
             window,
             samples: Mutex::new([VecDeque::new(), VecDeque::new()]),
+            histograms: [device_histogram(), device_histogram()],
         }
+    }
+
+    /// The cumulative histogram of `kind` (seconds), for `/metrics`.
+    pub fn histogram(&self, kind: IoKind) -> &Histogram {
+        &self.histograms[slot(kind)]
     }
 
     /// The window the percentiles cover.
@@ -67,6 +82,7 @@ impl LatencyRecorder {
 
     /// Records one call that took `took`.
     pub fn record(&self, kind: IoKind, took: Duration) {
+        self.histograms[slot(kind)].observe(took.as_secs_f64());
         let now = Instant::now();
         let mut s = self.samples.lock().expect("latency lock");
         let q = &mut s[slot(kind)];

@@ -1,5 +1,11 @@
 //! Prometheus metrics of a master: Raft position (term, leader, commit and apply index, apply
-//! lag), log group-commit counters, and a latency histogram per operation.
+//! lag), log group-commit counters, and a latency histogram per operation; the cluster as
+//! this master sees it ([`cluster`]: nodes, disks, capacity, replication lag) and the
+//! leader's background jobs ([`jobs`]: repair, balance, GC). Every name is listed with
+//! its type, labels and meaning in docs/metrics.md.
+
+pub mod cluster;
+pub mod jobs;
 
 use crate::raft::log_store::LogStats;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -36,12 +42,18 @@ pub struct Metrics {
     log_entries: Counter,
     ops: Family<OpLabel, Histogram>,
     log_stats: Arc<LogStats>,
+    /// Nodes, disks, capacity and replication gauges.
+    pub cluster: cluster::ClusterGauges,
+    /// Repair, balance and GC metrics.
+    pub jobs: jobs::JobMetrics,
 }
 
 impl Metrics {
     /// Registers every metric; `log_stats` are the log store's counters.
     pub fn new(log_stats: Arc<LogStats>) -> Self {
         let mut r = Registry::with_prefix("kdss_master");
+        let cluster = cluster::ClusterGauges::register(&mut r);
+        let jobs = jobs::JobMetrics::register(&mut r);
         let m = Metrics {
             registry: std::sync::Mutex::new(Registry::default()),
             term: Gauge::default(),
@@ -60,6 +72,8 @@ impl Metrics {
                 Histogram::new(exponential_buckets(0.0001, 2.0, 16))
             }),
             log_stats,
+            cluster,
+            jobs,
         };
         r.register("raft_term", "current Raft term", m.term.clone());
         r.register(
@@ -83,7 +97,7 @@ impl Metrics {
             m.applied_index.clone(),
         );
         r.register(
-            "raft_apply_lag",
+            "raft_apply_lag_entries",
             "committed but not yet applied entries",
             m.apply_lag.clone(),
         );
@@ -97,7 +111,11 @@ impl Metrics {
             "log entries written",
             m.log_entries.clone(),
         );
-        r.register("op_seconds", "latency of master operations", m.ops.clone());
+        r.register(
+            "op_duration_seconds",
+            "latency of master operations by gRPC method",
+            m.ops.clone(),
+        );
         r.register(
             "capacity_raw_bytes",
             "raw capacity of the online disks",
@@ -144,15 +162,20 @@ impl Metrics {
         self.apply_lag.set(commit.saturating_sub(applied) as i64);
         let b = self.log_stats.batches.load(Ordering::Relaxed);
         let e = self.log_stats.entries.load(Ordering::Relaxed);
-        self.log_batches
-            .inc_by(b.saturating_sub(self.log_batches.get()));
-        self.log_entries
-            .inc_by(e.saturating_sub(self.log_entries.get()));
+        jobs::advance(&self.log_batches, b);
+        jobs::advance(&self.log_entries, e);
     }
 
     /// Refreshes the capacity gauges from `c`: raw and used bytes, and whether the used
     /// share reached the alert and reject thresholds (percent).
-    pub fn update_capacity(&self, c: &crate::membership::Capacity, alert_pct: u8, reject_pct: u8) {
+    pub fn update_capacity(
+        &self,
+        c: &crate::membership::Capacity,
+        ec: kdss_common::EcPolicy,
+        alert_pct: u8,
+        reject_pct: u8,
+    ) {
+        self.cluster.update_capacity(c, ec);
         let reached = |t: u8| i64::from(c.used_pct().is_some_and(|p| p >= u64::from(t)));
         self.capacity_raw.set(c.capacity as i64);
         self.capacity_used.set(c.used as i64);

@@ -102,6 +102,58 @@ fn full_device_refuses_before_acknowledging_anything_partial() {
     }
 }
 
+/// Fills a device with 100 kB shards until it refuses one; returns those it took.
+fn fill_until_full(d: &Disk, first: u64) -> Vec<kdss_storage::engine::ShardKey> {
+    let mut acked = Vec::new();
+    loop {
+        let k = key(first + acked.len() as u64, 0);
+        match d.put_bytes(k, &content(k, 100_000)) {
+            Ok(_) => acked.push(k),
+            Err(StorageError::DiskFull { .. }) => return acked,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(acked.len() < 1000);
+    }
+}
+
+#[test]
+fn a_full_device_still_takes_deletes_and_compaction_gives_the_space_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = fresh(dir.path(), 4 << 20, 256 << 10);
+    let d = Disk::open(&p, CLUSTER, OpenOptions::default()).unwrap();
+    let acked = fill_until_full(&d, 0);
+    assert!(acked.len() >= 20, "{} shards", acked.len());
+    assert!(d.stats().free < 100_000, "{:?}", d.stats());
+    // More tombstones than the open segment has room for: they go on into the segment
+    // that new shards leave free.
+    for k in &acked {
+        assert!(d.delete(*k).unwrap(), "delete {k:?} on the full disk");
+    }
+    drop(d);
+    let d = Disk::open(&p, CLUSTER, OpenOptions::default()).unwrap();
+    for k in &acked {
+        assert!(matches!(
+            d.read(*k, 0, 0),
+            Err(StorageError::NotFound { .. })
+        ));
+    }
+    let mut freed = 0;
+    while d.compact_once(0.5).unwrap().is_some() {
+        freed += 1;
+    }
+    assert!(freed >= 10, "{freed} segments freed");
+    let again = fill_until_full(&d, 10_000);
+    assert!(
+        again.len() * 4 >= acked.len() * 3,
+        "{} shards fit after compaction, {} before",
+        again.len(),
+        acked.len()
+    );
+    for k in &again {
+        assert_eq!(d.read(*k, 0, 0).unwrap().data(), &content(*k, 100_000)[..]);
+    }
+}
+
 #[test]
 fn shard_failing_its_checksum_is_an_error_never_data() {
     let dir = tempfile::tempdir().unwrap();

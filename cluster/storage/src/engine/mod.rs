@@ -443,12 +443,14 @@ impl Disk {
             .count() as u64;
         let free_segs = st.free_segments();
         drop(st);
-        // The last free segment is the compactor's reserve.
-        let free = free.saturating_sub(if free_segs > 0 {
-            geo.segment_size - kdss_format::BLOCK
-        } else {
+        // What new shards may use: the reserved free segments are for tombstones and the
+        // compactor, and an open segment taken out of them is theirs too.
+        let reserve = writer::PUT_RESERVE_SEGMENTS;
+        let free = if free_segs < reserve {
             0
-        });
+        } else {
+            free - reserve as u64 * (geo.segment_size - kdss_format::BLOCK)
+        };
         DiskStats {
             capacity: geo.capacity(),
             used,

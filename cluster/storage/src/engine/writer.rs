@@ -18,6 +18,12 @@ use tokio::sync::oneshot;
 /// Most bytes one batch writes before it is synced.
 const MAX_BATCH_BYTES: u64 = 64 << 20;
 
+/// Free segments that new shards leave untouched. A full disk must still take tombstones,
+/// since deletes are how its space comes back, so new shards stop two segments short;
+/// tombstones stop one short, which stays the compactor's: it needs a whole free segment to
+/// move a victim's live records into before the victim is freed.
+pub(crate) const PUT_RESERVE_SEGMENTS: usize = 2;
+
 /// What a caller asks the writer for.
 pub(crate) enum Op {
     /// New shard data in a record buffer (data at offset 64).
@@ -31,6 +37,17 @@ pub(crate) enum Op {
         kind: RecordKind,
         expect: Loc,
     },
+}
+
+impl Op {
+    /// Free segments this append must leave behind.
+    fn reserved_segments(&self) -> usize {
+        match self {
+            Op::Put { .. } => PUT_RESERVE_SEGMENTS,
+            Op::Delete => 1,
+            Op::Relocate { .. } => 0,
+        }
+    }
 }
 
 /// Where a durable record landed.
@@ -208,7 +225,8 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                 ),
             };
             let fp = record_footprint(len as u64);
-            let placed = inner.allocate(&mut st, fp, expect.is_some(), &mut seg_headers);
+            let reserve = req.op.reserved_segments();
+            let placed = inner.allocate(&mut st, fp, reserve, &mut seg_headers);
             let (seg, offset) = match placed {
                 Ok(p) => p,
                 Err(e) => {
@@ -314,15 +332,15 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
 }
 
 impl Inner {
-    /// Places `fp` bytes in the open segment, opening a new one when it is full. The last
-    /// free segment is kept for the compactor (`reserve` = false for foreground writes), so
-    /// that a full disk can still be compacted. A full device is refused here, before
-    /// anything is written.
+    /// Places `fp` bytes in the open segment, opening a new one when it is full, as long as
+    /// `reserve` free segments stay untouched (see [`PUT_RESERVE_SEGMENTS`]): a segment that
+    /// a tombstone or the compactor opened out of the reserve takes no new shards. A full
+    /// device is refused here, before anything is written.
     fn allocate(
         &self,
         st: &mut super::index::State,
         fp: u64,
-        may_use_reserve: bool,
+        reserve: usize,
         seg_headers: &mut Vec<(u64, AlignedBuf)>,
     ) -> Result<(u32, u64), StorageError> {
         let geo = &self.geo;
@@ -333,7 +351,8 @@ impl Inner {
                 max: geo.max_shard_len(),
             });
         }
-        if let Some(o) = st.open {
+        let free = st.free_segments();
+        if let Some(o) = st.open.filter(|_| free >= reserve) {
             let s = &mut st.segs[o as usize];
             if s.write_ptr + fp <= geo.segment_size {
                 let off = geo.seg_offset(o) + s.write_ptr;
@@ -341,16 +360,16 @@ impl Inner {
                 return Ok((o, off));
             }
         }
-        let free = st.free_segments();
-        if free == 0 || (!may_use_reserve && free <= 1) {
+        if free <= reserve {
             let open_left = st
                 .open
+                .filter(|_| free >= reserve)
                 .map(|o| geo.segment_size - st.segs[o as usize].write_ptr)
                 .unwrap_or(0);
             return Err(StorageError::DiskFull {
                 disk: self.id,
                 need: fp,
-                free: open_left + free.saturating_sub(1) as u64 * (geo.segment_size - BLOCK),
+                free: open_left + free.saturating_sub(reserve) as u64 * (geo.segment_size - BLOCK),
             });
         }
         if let Some(o) = st.open {

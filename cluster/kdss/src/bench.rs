@@ -60,8 +60,10 @@ pub enum BenchCmd {
     },
     /// Balance on a running cluster, in two steps: `--fill SIZE` writes data and stops;
     /// after `kdss up --nodes N+1` adds a node, a run without it measures the client alone,
-    /// a balance under `--limit` for `--limited-secs`, then an unlimited balance to the end
-    /// under the client's write/read loop (rates, and the client's throughput meanwhile).
+    /// a balance under `--limit` for `--limited-secs`, an unlimited one for as long under
+    /// the client's write/read loop (it yields to a busy client: [balance]
+    /// pause_client_per_disk), then the same balance to the end with the client gone
+    /// (rates, and the client's throughput meanwhile).
     Balance {
         #[command(flatten)]
         target: Target,
@@ -71,7 +73,7 @@ pub enum BenchCmd {
         /// Bandwidth of the limited balance, e.g. 20MiB/s.
         #[arg(long, value_parser = kdss_common::size::parse_rate, default_value = "20MiB/s")]
         limit: u64,
-        /// Seconds the limited balance runs before it is stopped.
+        /// Seconds the limited balance, then the one under the client loop, run.
         #[arg(long, default_value_t = 20)]
         limited_secs: u64,
         /// Bytes of one foreground write-then-read round.

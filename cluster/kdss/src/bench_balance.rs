@@ -5,8 +5,9 @@
 //! Balance needs an uneven cluster, which only growing makes, so the bench has two steps:
 //! `--fill` writes data into the cluster as it is; after `kdss up --nodes N+1` adds a node,
 //! a run without `--fill` measures: the client alone, then a balance under `--limit` for
-//! `--limited-secs` (stopped after), then an unlimited balance to the end under the
-//! client's write/read loop.
+//! `--limited-secs` (stopped after), then an unlimited one for as long under the client's
+//! write/read loop (where it yields to a busy client), then the same balance to the end
+//! with the client gone.
 
 use crate::bench_load::{Loop, PREFIX, fill, mib_s, round};
 use kdss_client::{Client, ClientConfig};
@@ -97,9 +98,40 @@ pub async fn run(o: BalanceBench) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // Unlimited, to the end, under the client loop.
+    // Unlimited under the client loop, for the same time: the balance yields to a busy
+    // client ([balance] pause_client_per_disk), so this shows what the client keeps.
     let load = Loop::start(&c, b, &key, o.round);
     let before = start(&c, 0).await?;
+    let t = Instant::now();
+    let mut states = Vec::new();
+    while t.elapsed() < o.limited {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let s = status(&c).await?;
+        if !states.contains(&s.state) {
+            states.push(s.state.clone());
+        }
+    }
+    let mid = status(&c).await?;
+    let took = t.elapsed();
+    let (rounds, w1, r1) = load.stop().await?;
+    let moved = mid.done_bytes.saturating_sub(before.done_bytes);
+    println!(
+        "balance without a limit under the client loop: {} MiB moved in {:.1} s = {:.1} MiB/s; \
+         states seen: {}",
+        moved >> 20,
+        took.as_secs_f64(),
+        mib_s(moved, took),
+        states.join(" | ")
+    );
+    println!(
+        "  foreground meanwhile ({rounds} round(s)): write {w1:.0} MiB/s ({:.0} % of no \
+         balance), read {r1:.0} MiB/s ({:.0} %)",
+        w1 * 100.0 / w0,
+        r1 * 100.0 / r0
+    );
+
+    // The client gone, the balance runs unlimited to the end.
+    let before = mid;
     let t = Instant::now();
     let end = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -114,23 +146,16 @@ pub async fn run(o: BalanceBench) -> anyhow::Result<()> {
         );
     };
     let took = t.elapsed();
-    let (rounds, w1, r1) = load.stop().await?;
     let moved = end.done_bytes.saturating_sub(before.done_bytes);
     println!(
-        "balance without a limit: {} shard(s), {} MiB in {:.1} s = {:.1} MiB/s, ended {:?} \
-         with the imbalance at {:.1} points",
+        "balance without a limit, client idle: {} shard(s), {} MiB in {:.1} s = {:.1} MiB/s, \
+         ended {:?} with the imbalance at {:.1} points",
         end.done_shards.saturating_sub(before.done_shards),
         moved >> 20,
         took.as_secs_f64(),
         mib_s(moved, took),
         end.state,
         end.imbalance_pct
-    );
-    println!(
-        "  foreground meanwhile ({rounds} round(s)): write {w1:.0} MiB/s ({:.0} % of no \
-         balance), read {r1:.0} MiB/s ({:.0} %)",
-        w1 * 100.0 / w0,
-        r1 * 100.0 / r0
     );
     c.delete_object(b, &key).await?;
     Ok(())

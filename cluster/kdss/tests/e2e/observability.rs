@@ -343,8 +343,10 @@ async fn prometheus_scrapes_every_metric_the_rules_and_dashboards_use_and_pages_
             wanted.insert((n, file.clone()));
         }
     }
+    // Prometheus scrapes its targets one by one, the first pass over a few seconds: wait
+    // for every name and every target before judging.
     let t = Instant::now();
-    let missing = loop {
+    let (missing, targets) = loop {
         let names = api(&addr, "/api/v1/label/__name__/values");
         let have: BTreeSet<&str> = names["data"]
             .as_array()
@@ -354,13 +356,16 @@ async fn prometheus_scrapes_every_metric_the_rules_and_dashboards_use_and_pages_
             .iter()
             .filter(|(n, _)| !have.contains(n.as_str()))
             .collect();
-        if missing.is_empty() || t.elapsed() > Duration::from_secs(60) {
-            break format!("{missing:?}");
+        let targets = api(&addr, "/api/v1/targets");
+        let all_up = targets["data"]["activeTargets"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|t| t["health"] == "up"));
+        if (missing.is_empty() && all_up) || t.elapsed() > Duration::from_secs(60) {
+            break (format!("{missing:?}"), targets);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(missing, "[]", "metric names used but never scraped");
-    let targets = api(&addr, "/api/v1/targets");
     let active = targets["data"]["activeTargets"].as_array().unwrap();
     assert!(
         active.iter().all(|t| t["health"] == "up"),

@@ -322,7 +322,7 @@ pub struct BalanceSection {
     /// 80 % of this. 0 never waits.
     #[serde(
         default = "default_balance_pause_client",
-        deserialize_with = "de_bandwidth"
+        deserialize_with = "de_pause_client"
     )]
     pub pause_client_per_disk: u64,
 }
@@ -377,6 +377,16 @@ impl BalanceSection {
 
 /// A rate written as bytes per second or as a size with an optional `/s` (`"100MiB/s"`).
 fn de_bandwidth<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_rate(d, "balance.max_bandwidth")
+}
+
+fn de_pause_client<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_rate(d, "balance.pause_client_per_disk")
+}
+
+/// A rate as an integer of bytes/s or a size string with an optional `/s`; a bad one is
+/// refused with `key` named.
+fn de_rate<'de, D: serde::Deserializer<'de>>(d: D, key: &str) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -385,7 +395,8 @@ fn de_bandwidth<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error>
     }
     match Raw::deserialize(d)? {
         Raw::Int(n) => Ok(n),
-        Raw::Text(s) => kdss_common::size::parse_rate(&s).map_err(serde::de::Error::custom),
+        Raw::Text(s) => kdss_common::size::parse_rate(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{key}: {e}"))),
     }
 }
 

@@ -202,7 +202,7 @@ async fn capabilities_are_checked_before_any_disk_io() {
         "{body}"
     );
     assert!(
-        body.contains("kdss_storage_request_seconds_bucket"),
+        body.contains("kdss_storage_request_duration_seconds_bucket"),
         "{body}"
     );
     assert!(body.contains("result=\"error\""), "{body}");

@@ -212,21 +212,7 @@ impl KsfsMetrics {
 
     /// Counts one failed cluster call.
     pub fn cluster_error(&self, call: CallKind, kind: Failure) {
-        let call = match call {
-            CallKind::Master => "master",
-            CallKind::Data => "data",
-        };
-        let kind = match kind {
-            Failure::Refused => "refused",
-            Failure::Io => "io",
-            Failure::Timeout => "timeout",
-        };
-        self.errors
-            .get_or_create(&vec![
-                ("call".into(), call.into()),
-                ("kind".into(), kind.into()),
-            ])
-            .inc();
+        self.errors.get_or_create(&error_labels(call, kind)).inc();
     }
 
     /// The text exposition.

@@ -331,3 +331,12 @@ pub fn kdss_cli_text(c: &Cluster, args: &[&str]) -> String {
     eprintln!("$ kdss-cli {}\n{text}", args.join(" "));
     text
 }
+
+/// A port nobody listened on a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -456,14 +456,6 @@ fn alertmanager_bin() -> Option<&'static str> {
         })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running Alertmanager, killed on drop.
 struct Alertmanager {
     child: Child,

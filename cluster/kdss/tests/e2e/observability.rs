@@ -181,15 +181,6 @@ impl Drop for Killed {
     }
 }
 
-/// A port nobody listens on a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A scrape config for the cluster described by `cluster_json`, scraping every second,
 /// with `rules` as its rule file.
 fn scrape_config(cluster_json: &Value, rules: &Path) -> String {

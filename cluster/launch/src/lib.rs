@@ -23,7 +23,7 @@ pub use cluster::LocalCluster;
 pub use error::LaunchError;
 pub use layout::{Layout, MasterLayout, NodeLayout, Origin};
 pub use mount::{MountRequest, fuse_unavailable, is_mounted, spawn_mount};
-pub use ports::{STANDARD_BASE, free_port_base};
+pub use ports::{STANDARD_BASE, free_port, free_port_base};
 pub use process::Proc;
 pub use rpc::AdminRpc;
 pub use spec::{ClusterSpec, PortPlan};

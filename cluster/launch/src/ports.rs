@@ -94,7 +94,7 @@ fn bindable(addr: impl std::net::ToSocketAddrs) -> bool {
 /// from `bind(:0)` lies inside that range, where any outgoing connection of a concurrent
 /// test can take it before the daemon binds it ("node exited before it was ready" in CI).
 /// Never the same port twice per process.
-pub(crate) fn free_port() -> Result<u16, LaunchError> {
+pub fn free_port() -> Result<u16, LaunchError> {
     let mut given = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     for _ in 0..1000 {
         let port = rand::random_range(TEST_LOW..TEST_HIGH);

@@ -332,11 +332,7 @@ pub fn kdss_cli_text(c: &Cluster, args: &[&str]) -> String {
     text
 }
 
-/// A port nobody listened on a moment ago.
+/// A port nobody listened on a moment ago, outside the ephemeral range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kdss_launch::free_port().expect("a free test port")
 }

@@ -15,13 +15,10 @@ pub const SECRET: &str = "test-cluster-secret";
 pub const ADMIN_KEY: &str = "admin";
 pub const ADMIN_SECRET: &str = "admin-secret-key";
 
-/// A port that was free a moment ago.
+/// A port that was free a moment ago, outside the ephemeral range: a master restarted on
+/// its port must not find it taken by some test's outgoing connection.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    kdss_launch::free_port().expect("a free test port")
 }
 
 pub struct Master {
@@ -205,6 +202,16 @@ impl Cluster {
             let text = std::fs::read_to_string(&m.log).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(60).collect();
             s.push_str(&format!("----- master {} ({})\n", m.id, m.log.display()));
+            // A backtrace fills the tail; the panic message above it is the useful part.
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                if l.contains("panicked at") {
+                    s.push_str(&format!("PANIC: {l}\n"));
+                    if let Some(next) = lines.get(i + 1) {
+                        s.push_str(&format!("PANIC: {next}\n"));
+                    }
+                }
+            }
             for l in tail.into_iter().rev() {
                 s.push_str(l);
                 s.push('\n');

@@ -163,10 +163,9 @@ pub fn repair_done(st: &State, counters: &BTreeMap<String, u64>) {
     );
 }
 
-/// A balance round is about to run; reported when the phase before was not already
-/// `running` (the start of a balance, not each of its rounds).
-pub fn balance_started(st: &State, phase_before: &str, spread: f64) {
-    if phase_before == "running" || !st.is_leader() {
+/// A balance starts (its caller skips the rounds of one already under way).
+pub fn balance_started(st: &State, spread: f64) {
+    if !st.is_leader() {
         return;
     }
     st.events.emit(

@@ -78,7 +78,7 @@ impl MasterService {
             threshold_pct: self.st.balance.threshold_pct,
             max_bandwidth,
             running,
-            state: self.st.jobs.balance_state.phase(),
+            state: self.st.jobs.balance_state.phase().to_string(),
             queued_shards: moves.queued_shards,
             queued_bytes: moves.queued_bytes,
             running_shards: moves.running_shards,

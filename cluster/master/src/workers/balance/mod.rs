@@ -16,6 +16,7 @@
 //! (from the heartbeats' counters) is over `[balance] pause_client_per_disk`, and goes on
 //! once it falls under 80 % of it.
 
+pub mod phase;
 pub mod plan;
 pub mod usage;
 
@@ -30,6 +31,7 @@ use crate::service::State;
 use futures::StreamExt;
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::{DiskStatus, SetSettingOp, StripeInfo};
+pub use phase::Phase;
 use plan::{DiskLoad, PlannedMove};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,27 +52,22 @@ const MAX_STRIPES_PER_DISK: usize = 4096;
 pub struct BalanceState {
     /// Queue, progress and the byte throttle of the moves.
     pub moves: MoveState,
-    phase: Mutex<String>,
+    phase: Mutex<Phase>,
 }
 
 impl BalanceState {
-    /// What the balance does now, in words (`balance status`).
-    pub fn phase(&self) -> String {
-        let p = self.phase.lock().expect("balance phase").clone();
-        if p.is_empty() {
-            "no balance running".into()
-        } else {
-            p
-        }
+    /// What the balance does now (`balance status` shows it in words).
+    pub fn phase(&self) -> Phase {
+        self.phase.lock().expect("balance phase").clone()
     }
 
     /// An operator stopped the balance.
     pub fn stopped(&self) {
-        self.set_phase("stopped");
+        self.set_phase(Phase::Stopped);
     }
 
-    fn set_phase(&self, p: impl Into<String>) {
-        *self.phase.lock().expect("balance phase") = p.into();
+    fn set_phase(&self, p: Phase) {
+        *self.phase.lock().expect("balance phase") = p;
     }
 }
 
@@ -118,11 +115,6 @@ pub async fn set(st: &State, caller: &Caller, key: &str, value: &str) -> Result<
         .await
         .map(|_| ())
         .map_err(|e| format!("write {key}: {}", e.message()))
-}
-
-/// A rate for the phase text, in MiB/s with one decimal.
-fn per_sec(bytes: f64) -> String {
-    format!("{:.1} MiB/s", bytes / f64::from(1 << 20))
 }
 
 /// Repair has work queued or in flight: the balance waits for it.
@@ -272,7 +264,7 @@ impl BalanceJob {
     /// while clients are busy.
     async fn still_wanted(&self, st: &State) -> bool {
         if repair_busy(st) {
-            self.state.set_phase("paused: repair first");
+            self.state.set_phase(Phase::PausedForRepair);
             return false;
         }
         self.yield_to_clients(st).await;
@@ -295,15 +287,12 @@ impl BalanceJob {
                 tracing::info!(per_disk = load, limit, "balance: clients busy; moves wait");
             }
             paused = true;
-            self.state.set_phase(format!(
-                "paused: client load {} per disk over {}",
-                per_sec(load),
-                per_sec(limit)
-            ));
+            self.state
+                .set_phase(Phase::PausedForClients { load, limit });
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         if paused {
-            self.state.set_phase("running");
+            self.state.set_phase(Phase::Running);
         }
     }
 }
@@ -325,18 +314,18 @@ impl Job for BalanceJob {
             let disks = loads(&st);
             let spread = plan::spread(&disks);
             if !self.wanted(&st, spread).await {
-                if self.state.phase() == "running" {
-                    self.state.set_phase("stopped");
+                if self.state.phase().under_way() {
+                    self.state.set_phase(Phase::Stopped);
                 }
                 return Ok(());
             }
             if repair_busy(&st) {
-                self.state.set_phase("paused: repair first");
+                self.state.set_phase(Phase::PausedForRepair);
                 return Ok(());
             }
             let target = f64::from(self.cfg.threshold_pct) / 2.0;
             if spread <= target {
-                self.state.set_phase("balanced");
+                self.state.set_phase(Phase::Balanced);
                 if requested(&st).await {
                     set(&st, &Caller::service(), REQUESTED_SETTING, "").await?;
                 }
@@ -346,15 +335,14 @@ impl Job for BalanceJob {
             self.state
                 .moves
                 .set_bandwidth(bandwidth(&st, &self.cfg).await);
-            crate::events::balance_started(&st, &self.state.phase(), spread);
-            self.state.set_phase("running");
+            if !self.state.phase().under_way() {
+                crate::events::balance_started(&st, spread);
+            }
+            self.state.set_phase(Phase::Running);
             let moved = self.round(&st, &disks, &progress).await?;
             if moved == 0 {
-                if self.state.phase() == "running" {
-                    self.state.set_phase(format!(
-                        "cannot go on: no shard can move without breaking the spread rule or \
-                         overfilling a disk (spread {spread:.1} points)"
-                    ));
+                if self.state.phase() == Phase::Running {
+                    self.state.set_phase(Phase::Stuck { spread });
                 }
                 return Ok(());
             }

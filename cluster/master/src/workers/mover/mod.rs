@@ -115,7 +115,7 @@ pub async fn move_shard(st: &State, pace: &MoveState, deletes: &Throttle, mv: Mo
     let reply = match call_rebuild(st, info, index, to, sources).await {
         Ok(r) => r,
         Err(e) => {
-            pace.finished(None);
+            pace.finished(Moved::Failed, info.shard_len);
             tracing::warn!(job, stripe, shard = index, node = %to.node_id, error = %e,
                 "shard move: the new copy could not be built; retried next pass");
             return Moved::Failed;
@@ -130,8 +130,8 @@ pub async fn move_shard(st: &State, pace: &MoveState, deletes: &Throttle, mv: Mo
         to_disk: to.disk_id,
     };
     if let Err(e) = st.propose(&Caller::service(), Op::MoveShard(op)).await {
-        pace.finished(None);
         if rpc_error::errno_of(&e) == errno::ESTALE {
+            pace.finished(Moved::Stale, info.shard_len);
             // The stripe changed under us: the new copy is nobody's; drop it now.
             delete_shard(st, deletes, &to.node_id, to.disk_id, key).await;
             tracing::info!(
@@ -142,11 +142,12 @@ pub async fn move_shard(st: &State, pace: &MoveState, deletes: &Throttle, mv: Mo
             );
             return Moved::Stale;
         }
+        pace.finished(Moved::Failed, info.shard_len);
         tracing::warn!(job, stripe, shard = index, error = %e,
             "shard move: cannot commit the new location");
         return Moved::Failed;
     }
-    pace.finished(Some(info.shard_len));
+    pace.finished(Moved::Committed, info.shard_len);
     tracing::info!(
         job,
         stripe,

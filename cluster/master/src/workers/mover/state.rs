@@ -2,6 +2,7 @@
 //! pass found, moves in flight, what this leader moved, the recent rate and the ETA; and
 //! the byte throttle all of that job's moves share.
 
+use super::Moved;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -92,20 +93,25 @@ impl MoveState {
         self.c.lock().expect("move state").running += 1;
     }
 
-    /// A move ended: committed (`Some(bytes)`) or failed (`None`).
-    pub fn finished(&self, moved: Option<u64>) {
+    /// A move of `bytes` ended. A stale one (the stripe changed under it) leaves the queue
+    /// without counting as done or failed: nothing was wrong, there was just nothing to do.
+    pub fn finished(&self, how: Moved, bytes: u64) {
         let mut c = self.c.lock().expect("move state");
         c.running = c.running.saturating_sub(1);
-        match moved {
-            Some(n) => {
+        match how {
+            Moved::Committed => {
                 c.done_shards += 1;
-                c.done_bytes += n;
-                c.queued_shards = c.queued_shards.saturating_sub(1);
-                c.queued_bytes = c.queued_bytes.saturating_sub(n);
-                c.recent.push_back((Instant::now(), n));
+                c.done_bytes += bytes;
+                c.recent.push_back((Instant::now(), bytes));
             }
-            None => c.failed += 1,
+            Moved::Stale => {}
+            Moved::Failed => {
+                c.failed += 1;
+                return;
+            }
         }
+        c.queued_shards = c.queued_shards.saturating_sub(1);
+        c.queued_bytes = c.queued_bytes.saturating_sub(bytes);
     }
 
     /// A stripe whose queue entry is settled (all its shards moved, or none needed).
@@ -224,7 +230,7 @@ mod tests {
         });
         s.started();
         assert_eq!(s.status().eta_sec, -1, "nothing rebuilt yet: ETA unknown");
-        s.finished(Some(1000));
+        s.finished(Moved::Committed, 1000);
         s.stripe_settled();
         let st = s.status();
         assert_eq!(st.queued_bytes, 2000);
@@ -233,5 +239,26 @@ mod tests {
         assert_eq!(st.running_shards, 0);
         assert!(st.rate_bytes_per_sec > 0.0);
         assert!(st.eta_sec > 0);
+    }
+
+    #[test]
+    fn a_stale_move_leaves_the_queue_without_counting_as_failed() {
+        let s = MoveState::default();
+        s.set_queue(&Queue {
+            stripes: 3,
+            shards: 3,
+            bytes: 3000,
+            by_missing: vec![3],
+        });
+        for how in [Moved::Stale, Moved::Failed, Moved::Committed] {
+            s.started();
+            s.finished(how, 1000);
+        }
+        let st = s.status();
+        assert_eq!(st.failed_shards, 1, "only the failed move is a failure");
+        assert_eq!(st.done_shards, 1);
+        assert_eq!(st.queued_shards, 1, "the failed one is still to do");
+        assert_eq!(st.queued_bytes, 1000);
+        assert_eq!(st.running_shards, 0);
     }
 }

@@ -203,7 +203,7 @@ impl JobMetrics {
     /// Refreshes the repair figures.
     pub fn update_repair(&self, s: &MoveStatus) {
         self.repair.update(s);
-        advance(&self.unrepairable, s.unrepairable_stripes);
+        advance(&self.unrepairable, s.unrepairable_total);
         let mut by = [0u64; MAX_MISSING_LABEL];
         for (i, n) in s.queued_by_missing.iter().enumerate() {
             by[i.min(MAX_MISSING_LABEL - 1)] += n;

@@ -22,7 +22,9 @@ struct Counters {
     done_shards: u64,
     done_bytes: u64,
     failed: u64,
-    unrepairable: u64,
+    unrepairable_total: u64,
+    unrepairable_this_pass: u64,
+    unrepairable_last_pass: u64,
     recent: VecDeque<(Instant, u64)>,
 }
 
@@ -59,8 +61,11 @@ pub struct MoveStatus {
     pub done_bytes: u64,
     /// Moves that failed (retried by a later pass).
     pub failed_shards: u64,
-    /// Stripes with fewer than k readable shards.
+    /// Stripes with fewer than k readable shards, as the last pass found them (or the pass
+    /// under way, once it found more).
     pub unrepairable_stripes: u64,
+    /// Every such finding since this leader started, once per stripe and pass (the metric).
+    pub unrepairable_total: u64,
     /// Bytes per second over the last minute.
     pub rate_bytes_per_sec: f64,
     /// Seconds left at that rate: 0 when nothing is queued, -1 when unknown.
@@ -122,7 +127,16 @@ impl MoveState {
 
     /// A stripe with fewer than k readable shards.
     pub fn unrepairable(&self) {
-        self.c.lock().expect("move state").unrepairable += 1;
+        let mut c = self.c.lock().expect("move state");
+        c.unrepairable_total += 1;
+        c.unrepairable_this_pass += 1;
+    }
+
+    /// A pass went through its whole queue: its unrepairable count is the current one (a
+    /// stripe found again by every pass is one stripe, not one more each time).
+    pub fn pass_ended(&self) {
+        let mut c = self.c.lock().expect("move state");
+        c.unrepairable_last_pass = std::mem::take(&mut c.unrepairable_this_pass);
     }
 
     /// Sets the bandwidth limit (bytes/s, 0 = none).
@@ -186,7 +200,8 @@ impl MoveState {
             done_shards: c.done_shards,
             done_bytes: c.done_bytes,
             failed_shards: c.failed,
-            unrepairable_stripes: c.unrepairable,
+            unrepairable_stripes: c.unrepairable_last_pass.max(c.unrepairable_this_pass),
+            unrepairable_total: c.unrepairable_total,
             rate_bytes_per_sec: rate,
             eta_sec,
             max_bandwidth: self.bandwidth(),
@@ -260,5 +275,23 @@ mod tests {
         assert_eq!(st.queued_shards, 1, "the failed one is still to do");
         assert_eq!(st.queued_bytes, 1000);
         assert_eq!(st.running_shards, 0);
+    }
+
+    #[test]
+    fn a_stripe_unrepairable_in_every_pass_counts_once_in_the_status() {
+        let s = MoveState::default();
+        for _ in 0..3 {
+            s.unrepairable();
+            s.unrepairable();
+            s.pass_ended();
+        }
+        let st = s.status();
+        assert_eq!(
+            st.unrepairable_stripes, 2,
+            "two stripes, found by each pass"
+        );
+        assert_eq!(st.unrepairable_total, 6, "the metric counts each finding");
+        s.pass_ended();
+        assert_eq!(s.status().unrepairable_stripes, 0, "repaired meanwhile");
     }
 }

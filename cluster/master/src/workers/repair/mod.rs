@@ -153,6 +153,7 @@ impl Job for RepairJob {
         progress.add("stripes_queued", q.stripes);
         progress.add("shards_queued", q.shards);
         if queue.is_empty() {
+            self.state.pass_ended();
             return Ok(());
         }
         tracing::info!(
@@ -200,6 +201,7 @@ impl Job for RepairJob {
         if st.is_leader() {
             self.state
                 .set_queue(&left.into_inner().expect("repair leftovers"));
+            self.state.pass_ended();
         }
         crate::events::repair_done(st, &progress.snapshot());
         Ok(())

@@ -40,8 +40,33 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), MasterError> {
     let m = start(cfg).await?;
-    shutdown.await;
-    m.stop().await
+    tokio::select! {
+        _ = shutdown => m.stop().await,
+        fatal = raft_fatal(m.state.raft.clone()) => {
+            tracing::error!(error = %fatal,
+                "Raft stopped on a fatal error; the master exits so that a supervisor restarts it");
+            if let Err(e) = m.stop().await {
+                tracing::warn!(error = %e, "stopping after the fatal Raft error");
+            }
+            Err(MasterError::Raft(format!("stopped on a fatal error: {fatal}")))
+        }
+    }
+}
+
+/// Resolves with the error once Raft's core stops on its own: most often the log could not
+/// be written (the master's disk is full or failing). Such a master no longer votes nor
+/// applies anything, so lingering would only hide it; exiting makes it visible and lets a
+/// supervisor (systemd, `kdss up`) restart it once the cause is gone.
+async fn raft_fatal(raft: Raft) -> String {
+    let mut rx = raft.metrics();
+    loop {
+        if let Err(e) = &rx.borrow_and_update().running_state {
+            return e.to_string();
+        }
+        if rx.changed().await.is_err() {
+            return "the Raft core is gone".to_string();
+        }
+    }
 }
 
 fn raft_config(cfg: &MasterConfig) -> Result<openraft::Config, MasterError> {

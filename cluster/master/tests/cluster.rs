@@ -220,3 +220,103 @@ async fn restarting_every_master_keeps_the_state() {
     let (more, _) = write_all(&clients(&c), root, &["after".to_string()]).await;
     assert_eq!(more.len(), 1);
 }
+
+/// Unmounts a test's tmpfs when dropped (lazily: a killed master may still hold files).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` at `at`, or None where this process may not mount (not root).
+    fn mount(at: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "kdss-test"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_whose_disk_fills_exits_and_comes_back_with_every_acknowledged_write() {
+    let mut c = Cluster::configure(1, 10_000);
+    let data = c.masters[0].dir.join("data");
+    let Some(_fs) = Tmpfs::mount(&data, "8m") else {
+        assert!(
+            unsafe { libc::geteuid() } != 0,
+            "root could not mount a tmpfs"
+        );
+        eprintln!("skipped: mounting a small filesystem for the master needs root");
+        return;
+    };
+    c.masters[0].start();
+    let root = make_bucket(&c).await;
+    let before: Vec<String> = (0..20).map(|i| format!("before-{i:02}")).collect();
+    let (mut acked, _) = write_all(&clients(&c), root, &before).await;
+    // Take every free byte of the master's filesystem.
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0xa5u8; 64 << 10];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let mut client = c.masters[0].client();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = c.masters[0].exited() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the master kept running on a full disk ({} writes acknowledged)\n{}",
+            acked.len(),
+            c.logs()
+        );
+        let name = format!("full-{:04}-{}", acked.len(), "n".repeat(200));
+        let call = client.mkdir(mkdir(root, &name));
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(5), call).await {
+            acked.push(name);
+        }
+    };
+    assert!(!status.success(), "exited with {status}");
+    let log = c.log_of(0);
+    assert!(
+        log.contains("Raft stopped on a fatal error"),
+        "the log does not say why the master stopped\n{}",
+        c.logs()
+    );
+    // With room again, a restart has everything that was acknowledged.
+    std::fs::remove_file(&filler).unwrap();
+    c.masters[0].start();
+    c.wait_leader(Duration::from_secs(30)).await;
+    let mut cl = c.masters[0].client();
+    let got = {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match list_dir(&mut cl, "bkt", root).await {
+                Ok(v) => break v,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                Err(e) => panic!("listing after the restart: {e}\n{}", c.logs()),
+            }
+        }
+    };
+    for n in &acked {
+        assert!(got.contains(n), "acknowledged {} is lost", &n[..9]);
+    }
+    let (more, _) = write_all(&clients(&c), root, &["after".to_string()]).await;
+    assert_eq!(more.len(), 1, "the restarted master takes writes");
+}

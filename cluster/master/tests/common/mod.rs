@@ -81,6 +81,13 @@ impl Master {
         self.child.is_some()
     }
 
+    /// How the process ended, if it did (then it no longer counts as running).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(st)
+    }
+
     pub fn client(&self) -> Client {
         client(&self.grpc, service()).unwrap()
     }
@@ -110,6 +117,15 @@ pub struct Cluster {
 impl Cluster {
     /// Writes configs for `n` masters (snapshot every `snapshot_every` entries) and starts them.
     pub fn start(n: usize, snapshot_every: u64) -> Cluster {
+        let mut c = Cluster::configure(n, snapshot_every);
+        for m in &mut c.masters {
+            m.start();
+        }
+        c
+    }
+
+    /// Writes configs for `n` masters, each with its data in `<dir>/data`, and starts none.
+    pub fn configure(n: usize, snapshot_every: u64) -> Cluster {
         let base = std::env::var_os("CARGO_TARGET_TMPDIR")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
@@ -152,9 +168,6 @@ impl Cluster {
                 cfg,
                 child: None,
             });
-        }
-        for m in &mut masters {
-            m.start();
         }
         Cluster { masters, dir }
     }

@@ -56,7 +56,8 @@ pub async fn run(
 /// Resolves with the error once Raft's core stops on its own: most often the log could not
 /// be written (the master's disk is full or failing). Such a master no longer votes nor
 /// applies anything, so lingering would only hide it; exiting makes it visible and lets a
-/// supervisor (systemd, `kdss up`) restart it once the cause is gone.
+/// supervisor (the systemd units in deploy/ restart on failure) start it again once the
+/// cause is gone.
 async fn raft_fatal(raft: Raft) -> String {
     let mut rx = raft.metrics();
     loop {

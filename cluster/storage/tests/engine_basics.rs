@@ -141,3 +141,84 @@ fn compaction_frees_segments_and_keeps_deletes_deleted() {
         assert_eq!(d.read(key(i, 0), 0, 0).is_ok(), i % 3 == 0, "shard {i}");
     }
 }
+
+#[test]
+fn compaction_leaves_a_segment_alone_while_shards_written_into_it_await_their_sync() {
+    use kdss_storage::device::fault::{FaultKind, FaultLayer, FaultOp, FaultRule};
+    use std::sync::Arc;
+    const SEG: u64 = 256 << 10;
+    // Data lengths that take exactly n 4 KiB blocks with the 64-byte record header.
+    let blocks = |n: usize| n * 4096 - 64;
+    let dir = tempfile::tempdir().unwrap();
+    let p = fresh(dir.path(), 4 << 20, SEG);
+    let layer = Arc::new(FaultLayer::default());
+    let d = Arc::new(
+        Disk::open(
+            &p,
+            CLUSTER,
+            OpenOptions {
+                fault: Some(layer.clone()),
+            },
+        )
+        .unwrap(),
+    );
+    // One segment (63 blocks after its header): three shards of 15 blocks, deleted (three
+    // tombstone blocks), so 45 of its 48 used blocks are dead and 15 are left.
+    let offsets: Vec<u64> = (0..3)
+        .map(|i| d.put_bytes(key(i, 0), &data(i, blocks(15))).unwrap().offset)
+        .collect();
+    // The first record of a fresh disk follows the header block of its first segment.
+    let seg_start = offsets[0] - 4096;
+    let in_seg = |off: u64| (seg_start..seg_start + SEG).contains(&off);
+    assert!(
+        offsets.iter().all(|o| in_seg(*o)),
+        "the shards share one segment"
+    );
+    for i in 0..3 {
+        assert!(d.delete(key(i, 0)).unwrap());
+    }
+    // Slow syncs: a 14-block shard lands in the segment's room and waits for its sync while
+    // a 2-block one does not fit and seals the segment.
+    layer.set(vec![FaultRule {
+        kind: FaultKind::Latency,
+        op: FaultOp::Sync,
+        latency_ms: 1500,
+        after: 0,
+    }]);
+    let put = |k: u64, len: usize| {
+        let d = d.clone();
+        let t = std::thread::spawn(move || d.put_bytes(key(k, 0), &data(k, len)).unwrap());
+        // A plain thread, no reactor to block.
+        #[allow(clippy::disallowed_methods)]
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        t
+    };
+    let waiting = put(10, blocks(14));
+    let sealing = put(11, blocks(2));
+    // The segment is sealed and mostly dead, but a shard in it is not settled yet.
+    let compacted = d.compact_once(0.5).unwrap();
+    let waiting = waiting.join().unwrap();
+    let sealing = sealing.join().unwrap();
+    assert!(
+        in_seg(waiting.offset),
+        "the scenario: shard 10 in the segment"
+    );
+    assert!(!in_seg(sealing.offset), "the scenario: shard 11 sealed it");
+    layer.set(vec![]);
+    assert_eq!(
+        compacted, None,
+        "compacted the segment with a shard still unsettled"
+    );
+    // Compaction later moves the settled shard; both survive a reopen.
+    while d.compact_once(0.5).unwrap().is_some() {}
+    drop(d);
+    let d = Disk::open(&p, CLUSTER, OpenOptions::default()).unwrap();
+    assert_eq!(
+        d.read(key(10, 0), 0, 0).unwrap().data(),
+        &data(10, blocks(14))[..]
+    );
+    assert_eq!(
+        d.read(key(11, 0), 0, 0).unwrap().data(),
+        &data(11, blocks(2))[..]
+    );
+}

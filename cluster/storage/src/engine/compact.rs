@@ -3,6 +3,11 @@
 //! time, so foreground appends are never held back for long), then frees it by erasing its
 //! segment header. Tombstones move too, unless every older copy they shadow lies in the
 //! segment being freed.
+//!
+//! A segment is sealed when a record does not fit, which can be while records placed in it
+//! still wait for their sync (the index learns of them only after it). Such a segment is
+//! not a candidate until they settle: judged earlier, it looked dead, was freed, and the
+//! acknowledged shards then pointed into a free segment (lost at the next reopen).
 
 use super::index::{SegKind, ShardKey};
 use super::writer::Op;
@@ -47,7 +52,7 @@ impl Disk {
             st.segs
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.kind == SegKind::Sealed)
+                .filter(|(_, s)| s.kind == SegKind::Sealed && s.unsettled == 0)
                 .map(|(i, s)| {
                     let used = s.write_ptr.saturating_sub(BLOCK).max(1);
                     let dead = used.saturating_sub(s.live);

@@ -56,6 +56,9 @@ pub struct Seg {
     pub write_ptr: u64,
     /// Bytes of current records (live shards and needed tombstones).
     pub live: u64,
+    /// Records placed here whose sync has not completed: they reach the index only then,
+    /// so the compactor must not judge (or free) the segment before this is back to 0.
+    pub unsettled: u32,
 }
 
 impl Seg {
@@ -66,6 +69,7 @@ impl Seg {
             open_seq: 0,
             write_ptr: 0,
             live: 0,
+            unsettled: 0,
         }
     }
 }
@@ -202,6 +206,7 @@ impl State {
                 open_seq: s.open_seq,
                 write_ptr: s.write_ptr,
                 live: 0,
+                unsettled: 0,
             };
         }
         for e in &c.entries {

@@ -147,6 +147,7 @@ pub(crate) fn rebuild(dev: &Device, geo: &Geometry) -> Result<(State, u64, u64),
             open_seq: h.open_seq,
             write_ptr: wp,
             live: 0,
+            unsettled: 0,
         };
         max_seq = max_seq.max(h.open_seq);
     }

@@ -96,6 +96,16 @@ struct SyncJob {
     written: u64,
 }
 
+/// The slots' records are applied or failed: their segments are settled by that much.
+fn settle(st: &mut super::index::State, slots: &[Slot]) {
+    for s in slots {
+        if let Ok(Some((loc, _, _))) = &s.placed {
+            let seg = &mut st.segs[loc.seg as usize];
+            seg.unsettled = seg.unsettled.saturating_sub(1);
+        }
+    }
+}
+
 fn sync_loop(inner: Arc<Inner>, rx: Receiver<SyncJob>) {
     while let Ok(job) = rx.recv() {
         let mut result = if inner.failed.load(Ordering::SeqCst) {
@@ -111,6 +121,7 @@ fn sync_loop(inner: Arc<Inner>, rx: Receiver<SyncJob>) {
             }
         }
         let mut st = inner.state.lock().expect("state lock");
+        settle(&mut st, &job.slots);
         for s in &job.slots {
             if matches!(s.req.op, Op::Put { .. })
                 && let Some(n) = st.pending.get_mut(&s.req.key)
@@ -268,6 +279,7 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                 crc,
                 version,
             };
+            st.segs[seg as usize].unsettled += 1;
             slots.push(Slot {
                 req,
                 placed: Ok(Some((loc, kind, expect))),
@@ -310,6 +322,7 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
     if let Err(e) = result {
         inner.fail("append", &e);
         let mut st = inner.state.lock().expect("state lock");
+        settle(&mut st, &slots);
         for sl in &slots {
             if matches!(sl.req.op, Op::Put { .. }) {
                 st.pending.remove(&sl.req.key);

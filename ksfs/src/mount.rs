@@ -164,31 +164,25 @@ pub async fn serve(
                 path: mp.clone(),
                 source,
             })?;
-    let mut session = session;
     let _ = fs.notifier.set(session.notifier());
-    let mut unmounter = session.unmount_callable();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let serve = std::thread::Builder::new()
-        .name("ksfs-fuse".into())
-        .spawn(move || {
-            let r = session.run();
-            let _ = done_tx.send(());
-            r
-        })
+    // A second handle on the connection, to ask the kernel whether it still stands.
+    let probe = std::os::fd::AsFd::as_fd(&session)
+        .try_clone_to_owned()
         .map_err(KsfsError::Runtime)?;
+    let background = session.spawn().map_err(KsfsError::Runtime)?;
     tracing::info!(mountpoint = %mp.display(), bucket = %cfg.auth.bucket, root, "ksfs ready");
     ready();
 
     tokio::select! {
-        _ = done_rx => tracing::info!("unmounted"),
+        _ = finished(&background.guard) => tracing::info!("unmounted"),
         _ = shutdown => {
             tracing::info!("shutting down: unmounting");
-            if let Err(e) = unmounter.unmount() {
-                tracing::warn!(error = %e, "unmount failed; detaching lazily");
-                lazy_unmount(&mp);
+            if !connection_gone(&probe) {
+                unmount(&mp);
             }
         }
     }
+    let serve = never_unmount(background);
     let served = tokio::task::spawn_blocking(move || serve.join())
         .await
         .map_err(|e| KsfsError::Runtime(std::io::Error::other(e)))?;
@@ -227,6 +221,61 @@ pub async fn signalled() {
         _ = term.recv() => "SIGTERM",
     };
     tracing::info!(signal = sig, "signal received");
+}
+
+/// Resolves once the FUSE thread has ended (the kernel ended the connection).
+async fn finished<T>(t: &std::thread::JoinHandle<T>) {
+    while !t.is_finished() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The FUSE thread's handle, with fuser's own unmount-on-drop disarmed. fuser 0.18 asks
+/// whether the mount still stands by reading the connection's POLLERR the wrong way round
+/// (fixed upstream in cberner/fuser#703, not released), so dropping its `Mount` after the
+/// kernel had unmounted us unmounted the path again; by then a new mount may sit there,
+/// and a remount lost it (xfstests' mount cycling, generic/029). We unmount ourselves
+/// ([`unmount`], only while [`connection_gone`] says no) and leak fuser's handle: its
+/// device fd closes when the process ends.
+fn never_unmount(bg: fuser::BackgroundSession) -> std::thread::JoinHandle<std::io::Result<()>> {
+    let bg = std::mem::ManuallyDrop::new(bg);
+    // SAFETY: `guard` is read out exactly once and `bg` is never dropped, so the handle
+    // has one owner; the rest of `bg` is leaked on purpose (see above).
+    unsafe { std::ptr::read(&bg.guard) }
+}
+
+/// Whether the kernel ended the FUSE connection: /dev/fuse polls POLLERR once the mount is
+/// gone or aborted (what libfuse checks before it unmounts).
+fn connection_gone(fd: &impl std::os::fd::AsFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_fd().as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call; zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & libc::POLLERR != 0
+}
+
+/// Unmounts `mp`: umount(2) as root, `fusermount3 -u` otherwise, and lazily when busy.
+fn unmount(mp: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    if let Ok(c) = std::ffi::CString::new(mp.as_os_str().as_bytes()) {
+        // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+            return;
+        }
+    }
+    let user = std::process::Command::new("fusermount3")
+        .arg("-u")
+        .arg(mp)
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !user.is_ok_and(|s| s.success()) {
+        tracing::warn!(mountpoint = %mp.display(), "unmount failed (busy?); detaching lazily");
+        lazy_unmount(mp);
+    }
 }
 
 /// Detaches a busy mount (`umount -l`): new opens fail, the open files finish.

@@ -46,6 +46,17 @@ impl KsfsMount {
     /// `[mount]` table.
     pub async fn start(cluster: &Cluster, name: &str, extra: &str) -> anyhow::Result<KsfsMount> {
         let path = std::fs::canonicalize(cluster.scratch(&format!("mnt-{name}")))?;
+        Self::start_at(cluster, name, &path, extra).await
+    }
+
+    /// Mounts the cluster's bucket at `path` (config and log named after `name`).
+    pub async fn start_at(
+        cluster: &Cluster,
+        name: &str,
+        path: &Path,
+        extra: &str,
+    ) -> anyhow::Result<KsfsMount> {
+        let path = path.to_path_buf();
         let (ak, sk) = cluster.admin_keys();
         let masters: Vec<String> = cluster.masters().iter().map(|m| format!("{m:?}")).collect();
         let text = format!(
@@ -105,6 +116,22 @@ impl KsfsMount {
     /// The ksfs process id.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Waits up to `limit` for the process to end by itself (after an unmount from outside).
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(st)) = child.try_wait() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the exit status.

@@ -234,8 +234,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn status_reports_rate_and_eta_from_recent_rebuilds() {
+    /// A state with three stripes of one 1000-byte shard each queued.
+    fn three_queued() -> MoveState {
         let s = MoveState::default();
         s.set_queue(&Queue {
             stripes: 3,
@@ -243,6 +243,12 @@ mod tests {
             bytes: 3000,
             by_missing: vec![3],
         });
+        s
+    }
+
+    #[test]
+    fn status_reports_rate_and_eta_from_recent_rebuilds() {
+        let s = three_queued();
         s.started();
         assert_eq!(s.status().eta_sec, -1, "nothing rebuilt yet: ETA unknown");
         s.finished(Moved::Committed, 1000);
@@ -258,13 +264,7 @@ mod tests {
 
     #[test]
     fn a_stale_move_leaves_the_queue_without_counting_as_failed() {
-        let s = MoveState::default();
-        s.set_queue(&Queue {
-            stripes: 3,
-            shards: 3,
-            bytes: 3000,
-            by_missing: vec![3],
-        });
+        let s = three_queued();
         for how in [Moved::Stale, Moved::Failed, Moved::Committed] {
             s.started();
             s.finished(how, 1000);

@@ -115,7 +115,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     let raft = Raft::new(
         cfg.master.id,
         Arc::new(raft_config(&cfg)?),
-        PeerNetwork::new(&cfg.cluster.secret),
+        PeerNetwork::new(&cfg.cluster.secret, &cfg.cluster.id),
         log,
         sm.clone(),
     )

@@ -25,13 +25,15 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 #[derive(Clone)]
 pub struct PeerNetwork {
     secret: String,
+    cluster: String,
 }
 
 impl PeerNetwork {
-    /// A factory signing with `cluster_secret`.
-    pub fn new(cluster_secret: &str) -> Self {
+    /// A factory signing with `cluster_secret` and naming cluster `cluster_id`.
+    pub fn new(cluster_secret: &str, cluster_id: &str) -> Self {
         PeerNetwork {
             secret: cluster_secret.to_string(),
+            cluster: cluster_id.to_string(),
         }
     }
 }
@@ -41,6 +43,7 @@ pub struct PeerClient {
     target: NodeId,
     channel: Result<Channel, String>,
     secret: String,
+    cluster: String,
 }
 
 /// A lazy channel to `addr` (host:port) with the settings every master-to-master call uses.
@@ -55,8 +58,15 @@ pub fn lazy_channel(addr: &str) -> Result<Channel, String> {
         })
 }
 
-/// Adds the service credential to a request.
-pub fn sign<T>(secret: &str, msg: T) -> tonic::Request<T> {
+/// Metadata naming the sender's cluster on master-to-master calls. A master refuses a
+/// call from another cluster: two clusters sharing a secret whose peer lists cross (a
+/// copied config, a reused address) must not feed each other votes and entries, which
+/// openraft takes for its own group's and can panic on. A call without it (a master of
+/// an older version) is still taken.
+pub const CLUSTER_HEADER: &str = "kdss-cluster";
+
+/// Adds the service credential and the cluster's name to a request.
+pub fn sign<T>(secret: &str, cluster: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
     let cred = kdss_common::auth::credential(
         kdss_common::auth::SERVICE_ACCESS_KEY,
@@ -66,7 +76,24 @@ pub fn sign<T>(secret: &str, msg: T) -> tonic::Request<T> {
     if let Ok(v) = cred.parse() {
         req.metadata_mut().insert(kdss_common::auth::AUTH_HEADER, v);
     }
+    if let Ok(v) = cluster.parse() {
+        req.metadata_mut().insert(CLUSTER_HEADER, v);
+    }
     req
+}
+
+/// Refuses a peer call that names another cluster than `ours`.
+#[allow(clippy::result_large_err)] // tonic's Status, as every handler returns
+pub fn require_cluster(md: &tonic::metadata::MetadataMap, ours: &str) -> Result<(), tonic::Status> {
+    match md.get(CLUSTER_HEADER).map(|v| v.to_str()) {
+        None => Ok(()),
+        Some(Ok(theirs)) if theirs == ours => Ok(()),
+        Some(theirs) => Err(tonic::Status::failed_precondition(format!(
+            "call from a master of cluster {:?}; this master belongs to cluster {ours:?} \
+             (check [cluster] id and peers in master.toml)",
+            theirs.unwrap_or("<not text>")
+        ))),
+    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -77,6 +104,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             channel: lazy_channel(&node.addr),
             secret: self.secret.clone(),
+            cluster: self.cluster.clone(),
         }
     }
 }
@@ -104,7 +132,7 @@ impl PeerClient {
         let mut client = RaftPeerClient::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut r = sign(&self.secret, RaftMessage { payload });
+        let mut r = sign(&self.secret, &self.cluster, RaftMessage { payload });
         r.set_timeout(ttl);
         let fut = async {
             match which {
@@ -160,5 +188,28 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcErr<openraft::error::Infallible>> {
         self.call(Which::Vote, &rpc, option.hard_ttl()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_call_from_another_cluster_is_refused_and_names_both() {
+        let req = sign("secret", "alpha", ());
+        assert!(require_cluster(req.metadata(), "alpha").is_ok());
+        let e = require_cluster(req.metadata(), "beta").unwrap_err();
+        assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            e.message().contains("\"alpha\"") && e.message().contains("\"beta\""),
+            "{}",
+            e.message()
+        );
+        let unnamed = tonic::Request::new(());
+        assert!(
+            require_cluster(unnamed.metadata(), "beta").is_ok(),
+            "a master of an older version names no cluster"
+        );
     }
 }

@@ -28,8 +28,14 @@ impl PeerService {
         }
     }
 
+    /// The caller is a master of this cluster.
+    fn check(&self, md: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        crate::auth::require_service(md, &self.secret)?;
+        super::network::require_cluster(md, &self.raft.config().cluster_name)
+    }
+
     fn open<T: DeserializeOwned>(&self, req: Request<RaftMessage>) -> Result<T, Status> {
-        crate::auth::require_service(req.metadata(), &self.secret)?;
+        self.check(req.metadata())?;
         serde_json::from_slice(&req.get_ref().payload)
             .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
     }
@@ -69,7 +75,7 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        crate::auth::require_service(req.metadata(), &self.secret)?;
+        self.check(req.metadata())?;
         let m = Mutation::decode(req.into_inner().payload.as_slice())
             .map_err(|e| Status::invalid_argument(format!("bad mutation: {e}")))?;
         let reply = self.proposer.propose(m).await?;

@@ -157,7 +157,11 @@ impl MasterService {
             let Ok(ch) = self.st.channel(&addr) else {
                 continue;
             };
-            let mut req = crate::raft::network::sign(&self.st.secret, r.clone());
+            let mut req = crate::raft::network::sign(
+                &self.st.secret,
+                &self.st.raft.config().cluster_name,
+                r.clone(),
+            );
             req.metadata_mut().insert(
                 RELAYED_HEADER,
                 tonic::metadata::MetadataValue::from_static("1"),

@@ -135,6 +135,14 @@ impl Cluster {
             .tempdir_in(base)
             .unwrap();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        // Each cluster its own id, as each real cluster has: a mixed-up peer list between
+        // two test clusters is refused rather than merged.
+        let cluster_id = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let peers = ports
             .iter()
             .enumerate()
@@ -151,7 +159,7 @@ impl Cluster {
                 &cfg,
                 format!(
                     "[master]\nid = {id}\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
-                     data_dir = \"{}\"\n[cluster]\nid = \"test\"\nsecret = \"{SECRET}\"\npeers = [{peers}]\n\
+                     data_dir = \"{}\"\n[cluster]\nid = \"{cluster_id}\"\nsecret = \"{SECRET}\"\npeers = [{peers}]\n\
                      [admin]\naccess_key = \"{ADMIN_KEY}\"\nsecret_key = \"{ADMIN_SECRET}\"\n\
                      [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 700\n\
                      election_timeout_max_ms = 1400\nsnapshot_every = {snapshot_every}\nkeep_logs = 20\n",

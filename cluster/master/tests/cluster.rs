@@ -306,8 +306,7 @@ async fn a_master_whose_disk_fills_exits_and_comes_back_with_every_acknowledged_
         loop {
             match list_dir(&mut cl, "bkt", root).await {
                 Ok(v) => break v,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
+                Err(_) if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(100)).await
                 }
                 Err(e) => panic!("listing after the restart: {e}\n{}", c.logs()),

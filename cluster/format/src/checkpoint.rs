@@ -10,12 +10,13 @@
 //! 16..20  segment count S
 //! 20..28  entry count E
 //! then S segments of 17 bytes: state u8 (0 free, 1 open, 2 sealed), open seq u64, write ptr u64
-//! then E entries: stripe u64, shard u32, kind u8 (1 shard, 2 tombstone), segment u32,
+//! then E entries: stripe u64, shard u32, kind u8 (1 shard, 2 tombstone; bit 0x80 set for a
+//!                 layout-2 record, clear in checkpoints of the first format), segment u32,
 //!                 offset u64, len u32, crc u32, version u64, older count u16,
 //!                 older segments u32 * count
 //! ```
 
-use crate::{FormatError, get_u32, get_u64};
+use crate::{FormatError, Layout, get_u32, get_u64};
 
 const MAGIC: &[u8; 8] = b"KDSSCKP1";
 
@@ -43,7 +44,12 @@ pub struct CheckpointEntry {
     pub version: u64,
     /// Segments still holding superseded records of this shard.
     pub older: Vec<u32>,
+    /// The record's layout, so a clean restart knows where its data starts.
+    pub layout: Layout,
 }
+
+/// The kind byte's flag for a layout-2 record.
+const LAYOUT_2: u8 = 0x80;
 
 /// The whole checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -77,7 +83,10 @@ impl Checkpoint {
         for e in &self.entries {
             b.extend_from_slice(&e.stripe_id.to_le_bytes());
             b.extend_from_slice(&e.shard_index.to_le_bytes());
-            b.push(e.kind);
+            b.push(match e.layout {
+                Layout::V1 => e.kind,
+                Layout::V2 => e.kind | LAYOUT_2,
+            });
             b.extend_from_slice(&e.segment.to_le_bytes());
             b.extend_from_slice(&e.offset.to_le_bytes());
             b.extend_from_slice(&e.len.to_le_bytes());
@@ -126,13 +135,18 @@ impl Checkpoint {
             let mut e = CheckpointEntry {
                 stripe_id: get_u64(b, at),
                 shard_index: get_u32(b, at + 8),
-                kind: b[at + 12],
+                kind: b[at + 12] & !LAYOUT_2,
                 segment: get_u32(b, at + 13),
                 offset: get_u64(b, at + 17),
                 len: get_u32(b, at + 25),
                 crc: get_u32(b, at + 29),
                 version: get_u64(b, at + 33),
                 older: Vec::with_capacity(n),
+                layout: if b[at + 12] & LAYOUT_2 != 0 {
+                    Layout::V2
+                } else {
+                    Layout::V1
+                },
             };
             at += 43;
             if b.len() < at + 4 * n {
@@ -164,7 +178,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let c = Checkpoint {
+        let mut c = Checkpoint {
             next_seq: 10,
             segments: vec![CheckpointSegment {
                 state: 1,
@@ -181,9 +195,19 @@ mod tests {
                 crc: 6,
                 version: 7,
                 older: vec![1, 2],
+                layout: Layout::V1,
             }],
         };
+        let mut v2 = c.entries[0].clone();
+        v2.layout = Layout::V2;
+        v2.stripe_id = 9;
+        c.entries.push(v2);
         let e = c.encode();
+        assert_eq!(
+            e[28 + 17 + 12],
+            1,
+            "a layout-1 entry is written as the first format wrote it"
+        );
         assert_eq!(Checkpoint::decode(&e).unwrap(), c);
         for cut in 0..e.len() {
             assert!(Checkpoint::decode(&e[..cut]).is_err());

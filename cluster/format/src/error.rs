@@ -20,6 +20,15 @@ pub enum FormatError {
     /// The record data does not match the crc32c its header carries.
     #[error("record data checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
     DataChecksum { stored: u32, computed: u32 },
+    /// One checksum block of a layout-2 record does not match its table entry.
+    #[error(
+        "record data checksum mismatch in block {block} (stored {stored:#010x}, computed {computed:#010x})"
+    )]
+    BlockChecksum {
+        block: u64,
+        stored: u32,
+        computed: u32,
+    },
     /// A format version this build does not read.
     #[error("unsupported format version {0}")]
     Version(u32),

@@ -5,7 +5,7 @@
 //! ```text
 //! [SuperBlock copy 0, 4 KiB][SuperBlock copy 1, 4 KiB][index checkpoint area]
 //! [segment 0: SegmentHeader 4 KiB | Record | Record | ...][segment 1] ...
-//! Record = RecordHeader 64 B | data | zero padding to a 4 KiB boundary
+//! Record = RecordHeader 64 B | crc32c per 4 KiB of data (layout 2) | data | zero padding to 4 KiB
 //! ```
 //!
 //! Main types: [`SuperBlock`] (two copies, the valid one with the higher generation wins),
@@ -15,6 +15,7 @@
 //! [`Checkpoint`] (the index serialized on clean shutdown). Decoding never returns data that
 //! failed its checksum: every failure is a [`FormatError`].
 
+pub mod blocks;
 pub mod checkpoint;
 pub mod error;
 pub mod record;
@@ -23,7 +24,7 @@ pub mod superblock;
 
 pub use checkpoint::{Checkpoint, CheckpointEntry, CheckpointSegment};
 pub use error::FormatError;
-pub use record::{RecordHeader, RecordKind, decode_record, record_footprint};
+pub use record::{CRC_BLOCK, Layout, RecordHeader, RecordKind, decode_record, record_footprint};
 pub use segment::SegmentHeader;
 pub use superblock::{SuperBlock, cluster_hash};
 

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //!    0..8    magic b"KDSSSB\0\x01"
-//!    8..12   format version (1)
+//!    8..12   format version (2; 1 before shard records had block checksums)
 //!   12..16   flags: bit 0 = clean shutdown (the checkpoint describes the whole device)
 //!   16..24   generation: +1 per write; the valid copy with the higher one wins
 //!   24..32   disk id (random at format time)
@@ -31,8 +31,12 @@
 use crate::{BLOCK, FormatError, get_u32, get_u64};
 
 const MAGIC: &[u8; 8] = b"KDSSSB\0\x01";
-/// Format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Format version this build writes: 2 since shard records carry a checksum per 4 KiB
+/// block. A device of version 1 is read as it is and marked 2 on its first open (it may
+/// then hold layout-2 records, which a version-1 build must not scan past as garbage).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads.
+pub const FIRST_FORMAT_VERSION: u32 = 1;
 /// Longest cluster id string stored verbatim.
 pub const MAX_CLUSTER_ID_LEN: usize = 64;
 
@@ -125,7 +129,7 @@ impl SuperBlock {
             return Err(FormatError::BadChecksum { what: "superblock" });
         }
         let version = get_u32(b, 8);
-        if version != FORMAT_VERSION {
+        if !(FIRST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(FormatError::Version(version));
         }
         let n = (b[112] as usize).min(MAX_CLUSTER_ID_LEN);
@@ -232,6 +236,27 @@ mod tests {
         broken[30] ^= 1;
         let pick = SuperBlock::pick(SuperBlock::decode(&a.encode()), SuperBlock::decode(&broken));
         assert_eq!(pick.unwrap().generation, 4);
+    }
+
+    /// `sb` encoded as a build of format `version` wrote it.
+    fn as_version(sb: &SuperBlock, version: u32) -> Vec<u8> {
+        let mut b = sb.encode();
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..4092]);
+        b[4092..4096].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_first_format_device_is_read_and_written_back_as_version_2() {
+        let sb = sample(4);
+        let v1 = as_version(&sb, 1);
+        assert_eq!(SuperBlock::decode(&v1).unwrap(), sb);
+        assert_eq!(&sb.encode()[8..12], &2u32.to_le_bytes());
+        assert_eq!(
+            SuperBlock::decode(&as_version(&sb, 3)),
+            Err(FormatError::Version(3))
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use crate::device::Device;
 use crate::device::aligned::AlignedBuf;
-use crate::engine::{DATA_OFFSET, Disk, FormatOptions, OpenOptions, ShardKey, format, record_buf};
+use crate::engine::{Disk, FormatOptions, OpenOptions, ShardKey, data_offset, format, record_buf};
 use crate::error::StorageError;
 use std::fmt;
 use std::path::PathBuf;
@@ -202,7 +202,8 @@ fn put_rate(
             return Ok(false);
         }
         let mut buf = record_buf(len);
-        buf.as_mut_slice()[DATA_OFFSET..DATA_OFFSET + len].copy_from_slice(&src);
+        let at = data_offset(len);
+        buf.as_mut_slice()[at..at + len].copy_from_slice(&src);
         let key = ShardKey {
             stripe: stripe_base + i,
             shard: t as u32,
@@ -295,7 +296,8 @@ fn run_inner(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
             return Ok(false);
         }
         let mut buf = record_buf(mib);
-        buf.as_mut_slice()[DATA_OFFSET..DATA_OFFSET + mib].copy_from_slice(&src);
+        let at = data_offset(mib);
+        buf.as_mut_slice()[at..at + mib].copy_from_slice(&src);
         disk.put(
             ShardKey {
                 stripe: 1_000_000 + i,

@@ -54,6 +54,7 @@ fn counter_of<'a>(c: &'a DiskCounters, name: &str) -> &'a AtomicU64 {
         "records_written" => &c.records_written,
         "bytes_read" => &c.bytes_read,
         "records_read" => &c.records_read,
+        "device_read_bytes" => &c.device_read_bytes,
         "io_errors" => &c.io_errors,
         "checksum_errors" => &c.checksum_errors,
         "syncs" => &c.syncs,
@@ -65,7 +66,7 @@ fn counter_of<'a>(c: &'a DiskCounters, name: &str) -> &'a AtomicU64 {
     }
 }
 
-const COUNTERS: [(&str, &str); 12] = [
+const COUNTERS: [(&str, &str); 13] = [
     (
         "bytes_written",
         "Bytes written to the device (records, padding, segment headers)",
@@ -73,6 +74,10 @@ const COUNTERS: [(&str, &str); 12] = [
     ("records_written", "Records made durable"),
     ("bytes_read", "Shard bytes returned by reads"),
     ("records_read", "Shard reads served"),
+    (
+        "device_read_bytes",
+        "Device bytes shard reads fetched, checksum blocks and headers included",
+    ),
     ("io_errors", "Device I/O errors"),
     ("checksum_errors", "Records that failed their checksum"),
     ("syncs", "fdatasync calls (one per group-commit batch)"),

@@ -51,7 +51,14 @@ async fn open_disks(cfg: &StorageConfig) -> Result<Vec<Arc<Disk>>, StorageError>
             Arc::new(FaultLayer::new(rules))
         });
         tasks.push(tokio::task::spawn_blocking(move || {
-            Disk::open(&path, &cluster, OpenOptions { fault })
+            Disk::open(
+                &path,
+                &cluster,
+                OpenOptions {
+                    fault,
+                    ..Default::default()
+                },
+            )
         }));
     }
     let mut disks = Vec::new();

@@ -11,7 +11,7 @@
 //! nothing is written.
 
 use crate::config::RebuildSection;
-use crate::engine::{DATA_OFFSET, Disk, ShardKey, record_buf};
+use crate::engine::{Disk, ShardKey, data_offset, record_buf};
 use crate::error::StorageError;
 use crate::service::{NodeShared, bad_request, shard_key};
 use bytes::Bytes;
@@ -279,7 +279,8 @@ async fn run(node: &NodeShared, p: &Plan) -> Result<(RebuildShardReply, Mode), R
             return Err(format!("made {} bytes, expected {len}", bytes.len()));
         }
         let mut buf = record_buf(len);
-        buf.as_mut_slice()[DATA_OFFSET..DATA_OFFSET + len].copy_from_slice(&bytes);
+        let at = data_offset(len);
+        buf.as_mut_slice()[at..at + len].copy_from_slice(&bytes);
         Ok((buf, crc32c::crc32c(&bytes)))
     })
     .await

@@ -3,7 +3,7 @@
 //! and are acknowledged only once durable; gets stream out in chunks of a verified read.
 
 use crate::config::RebuildSection;
-use crate::engine::{DATA_OFFSET, Disk, ShardKey, record_buf};
+use crate::engine::{Disk, ShardKey, data_offset, record_buf};
 use crate::error::StorageError;
 use crate::metrics::Metrics;
 use crate::rebuild::Rebuilder;
@@ -229,14 +229,14 @@ impl StorageService {
         }
         let total = total as usize;
         let mut buf = record_buf(total);
+        let at = data_offset(total);
         let mut filled = 0usize;
         let mut crc = 0u32;
         let mut absorb = |data: &[u8]| -> Result<(), Status> {
             if filled + data.len() > total {
                 return Err(bad_request(format!("more data than total_len {total}")));
             }
-            buf.as_mut_slice()[DATA_OFFSET + filled..DATA_OFFSET + filled + data.len()]
-                .copy_from_slice(data);
+            buf.as_mut_slice()[at + filled..at + filled + data.len()].copy_from_slice(data);
             crc = crc32c::crc32c_append(crc, data);
             filled += data.len();
             Ok(())

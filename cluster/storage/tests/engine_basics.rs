@@ -147,8 +147,9 @@ fn compaction_leaves_a_segment_alone_while_shards_written_into_it_await_their_sy
     use kdss_storage::device::fault::{FaultKind, FaultLayer, FaultOp, FaultRule};
     use std::sync::Arc;
     const SEG: u64 = 256 << 10;
-    // Data lengths that take exactly n 4 KiB blocks with the 64-byte record header.
-    let blocks = |n: usize| n * 4096 - 64;
+    // Data lengths that take exactly n 4 KiB blocks with the 64-byte record header and a
+    // 4-byte checksum per block.
+    let blocks = |n: usize| n * 4096 - 64 - 4 * n;
     let dir = tempfile::tempdir().unwrap();
     let p = fresh(dir.path(), 4 << 20, SEG);
     let layer = Arc::new(FaultLayer::default());
@@ -158,6 +159,7 @@ fn compaction_leaves_a_segment_alone_while_shards_written_into_it_await_their_sy
             CLUSTER,
             OpenOptions {
                 fault: Some(layer.clone()),
+                ..Default::default()
             },
         )
         .unwrap(),

@@ -164,16 +164,20 @@ fn shard_failing_its_checksum_is_an_error_never_data() {
     d.put_bytes(key(6, 2), b"neighbour").unwrap();
     d.close().unwrap();
     drop(d);
-    let mut byte = peek(&p, placed.offset + 64 + 12_345, 1);
+    let h = kdss_format::RecordHeader::decode(&peek(&p, placed.offset, 64)).unwrap();
+    let at = placed.offset + h.data_offset() as u64 + 12_345;
+    let mut byte = peek(&p, at, 1);
     byte[0] ^= 0x01;
-    poke(&p, placed.offset + 64 + 12_345, &byte);
+    poke(&p, at, &byte);
     let d = Disk::open(&p, CLUSTER, OpenOptions::default()).unwrap();
-    let e = d
-        .read(k, 0, 10)
-        .err()
-        .expect("corrupt shard must not be returned");
-    assert!(matches!(e, StorageError::ChecksumMismatch { .. }), "{e}");
-    assert!(e.to_string().contains("checksum"), "{e}");
+    for (off, len) in [(12_340, 10), (0, 0)] {
+        let e = d
+            .read(k, off, len)
+            .err()
+            .expect("corrupt shard must not be returned");
+        assert!(matches!(e, StorageError::ChecksumMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("checksum"), "{e}");
+    }
     let rep = d.scrub_pass(|_| true).unwrap();
     assert_eq!(rep.corrupt, vec![k]);
     assert_eq!(d.read(key(6, 2), 0, 0).unwrap().data(), b"neighbour");
@@ -206,6 +210,7 @@ fn write_error_fails_the_disk_and_it_is_never_written_again() {
         CLUSTER,
         OpenOptions {
             fault: Some(layer.clone()),
+            ..Default::default()
         },
     )
     .unwrap();

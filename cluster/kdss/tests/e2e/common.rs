@@ -168,7 +168,7 @@ pub async fn corrupt_disk(c: &mut Cluster, n: usize, disk: usize) -> Vec<(u64, u
             continue;
         };
         if h.kind == kdss_format::record::RecordKind::Shard && h.data_len > 0 {
-            dev[off + 64 + h.data_len as usize / 2] ^= 0xff;
+            dev[off + h.data_offset() + h.data_len as usize / 2] ^= 0xff;
             hits.push((h.stripe_id, h.shard_index));
         }
     }

@@ -74,9 +74,16 @@ impl Geometry {
         self.data_start + i as u64 * self.segment_size
     }
 
-    /// Largest shard a record can hold (a record never spans segments).
+    /// Largest shard a record can hold (a record never spans segments): what is left of a
+    /// segment after its header block, the record header and 4 table bytes per 4 KiB.
     pub fn max_shard_len(&self) -> u64 {
-        (self.segment_size - BLOCK - kdss_format::record::HEADER_LEN as u64).min(u32::MAX as u64)
+        let room = self.segment_size - BLOCK - kdss_format::record::HEADER_LEN as u64;
+        let block = kdss_format::CRC_BLOCK as u64;
+        let whole = room / (block + 4);
+        let rest = (room % (block + 4)).saturating_sub(4);
+        let len = (whole * block + rest).min(u32::MAX as u64);
+        debug_assert!(kdss_format::record_footprint(len) <= self.segment_size - BLOCK);
+        len
     }
 
     /// Bytes usable for records in all segments.

@@ -1,7 +1,7 @@
 //! The in-memory index (shard → record location) and the segment table, with the one place
 //! that applies a durable record to them. Everything here is rebuildable from the device.
 
-use kdss_format::{Checkpoint, CheckpointEntry, CheckpointSegment, RecordKind, record_footprint};
+use kdss_format::{Checkpoint, CheckpointEntry, CheckpointSegment, Layout, RecordKind};
 use std::collections::HashMap;
 
 /// A shard's identity on a disk.
@@ -20,6 +20,15 @@ pub struct Loc {
     pub len: u32,
     pub crc: u32,
     pub version: u64,
+    /// Where the record's data starts and how it is checksummed.
+    pub layout: Layout,
+}
+
+impl Loc {
+    /// Device bytes the record occupies.
+    pub fn footprint(&self) -> u64 {
+        self.layout.footprint(self.len as u64)
+    }
 }
 
 /// The current record of a shard: its data, or the tombstone that deleted it.
@@ -35,7 +44,7 @@ pub struct Entry {
 impl Entry {
     /// Device bytes of the current record.
     pub fn footprint(&self) -> u64 {
-        record_footprint(self.loc.len as u64)
+        self.loc.footprint()
     }
 }
 
@@ -113,7 +122,7 @@ impl State {
     /// takes effect if the shard still points at the record being moved; otherwise the new
     /// copy is dead and only noted in `older`.
     pub fn apply(&mut self, key: ShardKey, kind: RecordKind, loc: Loc, expect: Option<Loc>) {
-        let fp = record_footprint(loc.len as u64);
+        let fp = loc.footprint();
         match (self.index.get_mut(&key), expect) {
             (Some(e), Some(old)) if e.loc != old => push_unique(&mut e.older, loc.seg),
             (None, Some(_)) => {}
@@ -178,6 +187,7 @@ impl State {
                     crc: e.loc.crc,
                     version: e.loc.version,
                     older: e.older.clone(),
+                    layout: e.loc.layout,
                 })
                 .collect(),
         }
@@ -224,8 +234,9 @@ impl State {
                 len: e.len,
                 crc: e.crc,
                 version: e.version,
+                layout: e.layout,
             };
-            st.segs[e.segment as usize].live += record_footprint(e.len as u64);
+            st.segs[e.segment as usize].live += loc.footprint();
             st.index.insert(
                 ShardKey {
                     stripe: e.stripe_id,

@@ -10,6 +10,7 @@ mod compact;
 mod geometry;
 mod index;
 mod open;
+mod read;
 mod scan;
 mod scrub;
 mod stats;
@@ -19,6 +20,7 @@ pub use compact::CompactReport;
 pub use geometry::Geometry;
 pub use index::ShardKey;
 pub use open::{FormatOptions, IndexSource, OpenOptions, RecoveryReport, format};
+pub use read::ShardRead;
 pub use scrub::ScrubReport;
 pub use stats::{DiskCounters, DiskStats};
 pub use writer::Placed;
@@ -26,11 +28,9 @@ pub use writer::Placed;
 use crate::device::Device;
 use crate::device::aligned::AlignedBuf;
 use crate::error::StorageError;
-use bytes::Bytes;
 use index::State;
 use kdss_common::DiskId;
-use kdss_format::record::HEADER_LEN;
-use kdss_format::{RecordKind, decode_record, record_footprint};
+use kdss_format::{Layout, RecordKind, record_footprint};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,11 +39,14 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 use writer::{Cmd, Op, Request};
 
-/// Offset of the shard data inside a record buffer.
-pub const DATA_OFFSET: usize = HEADER_LEN;
+/// Offset of `len` bytes of shard data inside a new record buffer (after the header and the
+/// checksum table).
+pub fn data_offset(len: usize) -> usize {
+    Layout::V2.data_offset(len as u64) as usize
+}
 
 /// A record buffer for `len` bytes of shard data: aligned, sized to the record's footprint,
-/// with the data to be copied in at [`DATA_OFFSET`]. Filling it directly as bytes arrive
+/// with the data to be copied in at [`data_offset`]. Filling it directly as bytes arrive
 /// saves a copy on the put path.
 pub fn record_buf(len: usize) -> AlignedBuf {
     AlignedBuf::zeroed(record_footprint(len as u64) as usize)
@@ -66,6 +69,8 @@ pub(crate) struct Inner {
     /// Shards whose current record failed its checksum, with that record's version: see
     /// [`Disk::corrupt_shards`].
     pub corrupt: Mutex<HashMap<ShardKey, u64>>,
+    /// The layout new shard records get.
+    pub layout: Layout,
 }
 
 impl Inner {
@@ -90,30 +95,6 @@ pub struct Disk {
     tx: Mutex<Option<mpsc::Sender<Cmd>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     report: RecoveryReport,
-}
-
-/// A verified read: the record buffer and the requested range inside it.
-pub struct ShardRead {
-    buf: AlignedBuf,
-    start: usize,
-    len: usize,
-    /// Total length of the shard.
-    pub shard_len: u64,
-    /// crc32c of the whole shard.
-    pub crc: u32,
-}
-
-impl ShardRead {
-    /// The requested bytes.
-    pub fn data(&self) -> &[u8] {
-        &self.buf.as_slice()[self.start..self.start + self.len]
-    }
-
-    /// The requested bytes as `Bytes`, without copying.
-    pub fn into_bytes(self) -> Bytes {
-        let (start, len) = (self.start, self.len);
-        Bytes::from_owner(self.buf).slice(start..start + len)
-    }
 }
 
 impl Disk {
@@ -196,7 +177,7 @@ impl Disk {
         Ok(rx)
     }
 
-    fn put_op(&self, buf: AlignedBuf, len: usize, crc: u32) -> Result<Op, StorageError> {
+    fn put_op(&self, mut buf: AlignedBuf, len: usize, crc: u32) -> Result<Op, StorageError> {
         self.inner.touch();
         let max = self.inner.geo.max_shard_len();
         if len as u64 > max {
@@ -210,6 +191,15 @@ impl Disk {
             buf.len() as u64 >= record_footprint(len as u64),
             "record_buf sized the buffer"
         );
+        // The block table is computed here, on the caller's thread, not the disk's writer.
+        match self.inner.layout {
+            Layout::V2 => kdss_format::blocks::fill_table(buf.as_mut_slice(), len),
+            Layout::V1 => {
+                let at = data_offset(len);
+                let to = Layout::V1.data_offset(len as u64) as usize;
+                buf.as_mut_slice().copy_within(at..at + len, to);
+            }
+        }
         Ok(Op::Put {
             buf,
             len: len as u32,
@@ -217,7 +207,7 @@ impl Disk {
         })
     }
 
-    /// Appends a shard whose `len` bytes sit at [`DATA_OFFSET`] of `buf` (from
+    /// Appends a shard whose `len` bytes sit at [`data_offset`] of `buf` (from
     /// [`record_buf`]) with crc32c `crc`; returns once the record is durable and indexed.
     pub fn put(
         &self,
@@ -249,7 +239,8 @@ impl Disk {
     /// Convenience for tests and the bench: copies `data` into a record buffer and puts it.
     pub fn put_bytes(&self, key: ShardKey, data: &[u8]) -> Result<Placed, StorageError> {
         let mut buf = record_buf(data.len());
-        buf.as_mut_slice()[DATA_OFFSET..DATA_OFFSET + data.len()].copy_from_slice(data);
+        let at = data_offset(data.len());
+        buf.as_mut_slice()[at..at + data.len()].copy_from_slice(data);
         self.put(key, buf, data.len(), crc32c::crc32c(data))
     }
 
@@ -291,99 +282,9 @@ impl Disk {
         v
     }
 
-    /// Reads `len` bytes (0 = to the end) from `offset` of a shard. The whole record is read
-    /// and its crc32c verified first: bytes that failed it are never returned.
-    pub fn read(&self, key: ShardKey, offset: u64, len: u64) -> Result<ShardRead, StorageError> {
-        self.inner.touch();
-        let _gate = self.inner.read_gate.read().expect("read gate");
-        let loc = {
-            let st = self.inner.state.lock().expect("state lock");
-            st.live(&key)
-        }
-        .ok_or(StorageError::NotFound {
-            disk: self.inner.id,
-            stripe: key.stripe,
-            shard: key.shard,
-        })?;
-        let shard_len = loc.len as u64;
-        let len = if len == 0 {
-            shard_len.saturating_sub(offset)
-        } else {
-            len
-        };
-        if offset.checked_add(len).is_none_or(|e| e > shard_len) {
-            return Err(StorageError::BadRange {
-                offset,
-                len,
-                shard_len,
-            });
-        }
-        let buf = self.read_record(
-            key,
-            &index::Entry {
-                kind: RecordKind::Shard,
-                loc,
-                older: vec![],
-            },
-        )?;
-        DiskCounters::add(&self.inner.counters.records_read, 1);
-        DiskCounters::add(&self.inner.counters.bytes_read, len);
-        Ok(ShardRead {
-            buf,
-            start: DATA_OFFSET + offset as usize,
-            len: len as usize,
-            shard_len,
-            crc: loc.crc,
-        })
-    }
-
-    /// Reads and verifies the record an index entry points at (caller holds the read gate).
-    fn read_record(&self, key: ShardKey, e: &index::Entry) -> Result<AlignedBuf, StorageError> {
-        let loc = e.loc;
-        let mut buf = AlignedBuf::zeroed(e.footprint() as usize);
-        if let Err(err) = self.inner.dev.read_at(buf.as_mut_slice(), loc.offset) {
-            DiskCounters::add(&self.inner.counters.io_errors, 1);
-            return Err(StorageError::Io {
-                path: self.path().to_path_buf(),
-                op: "read",
-                source: err,
-            });
-        }
-        let bad = |detail: String| {
-            DiskCounters::add(&self.inner.counters.checksum_errors, 1);
-            self.note_corrupt(key, loc.version);
-            tracing::error!(disk = %self.inner.id, stripe = key.stripe, shard = key.shard,
-                offset = loc.offset, "{detail}");
-            StorageError::ChecksumMismatch {
-                disk: self.inner.id,
-                stripe: key.stripe,
-                shard: key.shard,
-                offset: loc.offset,
-                detail,
-            }
-        };
-        match decode_record(buf.as_slice()) {
-            Ok((h, _)) => {
-                if h.kind != e.kind
-                    || h.stripe_id != key.stripe
-                    || h.shard_index != key.shard
-                    || h.version != loc.version
-                    || h.data_len != loc.len
-                    || h.data_crc != loc.crc
-                {
-                    return Err(bad(format!(
-                        "record header does not match the index: {h:?}"
-                    )));
-                }
-            }
-            Err(err) => return Err(bad(err.to_string())),
-        }
-        Ok(buf)
-    }
-
     /// Remembers that the record `version` of `key` failed its checksum, if it is still the
     /// shard's live record (a put or delete that raced the read has already replaced it).
-    fn note_corrupt(&self, key: ShardKey, version: u64) {
+    pub(super) fn note_corrupt(&self, key: ShardKey, version: u64) {
         let live = {
             let st = self.inner.state.lock().expect("state lock");
             st.live(&key).map(|l| l.version)

@@ -35,6 +35,10 @@ pub struct FormatOptions {
 pub struct OpenOptions {
     /// Test-only fault injection on this disk's I/O.
     pub fault: Option<Arc<FaultLayer>>,
+    /// The layout of the shard records this disk writes. Always the current one, except in
+    /// tests that need records as the first format wrote them.
+    #[doc(hidden)]
+    pub layout: kdss_format::Layout,
 }
 
 /// Where the index came from on open.
@@ -242,6 +246,7 @@ pub(super) fn open(path: &Path, cluster_id: &str, opts: OpenOptions) -> Result<D
         superblock: Mutex::new(sb2),
         last_foreground_ms: AtomicU64::new(0),
         corrupt: Default::default(),
+        layout: opts.layout,
     };
     Ok(Disk::start(inner, report))
 }

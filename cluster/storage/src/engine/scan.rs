@@ -84,9 +84,7 @@ pub(crate) fn scan_segment(
         };
         let fp = h.footprint();
         let rec = w.get(pos, fp)?;
-        if h.verify_data(&rec[HEADER_LEN..HEADER_LEN + h.data_len as usize])
-            .is_err()
-        {
+        if kdss_format::decode_record(rec).is_err() {
             *skipped += 1;
             tracing::warn!(
                 segment = i,
@@ -110,6 +108,7 @@ pub(crate) fn scan_segment(
                 len: h.data_len,
                 crc: h.data_crc,
                 version: h.version,
+                layout: h.layout,
             },
             seq: h.seq,
         });
@@ -177,7 +176,7 @@ pub(crate) fn rebuild(dev: &Device, geo: &Geometry) -> Result<(State, u64, u64),
         if win.kind == RecordKind::Tombstone && older.is_empty() {
             continue;
         }
-        st.segs[win.loc.seg as usize].live += kdss_format::record_footprint(win.loc.len as u64);
+        st.segs[win.loc.seg as usize].live += win.loc.footprint();
         st.index.insert(
             key,
             Entry {

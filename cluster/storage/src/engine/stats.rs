@@ -9,6 +9,9 @@ pub struct DiskCounters {
     pub records_written: AtomicU64,
     pub bytes_read: AtomicU64,
     pub records_read: AtomicU64,
+    /// Device bytes shard reads fetched to serve and verify them: the whole record for a
+    /// layout-1 record, the touched checksum blocks for a layout-2 one.
+    pub device_read_bytes: AtomicU64,
     pub io_errors: AtomicU64,
     pub checksum_errors: AtomicU64,
     pub syncs: AtomicU64,

@@ -9,7 +9,7 @@ use super::index::{Loc, SegKind, ShardKey};
 use super::{Inner, stats::DiskCounters};
 use crate::device::aligned::AlignedBuf;
 use crate::error::StorageError;
-use kdss_format::{BLOCK, RecordHeader, RecordKind, SegmentHeader, record_footprint};
+use kdss_format::{BLOCK, Layout, RecordHeader, RecordKind, SegmentHeader};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -215,8 +215,10 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
     {
         let mut st = inner.state.lock().expect("state lock");
         for mut req in batch {
-            let (kind, len, crc, version, expect) = match &req.op {
-                Op::Put { len, crc, .. } => (RecordKind::Shard, *len, *crc, None, None),
+            let (kind, len, crc, version, expect, layout) = match &req.op {
+                Op::Put { len, crc, .. } => {
+                    (RecordKind::Shard, *len, *crc, None, None, inner.layout)
+                }
                 Op::Delete => {
                     if st.live(&req.key).is_none() && !st.pending.contains_key(&req.key) {
                         let _ = req.reply.send(Ok(Placed {
@@ -225,7 +227,8 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                         }));
                         continue;
                     }
-                    (RecordKind::Tombstone, 0, crc32c::crc32c(&[]), None, None)
+                    let crc = crc32c::crc32c(&[]);
+                    (RecordKind::Tombstone, 0, crc, None, None, Layout::V2)
                 }
                 Op::Relocate { kind, expect, .. } => (
                     *kind,
@@ -233,9 +236,10 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                     expect.crc,
                     Some(expect.version),
                     Some(*expect),
+                    expect.layout,
                 ),
             };
-            let fp = record_footprint(len as u64);
+            let fp = layout.footprint(len as u64);
             let reserve = req.op.reserved_segments();
             let placed = inner.allocate(&mut st, fp, reserve, &mut seg_headers);
             let (seg, offset) = match placed {
@@ -256,6 +260,7 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                 data_crc: crc,
                 seq,
                 version,
+                layout,
             }
             .encode();
             let mut tomb_buf = None;
@@ -278,6 +283,7 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                 len,
                 crc,
                 version,
+                layout,
             };
             st.segs[seg as usize].unsettled += 1;
             slots.push(Slot {
@@ -299,7 +305,7 @@ fn process(inner: &Inner, batch: Vec<Request>, stx: &std::sync::mpsc::SyncSender
                 (Op::Delete, Some(b)) => b.as_slice(),
                 (Op::Delete, None) => continue,
             };
-            let fp = record_footprint(loc.len as u64) as usize;
+            let fp = loc.footprint() as usize;
             writes.push((loc.offset, &buf[..fp]));
         }
     }

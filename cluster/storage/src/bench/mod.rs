@@ -4,8 +4,13 @@
 //! fdatasync at the end of the writes). Every engine put is acknowledged only once durable
 //! (group commit), so the append figures include fdatasync.
 //!
+//! It also reads 4 KiB at random offsets of 1 MiB shards stored in each record layout
+//! ([`ranges`]): the figure per-block checksums exist for.
+//!
 //! The file at `path` is (re)formatted: point it at scratch space. A file the bench created
 //! is removed at the end.
+
+mod ranges;
 
 use crate::device::Device;
 use crate::device::aligned::AlignedBuf;
@@ -322,13 +327,45 @@ fn run_inner(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
         value: n as f64 / secs,
         unit: "MiB/s",
     });
+    // The 1 MiB shards above have layout 2; write some with layout 1 beside them.
+    disk.close()?;
+    drop(disk);
+    let first_format = OpenOptions {
+        layout: kdss_format::Layout::V1,
+        ..Default::default()
+    };
+    let disk = Disk::open(&opts.path, cluster, first_format)?;
+    let v1_count = (count / 8).clamp(1, 256);
+    let v1_keys: Vec<ShardKey> = (0..v1_count)
+        .map(|i| ShardKey {
+            stripe: 3_000_000 + i,
+            shard: 0,
+        })
+        .collect();
+    for k in &v1_keys {
+        disk.put_bytes(*k, &src)?;
+    }
+    let v2_keys: Vec<ShardKey> = (0..count)
+        .map(|i| ShardKey {
+            stripe: 1_000_000 + i % per,
+            shard: (i / per) as u32,
+        })
+        .collect();
+    let dur = opts.small_duration;
+    for (keys, label) in [(&v2_keys, "layout 2"), (&v1_keys, "layout 1")] {
+        let figs = ranges::random_4k(&disk, keys, mib as u64, threads, dur, label)?;
+        rep.figures.extend(figs);
+    }
+    disk.close()?;
+    drop(disk);
+    let disk = Disk::open(&opts.path, cluster, OpenOptions::default())?;
 
     for (len, base, name) in [
         (4096usize, 10_000_000u64, "4 KiB"),
         (65536, 20_000_000, "64 KiB"),
     ] {
         let dur = opts.small_duration;
-        let limit = (geo.capacity() / 5) / kdss_format::record_footprint(len as u64);
+        let limit = (geo.capacity() / 6) / kdss_format::record_footprint(len as u64);
         let (n, secs) = put_rate(
             &disk,
             len,

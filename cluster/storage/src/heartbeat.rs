@@ -2,7 +2,7 @@
 //! the interval the master asks for, signed with the service identity. While no master
 //! answers it retries quietly (masters may start after the node).
 
-use crate::service::NodeShared;
+use crate::node_shared::NodeShared;
 use kdss_common::auth::{AUTH_HEADER, SERVICE_ACCESS_KEY, credential};
 use kdss_proto::master::RegisterNodeRequest;
 use kdss_proto::master::master_client::MasterClient;

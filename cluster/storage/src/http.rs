@@ -3,7 +3,7 @@
 //! named disk at run time.
 
 use crate::device::fault::{FaultKind, FaultOp, FaultRule};
-use crate::service::NodeShared;
+use crate::node_shared::NodeShared;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};

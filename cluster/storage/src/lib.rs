@@ -15,6 +15,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod metrics;
 pub mod node;
+pub mod node_shared;
 pub mod rebuild;
 pub mod service;
 

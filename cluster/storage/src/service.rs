@@ -2,191 +2,26 @@
 //! capability with the cluster secret before touching a disk (invariant 6); puts stream in
 //! and are acknowledged only once durable; gets stream out in chunks of a verified read.
 
-use crate::config::RebuildSection;
-use crate::engine::{Disk, ShardKey, data_offset, record_buf};
+use crate::engine::{ShardKey, data_offset, record_buf};
 use crate::error::StorageError;
-use crate::metrics::Metrics;
-use crate::rebuild::Rebuilder;
+use crate::node_shared::{NodeShared, bad_request, shard_key};
 use futures::Stream;
 use kdss_common::rpc_error::{errno, status};
-use kdss_common::{CapabilityKey, DiskId};
 use kdss_proto::storage::storage_server::Storage;
 use kdss_proto::storage::{
-    Capability, DeleteShardReply, DeleteShardRequest, DiskInfo, DiskState, GetShardChunk,
-    GetShardRequest, ListShardsChunk, ListShardsRequest, ListedShard, NodeInfoReply,
-    NodeInfoRequest, PutShardReply, PutShardRequest, ShardOp, StatShardReply, StatShardRequest,
+    DeleteShardReply, DeleteShardRequest, GetShardChunk, GetShardRequest, ListShardsChunk,
+    ListShardsRequest, ListedShard, NodeInfoReply, NodeInfoRequest, PutShardReply, PutShardRequest,
+    ShardOp, StatShardReply, StatShardRequest,
 };
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 /// Size of the chunks a get streams back.
 pub const GET_CHUNK: usize = 1 << 20;
-/// Corrupt shards one DiskInfo names at most (the rest follow once these are repaired).
-const MAX_CORRUPT_REPORTED: usize = 1024;
 /// Shards per message of an inventory stream (about 20 bytes each on the wire).
 const LIST_CHUNK: usize = 4096;
-
-/// What the service, the heartbeat and the HTTP endpoint share.
-#[derive(Debug)]
-pub struct NodeShared {
-    pub node_id: String,
-    pub disks: Vec<Arc<Disk>>,
-    by_id: HashMap<DiskId, Arc<Disk>>,
-    key: CapabilityKey,
-    pub metrics: Metrics,
-    /// Slots, channels and codecs of RebuildShard.
-    pub(crate) rebuild: Rebuilder,
-    /// Bytes clients read and wrote per disk since start; heartbeats carry them so the
-    /// master can tell busy clients (which balance yields to) from its own traffic.
-    client_bytes: HashMap<DiskId, AtomicU64>,
-}
-
-impl NodeShared {
-    /// Bundles the open disks of a node with the cluster secret and the rebuild limits.
-    pub fn new(
-        node_id: String,
-        disks: Vec<Arc<Disk>>,
-        cluster_secret: &str,
-        rebuild: &RebuildSection,
-    ) -> Self {
-        let by_id = disks.iter().map(|d| (d.id(), d.clone())).collect();
-        let metrics = Metrics::new(disks.clone());
-        let client_bytes = disks.iter().map(|d| (d.id(), AtomicU64::new(0))).collect();
-        NodeShared {
-            client_bytes,
-            node_id,
-            disks,
-            by_id,
-            key: CapabilityKey::new(cluster_secret),
-            metrics,
-            rebuild: Rebuilder::new(rebuild),
-        }
-    }
-
-    pub(crate) fn disk(&self, id: u64) -> Result<&Arc<Disk>, Status> {
-        self.by_id
-            .get(&DiskId(id))
-            .ok_or_else(|| StorageError::NoSuchDisk(DiskId(id)).to_status())
-    }
-
-    pub(crate) fn check(
-        &self,
-        cap: Option<&Capability>,
-        key: ShardKey,
-        ops: &[ShardOp],
-    ) -> Result<(), Status> {
-        let now = kdss_common::time::now_ms();
-        let mut last = None;
-        for op in ops {
-            match self.key.verify(cap, key.stripe, key.shard, *op, now) {
-                Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
-            }
-        }
-        let e = last.expect("at least one op");
-        Err(status(
-            Code::PermissionDenied,
-            errno::EACCES,
-            "CapabilityRefused",
-            e.to_string(),
-        ))
-    }
-
-    /// The heartbeat's view of every disk.
-    pub fn disk_infos(&self) -> Vec<DiskInfo> {
-        self.disks
-            .iter()
-            .map(|d| disk_info(d, self.client_bytes[&d.id()].load(Ordering::Relaxed)))
-            .collect()
-    }
-
-    /// Counts `bytes` of client traffic on `disk`.
-    fn count_client(&self, disk: DiskId, bytes: u64) {
-        if let Some(c) = self.client_bytes.get(&disk) {
-            c.fetch_add(bytes, Ordering::Relaxed);
-        }
-    }
-}
-
-/// One disk as the wire describes it, with the client bytes counted on it.
-pub fn disk_info(d: &Disk, client_bytes: u64) -> DiskInfo {
-    let s = d.stats();
-    let (corrupt, corrupt_shards_more) = d.corrupt_shards(MAX_CORRUPT_REPORTED);
-    let state = if s.failed {
-        DiskState::Failed
-    } else if s.readonly {
-        DiskState::Readonly
-    } else {
-        DiskState::Online
-    };
-    DiskInfo {
-        disk_id: d.id().0,
-        path: d.path().display().to_string(),
-        capacity_bytes: s.capacity,
-        used_bytes: s.used,
-        dead_bytes: s.dead,
-        free_bytes: s.free,
-        state: state as i32,
-        io_errors: s.io_errors,
-        checksum_errors: s.checksum_errors,
-        records: s.records,
-        health: Some(health_report(d.device())),
-        corrupt_shards: corrupt
-            .into_iter()
-            .map(|k| kdss_proto::storage::ShardKey {
-                stripe_id: k.stripe,
-                shard_index: k.shard,
-            })
-            .collect(),
-        corrupt_shards_more,
-        client_bytes,
-    }
-}
-
-/// What the master needs to judge a disk: latency over the recent window and S.M.A.R.T.
-fn health_report(dev: &crate::device::Device) -> kdss_proto::storage::DiskHealthReport {
-    use crate::device::latency::IoKind;
-    let lat = dev.latency();
-    let (r, w) = (
-        lat.percentiles(IoKind::Read),
-        lat.percentiles(IoKind::Write),
-    );
-    let smart = dev.smart();
-    kdss_proto::storage::DiskHealthReport {
-        window_ms: lat.window().as_millis() as u64,
-        read_p50_us: r.p50_us,
-        read_p99_us: r.p99_us,
-        read_samples: r.samples,
-        write_p50_us: w.p50_us,
-        write_p99_us: w.p99_us,
-        write_samples: w.samples,
-        smart_status: smart.text,
-        smart_failing: smart.failing,
-    }
-}
-
-pub(crate) fn shard_key(k: Option<kdss_proto::storage::ShardKey>) -> Result<ShardKey, Status> {
-    let k = k.ok_or_else(|| {
-        status(
-            Code::InvalidArgument,
-            errno::EINVAL,
-            "InvalidArgument",
-            "missing shard key",
-        )
-    })?;
-    Ok(ShardKey {
-        stripe: k.stripe_id,
-        shard: k.shard_index,
-    })
-}
-
-pub(crate) fn bad_request(msg: impl Into<String>) -> Status {
-    status(Code::InvalidArgument, errno::EINVAL, "InvalidArgument", msg)
-}
 
 /// The gRPC service over a node's disks.
 #[derive(Clone, Debug)]

@@ -10,40 +10,22 @@
 //! as PutShard and acknowledged only once durable; when fewer than k sources are readable
 //! nothing is written.
 
-use crate::config::RebuildSection;
+pub mod rebuilder;
+
 use crate::engine::{Disk, ShardKey, data_offset, record_buf};
 use crate::error::StorageError;
-use crate::service::{NodeShared, bad_request, shard_key};
+use crate::node_shared::{NodeShared, bad_request, shard_key};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kdss_common::EcPolicy;
 use kdss_proto::master::ShardLocation;
 use kdss_proto::storage::{RebuildShardReply, RebuildShardRequest, RebuildSource, ShardOp};
-use kdss_shard::ec::Codecs;
-use kdss_shard::{NodePool, ShardFault};
+use kdss_shard::ShardFault;
+use rebuilder::Rebuilder;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use std::time::Instant;
 use tonic::Status;
-
-/// What rebuilds on one node share: the channels to other nodes, the codecs, and the slots
-/// that bound how many run at once (each holds up to k whole shards in memory).
-pub struct Rebuilder {
-    pool: NodePool,
-    codecs: Codecs,
-    slots: Semaphore,
-    fetch_timeout: Duration,
-}
-
-impl std::fmt::Debug for Rebuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rebuilder")
-            .field("free_slots", &self.slots.available_permits())
-            .field("fetch_timeout", &self.fetch_timeout)
-            .finish()
-    }
-}
 
 /// A request that passed every check, ready to run.
 struct Plan {
@@ -67,19 +49,6 @@ impl Mode {
         match self {
             Mode::Copy => "copy",
             Mode::Decode => "decode",
-        }
-    }
-}
-
-impl Rebuilder {
-    /// Slots and deadlines from `[rebuild]`.
-    pub fn new(cfg: &RebuildSection) -> Self {
-        let fetch_timeout = Duration::from_millis(cfg.fetch_timeout_ms);
-        Rebuilder {
-            pool: NodePool::internal(fetch_timeout),
-            codecs: Codecs::default(),
-            slots: Semaphore::new(cfg.max_concurrent),
-            fetch_timeout,
         }
     }
 }

@@ -14,7 +14,7 @@ mod ranges;
 
 use crate::device::Device;
 use crate::device::aligned::AlignedBuf;
-use crate::engine::{Disk, FormatOptions, OpenOptions, ShardKey, data_offset, format, record_buf};
+use crate::engine::{Disk, FormatOptions, OpenOptions, ShardKey, format, record_buf_of};
 use crate::error::StorageError;
 use std::fmt;
 use std::path::PathBuf;
@@ -199,6 +199,7 @@ fn put_rate(
     stripe_base: u64,
 ) -> Result<(u64, f64), StorageError> {
     let src = pattern(len, stripe_base);
+    let crc = crc32c::crc32c(&src);
     let n = AtomicU64::new(0);
     let t0 = Instant::now();
     parallel(threads, |t, i| {
@@ -206,14 +207,11 @@ fn put_rate(
         if stop(done, t0) {
             return Ok(false);
         }
-        let mut buf = record_buf(len);
-        let at = data_offset(len);
-        buf.as_mut_slice()[at..at + len].copy_from_slice(&src);
         let key = ShardKey {
             stripe: stripe_base + i,
             shard: t as u32,
         };
-        disk.put(key, buf, len, crc32c::crc32c(&src))?;
+        disk.put(key, record_buf_of(&src), len, crc)?;
         n.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     })?;
@@ -300,18 +298,11 @@ fn run_inner(opts: &BenchOptions) -> Result<BenchReport, StorageError> {
         if i >= per {
             return Ok(false);
         }
-        let mut buf = record_buf(mib);
-        let at = data_offset(mib);
-        buf.as_mut_slice()[at..at + mib].copy_from_slice(&src);
-        disk.put(
-            ShardKey {
-                stripe: 1_000_000 + i,
-                shard: t as u32,
-            },
-            buf,
-            mib,
-            crc,
-        )?;
+        let key = ShardKey {
+            stripe: 1_000_000 + i,
+            shard: t as u32,
+        };
+        disk.put(key, record_buf_of(&src), mib, crc)?;
         written.fetch_add(1, Ordering::Relaxed);
         Ok(true)
     })?;

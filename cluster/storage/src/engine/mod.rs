@@ -52,6 +52,15 @@ pub fn record_buf(len: usize) -> AlignedBuf {
     AlignedBuf::zeroed(record_footprint(len as u64) as usize)
 }
 
+/// A record buffer holding a copy of `data` at [`data_offset`], for callers that already
+/// have the whole shard in memory.
+pub fn record_buf_of(data: &[u8]) -> AlignedBuf {
+    let mut buf = record_buf(data.len());
+    let at = data_offset(data.len());
+    buf.as_mut_slice()[at..at + data.len()].copy_from_slice(data);
+    buf
+}
+
 /// Shared state of an open disk.
 pub(crate) struct Inner {
     pub id: DiskId,
@@ -238,10 +247,7 @@ impl Disk {
 
     /// Convenience for tests and the bench: copies `data` into a record buffer and puts it.
     pub fn put_bytes(&self, key: ShardKey, data: &[u8]) -> Result<Placed, StorageError> {
-        let mut buf = record_buf(data.len());
-        let at = data_offset(data.len());
-        buf.as_mut_slice()[at..at + data.len()].copy_from_slice(data);
-        self.put(key, buf, data.len(), crc32c::crc32c(data))
+        self.put(key, record_buf_of(data), data.len(), crc32c::crc32c(data))
     }
 
     /// Deletes a shard by appending a tombstone; returns whether it existed.

@@ -12,7 +12,7 @@
 
 pub mod rebuilder;
 
-use crate::engine::{Disk, ShardKey, data_offset, record_buf};
+use crate::engine::{Disk, ShardKey, record_buf_of};
 use crate::error::StorageError;
 use crate::node_shared::{NodeShared, bad_request, shard_key};
 use bytes::Bytes;
@@ -247,10 +247,7 @@ async fn run(node: &NodeShared, p: &Plan) -> Result<(RebuildShardReply, Mode), R
         if bytes.len() != len {
             return Err(format!("made {} bytes, expected {len}", bytes.len()));
         }
-        let mut buf = record_buf(len);
-        let at = data_offset(len);
-        buf.as_mut_slice()[at..at + len].copy_from_slice(&bytes);
-        Ok((buf, crc32c::crc32c(&bytes)))
+        Ok((record_buf_of(&bytes), crc32c::crc32c(&bytes)))
     })
     .await
     .map_err(|e| RunError::Other(Status::internal(format!("rebuild task: {e}")), bytes_read))?

@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 
 /// Events waiting for the webhook at most; more are dropped.
 pub const QUEUE: usize = 64;
+/// Recent events kept for the console's Alerts page, Lark or not.
+pub const RECENT: usize = 200;
 
 /// The master's event reporter (or a reporter that does nothing, when `[notify]` is off).
 #[derive(Debug, Default)]
@@ -25,6 +27,8 @@ pub struct Events {
     tx: Option<mpsc::Sender<ClusterEvent>>,
     dropped: AtomicU64,
     source: String,
+    /// The last [`RECENT`] events with their time (Unix ms), for the console.
+    recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<(i64, ClusterEvent)>>>,
 }
 
 impl Events {
@@ -70,18 +74,27 @@ impl Events {
             tx: Some(tx),
             dropped: AtomicU64::new(0),
             source: format!("master {master_id}"),
+            recent: Default::default(),
         })
     }
 
-    /// Queues `kind` about `subject` without waiting; drops it when the queue is full.
+    /// Queues `kind` about `subject` without waiting; drops it when the queue is full. The
+    /// event is also kept among the recent ones the console shows, with or without Lark.
     pub fn emit(&self, kind: EventKind, subject: String, detail: String) {
-        let Some(tx) = &self.tx else { return };
         let ev = ClusterEvent {
             kind,
             subject,
             detail,
             source: self.source.clone(),
         };
+        {
+            let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            r.push_back((kdss_common::time::now_ms() as i64, ev.clone()));
+            while r.len() > RECENT {
+                r.pop_front();
+            }
+        }
+        let Some(tx) = &self.tx else { return };
         if tx.try_send(ev).is_err() {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             tracing::warn!(
@@ -89,6 +102,27 @@ impl Events {
                 "Lark event queue full (webhook slow or down): event dropped"
             );
         }
+    }
+
+    /// The recent events for the console, oldest first; reads the same ring later emits
+    /// fill, so the feed stays live after the state is built.
+    pub fn feed(&self) -> kdss_console::EventFeed {
+        let recent = self.recent.clone();
+        std::sync::Arc::new(move || {
+            let r = recent.lock().unwrap_or_else(|p| p.into_inner());
+            r.iter()
+                .map(|(at_ms, e)| kdss_console::EventRow {
+                    at_ms: *at_ms,
+                    kind: e.kind.title().to_string(),
+                    subject: e.subject.clone(),
+                    detail: format!("{} ({})", e.detail, e.source),
+                    alert: matches!(
+                        e.kind.severity(),
+                        kdss_notify::Severity::Critical | kdss_notify::Severity::Warning
+                    ),
+                })
+                .collect()
+        })
     }
 
     /// Events dropped because the queue was full, since start.

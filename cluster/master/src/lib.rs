@@ -7,7 +7,8 @@
 //! leader, serves reads from the leader's database, places stripes ([`placement`]) on the
 //! disks that storage nodes report in their heartbeats ([`membership`]) and hands out shard
 //! capabilities; [`health`] keeps each disk's state (online, suspect, offline, draining);
-//! [`events`] tells a Lark group when one changes, a repair ends or a balance starts.
+//! [`events`] tells a Lark group when one changes, a repair ends or a balance starts;
+//! [`console`] mounts the web console (`kdss-console`) on the HTTP port.
 //! [`run`] is the daemon entry point (`kdss master -c master.toml`); `bench` (with the
 //! `bench` feature only) measures metadata operations against running masters.
 
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod bench;
 pub mod caller;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod health;

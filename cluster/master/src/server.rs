@@ -168,10 +168,13 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),
     );
     let mut tasks = Vec::new();
-    let router = crate::http::router(st.clone());
+    let console = kdss_console::router(crate::console::config(&cfg, &st, grpc_addr))
+        .map_err(|e| MasterError::Serve(format!("console: {e}")))?;
+    let router = crate::http::router(st.clone()).merge(console);
     let http_stop = stopped(stop_rx.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(http_l, router)
+        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+        if let Err(e) = axum::serve(http_l, svc)
             .with_graceful_shutdown(http_stop)
             .await
         {

@@ -237,6 +237,12 @@ fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, da
         Some(m) => println!("  mounted at    {} (ksfs)", m.display()),
         None => println!("  mounted at    (not mounted)"),
     }
+    if let Some(m) = l.masters.first() {
+        println!(
+            "  web console   http://{}/  (sign in with the access key and secret key above)",
+            m.http
+        );
+    }
     for m in &l.masters {
         println!(
             "  master {}      grpc {}  metrics http://{}/metrics",

@@ -76,8 +76,8 @@ pub struct ClusterJson {
     pub s3: Option<S3Json>,
     pub bucket: Option<String>,
     pub mountpoint: Option<PathBuf>,
-    /// The first master's HTTP address, where the web console will be served (planned;
-    /// today it answers `/metrics` and `/health`).
+    /// The first master's HTTP address, where the web console is served (every master
+    /// serves it, beside `/metrics` and `/health`; docs/console.md).
     pub console: String,
     pub masters: Vec<MasterJson>,
     pub storage_nodes: Vec<NodeJson>,

@@ -121,7 +121,7 @@ impl Backend {
             .map(|u| u.role())
             .ok_or_else(refused)?;
         ConsoleRole::from_master(role).ok_or_else(|| {
-            ConsoleError::LoginRefused(format!(
+            ConsoleError::NoConsoleRole(format!(
                 "{ak} is an S3 user; the console needs the viewer, operator or admin role"
             ))
         })

@@ -14,6 +14,9 @@ pub enum ConsoleError {
     /// The key pair did not verify, or the user may not use the console.
     #[error("{0}")]
     LoginRefused(String),
+    /// The key pair is right but the user's role has no console access (plain S3 users).
+    #[error("{0}")]
+    NoConsoleRole(String),
     /// Too many failed logins from this address or for this key.
     #[error("too many failed logins; try again in {0} s")]
     RateLimited(u64),
@@ -54,7 +57,9 @@ impl ConsoleError {
         match self {
             ConsoleError::NoSession | ConsoleError::LoginRefused(_) => StatusCode::UNAUTHORIZED,
             ConsoleError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ConsoleError::Csrf | ConsoleError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ConsoleError::Csrf
+            | ConsoleError::Forbidden { .. }
+            | ConsoleError::NoConsoleRole(_) => StatusCode::FORBIDDEN,
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ConsoleError::Master(s) => match s.code() {

@@ -51,9 +51,15 @@ async fn admin_and_viewer_in_headless_chromium() {
     let (ak, sk) = c.admin_keys();
     sign_in(&b, &base, &ak, &sk).await.unwrap();
     assert_eq!(b.text("#role").await.unwrap(), "admin");
-    b.wait_text("#nodes-count", long, |t| t == "4/4").await.unwrap();
-    b.wait_text("#disks-count", long, |t| t == "8/8").await.unwrap();
-    b.wait_text("#health", long, |t| t == "Healthy").await.unwrap();
+    b.wait_text("#nodes-count", long, |t| t == "4/4")
+        .await
+        .unwrap();
+    b.wait_text("#disks-count", long, |t| t == "8/8")
+        .await
+        .unwrap();
+    b.wait_text("#health", long, |t| t == "Healthy")
+        .await
+        .unwrap();
     // The charts fill in without a reload.
     b.wait_text("#chart-iops-label", long, |t| t.contains("samples"))
         .await
@@ -61,7 +67,11 @@ async fn admin_and_viewer_in_headless_chromium() {
     b.screenshot(&dir.join("dashboard.png")).await.unwrap();
 
     b.goto(&format!("{base}/nodes")).await.unwrap();
-    assert_eq!(b.find_all("#disks tr").await.unwrap().len(), 9, "8 disks + header");
+    assert_eq!(
+        b.find_all("#disks tr").await.unwrap().len(),
+        9,
+        "8 disks + header"
+    );
     b.screenshot(&dir.join("nodes.png")).await.unwrap();
 
     b.goto(&format!("{base}/buckets")).await.unwrap();
@@ -85,10 +95,15 @@ async fn admin_and_viewer_in_headless_chromium() {
     for page in ["alerts", "config", "jobs"] {
         b.goto(&format!("{base}/{page}")).await.unwrap();
         b.find("main h1").await.unwrap();
-        b.screenshot(&dir.join(format!("{page}.png"))).await.unwrap();
+        b.screenshot(&dir.join(format!("{page}.png")))
+            .await
+            .unwrap();
     }
     let config = b.text("#config").await.unwrap();
-    assert!(!config.contains(&c.secret()) && !config.contains(&sk), "a secret on the Config page");
+    assert!(
+        !config.contains(&c.secret()) && !config.contains(&sk),
+        "a secret on the Config page"
+    );
 
     b.click("#logout").await.unwrap();
     b.find("#login").await.unwrap();
@@ -97,14 +112,26 @@ async fn admin_and_viewer_in_headless_chromium() {
     assert_eq!(b.text("#role").await.unwrap(), "viewer");
     b.goto(&format!("{base}/buckets")).await.unwrap();
     b.find("#buckets").await.unwrap();
-    assert!(b.find_all("#create-bucket").await.unwrap().is_empty(), "viewer sees create bucket");
-    assert!(b.find_all("#buckets button").await.unwrap().is_empty(), "viewer sees delete");
+    assert!(
+        b.find_all("#create-bucket").await.unwrap().is_empty(),
+        "viewer sees create bucket"
+    );
+    assert!(
+        b.find_all("#buckets button").await.unwrap().is_empty(),
+        "viewer sees delete"
+    );
     b.screenshot(&dir.join("buckets-viewer.png")).await.unwrap();
     b.goto(&format!("{base}/users")).await.unwrap();
     b.find("#users").await.unwrap();
-    assert!(b.find_all("#create-user").await.unwrap().is_empty(), "viewer sees create user");
+    assert!(
+        b.find_all("#create-user").await.unwrap().is_empty(),
+        "viewer sees create user"
+    );
     b.goto(&format!("{base}/nodes")).await.unwrap();
-    assert!(b.find_all("#disks button").await.unwrap().is_empty(), "viewer sees disk actions");
+    assert!(
+        b.find_all("#disks button").await.unwrap().is_empty(),
+        "viewer sees disk actions"
+    );
     // The server refuses what the page does not offer, with the viewer's own session.
     let refused = b
         .eval(
@@ -125,8 +152,12 @@ async fn admin_and_viewer_in_headless_chromium() {
     b.wait_text("#health", Duration::from_secs(90), |t| t == "Degraded")
         .await
         .unwrap();
-    b.wait_text("#nodes-count", long, |t| t == "3/4").await.unwrap();
+    b.wait_text("#nodes-count", long, |t| t == "3/4")
+        .await
+        .unwrap();
     let why = b.text("#health-reasons").await.unwrap();
     assert!(why.contains("offline"), "no reason shown: {why}");
-    b.screenshot(&dir.join("dashboard-degraded.png")).await.unwrap();
+    b.screenshot(&dir.join("dashboard-degraded.png"))
+        .await
+        .unwrap();
 }

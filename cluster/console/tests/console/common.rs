@@ -87,13 +87,21 @@ impl Api {
         if let Some(b) = body {
             rb = rb.json(&b);
         }
-        let r = rb.send().await.with_context(|| format!("{method} {path}"))?;
+        let r = rb
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
         let status = r.status().as_u16();
         Ok((status, r.json().await.unwrap_or(Value::Null)))
     }
 
     /// Calls with the session and the CSRF token.
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Answer> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Answer> {
         self.call_with(method, path, body, true).await
     }
 }
@@ -101,7 +109,11 @@ impl Api {
 /// Creates a user through the console as `admin`; returns (access key, secret key).
 pub async fn create_user(admin: &Api, name: &str, role: &str) -> anyhow::Result<(String, String)> {
     let (st, b) = admin
-        .call("POST", "/api/users", Some(json!({ "name": name, "role": role })))
+        .call(
+            "POST",
+            "/api/users",
+            Some(json!({ "name": name, "role": role })),
+        )
         .await?;
     anyhow::ensure!(st == 200, "create user {name}: {st} {b}");
     Ok((

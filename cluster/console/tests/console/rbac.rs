@@ -36,7 +36,7 @@ async fn every_endpoint_answers_each_role_as_the_table_says() {
     let viewer = Api::login(&base, &vk, &vs).await.unwrap();
     let operator = Api::login(&base, &ok_, &os).await.unwrap();
     let (_, (st, _)) = Api::try_login(&base, &_uk, &_us).await.unwrap();
-    assert_eq!(st, 401, "a plain S3 user must not get a console session");
+    assert_eq!(st, 403, "a plain S3 user must not get a console session");
 
     // Sign-out ends a session, so it goes last.
     let mut rows: Vec<_> = ENDPOINTS.iter().collect();
@@ -77,11 +77,18 @@ async fn every_endpoint_answers_each_role_as_the_table_says() {
         .await
         .unwrap();
     assert_eq!(st, 403, "POST without the CSRF token");
-    let (st, b) = admin.call("POST", "/api/buckets", Some(body)).await.unwrap();
+    let (st, b) = admin
+        .call("POST", "/api/buckets", Some(body))
+        .await
+        .unwrap();
     assert_eq!(st, 200, "with the token: {b}");
     // Only the presets; and the logged-out session is gone.
     let (st, _) = admin
-        .call("POST", "/api/buckets", Some(serde_json::json!({ "name": "odd", "ec": "3+1" })))
+        .call(
+            "POST",
+            "/api/buckets",
+            Some(serde_json::json!({ "name": "odd", "ec": "3+1" })),
+        )
         .await
         .unwrap();
     assert_eq!(st, 400, "EC 3+1 is not a preset");
@@ -98,6 +105,9 @@ async fn every_endpoint_answers_each_role_as_the_table_says() {
     let (_, (st, b)) = Api::try_login(&base, &vk, &vs).await.unwrap();
     assert_eq!(st, 429, "failed logins are not limited: {b}");
     let log = c.all_logs(400);
-    assert!(log.contains("console login failed"), "failures are not logged");
+    assert!(
+        log.contains("console login failed"),
+        "failures are not logged"
+    );
     assert!(!log.contains("wrong-secret"), "a secret reached the log");
 }

@@ -11,7 +11,10 @@ const ELEMENT: &str = "element-6066-11e4-a52f-4ec8ffba2d8d";
 
 /// Why the browser test cannot run here, if it cannot.
 pub fn missing() -> Option<String> {
-    for (bin, pkg) in [("chromium", "chromium"), ("chromedriver", "chromium-driver")] {
+    for (bin, pkg) in [
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+    ] {
         let found = Command::new(bin)
             .arg("--version")
             .stdout(Stdio::null())
@@ -53,7 +56,10 @@ impl Browser {
         let base = format!("http://127.0.0.1:{port}");
         let t = Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {
-            anyhow::ensure!(t.elapsed() < Duration::from_secs(20), "chromedriver did not start");
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let caps = json!({ "capabilities": { "alwaysMatch": {
@@ -64,7 +70,13 @@ impl Browser {
                          "--disable-dev-shm-usage", "--window-size=1360,900"]
             }
         }}});
-        let r: Value = http.post(format!("{base}/session")).json(&caps).send().await?.json().await?;
+        let r: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await?
+            .json()
+            .await?;
         let Some(id) = r["value"]["sessionId"].as_str() else {
             bail!("no WebDriver session: {r}");
         };
@@ -91,21 +103,36 @@ impl Browser {
 
     /// Navigates and waits for the page load.
     pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
-        self.cmd("POST", "/url", Some(json!({ "url": url }))).await.map(|_| ())
+        self.cmd("POST", "/url", Some(json!({ "url": url })))
+            .await
+            .map(|_| ())
     }
 
     /// The current URL.
     pub async fn current_url(&self) -> anyhow::Result<String> {
-        Ok(self.cmd("GET", "/url", None).await?.as_str().unwrap_or_default().to_string())
+        Ok(self
+            .cmd("GET", "/url", None)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// Element ids matching `css` (empty when none).
     pub async fn find_all(&self, css: &str) -> anyhow::Result<Vec<String>> {
         let v = self
-            .cmd("POST", "/elements", Some(json!({ "using": "css selector", "value": css })))
+            .cmd(
+                "POST",
+                "/elements",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
             .await?;
         Ok(v.as_array()
-            .map(|a| a.iter().filter_map(|e| e[ELEMENT].as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e[ELEMENT].as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default())
     }
 
@@ -124,21 +151,32 @@ impl Browser {
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) -> anyhow::Result<()> {
         let e = self.find(css).await?;
-        self.cmd("POST", &format!("/element/{e}/click"), None).await.map(|_| ())
+        self.cmd("POST", &format!("/element/{e}/click"), None)
+            .await
+            .map(|_| ())
     }
 
     /// Types `text` into the element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) -> anyhow::Result<()> {
         let e = self.find(css).await?;
-        self.cmd("POST", &format!("/element/{e}/value"), Some(json!({ "text": text })))
-            .await
-            .map(|_| ())
+        self.cmd(
+            "POST",
+            &format!("/element/{e}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The rendered text of the element matching `css`.
     pub async fn text(&self, css: &str) -> anyhow::Result<String> {
         let e = self.find(css).await?;
-        Ok(self.cmd("GET", &format!("/element/{e}/text"), None).await?.as_str().unwrap_or_default().to_string())
+        Ok(self
+            .cmd("GET", &format!("/element/{e}/text"), None)
+            .await?
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 
     /// Waits until the text of `css` satisfies `ok`, within `within`; returns it.
@@ -161,15 +199,20 @@ impl Browser {
 
     /// Runs `script` in the page (a returned promise is awaited) and returns its value.
     pub async fn eval(&self, script: &str) -> anyhow::Result<Value> {
-        self.cmd("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
-            .await
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
     }
 
     /// Saves a PNG of the window to `path`.
     pub async fn screenshot(&self, path: &std::path::Path) -> anyhow::Result<()> {
         use base64::Engine;
         let v = self.cmd("GET", "/screenshot", None).await?;
-        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default())?;
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap_or_default())?;
         std::fs::write(path, png).with_context(|| format!("write {}", path.display()))
     }
 }

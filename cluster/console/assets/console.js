@@ -85,12 +85,13 @@ function fmtBytes(n) {
 function draw(id, values, label) {
   const svg = document.getElementById(id);
   if (!svg) return;
-  const max = Math.max(1, ...values);
+  const peak = values.length ? Math.max(...values) : 0;
+  const max = Math.max(1, peak);
   const n = Math.max(values.length - 1, 1);
   const pts = values.map((v, i) => (i * 400 / n).toFixed(1) + "," + (115 - v * 110 / max).toFixed(1)).join(" ");
   svg.innerHTML = '<polyline points="' + pts + '"></polyline>';
   const l = document.getElementById(id + "-label");
-  if (l) l.textContent = label(values.length ? values[values.length - 1] : 0) + " now, peak " + label(max) + " (last " + values.length + " samples)";
+  if (l) l.textContent = label(values.length ? values[values.length - 1] : 0) + " now, peak " + label(peak) + " (last " + values.length + " samples)";
 }
 
 async function refreshDashboard() {

@@ -170,6 +170,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a plain test thread, no reactor to block
     fn sessions_expire_and_logout_ends_them() {
         let st = SessionStore::new(Duration::from_millis(50));
         let (id, s) = st.create("ak", ConsoleRole::Viewer);

@@ -3,7 +3,7 @@
 //! naming file, line and key; `validate()` then checks the values that parse but make no sense.
 
 use kdss_common::{ConfigError, EcPolicy, config::invalid, load_toml};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -129,7 +129,7 @@ pub struct AdminSection {
 }
 
 /// `[ec]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EcSection {
     /// k (default 5).
@@ -157,7 +157,7 @@ impl Default for EcSection {
 }
 
 /// `[gc]`: the recycle bin and the garbage collector (a leader-only background job).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GcSection {
     /// Seconds between GC passes on the leader (default 3600). `kdss-cli gc run` and
@@ -213,7 +213,7 @@ impl Default for GcSection {
 }
 
 /// `[capacity]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapacitySection {
     /// Used share (percent) above which the master logs an alert (default 95).
@@ -241,7 +241,7 @@ impl Default for CapacitySection {
 }
 
 /// `[raft]` (optional): timing and log compaction.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RaftSection {
     /// Leader heartbeat period in ms (default 100).
@@ -291,7 +291,7 @@ impl Default for RaftSection {
 
 /// `[balance]`: the target a balance evens disks to, its cluster-wide bandwidth, and
 /// whether it starts by itself.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BalanceSection {
     /// Largest spread, in percentage points of used space, between the fullest and the

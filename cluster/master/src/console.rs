@@ -45,7 +45,7 @@ pub fn settings(cfg: &MasterConfig, grpc_addr: SocketAddr) -> Vec<(String, Strin
         .map(|p| format!("{}={}", p.id, p.grpc_addr))
         .collect();
     let s = |k: &str, v: String| (k.to_string(), v);
-    vec![
+    let mut out = vec![
         s("cluster.id", cfg.cluster.id.clone()),
         s("cluster.peers", peers.join(", ")),
         s("master.id", cfg.master.id.to_string()),
@@ -58,13 +58,41 @@ pub fn settings(cfg: &MasterConfig, grpc_addr: SocketAddr) -> Vec<(String, Strin
                 .as_ref()
                 .map_or("(none)".into(), |a| a.access_key.clone()),
         ),
-        s("ec", format!("{:?}", cfg.ec)),
-        s("gc", format!("{:?}", cfg.gc)),
-        s("capacity", format!("{:?}", cfg.capacity)),
-        s("raft", format!("{:?}", cfg.raft)),
-        s("health", format!("{:?}", cfg.health)),
-        s("repair", format!("{:?}", cfg.repair)),
-        s("balance", format!("{:?}", cfg.balance)),
-        s("notify", format!("{:?}", cfg.notify)),
-    ]
+    ];
+    let sections: [(&str, serde_json::Result<serde_json::Value>); 7] = [
+        ("ec", serde_json::to_value(&cfg.ec)),
+        ("gc", serde_json::to_value(&cfg.gc)),
+        ("capacity", serde_json::to_value(&cfg.capacity)),
+        ("raft", serde_json::to_value(&cfg.raft)),
+        ("health", serde_json::to_value(&cfg.health)),
+        ("repair", serde_json::to_value(&cfg.repair)),
+        ("balance", serde_json::to_value(&cfg.balance)),
+    ];
+    for (name, value) in sections {
+        match value {
+            Ok(serde_json::Value::Object(fields)) => out.extend(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (format!("{name}.{k}"), plain(&v))),
+            ),
+            Ok(other) => out.push((name.to_string(), plain(&other))),
+            Err(e) => out.push((name.to_string(), format!("(unreadable: {e})"))),
+        }
+    }
+    let hidden = |set: bool| if set { "***" } else { "(not set)" }.to_string();
+    out.push(s("notify.lark_url", hidden(cfg.notify.lark_url.is_some())));
+    out.push(s(
+        "notify.lark_secret",
+        hidden(cfg.notify.lark_secret.is_some()),
+    ));
+    out
+}
+
+/// A setting's value as an operator would type it in the TOML file (strings unquoted).
+fn plain(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "(not set)".to_string(),
+        other => other.to_string(),
+    }
 }

@@ -44,8 +44,12 @@ impl Events {
         cluster: &str,
         master_id: u64,
     ) -> Result<Events, kdss_notify::NotifyError> {
+        let source = format!("master {master_id}");
         let Some(url) = &cfg.lark_url else {
-            return Ok(Events::off());
+            return Ok(Events {
+                source,
+                ..Events::default()
+            });
         };
         let sender = LarkSender::new(url, cfg.lark_secret.clone(), RetryPolicy::default())?;
         let (tx, mut rx) = mpsc::channel::<ClusterEvent>(QUEUE);
@@ -73,7 +77,7 @@ impl Events {
         Ok(Events {
             tx: Some(tx),
             dropped: AtomicU64::new(0),
-            source: format!("master {master_id}"),
+            source,
             recent: Default::default(),
         })
     }

@@ -44,8 +44,8 @@ async fn js() -> impl IntoResponse {
 }
 
 /// The session of a page request, or the redirect to the login page.
-pub(crate) fn signed_in(c: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
-    session_of(c, headers).ok_or_else(|| Redirect::to("/login").into_response())
+pub(crate) fn signed_in(c: &Shared, headers: &HeaderMap) -> Result<Session, Redirect> {
+    session_of(c, headers).ok_or_else(|| Redirect::to("/login"))
 }
 
 const NAV: [(&str, &str); 7] = [

@@ -5,7 +5,7 @@ use crate::data::{self, bytes};
 use crate::{Shared, jobs as jobs_data};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
 
 fn age(ms: i64) -> String {
@@ -25,7 +25,7 @@ fn bar(pct: f64) -> Markup {
 pub(super) async fn dashboard(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = match data::overview(&c.backend, c.cfg.default_ec).await {
         Err(e) => failed(&e),
@@ -68,7 +68,7 @@ fn events_table(ev: &[crate::EventRow], limit: usize) -> Markup {
 pub(super) async fn nodes(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let st = c
         .backend
@@ -99,9 +99,9 @@ pub(super) async fn nodes(State(c): State<Shared>, headers: HeaderMap) -> Respon
                     td { (d.smart) } td { (age(d.heartbeat_age_ms)) } td { (d.mapped_shards) }
                     @if act { td.actions {
                         @for (state, label) in [("offline", "Offline"), ("online", "Online"), ("drain", "Drain")] {
-                            button type="button" data-api=(format!("/api/disks/{}/state", d.disk_id)) data-method="POST"
+                            @if offers(d.status, state) { button type="button" data-api=(format!("/api/disks/{}/state", d.disk_id)) data-method="POST"
                                 data-body=(format!("{{\"state\":\"{state}\"}}"))
-                                data-confirm=(format!("{label} disk {}?", d.disk_id)) { (label) } } } } } } }
+                                data-confirm=(format!("{label} disk {}?", d.disk_id)) { (label) } } } } } } } }
         },
     };
     page(&s, "/nodes", "Nodes & Disks", body)
@@ -110,7 +110,7 @@ pub(super) async fn nodes(State(c): State<Shared>, headers: HeaderMap) -> Respon
 pub(super) async fn buckets(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let create = s.role.may("POST", "/api/buckets");
     let delete = s.role.may("DELETE", "/api/buckets/{name}");
@@ -141,7 +141,7 @@ pub(super) async fn buckets(State(c): State<Shared>, headers: HeaderMap) -> Resp
 pub(super) async fn users(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let admin = s.role.may("POST", "/api/users");
     let body = match data::users(&c.backend).await {
@@ -175,7 +175,7 @@ pub(super) async fn users(State(c): State<Shared>, headers: HeaderMap) -> Respon
 pub(super) async fn alerts(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = match data::overview(&c.backend, c.cfg.default_ec).await {
         Err(e) => failed(&e),
@@ -193,7 +193,7 @@ pub(super) async fn alerts(State(c): State<Shared>, headers: HeaderMap) -> Respo
 pub(super) async fn config(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let body = html! {
         p.muted { "The effective settings of this master, read-only. Secrets are never shown." }
@@ -206,7 +206,7 @@ pub(super) async fn config(State(c): State<Shared>, headers: HeaderMap) -> Respo
 pub(super) async fn jobs(State(c): State<Shared>, headers: HeaderMap) -> Response {
     let s = match signed_in(&c, &headers) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let act = s.role.may("POST", "/api/jobs/repair/run");
     let body = match jobs_data::jobs(&c.backend).await {
@@ -226,4 +226,13 @@ pub(super) async fn jobs(State(c): State<Shared>, headers: HeaderMap) -> Respons
         },
     };
     page(&s, "/jobs", "Jobs", body)
+}
+
+/// Whether a disk in `status` gets the button that moves it to `target` (no button for the
+/// state it is already in).
+fn offers(status: &str, target: &str) -> bool {
+    !matches!(
+        (status, target),
+        ("offline", "offline") | ("online", "online") | ("draining", "drain")
+    )
 }

@@ -8,6 +8,8 @@
 use crate::common;
 use crate::webdriver::{Browser, missing};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 fn shots() -> PathBuf {
@@ -60,10 +62,23 @@ async fn admin_and_viewer_in_headless_chromium() {
     b.wait_text("#health", long, |t| t == "Healthy")
         .await
         .unwrap();
-    // The charts fill in without a reload.
-    b.wait_text("#chart-iops-label", long, |t| t.contains("samples"))
-        .await
-        .unwrap();
+    // The charts follow traffic without a reload: write until the page shows it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watch = async {
+        let seen = b
+            .wait_text("#chart-throughput-label", Duration::from_secs(60), |t| {
+                t.contains("samples") && !t.contains("peak 0 B/s")
+            })
+            .await;
+        stop.store(true, Ordering::Relaxed);
+        seen
+    };
+    let (written, seen) = tokio::join!(common::traffic(&c, stop.clone()), watch);
+    let written = written.expect("write traffic");
+    assert!(written > 0);
+    seen.expect("the throughput chart shows the writes");
+    let iops = b.text("#chart-iops-label").await.unwrap();
+    assert!(!iops.contains("peak 0 IOPS"), "no IOPS charted: {iops}");
     b.screenshot(&dir.join("dashboard.png")).await.unwrap();
 
     b.goto(&format!("{base}/nodes")).await.unwrap();
@@ -98,12 +113,14 @@ async fn admin_and_viewer_in_headless_chromium() {
         b.screenshot(&dir.join(format!("{page}.png")))
             .await
             .unwrap();
+        if page == "config" {
+            let config = b.text("#config").await.unwrap();
+            assert!(
+                !config.contains(&c.secret()) && !config.contains(&sk),
+                "a secret on the Config page"
+            );
+        }
     }
-    let config = b.text("#config").await.unwrap();
-    assert!(
-        !config.contains(&c.secret()) && !config.contains(&sk),
-        "a secret on the Config page"
-    );
 
     b.click("#logout").await.unwrap();
     b.find("#login").await.unwrap();
@@ -158,6 +175,28 @@ async fn admin_and_viewer_in_headless_chromium() {
     let why = b.text("#health-reasons").await.unwrap();
     assert!(why.contains("offline"), "no reason shown: {why}");
     b.screenshot(&dir.join("dashboard-degraded.png"))
+        .await
+        .unwrap();
+
+    // The Alerts page lists the lost node now, and among the recent events (the ones Lark
+    // gets) once the health pass has reported it.
+    b.goto(&format!("{base}/alerts")).await.unwrap();
+    let current = b.text("#current-alerts").await.unwrap();
+    assert!(current.contains("offline"), "current alerts: {current}");
+    let t = std::time::Instant::now();
+    loop {
+        let recent = b.text("main").await.unwrap();
+        if recent.contains("storage node lost") {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "no node event: {recent}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        b.goto(&format!("{base}/alerts")).await.unwrap();
+    }
+    b.screenshot(&dir.join("alerts-degraded.png"))
         .await
         .unwrap();
 }

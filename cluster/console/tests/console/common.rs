@@ -121,3 +121,32 @@ pub async fn create_user(admin: &Api, name: &str, role: &str) -> anyhow::Result<
         b["secret_key"].as_str().unwrap_or_default().to_string(),
     ))
 }
+
+/// Writes 4 MiB objects into the cluster's test bucket through the client library until
+/// `stop` turns true, so the dashboard's charts have traffic to show; returns the count.
+pub async fn traffic(
+    c: &Cluster,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<u64> {
+    use std::sync::atomic::Ordering;
+    let (ak, sk) = c.admin_keys();
+    let client = kdss_client::Client::connect(kdss_client::ClientConfig {
+        masters: c.masters(),
+        access_key: ak,
+        secret_key: sk,
+        ..kdss_client::ClientConfig::default()
+    })
+    .await?;
+    let bucket = c.bucket();
+    let piece = bytes::Bytes::from(vec![0x5a; 4 << 20]);
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut w = client.stream_writer(&bucket);
+        w.write(piece.clone()).await?;
+        let done = w.finish().await?;
+        let key = format!("traffic/{}", n % 4);
+        client.put_object(done.put_request(&bucket, &key)).await?;
+        n += 1;
+    }
+    Ok(n)
+}

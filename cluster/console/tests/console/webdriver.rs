@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The W3C element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52f-4ec8ffba2d8d";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Why the browser test cannot run here, if it cannot.
 pub fn missing() -> Option<String> {

@@ -2,12 +2,12 @@
 //! silent. The defaults suit production; tests shrink the windows and the grace.
 
 use kdss_common::{ConfigError, config::invalid};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 
 /// `[health]`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthSection {
     /// Seconds between health passes on the leader (default 5). Each pass is one "window"

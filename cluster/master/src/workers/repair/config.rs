@@ -1,11 +1,11 @@
 //! `[repair]`: how fast and how wide the leader rebuilds lost redundancy.
 
 use kdss_common::config::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// `[repair]` (optional; the defaults repair at once, at most 256 MiB/s cluster-wide).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepairSection {
     /// Rebuild automatically (default true). When false, repair runs only on

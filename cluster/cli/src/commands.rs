@@ -28,6 +28,21 @@ async fn cluster_status(s: &Settings) -> anyhow::Result<pb::ClusterStatusReply> 
         .await?)
 }
 
+/// The failure-domain summary of `st` against the EC policies of the buckets the caller
+/// can list (none when listing fails: the summary then shows the topology only).
+async fn topology_block(s: &Settings, st: &pb::ClusterStatusReply) -> (Value, String) {
+    let buckets = match connect(s).await {
+        Ok(c) => c
+            .master()
+            .list_buckets(pb::ListBucketsRequest {})
+            .await
+            .map(|r| r.buckets)
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    crate::topology::summary(st, &crate::topology::policies(&buckets))
+}
+
 /// `status`.
 pub async fn status(s: &Settings) -> anyhow::Result<View> {
     let st = cluster_status(s).await?;
@@ -40,11 +55,13 @@ pub async fn status(s: &Settings) -> anyhow::Result<View> {
         .map(|m| json!({"id": m.id, "grpc": m.grpc_addr, "http": m.http_addr, "leader": m.leader, "reachable": m.reachable}))
         .collect();
     let (disk_js, disk_rows) = disk_rows(&st);
+    let (topo_js, topo_text) = topology_block(s, &st).await;
     let json = json!({
         "leader": leader.map(|m| json!({"id": m.id, "grpc": m.grpc_addr})),
         "leader_id": st.leader_id, "term": st.term, "commit_index": st.commit_index,
         "masters": masters,
-        "nodes": st.nodes.iter().map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "online": n.online, "disks": n.disks.len()})).collect::<Vec<_>>(),
+        "nodes": st.nodes.iter().map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "online": n.online, "disks": n.disks.len(), "zone": n.zone, "rack": n.rack})).collect::<Vec<_>>(),
+        "topology": topo_js,
         "disks": disk_js,
         "raw_capacity_bytes": st.raw_capacity_bytes, "raw_used_bytes": st.raw_used_bytes,
         "capacity": capacity_json(&st),
@@ -94,6 +111,7 @@ pub async fn status(s: &Settings) -> anyhow::Result<View> {
         view::bytes(st.raw_used_bytes),
         usable.join(", "),
     ));
+    t.push_str(&topo_text);
     if let Some(w) = capacity_warning(&st) {
         t.push_str(&w);
     }
@@ -178,7 +196,7 @@ pub async fn node_list(s: &Settings) -> anyhow::Result<View> {
     let js: Vec<Value> = st
         .nodes
         .iter()
-        .map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "http": n.http_addr, "online": n.online, "last_heartbeat_ms": n.last_heartbeat_ms, "disks": n.disks.len()}))
+        .map(|n| json!({"id": n.node_id, "grpc": n.grpc_addr, "http": n.http_addr, "online": n.online, "last_heartbeat_ms": n.last_heartbeat_ms, "disks": n.disks.len(), "zone": n.zone, "rack": n.rack}))
         .collect();
     let rows: Vec<Vec<String>> = st
         .nodes
@@ -186,6 +204,8 @@ pub async fn node_list(s: &Settings) -> anyhow::Result<View> {
         .map(|n| {
             vec![
                 n.node_id.clone(),
+                n.zone.clone(),
+                n.rack.clone(),
                 n.grpc_addr.clone(),
                 if n.online { "online" } else { "offline" }.into(),
                 n.disks.len().to_string(),
@@ -194,12 +214,14 @@ pub async fn node_list(s: &Settings) -> anyhow::Result<View> {
             ]
         })
         .collect();
+    let mut text = view::table(
+        &["NODE", "ZONE", "RACK", "GRPC", "STATE", "DISKS", "USED", "CAPACITY"],
+        &rows,
+    );
+    text.push_str(&topology_block(s, &st).await.1);
     Ok(View {
         json: Value::Array(js),
-        text: view::table(
-            &["NODE", "GRPC", "STATE", "DISKS", "USED", "CAPACITY"],
-            &rows,
-        ),
+        text,
     })
 }
 

@@ -8,6 +8,7 @@ mod disks;
 mod gc;
 mod repair;
 mod settings;
+mod topology;
 mod trash;
 mod view;
 

@@ -13,9 +13,11 @@ pub mod presign;
 pub mod rpc_error;
 pub mod sigv4;
 pub mod size;
+pub mod topology;
 pub mod time;
 
 pub use capability::{CapError, CapabilityKey};
 pub use config::{ConfigError, load_toml};
 pub use ec::{EcPolicy, EcPolicyError};
 pub use ids::DiskId;
+pub use topology::{Level, Location};

@@ -52,6 +52,11 @@ pub struct UpArgs {
     /// created with; without this flag a restart uses them [default: 6700 for a new --data]
     #[arg(long)]
     pub port_base: Option<u16>,
+    /// Put the storage nodes in N racks, round-robin (node-1 in rack-1, node-N+1 in
+    /// rack-1 again), so placement spreads stripes across racks as it would across real
+    /// ones. A data dir keeps its racks; without this flag a restart uses them.
+    #[arg(long, default_value_t = 0)]
+    pub racks: usize,
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -72,6 +77,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     spec.disks_per_node = args.disks;
     spec.disk_size = args.disk_size;
     spec.ec = args.ec;
+    spec.racks = args.racks;
     // Without --port-base, an existing data dir keeps its ports and a new one gets 6700.
     let base = args.port_base.unwrap_or_else(|| {
         kdss_launch::Layout::load(&data)

@@ -37,8 +37,13 @@ pub fn master_toml(l: &Layout, m: &MasterLayout, spec: &ClusterSpec) -> String {
 
 /// storage.toml for one node.
 pub fn storage_toml(l: &Layout, n: &NodeLayout, spec: &ClusterSpec) -> String {
+    let rack = n
+        .rack
+        .as_ref()
+        .map(|r| format!("rack = {r:?}\n"))
+        .unwrap_or_default();
     let mut s = format!(
-        "[node]\nid = {:?}\ngrpc_addr = {:?}\nhttp_addr = {:?}\n\n\
+        "[node]\nid = {:?}\ngrpc_addr = {:?}\nhttp_addr = {:?}\n{rack}\n\
          [cluster]\nid = {:?}\nsecret = {:?}\nmasters = {}\n\n",
         n.id,
         n.grpc,

@@ -24,6 +24,16 @@ pub struct NodeLayout {
     pub grpc: String,
     pub http: String,
     pub disks: Vec<PathBuf>,
+    /// The node's `[node] rack` (`kdss up --racks`); none: the default domain. Absent from
+    /// layouts written before racks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
+}
+
+/// The rack of node `i` (0-based) among `racks` racks, round-robin: node-1 in rack-1,
+/// node-N+1 in rack-1 again.
+pub fn rack_of(i: usize, racks: usize) -> Option<String> {
+    (racks > 0).then(|| format!("rack-{}", i % racks + 1))
 }
 
 /// Where [`Layout::load_or_plan`] found the layout.
@@ -74,6 +84,7 @@ fn node_layout(dir: &Path, i: usize, disks: usize, grpc: u16, http: u16) -> Node
             .map(|d| dir.join(&id).join(format!("disk-{d}.img")))
             .collect(),
         id,
+        rack: None,
     }
 }
 
@@ -116,9 +127,11 @@ impl Layout {
         l.add_metrics_ports(spec)?;
         let from = l.nodes.len();
         if spec.nodes == from {
+            l.label_racks(spec);
             return Ok((l, Origin::Existing));
         }
         l.add_nodes(spec)?;
+        l.label_racks(spec);
         Ok((l, Origin::Grown { from }))
     }
 
@@ -216,6 +229,16 @@ impl Layout {
         Ok(())
     }
 
+    /// With `spec.racks` > 0, puts every node in a rack round-robin ([`rack_of`]); else
+    /// nodes keep the racks they have.
+    fn label_racks(&mut self, spec: &ClusterSpec) {
+        if spec.racks > 0 {
+            for (i, n) in self.nodes.iter_mut().enumerate() {
+                n.rack = rack_of(i, spec.racks);
+            }
+        }
+    }
+
     /// Gives every gateway and the mount a metrics port when the layout has none yet (it
     /// was planned before they had one, or is being planned now).
     fn add_metrics_ports(&mut self, spec: &ClusterSpec) -> Result<(), LaunchError> {
@@ -288,6 +311,7 @@ impl Layout {
             mount_metrics: None,
         };
         l.add_metrics_ports(spec)?;
+        l.label_racks(spec);
         Ok(l)
     }
 
@@ -335,10 +359,27 @@ mod tests {
         );
         assert_eq!(g.nodes[5].disks.len(), 2);
         assert!(g.nodes[5].disks[1].ends_with("node-6/disk-1.img"));
+        assert!(g.nodes.iter().all(|n| n.rack.is_none()), "no racks unless asked");
 
         // Not saved by planning: the data dir still says 4 until the new nodes joined.
         let (_, origin) = Layout::load_or_plan(&spec(dir.path(), 4, 20000)).unwrap();
         assert_eq!(origin, Origin::Existing);
+    }
+
+    #[test]
+    fn racks_label_nodes_round_robin_and_stay_with_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec(dir.path(), 5, 20000);
+        s.racks = 4;
+        let (l, _) = Layout::load_or_plan(&s).unwrap();
+        let racks: Vec<&str> = l.nodes.iter().map(|n| n.rack.as_deref().unwrap()).collect();
+        assert_eq!(racks, ["rack-1", "rack-2", "rack-3", "rack-4", "rack-1"]);
+        l.save(dir.path()).unwrap();
+        // A restart without --racks keeps them.
+        let (again, _) = Layout::load_or_plan(&spec(dir.path(), 5, 20000)).unwrap();
+        assert_eq!(again.nodes[4].rack.as_deref(), Some("rack-1"));
+        let toml = crate::configs::storage_toml(&again, &again.nodes[4], &s);
+        assert!(toml.contains("rack = \"rack-1\""), "{toml}");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct ClusterSpec {
     pub master_extra_toml: String,
     /// Extra environment for every daemon (for example `RUST_LOG`).
     pub env: Vec<(String, String)>,
+    /// Label storage nodes with racks `rack-1`..`rack-N`, round-robin by node number
+    /// (`kdss up --racks N`); 0 keeps the labels the data dir has (none for a new one).
+    pub racks: usize,
 }
 
 impl ClusterSpec {
@@ -63,6 +66,7 @@ impl ClusterSpec {
             storage_extra_toml: String::new(),
             master_extra_toml: String::new(),
             env: Vec::new(),
+            racks: 0,
         }
     }
 

@@ -4,12 +4,16 @@
 //! particular, knows the nodes without waiting for the next heartbeat. A node is offline once
 //! it missed [`OFFLINE_AFTER_MISSED`] heartbeats.
 //!
+//! Each report carries the node's failure domain (zone, rack), kept with the node so that
+//! placement can spread stripes across it ([`crate::placement`]).
+//!
 //! Beside the reports it caches the replicated disk states (suspect, offline, draining;
 //! refreshed from the database by the health loop and after every change), so placement and
 //! read grants need no query per call.
 
 use crate::meta_api::DiskStateRow;
 use crate::placement::DiskCandidate;
+use kdss_common::Location;
 use kdss_proto::master as pb;
 use kdss_proto::master::DiskStatus;
 use kdss_proto::storage::{DiskInfo, DiskState};
@@ -31,6 +35,8 @@ struct NodeEntry {
     seen_ms: u64,
     /// Client bytes per second on the node's disks between its last two reports.
     client_rate: f64,
+    /// Its failure domain, as it last reported it.
+    location: Location,
 }
 
 /// The registry of storage nodes.
@@ -176,6 +182,7 @@ impl Registry {
             seen: now,
             seen_ms: kdss_common::time::now_ms(),
             client_rate,
+            location: Location::from_labels(&r.zone, &r.rack),
         };
         nodes.insert(r.node_id.clone(), e);
         Ok(())
@@ -232,11 +239,43 @@ impl Registry {
                         node_id: id.clone(),
                         disk_id: d.disk_id,
                         free_bytes: d.free_bytes,
+                        location: e.location.clone(),
                     });
                 }
             }
         }
         v
+    }
+
+    /// Where each shard of `shards` (node, disk) sits, for placement's per-domain counts
+    /// when it replaces one shard of a stripe. A node this master never heard from (gone
+    /// since before the master started) counts in the default domain.
+    pub fn locate<'a>(
+        &self,
+        shards: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Vec<DiskCandidate> {
+        let nodes = self.nodes.lock().expect("registry lock");
+        shards
+            .into_iter()
+            .map(|(node, disk)| DiskCandidate {
+                node_id: node.to_string(),
+                disk_id: disk,
+                free_bytes: 0,
+                location: nodes
+                    .get(node)
+                    .map(|e| e.location.clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Every node's failure domain, as last reported.
+    pub fn locations(&self) -> BTreeMap<String, Location> {
+        let nodes = self.nodes.lock().expect("registry lock");
+        nodes
+            .iter()
+            .map(|(id, e)| (id.clone(), e.location.clone()))
+            .collect()
     }
 
     /// The gRPC address of a node, if it ever registered.
@@ -323,6 +362,8 @@ impl Registry {
                 online: Self::online(e, now),
                 last_heartbeat_ms: e.seen_ms as i64,
                 disks: e.disks.clone(),
+                zone: e.location.zone.clone(),
+                rack: e.location.rack.clone(),
             })
             .collect()
     }
@@ -355,6 +396,7 @@ mod tests {
                 disk(2, DiskState::Readonly, 50),
                 disk(3, DiskState::Failed, 50),
             ],
+            ..Default::default()
         })
         .unwrap();
         let w = r.writable_disks();
@@ -384,6 +426,7 @@ mod tests {
                 .iter()
                 .map(|&i| disk(i, DiskState::Online, 50))
                 .collect(),
+            ..Default::default()
         }
     }
 
@@ -446,6 +489,7 @@ mod tests {
             grpc_addr: "127.0.0.1:1".into(),
             http_addr: String::new(),
             disks: (1..=4).map(|i| disk(i, DiskState::Online, 50)).collect(),
+            ..Default::default()
         })
         .unwrap();
         r.set_states(vec![

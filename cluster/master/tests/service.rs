@@ -184,6 +184,7 @@ fn node(id: &str, disks: std::ops::Range<u64>) -> pb::RegisterNodeRequest {
                 ..Default::default()
             })
             .collect(),
+        ..Default::default()
     }
 }
 

@@ -4,6 +4,7 @@
 //!
 //! ```toml
 //! [node]      id = "node-1", grpc_addr = "127.0.0.1:6800", http_addr = "127.0.0.1:6801"
+//!             zone = "eu-1a", rack = "r12"   # failure domain, both optional
 //! [cluster]   id = "kdss-local", secret = "…", masters = ["127.0.0.1:6700"]
 //! [[disk]]    path = "/path/disk-0.img"
 //! [compactor] enabled = true, threshold = 0.2, force_threshold = 0.5, idle_ms = 1000
@@ -58,6 +59,18 @@ pub struct NodeSection {
     /// Address advertised to the masters when it differs from `grpc_addr` (e.g. 0.0.0.0).
     #[serde(default)]
     pub advertise_addr: Option<String>,
+    /// Zone the node sits in (a site, room or power feed): placement keeps at most m
+    /// shards of a stripe per zone when there are enough zones. Default: "default".
+    #[serde(default = "default_domain")]
+    pub zone: String,
+    /// Rack within the zone: placement keeps at most m shards of a stripe per rack when
+    /// there are enough racks. Default: "default".
+    #[serde(default = "default_domain")]
+    pub rack: String,
+}
+
+fn default_domain() -> String {
+    kdss_common::topology::DEFAULT_DOMAIN.into()
 }
 
 /// `[cluster]`.
@@ -246,6 +259,9 @@ impl StorageConfig {
         if self.node.id.trim().is_empty() {
             return Err(invalid(path, "node.id", "must not be empty"));
         }
+        for (key, label) in [("node.zone", &self.node.zone), ("node.rack", &self.node.rack)] {
+            kdss_common::topology::check_label(label).map_err(|e| invalid(path, key, e))?;
+        }
         for (key, addr) in [
             ("node.grpc_addr", &self.node.grpc_addr),
             ("node.http_addr", &self.node.http_addr),
@@ -342,6 +358,14 @@ threshold = 0.3
         assert!(c.compactor.enabled);
         assert_eq!(c.compactor.force_threshold, 0.5);
         assert!(!c.fault.enabled);
+        assert_eq!((c.node.zone.as_str(), c.node.rack.as_str()), ("default", "default"));
+        let text = GOOD.replace("[cluster]", "zone = \"z1\"\nrack = \"r2\"\n[cluster]");
+        let c = StorageConfig::parse(Path::new("storage.toml"), &text).unwrap();
+        assert_eq!((c.node.zone.as_str(), c.node.rack.as_str()), ("z1", "r2"));
+        let e = StorageConfig::parse(Path::new("s.toml"), &text.replace("rack =", "rak ="))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rak"), "{e}");
     }
 
     #[test]
@@ -383,6 +407,11 @@ threshold = 0.3
             .unwrap_err()
             .to_string();
         assert!(e.contains("compactor.force_threshold"), "{e}");
+        let text = GOOD.replace("[cluster]", "rack = \"rack 1\"\n[cluster]");
+        let e = StorageConfig::parse(Path::new("s.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node.rack") && e.contains("rack 1"), "{e}");
         let text = GOOD.replace("127.0.0.1:6800", "localhost");
         let e = StorageConfig::parse(Path::new("s.toml"), &text)
             .unwrap_err()

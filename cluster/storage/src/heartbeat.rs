@@ -11,11 +11,30 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-/// Where the node tells the masters it can be reached.
+/// Where the node tells the masters it can be reached, and where it sits (its failure
+/// domain, which placement spreads stripes across).
 #[derive(Clone, Debug)]
 pub struct Advertise {
     pub grpc_addr: String,
     pub http_addr: String,
+    /// `[node] zone`.
+    pub zone: String,
+    /// `[node] rack`.
+    pub rack: String,
+}
+
+impl Advertise {
+    /// The registration or heartbeat message: who and where the node is, and its disks.
+    fn report(&self, node: &NodeShared) -> RegisterNodeRequest {
+        RegisterNodeRequest {
+            node_id: node.node_id.clone(),
+            grpc_addr: self.grpc_addr.clone(),
+            http_addr: self.http_addr.clone(),
+            disks: node.disk_infos(),
+            zone: self.zone.clone(),
+            rack: self.rack.clone(),
+        }
+    }
 }
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
@@ -68,12 +87,7 @@ pub async fn run(
         next += 1;
         let mut delay = RETRY;
         if let Some(mut client) = connect(&addr).await {
-            let req = RegisterNodeRequest {
-                node_id: node.node_id.clone(),
-                grpc_addr: adv.grpc_addr.clone(),
-                http_addr: adv.http_addr.clone(),
-                disks: node.disk_infos(),
-            };
+            let req = adv.report(&node);
             match client.register_node(signed(req, &secret)).await {
                 Ok(reply) => {
                     tracing::info!(master = %addr, "registered with master");
@@ -90,12 +104,7 @@ pub async fn run(
                             _ = stop.wait_for(|v| *v) => return,
                             _ = tokio::time::sleep(interval) => {}
                         }
-                        let req = RegisterNodeRequest {
-                            node_id: node.node_id.clone(),
-                            grpc_addr: adv.grpc_addr.clone(),
-                            http_addr: adv.http_addr.clone(),
-                            disks: node.disk_infos(),
-                        };
+                        let req = adv.report(&node);
                         if let Err(s) = client.heartbeat(signed(req, &secret)).await {
                             tracing::warn!(master = %addr, status = %s, "heartbeat failed; registering again");
                             leader_hint = leader_of(&s);

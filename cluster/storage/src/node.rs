@@ -160,6 +160,8 @@ pub async fn serve(
             .clone()
             .unwrap_or_else(|| grpc_addr.to_string()),
         http_addr: http_addr.to_string(),
+        zone: cfg.node.zone.clone(),
+        rack: cfg.node.rack.clone(),
     };
     background.push(tokio::spawn(heartbeat::run(
         node.clone(),

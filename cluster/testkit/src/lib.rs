@@ -34,6 +34,8 @@ pub struct ClusterOpts {
     pub storage_extra_toml: String,
     /// Extra TOML for every master.toml.
     pub master_extra_toml: String,
+    /// Storage nodes in this many racks, round-robin (0: unlabelled).
+    pub racks: usize,
 }
 
 impl Default for ClusterOpts {
@@ -48,6 +50,7 @@ impl Default for ClusterOpts {
             bucket: Some("test".into()),
             storage_extra_toml: String::new(),
             master_extra_toml: String::new(),
+            racks: 0,
         }
     }
 }
@@ -83,6 +86,7 @@ impl Cluster {
         spec.bucket = opts.bucket;
         spec.storage_extra_toml = opts.storage_extra_toml;
         spec.master_extra_toml = opts.master_extra_toml;
+        spec.racks = opts.racks;
         spec.env = vec![(
             "RUST_LOG".into(),
             std::env::var("KDSS_TEST_LOG").unwrap_or_else(|_| "info".into()),

@@ -13,6 +13,7 @@ mod first_errors;
 mod gc_kills;
 mod grow;
 mod health;
+mod racks;
 mod notify;
 mod observability;
 mod repair;

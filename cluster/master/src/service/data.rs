@@ -3,7 +3,7 @@
 
 use super::{CAPABILITY_TTL_MS, MasterService, unexpected};
 use crate::meta_api as meta;
-use crate::placement::{DiskCandidate, PlacementError, place_replacement, place_shards};
+use crate::placement::{Need, PlacementError, place_replacement, place_shards, with_suspect};
 use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
 use kdss_proto::master::mutation::Op;
@@ -37,13 +37,6 @@ impl MasterService {
                 sh.cap = Some(self.st.caps.sign(s.stripe_id, sh.shard_index, op, exp));
             }
         }
-    }
-
-    /// The healthy candidates plus the suspect disks: suspect disks take shards only when
-    /// the healthy ones are not enough for the stripe.
-    fn with_suspect(&self, mut healthy: Vec<DiskCandidate>) -> Vec<DiskCandidate> {
-        healthy.extend(self.st.registry.suspect_disks());
-        healthy
     }
 
     fn check_capacity(&self) -> Result<(), Status> {
@@ -89,13 +82,19 @@ impl MasterService {
         }
         self.check_capacity()?;
         let width = (b.k + b.m) as usize;
+        let need = Need {
+            shards: width,
+            m: b.m as usize,
+            shard_len: r.shard_len,
+            existing: &[],
+            exclude: &[],
+        };
         let healthy = self.st.registry.writable_disks();
-        let placed = place_shards(&healthy, width, r.shard_len, &[], &[], &mut rand::rng())
-            .or_else(|_| {
-                let all = self.with_suspect(healthy.clone());
-                place_shards(&all, width, r.shard_len, &[], &[], &mut rand::rng())
-            })
-            .map_err(placement_status)?;
+        let suspect = self.st.registry.suspect_disks();
+        let placed = with_suspect(&healthy, &suspect, &need, |c| {
+            place_shards(c, &need, &mut rand::rng())
+        })
+        .map_err(placement_status)?;
         let shards = placed
             .iter()
             .enumerate()
@@ -134,12 +133,13 @@ impl MasterService {
         let r = req.into_inner();
         self.st.check_bucket(&caller, &r.bucket, true).await?;
         let stripe = meta::stripe_info(&self.st.pool(), &r.bucket, r.stripe_id).await?;
-        let existing: Vec<(String, u64)> = stripe
-            .shards
-            .iter()
-            .filter(|s| s.shard_index != r.shard_index)
-            .map(|s| (s.node_id.clone(), s.disk_id))
-            .collect();
+        let existing = self.st.registry.locate(
+            stripe
+                .shards
+                .iter()
+                .filter(|s| s.shard_index != r.shard_index)
+                .map(|s| (s.node_id.as_str(), s.disk_id)),
+        );
         let mut exclude = vec![r.failed_disk_id];
         let cur = stripe
             .shards
@@ -149,29 +149,19 @@ impl MasterService {
             exclude.push(cur.disk_id);
         }
         let failed_node = cur.map(|c| c.node_id.as_str()).unwrap_or_default();
-        let placed = {
-            let healthy = self.st.registry.writable_disks();
-            let mut rng = rand::rng();
-            place_replacement(
-                &healthy,
-                stripe.shard_len,
-                &existing,
-                failed_node,
-                &exclude,
-                &mut rng,
-            )
-            .or_else(|_| {
-                place_replacement(
-                    &self.with_suspect(healthy.clone()),
-                    stripe.shard_len,
-                    &existing,
-                    failed_node,
-                    &exclude,
-                    &mut rng,
-                )
-            })
-            .map_err(placement_status)?
+        let need = Need {
+            shards: 1,
+            m: stripe.m as usize,
+            shard_len: stripe.shard_len,
+            existing: &existing,
+            exclude: &exclude,
         };
+        let healthy = self.st.registry.writable_disks();
+        let suspect = self.st.registry.suspect_disks();
+        let placed = with_suspect(&healthy, &suspect, &need, |c| {
+            place_replacement(c, &need, failed_node, &mut rand::rng())
+        })
+        .map_err(placement_status)?;
         let op = pb::ReplaceShardOp {
             stripe_id: r.stripe_id,
             shard_index: r.shard_index,

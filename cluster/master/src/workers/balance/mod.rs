@@ -131,11 +131,13 @@ fn loads(st: &State) -> Vec<DiskLoad> {
         .into_iter()
         .map(|d| (d.disk_id, d))
         .collect();
+    let locations = reg.locations();
     usage::disks(&reg.reports(), |id| reg.disk_status(id))
         .into_iter()
         .filter(|d| d.counted)
         .map(|d| DiskLoad {
             writable: writable.contains_key(&d.disk_id),
+            location: locations.get(&d.node_id).cloned().unwrap_or_default(),
             free: writable.get(&d.disk_id).map_or(0, |c| c.free_bytes),
             node_id: d.node_id,
             disk_id: d.disk_id,
@@ -195,6 +197,7 @@ impl BalanceJob {
             node_id: m.to_node.clone(),
             disk_id: m.to_disk,
             free_bytes: 0,
+            location: Default::default(),
         };
         let sources = mover::sources(st, &info, m.shard_index, |sh| {
             match st.registry.disk_status(sh.disk_id) {

@@ -6,6 +6,8 @@
 //! A move is planned only when it leaves the target no fuller than the source, so rounds
 //! converge and never bounce a shard back and forth.
 
+use kdss_common::topology::Level;
+use kdss_common::Location;
 use kdss_proto::master::StripeInfo;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +26,8 @@ pub struct DiskLoad {
     pub free: u64,
     /// It may take new shards (online; a suspect disk only gives).
     pub writable: bool,
+    /// Zone and rack of its node.
+    pub location: Location,
 }
 
 impl DiskLoad {
@@ -57,18 +61,42 @@ pub struct PlannedMove {
     pub bytes: u64,
 }
 
-/// The spread rule for one move: the target holds no shard of the stripe, and its node
-/// ends with no more shards of the stripe than the source's node had, so no node's share
-/// of any stripe grows past what placement gave it.
-pub fn spread_ok(info: &StripeInfo, from_node: &str, to: &DiskLoad) -> bool {
+/// The spread rule for one move: the target holds no shard of the stripe, and at every
+/// failure-domain level (zone, rack, host) where the target's domain is not the source's,
+/// the target's domain ends with no more shards of the stripe than the source's domain had,
+/// so no domain's share of any stripe grows past what placement gave the largest one and
+/// the per-domain limit of m placement kept holds. `located` gives where a node sits
+/// (`None` for a node the round does not know: its shards count in no domain but its own).
+pub fn spread_ok<'a>(
+    info: &StripeInfo,
+    from: &DiskLoad,
+    to: &DiskLoad,
+    located: impl Fn(&str) -> Option<&'a Location>,
+) -> bool {
     if info.shards.iter().any(|s| s.disk_id == to.disk_id) {
         return false;
     }
-    if to.node_id == from_node {
-        return true;
-    }
-    let on = |n: &str| info.shards.iter().filter(|s| s.node_id == n).count();
-    on(&to.node_id) < on(from_node)
+    let key = |level: Level, node: &str, loc: Option<&Location>| -> Option<String> {
+        match level {
+            Level::Zone => loc.map(|l| l.zone.clone()),
+            Level::Rack => loc.map(|l| l.to_string()),
+            _ => Some(node.to_string()),
+        }
+    };
+    Level::DOMAINS.iter().all(|&level| {
+        let src = key(level, &from.node_id, Some(&from.location));
+        let dst = key(level, &to.node_id, Some(&to.location));
+        if src == dst {
+            return true;
+        }
+        let on = |k: &Option<String>| {
+            info.shards
+                .iter()
+                .filter(|s| key(level, &s.node_id, located(&s.node_id)) == *k)
+                .count()
+        };
+        on(&dst) < on(&src)
+    })
 }
 
 /// Spread, in percentage points, between the fullest and the emptiest disk.
@@ -92,6 +120,10 @@ pub fn plan(
     let mut exhausted: BTreeSet<u64> = BTreeSet::new();
     let mut touched: BTreeSet<u64> = BTreeSet::new();
     let mut moves = Vec::new();
+    let located: BTreeMap<&str, &Location> = disks
+        .iter()
+        .map(|d| (d.node_id.as_str(), &d.location))
+        .collect();
     while moves.len() < max_moves && spread(&d) > target_pct {
         let Some(src) = (0..d.len())
             .filter(|&i| !exhausted.contains(&d[i].disk_id) && on_disk.contains_key(&d[i].disk_id))
@@ -118,7 +150,7 @@ pub fn plan(
                 d[t].free >= len
                     && d[t].pct_with(d[t].used + len)
                         <= d[src].pct_with(d[src].used.saturating_sub(len))
-                    && spread_ok(info, &sh.node_id, &d[t])
+                    && spread_ok(info, &d[src], &d[t], |n| located.get(n).copied())
             });
             if let Some(t) = to {
                 found = Some((i, t, sh.shard_index, len, info.stripe_id));
@@ -159,6 +191,15 @@ mod tests {
             used,
             free: 1000 - used,
             writable: true,
+            location: Location::default(),
+        }
+    }
+
+    /// [`disk`] in rack `rack`.
+    fn racked(node: &str, id: u64, used: u64, rack: &str) -> DiskLoad {
+        DiskLoad {
+            location: Location::from_labels("z", rack),
+            ..disk(node, id, used)
         }
     }
 
@@ -236,15 +277,44 @@ mod tests {
         let on_disk = BTreeMap::from([(1, vec![s.clone()])]);
         let moves = plan(&disks, &on_disk, 5.0, 10);
         assert!(moves.is_empty(), "{moves:?}");
-        assert!(!spread_ok(&s, "a", &disks[3]));
+        let here = |_: &str| Some(&*DEFAULT);
+        assert!(!spread_ok(&s, &disks[0], &disks[3], here));
         assert!(
-            spread_ok(&s, "b", &disks[3]),
+            spread_ok(&s, &disks[1], &disks[3], here),
             "within one node a disk may change"
         );
         assert!(
-            !spread_ok(&s, "a", &disks[1]),
+            !spread_ok(&s, &disks[0], &disks[1], here),
             "a disk of the stripe never takes another"
         );
+    }
+
+    static DEFAULT: std::sync::LazyLock<Location> = std::sync::LazyLock::new(Location::default);
+
+    #[test]
+    fn a_move_never_gives_a_rack_more_shards_of_a_stripe_than_the_source_rack_had() {
+        // Racks r1 (nodes a, d) and r2 (node b), r3 (node c): the stripe has 1 in r1 (on a),
+        // 1 in r2, 1 in r3. Node d is empty and in r1, so a to d stays in the rack.
+        let disks = [
+            racked("a", 1, 900, "r1"),
+            racked("b", 2, 900, "r2"),
+            racked("c", 3, 900, "r3"),
+            racked("d", 4, 0, "r1"),
+            racked("e", 5, 0, "r2"),
+        ];
+        let s = stripe(7, 100, &[("a", 1), ("b", 2), ("c", 3)]);
+        let loc: BTreeMap<&str, &Location> =
+            disks.iter().map(|d| (d.node_id.as_str(), &d.location)).collect();
+        let at = |n: &str| loc.get(n).copied();
+        assert!(spread_ok(&s, &disks[0], &disks[3], at), "same rack, new host");
+        assert!(
+            !spread_ok(&s, &disks[0], &disks[4], at),
+            "r2 would hold 2 of the stripe where r1 held 1"
+        );
+        let on_disk = BTreeMap::from([(1, vec![s.clone()])]);
+        let moves = plan(&disks, &on_disk, 5.0, 10);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(moves[0].to_disk, 4, "{moves:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (a copy from a readable old copy, or decoded from k others), commits the new location
 //! only if the stripe is unchanged, and deletes the old copy last.
 
-use crate::placement::{DiskCandidate, place_replacement};
+use crate::placement::{DiskCandidate, Need, place_replacement, with_suspect};
 use crate::service::State;
 use crate::workers::Throttle;
 use crate::workers::mover::state::MoveState;
@@ -107,19 +107,20 @@ fn rank(st: &State, damage: &Damage, stripe: u64, sh: &ShardLocation) -> Option<
 }
 
 /// The disk that receives the rebuilt shard: the spread rule over healthy disks (suspect
-/// ones only when nothing else has room), never a disk of the stripe or a damaged one.
+/// ones only when nothing else has room or keeps the failure-domain rule), counting where
+/// the stripe's other shards sit, never a disk of the stripe or a damaged one.
 fn target(
     st: &State,
     damage: &Damage,
     info: &StripeInfo,
     old: &ShardLocation,
 ) -> Option<DiskCandidate> {
-    let existing: Vec<(String, u64)> = info
-        .shards
-        .iter()
-        .filter(|s| s.shard_index != old.shard_index)
-        .map(|s| (s.node_id.clone(), s.disk_id))
-        .collect();
+    let existing = st.registry.locate(
+        info.shards
+            .iter()
+            .filter(|s| s.shard_index != old.shard_index)
+            .map(|s| (s.node_id.as_str(), s.disk_id)),
+    );
     let mut exclude: Vec<u64> = damage
         .lost
         .iter()
@@ -127,27 +128,17 @@ fn target(
         .copied()
         .collect();
     exclude.push(old.disk_id);
-    let mut rng = rand::rng();
+    let need = Need {
+        shards: 1,
+        m: info.m as usize,
+        shard_len: info.shard_len,
+        existing: &existing,
+        exclude: &exclude,
+    };
     let healthy = st.registry.writable_disks();
-    place_replacement(
-        &healthy,
-        info.shard_len,
-        &existing,
-        &old.node_id,
-        &exclude,
-        &mut rng,
-    )
-    .or_else(|_| {
-        let mut all = healthy.clone();
-        all.extend(st.registry.suspect_disks());
-        place_replacement(
-            &all,
-            info.shard_len,
-            &existing,
-            &old.node_id,
-            &exclude,
-            &mut rng,
-        )
+    let suspect = st.registry.suspect_disks();
+    with_suspect(&healthy, &suspect, &need, |c| {
+        place_replacement(c, &need, &old.node_id, &mut rand::rng())
     })
     .ok()
 }

@@ -2,8 +2,48 @@
 //! SIGKILLed, and every object still read byte-exact through S3.
 
 use crate::common::*;
-use kdss_testkit::ClusterOpts;
+use kdss_proto::master as pb;
+use kdss_testkit::{Cluster, ClusterOpts};
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// Every stripe of `keys` as the master maps it: per stripe, how many shards each rack
+/// holds (`rack_of` gives a node's rack).
+async fn shards_per_rack(
+    c: &Cluster,
+    keys: &[String],
+    rack_of: &BTreeMap<String, String>,
+) -> Vec<BTreeMap<String, usize>> {
+    let (ak, sk) = c.admin_keys();
+    let client = kdss_client::Client::connect(kdss_client::ClientConfig {
+        masters: c.masters(),
+        access_key: ak,
+        secret_key: sk,
+        ..Default::default()
+    })
+    .await
+    .expect("client connects");
+    let mut out = Vec::new();
+    for key in keys {
+        let h = client
+            .master()
+            .head_object(pb::HeadObjectRequest {
+                bucket: c.bucket(),
+                key: key.clone(),
+                with_extents: true,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("head {key}: {e}"));
+        for s in h.stripes {
+            let mut per: BTreeMap<String, usize> = BTreeMap::new();
+            for sh in &s.shards {
+                *per.entry(rack_of[&sh.node_id].clone()).or_default() += 1;
+            }
+            out.push(per);
+        }
+    }
+    out
+}
 
 /// 5 nodes x 2 disks in 4 racks, round-robin: rack-1 holds node-1 and node-5, racks 2-4
 /// one node each. EC 5+2 needs ceil(7/2) = 4 racks to keep at most m = 2 shards of a
@@ -37,17 +77,31 @@ async fn a_whole_rack_sigkilled_every_object_still_reads_byte_exact() {
     assert_eq!(policy["survives"], "rack", "{st:#}");
     assert!(policy["warning"].is_null(), "{st:#}");
     let nodes = cli(&c, &["node", "list"]);
-    let racks: Vec<&str> = nodes
+    let rack_of: BTreeMap<String, String> = nodes
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| n["rack"].as_str().unwrap())
+        .map(|n| (n["id"].as_str().unwrap().into(), n["rack"].as_str().unwrap().into()))
         .collect();
+    let racks: Vec<&str> = rack_of.values().map(String::as_str).collect();
     assert_eq!(racks, ["rack-1", "rack-2", "rack-3", "rack-4", "rack-1"]);
 
-    // 16 objects of 0.1 to 3.1 MB: several dozen stripes.
+    // 16 objects of 0.1 to 3.1 MB: about two dozen stripes.
     let dir = c.scratch("racks");
     let objects = put_objects(&c, &dir, "racks/obj-", 500, 16, (100_000, 200_000));
+    let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+    let stripes = shards_per_rack(&c, &keys, &rack_of).await;
+    assert!(stripes.len() >= 16, "{} stripes", stripes.len());
+    let over: Vec<&BTreeMap<String, usize>> = stripes
+        .iter()
+        .filter(|per| per.values().any(|&n| n > 2))
+        .collect();
+    assert!(
+        over.is_empty(),
+        "{} of {} stripes have more than m = 2 shards in one rack: {over:?}",
+        over.len(),
+        stripes.len()
+    );
 
     // rack-1 goes dark: node-1 and node-5, SIGKILL.
     c.kill_node(0);

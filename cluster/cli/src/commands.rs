@@ -215,7 +215,9 @@ pub async fn node_list(s: &Settings) -> anyhow::Result<View> {
         })
         .collect();
     let mut text = view::table(
-        &["NODE", "ZONE", "RACK", "GRPC", "STATE", "DISKS", "USED", "CAPACITY"],
+        &[
+            "NODE", "ZONE", "RACK", "GRPC", "STATE", "DISKS", "USED", "CAPACITY",
+        ],
         &rows,
     );
     text.push_str(&topology_block(s, &st).await.1);

@@ -87,7 +87,10 @@ pub fn summary(st: &pb::ClusterStatusReply, policies: &[Policy]) -> (Value, Stri
         .iter()
         .map(|(l, (n, d))| vec![l.zone.clone(), l.rack.clone(), n.to_string(), d.to_string()])
         .collect();
-    text.push_str(&crate::view::table(&["ZONE", "RACK", "NODES", "DISKS"], &rows));
+    text.push_str(&crate::view::table(
+        &["ZONE", "RACK", "NODES", "DISKS"],
+        &rows,
+    ));
     let view = nodes.iter().map(|(l, id, d)| (l, id.as_str(), *d));
     let mut pjs = Vec::new();
     for p in policies {
@@ -119,7 +122,13 @@ pub fn summary(st: &pb::ClusterStatusReply, policies: &[Policy]) -> (Value, Stri
 }
 
 /// Why a policy's stripes would not survive losing one domain of the expected level.
-fn warning(p: &Policy, level: Level, expected: Level, needed: usize, have: usize) -> Option<String> {
+fn warning(
+    p: &Policy,
+    level: Level,
+    expected: Level,
+    needed: usize,
+    have: usize,
+) -> Option<String> {
     if level <= expected {
         return None;
     }
@@ -167,14 +176,26 @@ mod tests {
             ..Default::default()
         };
         let ps = vec![
-            Policy { k: 5, m: 2, buckets: vec!["small".into()] },
-            Policy { k: 29, m: 3, buckets: vec!["wide".into()] },
+            Policy {
+                k: 5,
+                m: 2,
+                buckets: vec!["small".into()],
+            },
+            Policy {
+                k: 29,
+                m: 3,
+                buckets: vec!["wide".into()],
+            },
         ];
         let (js, text) = summary(&st, &ps);
         assert_eq!(js["racks"], 4);
-        assert!(text.contains("EC 5+2 (buckets small): a stripe survives the loss of any one rack"), "{text}");
         assert!(
-            text.contains("WARNING: EC 29+3 (buckets wide) needs 11 racks") && text.contains("has 4 online"),
+            text.contains("EC 5+2 (buckets small): a stripe survives the loss of any one rack"),
+            "{text}"
+        );
+        assert!(
+            text.contains("WARNING: EC 29+3 (buckets wide) needs 11 racks")
+                && text.contains("has 4 online"),
             "{text}"
         );
         assert!(text.contains("spread by host instead"), "{text}");
@@ -185,7 +206,10 @@ mod tests {
             ..Default::default()
         };
         let (js, text) = summary(&st, &ps[..1]);
-        assert!(text.contains("needs 4 hosts") && text.contains("not even by host"), "{text}");
+        assert!(
+            text.contains("needs 4 hosts") && text.contains("not even by host"),
+            "{text}"
+        );
         assert_eq!(js["policies"][0]["survives"], Value::Null);
     }
 }

@@ -13,8 +13,8 @@ pub mod presign;
 pub mod rpc_error;
 pub mod sigv4;
 pub mod size;
-pub mod topology;
 pub mod time;
+pub mod topology;
 
 pub use capability::{CapError, CapabilityKey};
 pub use config::{ConfigError, load_toml};

@@ -103,9 +103,7 @@ impl fmt::Display for Level {
 /// `.`, `_` and `-`, so it prints in a table column and a metric label unchanged.
 pub fn check_label(label: &str) -> Result<(), String> {
     if label.is_empty() || label.len() > MAX_LABEL_LEN {
-        return Err(format!(
-            "{label:?} must be 1 to {MAX_LABEL_LEN} characters"
-        ));
+        return Err(format!("{label:?} must be 1 to {MAX_LABEL_LEN} characters"));
     }
     if let Some(c) = label
         .chars()
@@ -128,7 +126,11 @@ pub fn domains_needed(width: usize, m: usize) -> usize {
 /// the stripe already holds there) can take `width` shards with at most `m` per domain
 /// (after `held` shards the stripe already has in it): the sum over domains of
 /// min(m - held, members) reaches `width`. The one counting rule placement and the CLI use.
-pub fn can_honour(domains: impl IntoIterator<Item = (usize, usize)>, width: usize, m: usize) -> bool {
+pub fn can_honour(
+    domains: impl IntoIterator<Item = (usize, usize)>,
+    width: usize,
+    m: usize,
+) -> bool {
     let room: usize = domains
         .into_iter()
         .map(|(members, held)| m.saturating_sub(held).min(members))
@@ -185,8 +187,11 @@ mod tests {
         let locs: Vec<Location> = (0..11)
             .map(|r| Location::from_labels("z", &format!("r{r}")))
             .collect();
-        let nodes: Vec<(&Location, String, usize)> =
-            locs.iter().enumerate().map(|(i, l)| (l, format!("n{i}"), 3)).collect();
+        let nodes: Vec<(&Location, String, usize)> = locs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l, format!("n{i}"), 3))
+            .collect();
         let view = |n: usize| {
             nodes[..n]
                 .iter()

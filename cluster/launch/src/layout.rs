@@ -359,7 +359,10 @@ mod tests {
         );
         assert_eq!(g.nodes[5].disks.len(), 2);
         assert!(g.nodes[5].disks[1].ends_with("node-6/disk-1.img"));
-        assert!(g.nodes.iter().all(|n| n.rack.is_none()), "no racks unless asked");
+        assert!(
+            g.nodes.iter().all(|n| n.rack.is_none()),
+            "no racks unless asked"
+        );
 
         // Not saved by planning: the data dir still says 4 until the new nodes joined.
         let (_, origin) = Layout::load_or_plan(&spec(dir.path(), 4, 20000)).unwrap();

@@ -259,7 +259,10 @@ impl StorageConfig {
         if self.node.id.trim().is_empty() {
             return Err(invalid(path, "node.id", "must not be empty"));
         }
-        for (key, label) in [("node.zone", &self.node.zone), ("node.rack", &self.node.rack)] {
+        for (key, label) in [
+            ("node.zone", &self.node.zone),
+            ("node.rack", &self.node.rack),
+        ] {
             kdss_common::topology::check_label(label).map_err(|e| invalid(path, key, e))?;
         }
         for (key, addr) in [
@@ -358,7 +361,10 @@ threshold = 0.3
         assert!(c.compactor.enabled);
         assert_eq!(c.compactor.force_threshold, 0.5);
         assert!(!c.fault.enabled);
-        assert_eq!((c.node.zone.as_str(), c.node.rack.as_str()), ("default", "default"));
+        assert_eq!(
+            (c.node.zone.as_str(), c.node.rack.as_str()),
+            ("default", "default")
+        );
         let text = GOOD.replace("[cluster]", "zone = \"z1\"\nrack = \"r2\"\n[cluster]");
         let c = StorageConfig::parse(Path::new("storage.toml"), &text).unwrap();
         assert_eq!((c.node.zone.as_str(), c.node.rack.as_str()), ("z1", "r2"));

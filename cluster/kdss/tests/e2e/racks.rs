@@ -81,7 +81,12 @@ async fn a_whole_rack_sigkilled_every_object_still_reads_byte_exact() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|n| (n["id"].as_str().unwrap().into(), n["rack"].as_str().unwrap().into()))
+        .map(|n| {
+            (
+                n["id"].as_str().unwrap().into(),
+                n["rack"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let racks: Vec<&str> = rack_of.values().map(String::as_str).collect();
     assert_eq!(racks, ["rack-1", "rack-2", "rack-3", "rack-4", "rack-1"]);

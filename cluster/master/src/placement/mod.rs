@@ -19,8 +19,8 @@
 //! The caller filters out offline, read-only, failed and full disks before calling, and
 //! passes the stripe's other shards (`existing`) when it replaces one.
 
-use kdss_common::topology::{self, Level};
 use kdss_common::Location;
+use kdss_common::topology::{self, Level};
 use rand::Rng;
 use std::collections::HashMap;
 

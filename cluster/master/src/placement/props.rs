@@ -25,7 +25,11 @@ fn topology(zones: usize, shape: &[(u8, u8, u8)], frees: &[u64]) -> Vec<DiskCand
                 node_id: format!("node-{n}"),
                 disk_id: (n * 10 + d) as u64 + 1,
                 // A quarter of the disks have no room for a shard.
-                free_bytes: if free % 4 == 0 { SHARD - 1 } else { free + SHARD },
+                free_bytes: if free.is_multiple_of(4) {
+                    SHARD - 1
+                } else {
+                    free + SHARD
+                },
                 location: Location::from_labels(
                     &format!("z{}", usize::from(z) % zones),
                     &format!("r{r}"),

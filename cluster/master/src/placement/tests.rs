@@ -104,7 +104,10 @@ fn too_few_racks_fall_back_to_hosts_then_disks() {
     // 2 hosts of 4 disks: not even hosts, only distinct disks.
     let c = cluster(2, 4, |_, _| 1 << 30);
     assert_eq!(rule_level(&c, &need(7, 2, 1)), Level::Disk);
-    assert_eq!(place_shards(&c, &need(7, 2, 1), &mut rng(1)).unwrap().len(), 7);
+    assert_eq!(
+        place_shards(&c, &need(7, 2, 1), &mut rng(1)).unwrap().len(),
+        7
+    );
 }
 
 #[test]

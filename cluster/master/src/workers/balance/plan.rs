@@ -6,8 +6,8 @@
 //! A move is planned only when it leaves the target no fuller than the source, so rounds
 //! converge and never bounce a shard back and forth.
 
-use kdss_common::topology::Level;
 use kdss_common::Location;
+use kdss_common::topology::Level;
 use kdss_proto::master::StripeInfo;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -303,10 +303,15 @@ mod tests {
             racked("e", 5, 0, "r2"),
         ];
         let s = stripe(7, 100, &[("a", 1), ("b", 2), ("c", 3)]);
-        let loc: BTreeMap<&str, &Location> =
-            disks.iter().map(|d| (d.node_id.as_str(), &d.location)).collect();
+        let loc: BTreeMap<&str, &Location> = disks
+            .iter()
+            .map(|d| (d.node_id.as_str(), &d.location))
+            .collect();
         let at = |n: &str| loc.get(n).copied();
-        assert!(spread_ok(&s, &disks[0], &disks[3], at), "same rack, new host");
+        assert!(
+            spread_ok(&s, &disks[0], &disks[3], at),
+            "same rack, new host"
+        );
         assert!(
             !spread_ok(&s, &disks[0], &disks[4], at),
             "r2 would hold 2 of the stripe where r1 held 1"

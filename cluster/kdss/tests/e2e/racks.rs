@@ -97,6 +97,13 @@ async fn a_whole_rack_sigkilled_every_object_still_reads_byte_exact() {
     let keys: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
     let stripes = shards_per_rack(&c, &keys, &rack_of).await;
     assert!(stripes.len() >= 16, "{} stripes", stripes.len());
+    for per in &stripes {
+        assert_eq!(
+            per.values().sum::<usize>(),
+            7,
+            "a stripe of 5+2 shards: {per:?}"
+        );
+    }
     let over: Vec<&BTreeMap<String, usize>> = stripes
         .iter()
         .filter(|per| per.values().any(|&n| n > 2))
@@ -109,11 +116,31 @@ async fn a_whole_rack_sigkilled_every_object_still_reads_byte_exact() {
     );
 
     // rack-1 goes dark: node-1 and node-5, SIGKILL.
-    c.kill_node(0);
-    c.kill_node(4);
+    let dark: Vec<usize> = (0..c.layout.nodes.len())
+        .filter(|&i| rack_of[&c.layout.nodes[i].id] == "rack-1")
+        .collect();
+    assert_eq!(dark, [0, 4]);
+    for &i in &dark {
+        c.kill_node(i);
+    }
     // A cold gateway cache: reads must come from the three nodes left.
     c.restart_gateway(0).await.unwrap();
     for (key, body) in &objects {
         get(&c, &dir, key, body);
     }
+    // The nodes that went dark are rack-1's, and only those: the master sees exactly them
+    // offline (and the reads above did not wait for it to).
+    wait_cli(
+        &c,
+        &["node", "list"],
+        Duration::from_secs(60),
+        "node-1 and node-5 offline, the others online",
+        |v| {
+            v.as_array().unwrap().iter().all(|n| {
+                let in_rack_1 = rack_of[n["id"].as_str().unwrap()] == "rack-1";
+                n["online"] == !in_rack_1
+            })
+        },
+    )
+    .await;
 }

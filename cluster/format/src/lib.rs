@@ -12,9 +12,11 @@
 //! [`RecordHeader`] (every record is self-describing and checksummed, so the index can be
 //! rebuilt from the device alone), [`SegmentHeader`] (marks a segment in use and the sequence
 //! number it was opened at, so stale records of an earlier life of the segment are ignored) and
-//! [`Checkpoint`] (the index serialized on clean shutdown). Decoding never returns data that
+//! [`Checkpoint`] (the index serialized on clean shutdown). [`BackupHeader`] heads the
+//! masters' metadata backup files. Decoding never returns data that
 //! failed its checksum: every failure is a [`FormatError`].
 
+pub mod backup;
 pub mod blocks;
 pub mod checkpoint;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod record;
 pub mod segment;
 pub mod superblock;
 
+pub use backup::BackupHeader;
 pub use checkpoint::{Checkpoint, CheckpointEntry, CheckpointSegment};
 pub use error::FormatError;
 pub use record::{CRC_BLOCK, Layout, RecordHeader, RecordKind, decode_record, record_footprint};

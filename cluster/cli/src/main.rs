@@ -1,11 +1,12 @@
 //! `kdss-cli`: administer a KDSS cluster — status, nodes, disks, buckets, users,
-//! presigned URLs. Every command takes `--output json` for scripts.
+//! presigned URLs, metadata backups. Every command takes `--output json` for scripts.
 
 mod balance;
 mod commands;
 mod copy;
 mod disks;
 mod gc;
+mod meta;
 mod repair;
 mod settings;
 mod topology;
@@ -97,6 +98,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: balance::BalanceCmd,
     },
+    /// Metadata backups: take one now, list the scheduled ones.
+    Meta {
+        #[command(subcommand)]
+        cmd: meta::MetaCmd,
+    },
 }
 
 #[derive(Subcommand)]
@@ -138,6 +144,7 @@ fn main() {
             Cmd::Gc { cmd } => gc::gc(&s, cmd).await,
             Cmd::Repair { cmd } => repair::repair(&s, cmd).await,
             Cmd::Balance { cmd } => balance::balance(&s, cmd).await,
+            Cmd::Meta { cmd } => meta::meta(&s, cmd).await,
         }
     });
     match result {

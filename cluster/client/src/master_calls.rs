@@ -147,4 +147,17 @@ master_rpcs! {
     balance_start(BalanceStartRequest) -> BalanceStatusReply;
     /// Stops a balance.
     balance_stop(BalanceStopRequest) -> BalanceStatusReply;
+    /// The scheduled metadata backups on the leader's disk.
+    list_meta_backups(ListMetaBackupsRequest) -> ListMetaBackupsReply;
+}
+
+impl MasterClient {
+    /// Starts a metadata backup on the leader (admins only) and returns the stream of the
+    /// backup file's bytes; the failover and deadline cover starting it, not reading it.
+    pub async fn meta_backup(
+        &self,
+    ) -> Result<tonic::Streaming<pb::MetaBackupChunk>, ClientError> {
+        self.call(|mut c| async move { c.meta_backup(pb::MetaBackupRequest {}).await })
+            .await
+    }
 }

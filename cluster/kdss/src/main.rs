@@ -1,5 +1,5 @@
 //! `kdss`: the KDSS server binary. One binary with a subcommand per daemon, as the field
-//! ships them: `kdss master`, `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up`
+//! ships them: `kdss master` (and `kdss master restore`), `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up`
 //! (a whole local cluster), `kdss format-disk`, `kdss bench` and `kdss notify` (the
 //! Alertmanager → Lark relay).
 
@@ -9,6 +9,7 @@ mod bench_load;
 mod bench_repair;
 mod daemons;
 mod notify;
+mod restore;
 mod signals;
 mod up;
 
@@ -29,10 +30,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a master (metadata, placement, membership; Raft over SQLite). gRPC :6700, HTTP :6701.
+    /// `kdss master restore` makes a new master group from a metadata backup.
+    #[command(args_conflicts_with_subcommands = true)]
     Master {
         /// Path of master.toml.
         #[arg(short, long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<restore::MasterAction>,
     },
     /// Run a storage node serving its raw devices. gRPC :6800, HTTP :6801.
     Storage {
@@ -137,7 +142,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         match cli.cmd {
-            Cmd::Master { config } => daemons::master(&config).await,
+            Cmd::Master {
+                action: Some(a), ..
+            } => restore::run(a).await,
+            Cmd::Master {
+                config: Some(config),
+                action: None,
+            } => daemons::master(&config).await,
+            Cmd::Master { .. } => {
+                anyhow::bail!("kdss master needs -c master.toml (or: kdss master restore -c master.toml --from FILE)")
+            }
             Cmd::Storage { config } => daemons::storage(&config).await,
             Cmd::S3gw { config } => daemons::s3gw(&config).await,
             Cmd::Mount { .. } => unreachable!("handled before the runtime starts"),

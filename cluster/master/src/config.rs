@@ -46,6 +46,9 @@ pub struct MasterConfig {
     /// Where the leader reports cluster events (off by default).
     #[serde(default)]
     pub notify: NotifySection,
+    /// Scheduled metadata backups on the leader (off unless present).
+    #[serde(default)]
+    pub backup: Option<crate::backup::BackupSection>,
 }
 
 /// `[notify]`: cluster events (disk offline or suspect, node lost, repair done, balance
@@ -458,6 +461,9 @@ impl MasterConfig {
         self.repair.validate(path)?;
         self.balance.validate(path)?;
         self.notify.validate(path)?;
+        if let Some(b) = &self.backup {
+            b.validate(path)?;
+        }
         if self.gc.interval_sec == 0 {
             return Err(invalid(path, "gc.interval_sec", "must be > 0"));
         }

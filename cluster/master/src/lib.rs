@@ -8,11 +8,13 @@
 //! disks that storage nodes report in their heartbeats ([`membership`]) and hands out shard
 //! capabilities; [`health`] keeps each disk's state (online, suspect, offline, draining);
 //! [`events`] tells a Lark group when one changes, a repair ends or a balance starts;
-//! [`console`] mounts the web console (`kdss-console`) on the HTTP port.
+//! [`console`] mounts the web console (`kdss-console`) on the HTTP port;
+//! [`backup`] copies the namespace into backup files and restores one into a new group.
 //! [`run`] is the daemon entry point (`kdss master -c master.toml`); `bench` (with the
 //! `bench` feature only) measures metadata operations against running masters.
 
 pub mod auth;
+pub mod backup;
 // Benchmarks are for `kdss bench` and tests, not the library API: built only with the
 // `bench` feature (the kdss binary and this crate's own tests turn it on).
 #[cfg(feature = "bench")]

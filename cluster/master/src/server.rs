@@ -142,6 +142,8 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         cfg.repair.clone(),
     );
     st.balance = cfg.balance.clone();
+    st.backups.cluster_id = cfg.cluster.id.clone();
+    st.backups.schedule = cfg.backup.clone();
     st.events = crate::events::Events::start(&cfg.notify, &cfg.cluster.id, cfg.master.id)
         .map_err(|e| MasterError::Serve(format!("[notify]: {e}")))?;
     let st = Arc::new(st);
@@ -216,6 +218,14 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         st.jobs.balance.clone(),
         stop_rx.clone(),
     ));
+    if let Some(b) = cfg.backup.clone() {
+        tasks.push(crate::workers::spawn(
+            st.clone(),
+            crate::backup::BackupJob::new(b),
+            st.backups.handle.clone(),
+            stop_rx.clone(),
+        ));
+    }
     tasks.push(tokio::spawn(crate::health::job::run(
         st.clone(),
         cfg.health.clone(),

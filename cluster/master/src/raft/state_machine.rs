@@ -308,12 +308,24 @@ async fn snapshot_meta_of(path: &Path) -> Result<SnapshotMeta<NodeId, Node>, Sto
     })
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+impl StateMachine {
+    /// The directory of the database (backups stage their copies here).
+    pub fn dir(&self) -> &Path {
+        &self.s.dir
+    }
+
+    /// Copies the applied namespace to `dest` with `VACUUM INTO` (the snapshot copy) and
+    /// returns the meta read from the copy's own applied row: consistent by construction,
+    /// whatever was applied while VACUUM ran. Writers go on meanwhile (WAL); only snapshot
+    /// building and installing wait. Used by Raft snapshots and metadata backups alike.
+    pub async fn copy_to(&self, dest: &Path) -> Result<SnapshotMeta<NodeId, Node>, StorageError> {
         let _g = self.s.snap_lock.lock().await;
-        let building = self.s.dir.join("snapshot-building.db");
-        remove_db_files(&building);
-        let path = building
+        self.copy_locked(dest).await
+    }
+
+    async fn copy_locked(&self, dest: &Path) -> Result<SnapshotMeta<NodeId, Node>, StorageError> {
+        remove_db_files(dest);
+        let path = dest
             .to_str()
             .ok_or_else(|| snap_err("data dir is not UTF-8"))?;
         sqlx::query("VACUUM INTO ?")
@@ -321,9 +333,15 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             .execute(&self.pool())
             .await
             .map_err(snap_err)?;
-        // The copy's own applied row is the snapshot's meta: consistent by construction,
-        // whatever was applied while VACUUM ran.
-        let meta = snapshot_meta_of(&building).await?;
+        snapshot_meta_of(dest).await
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let _g = self.s.snap_lock.lock().await;
+        let building = self.s.dir.join("snapshot-building.db");
+        let meta = self.copy_locked(&building).await?;
         let data = std::fs::read(&building).map_err(snap_err)?;
         std::fs::rename(&building, self.snapshot_path()).map_err(snap_err)?;
         tracing::info!(size = data.len(), snapshot = %meta.snapshot_id, "built snapshot");

@@ -11,6 +11,7 @@
 //! through Raft, whose `ctx` (time, caller, role) is filled here so that applying is
 //! deterministic on every member.
 
+mod backup;
 mod balance;
 mod cluster;
 mod data;
@@ -75,6 +76,8 @@ pub struct State {
     pub balance: crate::config::BalanceSection,
     /// Cluster events to Lark (off until the server starts it from `[notify]`).
     pub events: crate::events::Events,
+    /// Metadata backups: the cluster id headers carry and the schedule (set by the server).
+    pub backups: crate::backup::Backups,
     channels: Mutex<HashMap<String, Channel>>,
     ready_term: AtomicU64,
 }
@@ -124,6 +127,7 @@ impl State {
             jobs: crate::workers::Jobs::new(gc, repair),
             balance: crate::config::BalanceSection::default(),
             events: crate::events::Events::off(),
+            backups: crate::backup::Backups::default(),
             channels: Mutex::new(HashMap::new()),
             ready_term: AtomicU64::new(u64::MAX),
         }

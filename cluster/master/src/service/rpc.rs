@@ -371,4 +371,14 @@ impl Master for MasterService {
         forward!(self, req, balance_stop);
         self.balance_stop_checked(req).await
     }
+    type MetaBackupStream = super::backup::BackupStream;
+    async fn meta_backup(&self, req: Request<pb::MetaBackupRequest>) -> R<Self::MetaBackupStream> {
+        self.meta_backup_checked(req).await
+    }
+    async fn list_meta_backups(
+        &self,
+        req: Request<pb::ListMetaBackupsRequest>,
+    ) -> R<pb::ListMetaBackupsReply> {
+        self.list_meta_backups_checked(req).await
+    }
 }

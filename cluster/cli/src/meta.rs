@@ -90,8 +90,8 @@ async fn backup(s: &Settings, out: &Path) -> anyhow::Result<View> {
     let c = connect(s).await?;
     let mut stream = c.master().meta_backup().await?;
     let part = out.with_extension("part");
-    let file = std::fs::File::create(&part)
-        .with_context(|| format!("create {}", part.display()))?;
+    let file =
+        std::fs::File::create(&part).with_context(|| format!("create {}", part.display()))?;
     let mut rx = Receiver {
         file,
         head: Vec::new(),

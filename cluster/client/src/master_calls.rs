@@ -154,9 +154,7 @@ master_rpcs! {
 impl MasterClient {
     /// Starts a metadata backup on the leader (admins only) and returns the stream of the
     /// backup file's bytes; the failover and deadline cover starting it, not reading it.
-    pub async fn meta_backup(
-        &self,
-    ) -> Result<tonic::Streaming<pb::MetaBackupChunk>, ClientError> {
+    pub async fn meta_backup(&self) -> Result<tonic::Streaming<pb::MetaBackupChunk>, ClientError> {
         self.call(|mut c| async move { c.meta_backup(pb::MetaBackupRequest {}).await })
             .await
     }

@@ -54,7 +54,11 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        other => return Err(format!("unknown unit {other:?} in {s:?} (use s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?} (use s, m, h or d)"
+            ));
+        }
     };
     n.checked_mul(mult)
         .map(Duration::from_secs)
@@ -70,9 +74,8 @@ fn de_interval<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Er
     }
     match Raw::deserialize(d)? {
         Raw::Int(n) => Ok(Duration::from_secs(n)),
-        Raw::Text(s) => {
-            parse_interval(&s).map_err(|e| serde::de::Error::custom(format!("backup.interval: {e}")))
-        }
+        Raw::Text(s) => parse_interval(&s)
+            .map_err(|e| serde::de::Error::custom(format!("backup.interval: {e}"))),
     }
 }
 

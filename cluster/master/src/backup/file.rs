@@ -35,10 +35,9 @@ impl Drop for Taken {
 /// on) and checksums the copy. The header names `cluster_id` and the Raft log id the copy
 /// contains, read from the copy itself.
 pub async fn take(sm: &StateMachine, cluster_id: &str) -> Result<Taken, BackupError> {
-    let body = sm.dir().join(format!(
-        "backup-staging-{:016x}.db",
-        rand::random::<u64>()
-    ));
+    let body = sm
+        .dir()
+        .join(format!("backup-staging-{:016x}.db", rand::random::<u64>()));
     let meta = match sm.copy_to(&body).await {
         Ok(m) => m,
         Err(e) => {
@@ -81,7 +80,8 @@ pub async fn take(sm: &StateMachine, cluster_id: &str) -> Result<Taken, BackupEr
 
 /// Length and crc32c of a whole file.
 fn checksum(path: &Path) -> Result<(u64, u32), BackupError> {
-    let mut f = std::fs::File::open(path).map_err(BackupError::io(format!("open {}", path.display())))?;
+    let mut f =
+        std::fs::File::open(path).map_err(BackupError::io(format!("open {}", path.display())))?;
     let mut buf = vec![0u8; CHUNK];
     let (mut len, mut crc) = (0u64, 0u32);
     loop {
@@ -100,10 +100,13 @@ impl Taken {
     /// Writes the backup file at `dest` (through `dest.part`, fsynced, then renamed, so a
     /// crash never leaves a half file under the final name).
     pub fn write_to(&self, dest: &Path) -> Result<u64, BackupError> {
-        let header = self.header.encode().map_err(|source| BackupError::Corrupt {
-            path: dest.to_path_buf(),
-            source,
-        })?;
+        let header = self
+            .header
+            .encode()
+            .map_err(|source| BackupError::Corrupt {
+                path: dest.to_path_buf(),
+                source,
+            })?;
         let part = dest.with_extension("part");
         let out = (|| -> std::io::Result<u64> {
             let mut f = std::fs::File::create(&part)?;
@@ -134,7 +137,8 @@ impl Taken {
 /// Reads and checks a backup file's header and body (length and crc32c), without writing
 /// anything. The error names the file and what is wrong.
 pub fn verify(path: &Path) -> Result<BackupHeader, BackupError> {
-    let mut f = std::fs::File::open(path).map_err(BackupError::io(format!("open {}", path.display())))?;
+    let mut f =
+        std::fs::File::open(path).map_err(BackupError::io(format!("open {}", path.display())))?;
     let header = read_header(path, &mut f)?;
     let mut buf = vec![0u8; CHUNK];
     let (mut len, mut crc) = (0u64, 0u32);

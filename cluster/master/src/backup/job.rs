@@ -58,7 +58,12 @@ impl Job for BackupJob {
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-        tracing::info!(index, size, deleted = gone.len(), "scheduled metadata backup written");
+        tracing::info!(
+            index,
+            size,
+            deleted = gone.len(),
+            "scheduled metadata backup written"
+        );
         progress.add("backups_written", 1);
         progress.add("backup_bytes", size);
         progress.add("backups_deleted", gone.len() as u64);

@@ -45,8 +45,11 @@ impl MasterService {
         let mut body = tokio::fs::File::open(&taken.body)
             .await
             .map_err(|e| Status::internal(format!("open the staged copy: {e}")))?;
-        tracing::info!(index = taken.header.applied_index, size = taken.header.body_len,
-            "streaming a metadata backup");
+        tracing::info!(
+            index = taken.header.applied_index,
+            size = taken.header.body_len,
+            "streaming a metadata backup"
+        );
         let stream = async_stream::try_stream! {
             // Keeps the staged copy until the stream ends (or the client goes away).
             let _taken = taken;

@@ -176,8 +176,14 @@ async fn backups(s: &Settings) -> anyhow::Result<View> {
             }
         })
         .collect();
+    let job = r.job.clone().unwrap_or_default();
+    let last = if job.passes == 0 && !job.running {
+        "none yet since this master leads".to_string()
+    } else {
+        crate::gc::last_pass(&job)
+    };
     let text = format!(
-        "scheduled backups on master {} in {} (every {}s, keeping {}):\n{}",
+        "scheduled backups on master {} in {} (every {}s, keeping {}); last run: {last}\n{}",
         r.leader_id,
         r.dir,
         r.interval_sec,
@@ -187,7 +193,7 @@ async fn backups(s: &Settings) -> anyhow::Result<View> {
     Ok(View {
         json: json!({
             "leader_id": r.leader_id, "dir": r.dir, "interval_sec": r.interval_sec,
-            "keep": r.keep,
+            "keep": r.keep, "passes": job.passes, "last_error": job.last_error,
             "backups": r.backups.iter().map(|b| json!({
                 "name": b.name, "created_ms": b.created_ms, "applied_index": b.applied_index,
                 "applied_term": b.applied_term, "size_bytes": b.size_bytes, "error": b.error,

@@ -172,9 +172,8 @@ impl BackupHeader {
             });
         }
         if crc != self.body_crc {
-            return Err(FormatError::DataChecksum {
-                stored: self.body_crc,
-                computed: crc,
+            return Err(FormatError::BadChecksum {
+                what: "backup body",
             });
         }
         Ok(())
@@ -213,7 +212,7 @@ mod tests {
         ));
         assert!(matches!(
             h.check_body(body.len() as u64, 1),
-            Err(FormatError::DataChecksum { .. })
+            Err(FormatError::BadChecksum { .. })
         ));
     }
 

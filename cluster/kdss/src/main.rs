@@ -1,6 +1,7 @@
 //! `kdss`: the KDSS server binary. One binary with a subcommand per daemon, as the field
-//! ships them: `kdss master` (and `kdss master restore`), `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up`
-//! (a whole local cluster), `kdss format-disk`, `kdss bench` and `kdss notify` (the
+//! ships them: `kdss master` (and `kdss master restore`, which makes a new master group
+//! from a metadata backup), `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up` (a
+//! whole local cluster), `kdss format-disk`, `kdss bench` and `kdss notify` (the
 //! Alertmanager → Lark relay).
 
 mod bench;

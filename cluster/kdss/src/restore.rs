@@ -18,34 +18,49 @@ pub enum MasterAction {
         /// The backup file.
         #[arg(long)]
         from: PathBuf,
+        /// Restore a backup whose cluster id differs from the config's (only when the
+        /// storage nodes really hold that cluster's shards, e.g. after renaming it).
+        #[arg(long)]
+        allow_other_cluster: bool,
     },
 }
 
 /// Runs a `kdss master` action.
 pub async fn run(action: MasterAction) -> anyhow::Result<()> {
-    let MasterAction::Restore { config, from } = action;
+    let MasterAction::Restore {
+        config,
+        from,
+        allow_other_cluster,
+    } = action;
     let cfg = kdss_master::config::MasterConfig::load(&config)?;
-    let r = kdss_master::backup::restore(&cfg, &from)
+    let r = kdss_master::backup::restore(&cfg, &from, allow_other_cluster)
         .await
         .context("restore refused")?;
     let h = &r.header;
+    if h.cluster_id != cfg.cluster.id {
+        eprintln!(
+            "warning: restored a backup of cluster {:?} into cluster {:?} (--allow-other-cluster)",
+            h.cluster_id, cfg.cluster.id
+        );
+    }
     let members: Vec<String> = r
         .members
         .iter()
         .map(|(id, addr)| format!("{id} ({addr})"))
         .collect();
+    let p = &r.point;
     println!(
         "restored {} into {}\n\
          backup: cluster {}, Raft index {} (term {}), taken at {} ms since the epoch\n\
          new master group: {}; it starts from index {} at term 0\n\
-         writes acknowledged after the backup are not in the namespace: objects and files \
-         created after it are gone, deleted ones are back, overwritten ones have their old \
-         content (if its shards were not collected yet).\n\
-         their shards are orphans on the storage nodes (stripe ids {} and up); the collector's \
-         inventory deletes them once they stayed unreferenced for [gc] stale_writing_minutes.\n\
-         new stripes start at id {}.\n\
-         next: start this master (other masters of the group with empty data directories), \
-         then the storage nodes; they re-attach with their next heartbeat.",
+         lost: every write acknowledged after the backup. Objects and files created after it \
+         are gone, deleted ones are back (readable if their shards were not collected yet), \
+         overwritten ones have their old content.\n\
+         orphans: shards of stripes written after the backup (stripe ids {} to {}) stay on the \
+         storage nodes; the collector's inventory reports them and deletes them once they \
+         stayed unreferenced for [gc] stale_writing_minutes. New stripes start at id {}.\n\
+         next: restore every other master of the group the same way, start the masters, then \
+         the storage nodes (they re-attach with their next heartbeat); remount ksfs clients.",
         from.display(),
         r.data_dir.display(),
         h.cluster_id,
@@ -54,8 +69,9 @@ pub async fn run(action: MasterAction) -> anyhow::Result<()> {
         h.created_ms,
         members.join(", "),
         h.applied_index,
-        r.last_stripe_id + 1,
-        r.next_stripe_id,
+        p.last_stripe_id + 1,
+        p.next_stripe_id - 1,
+        p.next_stripe_id,
     );
     Ok(())
 }

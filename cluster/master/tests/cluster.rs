@@ -3,45 +3,12 @@
 
 mod common;
 
-use common::{Cluster, list_dir};
+use common::{Cluster, list_dir, make_bucket, mkdir};
 use kdss_common::rpc_error::{errno, errno_of};
 use kdss_master::bench::Client;
-use kdss_proto::master as pb;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 use tonic::Code;
-
-async fn make_bucket(c: &Cluster) -> u64 {
-    let l = c.wait_leader(Duration::from_secs(30)).await;
-    let mut admin = kdss_master::bench::client(&c.masters[l].grpc, common::admin()).unwrap();
-    // The admin user is created through Raft just after the election.
-    for _ in 0..200 {
-        match admin
-            .create_bucket(pb::CreateBucketRequest {
-                name: "bkt".into(),
-                ..Default::default()
-            })
-            .await
-        {
-            Ok(r) => return r.into_inner().bucket.unwrap().root_ino,
-            Err(e) if e.code() == Code::Unauthenticated || e.code() == Code::Unavailable => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("create bucket: {e}\n{}", c.logs()),
-        }
-    }
-    panic!("could not create the bucket\n{}", c.logs());
-}
-
-fn mkdir(root: u64, name: &str) -> pb::MkdirRequest {
-    pb::MkdirRequest {
-        bucket: "bkt".into(),
-        parent: root,
-        name: name.into(),
-        mode: 0o755,
-        ..Default::default()
-    }
-}
 
 /// Writes `names` one by one, moving to the next master on any transport/leader error and
 /// retrying the same name there. Returns the names acknowledged (EEXIST on a retry means

@@ -218,11 +218,13 @@ pub fn list(dir: &Path) -> Result<Vec<BackupInfo>, BackupError> {
     Ok(out)
 }
 
-/// Deletes the oldest scheduled backups in `dir` beyond the newest `keep`; returns the
-/// names deleted.
+/// Deletes the oldest scheduled backups in `dir` beyond the newest `keep` readable ones;
+/// returns the names deleted. A file whose header cannot be read neither counts as kept
+/// nor is deleted: `kdss-cli meta backups` shows it with the reason, for a person to judge.
 pub fn prune(dir: &Path, keep: usize) -> Result<Vec<String>, BackupError> {
     let mut gone = Vec::new();
-    for old in list(dir)?.into_iter().skip(keep) {
+    let readable = list(dir)?.into_iter().filter(|b| b.header.is_ok());
+    for old in readable.skip(keep) {
         let p = dir.join(&old.name);
         std::fs::remove_file(&p).map_err(BackupError::io(format!("delete {}", p.display())))?;
         gone.push(old.name);

@@ -9,17 +9,22 @@
 //! - [`config`]: `[backup] dir, interval, keep` in master.toml.
 //! - [`job`]: scheduled backups on the leader with retention.
 //! - [`restore`]: `kdss master restore`, which turns a backup into the data directory of a
-//!   new master group.
+//!   new master group; [`rewrite`]: the edits it makes to the restored database, and the
+//!   restore point the collector reads to report orphans of writes after the backup.
 
 pub mod config;
 pub mod file;
 pub mod job;
 pub mod restore;
+pub mod rewrite;
+#[cfg(test)]
+mod tests;
 
 pub use config::BackupSection;
 pub use file::{BackupInfo, Taken};
 pub use job::{BackupJob, Backups};
 pub use restore::{Restored, restore};
+pub use rewrite::{RestorePoint, restore_point};
 
 use std::path::PathBuf;
 
@@ -47,7 +52,7 @@ pub enum BackupError {
     #[error(
         "{path} is a backup of cluster {backup:?}, but the config is for cluster {config:?}; \
          refusing to restore another cluster's namespace (its stripes are not on these \
-         storage nodes); nothing was changed"
+         storage nodes); nothing was changed (--allow-other-cluster overrides this check)"
     )]
     ForeignCluster {
         /// The backup file.

@@ -11,25 +11,19 @@
 //! the restored one whatever term the old group had reached.
 //!
 //! Stripes written after the backup still have shards on the storage nodes, under stripe
-//! ids the restored namespace would hand out again. So restore raises the stripe id
-//! sequence by [`STRIPE_ID_GAP`]: new stripes never reuse an orphan's id, and the orphans
-//! are shards no stripe maps, which the collector's inventory finds and deletes.
+//! ids the restored namespace would hand out again. So restore moves the id sequences
+//! ([`super::rewrite`]): new stripes never reuse an orphan's id, and the orphans are
+//! shards no stripe maps, which the collector's inventory reports and deletes.
 
 use super::BackupError;
 use super::file::{CHUNK, read_header};
+use super::rewrite::{RestorePoint, rewrite};
 use crate::config::MasterConfig;
-use crate::raft::{LogId, Node, NodeId};
+use crate::raft::NodeId;
 use kdss_format::BackupHeader;
-use openraft::{CommittedLeaderId, Membership, StoredMembership};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-
-/// How far restore moves the stripe id sequence past the backup's: more stripes than
-/// could have been written between a backup and the disaster (2^32 stripes of even 1 MiB
-/// is 4 PiB), and still far from the end of the 63-bit id space.
-pub const STRIPE_ID_GAP: i64 = 1 << 32;
 
 /// What a restore did, for the operator.
 #[derive(Debug, Clone)]
@@ -40,19 +34,20 @@ pub struct Restored {
     pub data_dir: PathBuf,
     /// The group's members (id, gRPC address).
     pub members: Vec<(NodeId, String)>,
-    /// The last stripe id the backup knew; stripes above it and below `next_stripe_id`
-    /// were written after the backup (their shards are orphans).
-    pub last_stripe_id: i64,
-    /// The first stripe id the restored group hands out.
-    pub next_stripe_id: i64,
+    /// What the backup knew and where the new group's stripe ids start.
+    pub point: RestorePoint,
 }
 
 /// Restores the backup at `from` into `cfg`'s data directory. Checks everything first —
-/// header, body checksum, cluster id, an empty data directory — and changes nothing when
-/// a check fails.
-pub async fn restore(cfg: &MasterConfig, from: &Path) -> Result<Restored, BackupError> {
+/// header, body checksum, cluster id (unless `allow_other_cluster`), an empty data
+/// directory — and changes nothing when a check fails.
+pub async fn restore(
+    cfg: &MasterConfig,
+    from: &Path,
+    allow_other_cluster: bool,
+) -> Result<Restored, BackupError> {
     let header = super::file::verify(from)?;
-    if header.cluster_id != cfg.cluster.id {
+    if header.cluster_id != cfg.cluster.id && !allow_other_cluster {
         return Err(BackupError::ForeignCluster {
             path: from.to_path_buf(),
             backup: header.cluster_id,
@@ -60,23 +55,31 @@ pub async fn restore(cfg: &MasterConfig, from: &Path) -> Result<Restored, Backup
         });
     }
     let dir = cfg.master.data_dir.clone();
-    check_empty(&dir)?;
+    let existed = check_empty(&dir)?;
     std::fs::create_dir_all(&dir).map_err(BackupError::io(format!("create {}", dir.display())))?;
     let staging = dir.join("meta-restoring.db");
-    let out = write_namespace(cfg, from, &header, &staging).await;
-    let (last, next) = match out {
-        Ok(v) => v,
+    let live = dir.join("meta.db");
+    let out = match write_namespace(cfg, from, &header, &staging).await {
+        Ok(point) => std::fs::rename(&staging, &live)
+            .map(|()| point)
+            .map_err(BackupError::io(format!(
+                "rename {} to {}",
+                staging.display(),
+                live.display()
+            ))),
+        Err(e) => Err(e),
+    };
+    let point = match out {
+        Ok(p) => p,
         Err(e) => {
+            // Leave the directory as it was found: empty, or absent.
             remove_db(&staging);
+            if !existed {
+                let _ = std::fs::remove_dir(&dir);
+            }
             return Err(e);
         }
     };
-    let live = dir.join("meta.db");
-    std::fs::rename(&staging, &live).map_err(BackupError::io(format!(
-        "rename {} to {}",
-        staging.display(),
-        live.display()
-    )))?;
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
@@ -88,16 +91,15 @@ pub async fn restore(cfg: &MasterConfig, from: &Path) -> Result<Restored, Backup
             .into_iter()
             .map(|p| (p.id, p.grpc_addr))
             .collect(),
-        last_stripe_id: last,
-        next_stripe_id: next,
+        point,
     })
 }
 
-/// Refuses a data directory that holds anything.
-fn check_empty(dir: &Path) -> Result<(), BackupError> {
+/// Refuses a data directory that holds anything; says whether it exists.
+fn check_empty(dir: &Path) -> Result<bool, BackupError> {
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(BackupError::io(format!("list {}", dir.display()))(e)),
     };
     let names: Vec<String> = rd
@@ -105,7 +107,7 @@ fn check_empty(dir: &Path) -> Result<(), BackupError> {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     if names.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     let mut shown: Vec<&str> = names.iter().take(4).map(String::as_str).collect();
     shown.sort_unstable();
@@ -129,14 +131,13 @@ fn remove_db(path: &Path) {
 }
 
 /// Copies the body to `staging` (checking its crc32c again on the way), then rewrites its
-/// Raft position and stripe id sequence. Returns (last stripe id of the backup, first id
-/// the new group hands out).
+/// Raft position and id sequences ([`rewrite`]).
 async fn write_namespace(
     cfg: &MasterConfig,
     from: &Path,
     header: &BackupHeader,
     staging: &Path,
-) -> Result<(i64, i64), BackupError> {
+) -> Result<RestorePoint, BackupError> {
     copy_body(from, header, staging)?;
     let opts = SqliteConnectOptions::new()
         .filename(staging)
@@ -189,79 +190,4 @@ fn copy_body(from: &Path, header: &BackupHeader, staging: &Path) -> Result<(), B
         })?;
     dst.sync_all()
         .map_err(BackupError::io(format!("sync {}", staging.display())))
-}
-
-/// The Raft position and membership of the new group, and the stripe id gap.
-async fn rewrite(
-    pool: &sqlx::SqlitePool,
-    cfg: &MasterConfig,
-    header: &BackupHeader,
-) -> Result<(i64, i64), BackupError> {
-    let tables: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
-         AND name IN ('stripes', 'kdss_raft_applied')",
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(BackupError::db("read the backup's schema"))?;
-    if tables != 2 {
-        return Err(BackupError::Database {
-            what: "check the backup's body".into(),
-            message: "it is a database but not a KDSS namespace (no stripes or Raft tables)".into(),
-        });
-    }
-    let members = cfg.members();
-    let first = members.iter().map(|p| p.id).min().unwrap_or(cfg.master.id);
-    let log_id = LogId::new(CommittedLeaderId::new(0, first), header.applied_index);
-    let voters: BTreeSet<NodeId> = members.iter().map(|p| p.id).collect();
-    let nodes: BTreeMap<NodeId, Node> = members
-        .iter()
-        .map(|p| {
-            (
-                p.id,
-                Node {
-                    addr: p.grpc_addr.clone(),
-                },
-            )
-        })
-        .collect();
-    let membership = StoredMembership::new(Some(log_id), Membership::new(vec![voters], nodes));
-    let la = serde_json::to_string(&Some(log_id)).map_err(|e| BackupError::Database {
-        what: "encode the log id".into(),
-        message: e.to_string(),
-    })?;
-    let mem = serde_json::to_string(&membership).map_err(|e| BackupError::Database {
-        what: "encode the membership".into(),
-        message: e.to_string(),
-    })?;
-    let mut tx = pool.begin().await.map_err(BackupError::db("begin"))?;
-    sqlx::query(
-        "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, ?, ?) \
-         ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied, \
-         membership = excluded.membership",
-    )
-    .bind(la)
-    .bind(mem)
-    .execute(&mut *tx)
-    .await
-    .map_err(BackupError::db("write the new group's Raft position"))?;
-    let last: i64 = sqlx::query_scalar(
-        "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'stripes'), 0), \
-         coalesce((SELECT max(stripe_id) FROM stripes), 0))",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(BackupError::db("read the stripe id sequence"))?;
-    let next = last + STRIPE_ID_GAP;
-    sqlx::query("DELETE FROM sqlite_sequence WHERE name = 'stripes'")
-        .execute(&mut *tx)
-        .await
-        .map_err(BackupError::db("move the stripe id sequence"))?;
-    sqlx::query("INSERT INTO sqlite_sequence (name, seq) VALUES ('stripes', ?)")
-        .bind(next - 1)
-        .execute(&mut *tx)
-        .await
-        .map_err(BackupError::db("move the stripe id sequence"))?;
-    tx.commit().await.map_err(BackupError::db("commit"))?;
-    Ok((last, next))
 }

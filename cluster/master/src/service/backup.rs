@@ -85,6 +85,9 @@ impl MasterService {
         out.dir = s.dir.display().to_string();
         out.interval_sec = s.interval.as_secs();
         out.keep = s.keep;
+        let mut job = self.st.backups.handle.status();
+        job.name = "backup".into();
+        out.job = Some(job);
         let dir = s.dir.clone();
         let files = tokio::task::spawn_blocking(move || list(&dir))
             .await

@@ -161,7 +161,7 @@ impl State {
 
     /// Waits, once per term, until a new leader applied everything committed before its
     /// election: until then its database may miss acknowledged writes of the previous leader.
-    async fn caught_up(&self) -> Result<(), Status> {
+    pub(crate) async fn caught_up(&self) -> Result<(), Status> {
         let term = self.raft.metrics().borrow().current_term;
         if self.ready_term.load(Ordering::Acquire) == term {
             return Ok(());

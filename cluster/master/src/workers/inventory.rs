@@ -6,7 +6,9 @@
 //! ([`kdss_meta::gc::unreferenced`]) and deletes a shard only once it stayed unreferenced
 //! for `[gc] stale_writing_minutes` since this leader first saw it, checking once more
 //! right before the delete. The first-seen times live in memory: a new leader starts the
-//! clock again, which only delays a delete.
+//! clock again, which only delays a delete. On a namespace restored from a metadata backup,
+//! strays of stripes the lost group wrote after the backup are counted apart
+//! (`strays_after_backup`) and logged, so the operator sees what the backup missed.
 
 use super::Progress;
 use super::Throttle;
@@ -49,6 +51,9 @@ impl Inventory {
         progress: &Progress,
     ) -> Result<(), String> {
         let now = kdss_common::time::now_ns();
+        let point = crate::backup::restore_point(&st.pool())
+            .await
+            .map_err(|e| format!("read the restore point: {e}"))?;
         let mut seen: HashMap<Stray, i64> = HashMap::new();
         for node in st.registry.statuses().into_iter().filter(|n| n.online) {
             for disk in &node.disks {
@@ -84,6 +89,9 @@ impl Inventory {
             }
         }
         progress.add("strays_seen", seen.len() as u64);
+        if let Some(p) = point {
+            report_after_backup(&p, &seen, progress);
+        }
         *self.first_seen.lock().expect("inventory lock") = seen.clone();
         for (k, first) in seen {
             if now.saturating_sub(first) < delay_ns {
@@ -125,6 +133,38 @@ impl Inventory {
             .get(k)
             .copied()
     }
+}
+
+/// Counts and logs the strays of stripes written after the backup this namespace was
+/// restored from: data of acknowledged writes that the restore could not bring back.
+fn report_after_backup(
+    p: &crate::backup::RestorePoint,
+    seen: &HashMap<Stray, i64>,
+    progress: &Progress,
+) {
+    let mut stripes: Vec<u64> = seen
+        .keys()
+        .map(|k| k.stripe)
+        .filter(|&s| p.after_backup(s))
+        .collect();
+    stripes.sort_unstable();
+    stripes.dedup();
+    if stripes.is_empty() {
+        return;
+    }
+    let shards = seen.keys().filter(|k| p.after_backup(k.stripe)).count();
+    progress.add("strays_after_backup", shards as u64);
+    tracing::warn!(
+        stripes = stripes.len(),
+        shards,
+        first = stripes[0],
+        last = stripes[stripes.len() - 1],
+        backup_index = p.backup_index,
+        backup_created_ms = p.backup_created_ms,
+        "gc inventory: shards of stripes written after the metadata backup this namespace \
+         was restored from; no entry references them (those writes were lost with the \
+         masters) and they are deleted once unreferenced for stale_writing_minutes"
+    );
 }
 
 /// Every live shard of one disk, as the node lists it.

@@ -315,3 +315,40 @@ pub async fn list_dir(
 pub fn data_dir(m: &Master) -> &Path {
     &m.dir
 }
+
+/// Creates bucket `bkt` as the admin once a leader exists; returns its root inode.
+pub async fn make_bucket(c: &Cluster) -> u64 {
+    let l = c.wait_leader(Duration::from_secs(30)).await;
+    let mut admin = kdss_master::bench::client(&c.masters[l].grpc, admin()).unwrap();
+    // The admin user is created through Raft just after the election.
+    for _ in 0..200 {
+        match admin
+            .create_bucket(pb::CreateBucketRequest {
+                name: "bkt".into(),
+                ..Default::default()
+            })
+            .await
+        {
+            Ok(r) => return r.into_inner().bucket.unwrap().root_ino,
+            Err(e)
+                if e.code() == tonic::Code::Unauthenticated
+                    || e.code() == tonic::Code::Unavailable =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("create bucket: {e}\n{}", c.logs()),
+        }
+    }
+    panic!("could not create the bucket\n{}", c.logs());
+}
+
+/// A mkdir of `name` under `root` in bucket `bkt`.
+pub fn mkdir(root: u64, name: &str) -> pb::MkdirRequest {
+    pb::MkdirRequest {
+        bucket: "bkt".into(),
+        parent: root,
+        name: name.into(),
+        mode: 0o755,
+        ..Default::default()
+    }
+}

@@ -127,6 +127,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops every process cleanly, hands the stopped cluster's layout to `between` (a
+    /// disaster test destroys and restores data there, as an operator would with every
+    /// daemon down), then starts the whole cluster again on the same data dir.
+    pub async fn restart_all_after(
+        &mut self,
+        between: impl FnOnce(&kdss_launch::Layout, &Path),
+    ) -> anyhow::Result<()> {
+        let layout = self.layout.clone();
+        let spec = self.stop_all();
+        between(&layout, &spec.data_dir);
+        let mut say = |s: &str| eprintln!("[testkit] {s}");
+        self.inner = Some(LocalCluster::start(spec, &mut say).await?);
+        Ok(())
+    }
+
     /// Stops every process cleanly and starts the cluster again on the same data with
     /// `nodes` storage nodes, as `kdss up --nodes N` does on an existing data dir: more
     /// nodes than it has grows the cluster (new devices formatted, new nodes joined). When

@@ -6,6 +6,7 @@ mod balance;
 mod capacity;
 mod churn;
 mod common;
+mod disaster;
 mod doors;
 mod failover;
 mod faults;

@@ -146,7 +146,12 @@ async fn write_namespace(
         .max_connections(1)
         .connect_with(opts)
         .await
-        .map_err(BackupError::db(format!("open {}", staging.display())))?;
+        .map_err(BackupError::db(format!(
+            "{}: the body is not a SQLite database of a KDSS namespace (open {}); nothing \
+             was changed",
+            from.display(),
+            staging.display()
+        )))?;
     let out = rewrite(&pool, cfg, header).await;
     pool.close().await;
     out

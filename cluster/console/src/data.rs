@@ -48,6 +48,8 @@ pub struct NodeRow {
     pub id: String,
     pub grpc: String,
     pub online: bool,
+    /// Failure domain the node declared (`zone / rack`), empty when it declared none.
+    pub location: String,
     pub heartbeat_age_ms: i64,
     pub disks: usize,
     pub used: u64,
@@ -142,6 +144,11 @@ pub fn nodes(st: &pb::ClusterStatusReply) -> Vec<NodeRow> {
             id: n.node_id.clone(),
             grpc: n.grpc_addr.clone(),
             online: n.online,
+            location: [n.zone.as_str(), n.rack.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(" / "),
             heartbeat_age_ms: (now - n.last_heartbeat_ms).max(0),
             disks: n.disks.len(),
             used: n.disks.iter().map(|d| d.used_bytes).sum(),

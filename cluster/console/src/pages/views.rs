@@ -82,8 +82,9 @@ pub(super) async fn nodes(State(c): State<Shared>, headers: HeaderMap) -> Respon
         (_, Err(e)) => failed(&e),
         (Ok(st), Ok(disks)) => html! {
             h2 { "Nodes" }
-            table #nodes { tr { th { "node" } th { "address" } th { "state" } th { "heartbeat age" } th { "disks" } th { "usage" } }
+            table #nodes { tr { th { "node" } th { "address" } th { "location" } th { "state" } th { "heartbeat age" } th { "disks" } th { "usage" } }
                 @for n in data::nodes(&st) { tr { td { (n.id) } td { (n.grpc) }
+                    td { @if n.location.is_empty() { "-" } @else { (n.location) } }
                     td class=(if n.online { "ok" } else { "bad" }) { @if n.online { "online" } @else { "offline" } }
                     td { (age(n.heartbeat_age_ms)) } td { (n.disks) }
                     td { (bar(if n.capacity == 0 { 0.0 } else { n.used as f64 * 100.0 / n.capacity as f64 })) } } } }

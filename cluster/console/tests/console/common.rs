@@ -30,11 +30,22 @@ pub struct Api {
 /// Status and JSON body (Null when the body is not JSON).
 pub type Answer = (u16, Value);
 
+/// An HTTP client for the tests. Built alone, this crate's reqwest brings its own TLS
+/// provider; in `cargo test --workspace` it is unified with kdss-notify's
+/// `rustls-no-provider` and panics without one, so ring is installed first (a provider
+/// installed before is kept). ring's provider is marked deprecated for lacking
+/// post-quantum key exchange, which plain-HTTP tests on loopback do not use.
+#[allow(deprecated)]
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 impl Api {
     /// A caller without a session.
     pub fn anonymous(base: &str) -> Api {
         Api {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base: base.to_string(),
             cookie: None,
             csrf: String::new(),

@@ -52,7 +52,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .context("start chromedriver")?;
-        let http = reqwest::Client::new();
+        let http = crate::common::http_client();
         let base = format!("http://127.0.0.1:{port}");
         let t = Instant::now();
         while http.get(format!("{base}/status")).send().await.is_err() {

@@ -82,10 +82,21 @@ pub async fn take(sm: &StateMachine, cluster_id: &str) -> Result<Taken, BackupEr
 fn checksum(path: &Path) -> Result<(u64, u32), BackupError> {
     let mut f =
         std::fs::File::open(path).map_err(BackupError::io(format!("open {}", path.display())))?;
+    crc_stream(&mut f, path, |_| Ok(()))
+}
+
+/// Reads `src` (the file at `path`, named in errors) to its end, handing each piece to
+/// `sink`; returns the length and crc32c of all it read. The one loop behind taking,
+/// verifying and restoring a backup body.
+pub fn crc_stream(
+    src: &mut impl Read,
+    path: &Path,
+    mut sink: impl FnMut(&[u8]) -> Result<(), BackupError>,
+) -> Result<(u64, u32), BackupError> {
     let mut buf = vec![0u8; CHUNK];
     let (mut len, mut crc) = (0u64, 0u32);
     loop {
-        let n = f
+        let n = src
             .read(&mut buf)
             .map_err(BackupError::io(format!("read {}", path.display())))?;
         if n == 0 {
@@ -93,6 +104,7 @@ fn checksum(path: &Path) -> Result<(u64, u32), BackupError> {
         }
         crc = crc32c::crc32c_append(crc, &buf[..n]);
         len += n as u64;
+        sink(&buf[..n])?;
     }
 }
 
@@ -140,18 +152,7 @@ pub fn verify(path: &Path) -> Result<BackupHeader, BackupError> {
     let mut f =
         std::fs::File::open(path).map_err(BackupError::io(format!("open {}", path.display())))?;
     let header = read_header(path, &mut f)?;
-    let mut buf = vec![0u8; CHUNK];
-    let (mut len, mut crc) = (0u64, 0u32);
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(BackupError::io(format!("read {}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        len += n as u64;
-    }
+    let (len, crc) = crc_stream(&mut f, path, |_| Ok(()))?;
     header
         .check_body(len, crc)
         .map_err(|source| BackupError::Corrupt {

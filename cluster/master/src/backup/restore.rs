@@ -16,13 +16,13 @@
 //! shards no stripe maps, which the collector's inventory reports and deletes.
 
 use super::BackupError;
-use super::file::{CHUNK, read_header};
+use super::file::{crc_stream, read_header};
 use super::rewrite::{RestorePoint, rewrite};
 use crate::config::MasterConfig;
 use crate::raft::NodeId;
 use kdss_format::BackupHeader;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// What a restore did, for the operator.
@@ -163,20 +163,10 @@ fn copy_body(from: &Path, header: &BackupHeader, staging: &Path) -> Result<(), B
     let again = read_header(from, &mut src)?;
     let mut dst = std::fs::File::create(staging)
         .map_err(BackupError::io(format!("create {}", staging.display())))?;
-    let mut buf = vec![0u8; CHUNK];
-    let (mut len, mut crc) = (0u64, 0u32);
-    loop {
-        let n = src
-            .read(&mut buf)
-            .map_err(BackupError::io(format!("read {}", from.display())))?;
-        if n == 0 {
-            break;
-        }
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        len += n as u64;
-        dst.write_all(&buf[..n])
-            .map_err(BackupError::io(format!("write {}", staging.display())))?;
-    }
+    let (len, crc) = crc_stream(&mut src, from, |piece| {
+        dst.write_all(piece)
+            .map_err(BackupError::io(format!("write {}", staging.display())))
+    })?;
     // The file could have changed since it was verified: what was copied must match too.
     if again != *header {
         return Err(BackupError::Corrupt {

@@ -48,7 +48,8 @@ pub struct NodeRow {
     pub id: String,
     pub grpc: String,
     pub online: bool,
-    /// Failure domain the node declared (`zone / rack`), empty when it declared none.
+    /// Failure domain as the master reports it (`zone / rack`; `default` for a level the
+    /// node did not declare), empty only from a master that predates failure domains.
     pub location: String,
     pub heartbeat_age_ms: i64,
     pub disks: usize,

@@ -121,10 +121,7 @@ impl Cluster {
     /// Stops every process cleanly and starts the whole cluster again on the same data
     /// (the "restart everything" fault test).
     pub async fn restart_all(&mut self) -> anyhow::Result<()> {
-        let spec = self.stop_all();
-        let mut say = |s: &str| eprintln!("[testkit] {s}");
-        self.inner = Some(LocalCluster::start(spec, &mut say).await?);
-        Ok(())
+        self.restart_all_after(|_, _| {}).await
     }
 
     /// Stops every process cleanly, hands the stopped cluster's layout to `between` (a

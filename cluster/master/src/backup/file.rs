@@ -88,7 +88,7 @@ fn checksum(path: &Path) -> Result<(u64, u32), BackupError> {
 /// Reads `src` (the file at `path`, named in errors) to its end, handing each piece to
 /// `sink`; returns the length and crc32c of all it read. The one loop behind taking,
 /// verifying and restoring a backup body.
-pub fn crc_stream(
+pub(super) fn crc_stream(
     src: &mut impl Read,
     path: &Path,
     mut sink: impl FnMut(&[u8]) -> Result<(), BackupError>,

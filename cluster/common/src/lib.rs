@@ -16,7 +16,7 @@ pub mod size;
 pub mod time;
 pub mod topology;
 
-pub use capability::{CapError, CapabilityKey};
+pub use capability::{CapError, CapabilityKey, ShardTarget};
 pub use config::{ConfigError, load_toml};
 pub use ec::{EcPolicy, EcPolicyError};
 pub use ids::DiskId;

@@ -7,9 +7,16 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Capabilities handed out with allocations and reads live this long; the collector's
-/// default read grace waits out one lifetime.
-pub const CAPABILITY_TTL_MS: u64 = 10 * 60 * 1000;
+/// READ capabilities (GetExtents, HeadObject, rebuild sources) live this long: a reader may
+/// keep a file's map that long. The collector's default read grace waits out one lifetime.
+pub const READ_CAPABILITY_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// WRITE, DELETE and LIST capabilities live this long. A node checks a capability when a
+/// request's first message arrives (a put's first message holds at most 1 MiB), not while
+/// the rest streams in; a writer allocates a stripe just before putting its shards, and a
+/// put that starts late is refused and retried on a new target with a fresh capability
+/// (ReplaceShard). Two minutes also bounds how long a leaked write capability is of use.
+pub const WRITE_CAPABILITY_TTL_MS: u64 = 2 * 60 * 1000;
 
 /// The whole master configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -200,7 +207,7 @@ fn default_gc_rate() -> u32 {
     500
 }
 fn default_read_grace() -> u64 {
-    CAPABILITY_TTL_MS / 1000
+    READ_CAPABILITY_TTL_MS / 1000
 }
 
 impl Default for GcSection {

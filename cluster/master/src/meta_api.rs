@@ -136,6 +136,18 @@ pub async fn stripe_info(
     Ok(kdss_meta::read::stripe_info(pool, Some(bucket), stripe_id).await?)
 }
 
+/// Refuses unless `caller` may ReplaceShard in stripe `stripe_id` (its writer, still
+/// uncommitted).
+pub async fn check_replaceable(
+    pool: &SqlitePool,
+    stripe_id: u64,
+    caller: &Caller,
+) -> Result<(), Status> {
+    let mut c = pool.acquire().await.map_err(kdss_meta::MetaError::from)?;
+    kdss_meta::data::check_replaceable(&mut c, stripe_id, &caller.access_key).await?;
+    Ok(())
+}
+
 /// Number of inodes in a bucket (statfs `files`).
 pub async fn file_count(pool: &SqlitePool, bucket: &str) -> Result<u64, Status> {
     Ok(kdss_meta::read::file_count(pool, bucket).await?)

@@ -153,7 +153,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         let _ = rx.wait_for(|s| *s).await;
     };
     let svc = MasterServer::new(MasterService::new(st.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_decoding_message_size(crate::service::MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let peer = RaftPeerServer::new(PeerService::new(
         raft.clone(),

@@ -243,14 +243,17 @@ async fn allocation_spreads_shards_and_signs_capabilities() {
     for sh in &s.shards {
         *per_node.entry(sh.node_id.clone()).or_insert(0) += 1;
         assert!(!sh.node_addr.is_empty());
-        key.verify(
-            sh.cap.as_ref(),
-            s.stripe_id,
-            sh.shard_index,
-            ShardOp::Write,
-            kdss_common::time::now_ms(),
-        )
-        .unwrap();
+        let now = kdss_common::time::now_ms();
+        let target = kdss_common::ShardTarget {
+            stripe_id: s.stripe_id,
+            shard_index: sh.shard_index,
+            disk_id: sh.disk_id,
+        };
+        // Bound to the placed disk and the shard length; short-lived.
+        key.verify_write(sh.cap.as_ref(), target, s.shard_len, now)
+            .unwrap();
+        let exp = sh.cap.as_ref().unwrap().expires_unix_ms;
+        assert!(exp <= now + 2 * 60 * 1000, "write capabilities live 2 minutes");
     }
     assert!(per_node.values().all(|&n| n <= 2), "{per_node:?}");
     // Commit it into a file and read the extents back with READ capabilities.
@@ -298,15 +301,34 @@ async fn allocation_spreads_shards_and_signs_capabilities() {
     assert_eq!(x.attr.unwrap().size, 5 << 20);
     assert_eq!(x.stripes.len(), 1);
     for sh in &x.stripes[0].shards {
-        key.verify(
-            sh.cap.as_ref(),
-            s.stripe_id,
-            sh.shard_index,
-            ShardOp::Read,
-            kdss_common::time::now_ms(),
-        )
-        .unwrap();
+        let target = kdss_common::ShardTarget {
+            stripe_id: s.stripe_id,
+            shard_index: sh.shard_index,
+            disk_id: sh.disk_id,
+        };
+        let len = key
+            .verify(
+                sh.cap.as_ref(),
+                target,
+                ShardOp::Read,
+                kdss_common::time::now_ms(),
+            )
+            .unwrap();
+        assert_eq!(len, s.shard_len);
     }
+    // The stripe is committed now: its writer may no longer move its shards.
+    let before = x.stripes[0].shards[0].disk_id;
+    let e = admin
+        .replace_shard(pb::ReplaceShardRequest {
+            bucket: "data".into(),
+            stripe_id: s.stripe_id,
+            shard_index: 0,
+            failed_disk_id: before,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e}");
+    assert!(e.message().contains("committed"), "{e}");
     // statfs: usable = free raw x 5/7.
     let st = admin
         .stat_fs(pb::StatFsRequest {

@@ -96,21 +96,21 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
             posix::remove_xattr(c, r, now).await?;
             empty
         }
-        Op::Open(r) => Reply::Open(opens::open(c, r, now).await?),
+        Op::Open(r) => Reply::Open(opens::open(c, r, now, caller).await?),
         Op::Release(r) => {
-            opens::release(c, r, now).await?;
+            opens::release(c, r, now, caller).await?;
             empty
         }
         Op::KeepAlive(r) => {
-            opens::keep_alive(c, r, now).await?;
+            opens::keep_alive(c, r, now, caller).await?;
             empty
         }
         Op::ExpireSessions(r) => {
             opens::expire(c, r, now).await?;
             empty
         }
-        Op::CreateStripe(r) => Reply::Stripe(data::create_stripe(c, r, now).await?),
-        Op::ReplaceShard(r) => Reply::Location(data::replace_shard(c, r).await?),
+        Op::CreateStripe(r) => Reply::Stripe(data::create_stripe(c, r, now, caller).await?),
+        Op::ReplaceShard(r) => Reply::Location(data::replace_shard(c, r, caller).await?),
         Op::CommitWrite(r) => attr(data::commit_write(c, r, now).await?),
         Op::PutObject(r) => object(objects::put_object(c, r, now, caller).await?),
         Op::DeleteObject(r) => {

@@ -10,12 +10,13 @@ use kdss_proto::master::{
 };
 use sqlx::SqliteConnection;
 
-/// Records a new stripe and its shard placement; the id comes from SQLite
-/// (AUTOINCREMENT: monotonic, never reused, the same on every master).
+/// Records a new stripe and its shard placement, owned by `caller` (its writer); the id
+/// comes from SQLite (AUTOINCREMENT: monotonic, never reused, the same on every master).
 pub async fn create_stripe(
     c: &mut SqliteConnection,
     op: &CreateStripeOp,
     now: i64,
+    caller: &str,
 ) -> Result<StripeInfo> {
     let policy: Option<(i64, i64)> = sqlx::query_as("SELECT k, m FROM buckets WHERE name = ?")
         .bind(&op.bucket)
@@ -45,8 +46,8 @@ pub async fn create_stripe(
         seen[i] = true;
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO stripes (bucket, k, m, shard_len, data_len, created_ns) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING stripe_id",
+        "INSERT INTO stripes (bucket, k, m, shard_len, data_len, created_ns, owner) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING stripe_id",
     )
     .bind(&op.bucket)
     .bind(op.k as i64)
@@ -54,6 +55,7 @@ pub async fn create_stripe(
     .bind(op.shard_len as i64)
     .bind(op.data_len as i64)
     .bind(now)
+    .bind(caller)
     .fetch_one(&mut *c)
     .await?;
     for s in &op.shards {
@@ -72,8 +74,58 @@ pub async fn create_stripe(
         .ok_or_else(|| crate::MetaError::Corrupt(format!("stripe {id} vanished")))
 }
 
-/// Moves one shard of a stripe to another disk (a failed write target, or repair).
-pub async fn replace_shard(c: &mut SqliteConnection, op: &ReplaceShardOp) -> Result<ShardLocation> {
+/// Refuses unless `caller` may move a shard of stripe `stripe_id` with ReplaceShard: only
+/// the writer that allocated it, only while it is still being written (never committed,
+/// never released). A committed stripe may be shared by copies in other buckets; its
+/// shards move only through the leader's own path (repair, drain, balance: MoveShard).
+pub async fn check_replaceable(
+    c: &mut SqliteConnection,
+    stripe_id: u64,
+    caller: &str,
+) -> Result<()> {
+    let row: Option<(i64, String, bool)> = sqlx::query_as(
+        "SELECT s.committed, s.owner, \
+         EXISTS(SELECT 1 FROM gc_stripes g WHERE g.stripe_id = s.stripe_id) \
+         FROM stripes s WHERE s.stripe_id = ?",
+    )
+    .bind(stripe_id as i64)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some((committed, owner, released)) = row else {
+        return Err(fail(
+            errno::ENOENT,
+            "NoSuchStripe",
+            format!("no stripe {stripe_id}"),
+        ));
+    };
+    if committed != 0 || released {
+        return Err(fail(
+            errno::EPERM,
+            "StripeCommitted",
+            format!(
+                "stripe {stripe_id} is committed: ReplaceShard only moves shards of a stripe \
+                 its writer has not committed yet (repair and balance move committed ones)"
+            ),
+        ));
+    }
+    if owner != caller {
+        return Err(fail(
+            errno::EPERM,
+            "NotStripeWriter",
+            format!("stripe {stripe_id} is being written by another user, not {caller:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Moves one shard of a stripe still being written to another disk (a failed write
+/// target), for its writer `caller` only (see [`check_replaceable`]).
+pub async fn replace_shard(
+    c: &mut SqliteConnection,
+    op: &ReplaceShardOp,
+    caller: &str,
+) -> Result<ShardLocation> {
+    check_replaceable(c, op.stripe_id, caller).await?;
     let done = sqlx::query(
         "UPDATE stripe_shards SET node_id = ?, disk_id = ? WHERE stripe_id = ? AND shard_index = ?",
     )

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema/0002_trash.sql"),
     include_str!("schema/0003_disk_states.sql"),
     include_str!("schema/0004_settings.sql"),
+    include_str!("schema/0005_owners.sql"),
 ];
 
 /// Opens (creating if needed) the database file in WAL mode and migrates it.

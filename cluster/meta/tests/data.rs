@@ -388,3 +388,39 @@ async fn inline_writes_overlay_and_refuse_what_cannot_stay_inline() {
         "inline stays the base layer"
     );
 }
+
+#[tokio::test]
+async fn replace_shard_moves_only_the_writers_own_uncommitted_stripe() {
+    let mut ns = Ns::new().await;
+    let replace = |stripe_id| {
+        Op::ReplaceShard(ReplaceShardOp {
+            stripe_id,
+            shard_index: 0,
+            node_id: "node-9".into(),
+            disk_id: 900,
+        })
+    };
+    let placed = |ns: &Ns, s| {
+        let pool = ns.pool.clone();
+        async move {
+            read::stripe_info(&pool, None, s).await.unwrap().shards[0].disk_id
+        }
+    };
+    // Committed (an object names it): refused, nothing moved.
+    let info = ns.put("obj", 10).await.unwrap();
+    assert_eq!(info.size, 10);
+    let committed = read::stripes_on_disk(&ns.pool, 100).await.unwrap()[0].stripe_id;
+    let before = placed(&ns, committed).await;
+    let f = ns.fail(replace(committed)).await;
+    assert_eq!((f.errno, f.code.as_str()), (errno::EPERM, "StripeCommitted"));
+    assert_eq!(placed(&ns, committed).await, before);
+    // Uncommitted, but another user's: refused.
+    let s = ns.stripe(10).await;
+    ns.caller = "bob".into();
+    let f = ns.fail(replace(s)).await;
+    assert_eq!((f.errno, f.code.as_str()), (errno::EPERM, "NotStripeWriter"));
+    // The writer itself, before committing: moved.
+    ns.caller = "alice".into();
+    assert!(matches!(ns.ok(replace(s)).await, Reply::Location(l) if l.disk_id == 900));
+    assert_eq!(placed(&ns, s).await, 900);
+}

@@ -561,3 +561,66 @@ async fn other_buckets_inodes_are_invisible() {
         .await;
     assert_eq!(f.errno, ENOENT);
 }
+
+#[tokio::test]
+async fn handles_and_sessions_belong_to_their_user_bucket_and_session() {
+    let mut ns = Ns::new().await;
+    step(&mut ns, "create /f").await;
+    let ino = ns.stat("/f").await.unwrap().ino;
+    let Reply::Open(h) = ns
+        .ok(Op::Open(OpenRequest {
+            bucket: BUCKET.into(),
+            ino,
+            session: "s1".into(),
+            write: true,
+        }))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(step(&mut ns, "unlink /f").await, 0);
+    let release = |bucket: &str, session: &str| {
+        Op::Release(ReleaseRequest {
+            bucket: bucket.into(),
+            handle: h.handle,
+            session: session.into(),
+        })
+    };
+    let alive = |ns: &Ns| {
+        let pool = ns.pool.clone();
+        async move {
+            read::getattr(
+                &pool,
+                &GetAttrRequest {
+                    bucket: BUCKET.into(),
+                    ino,
+                },
+            )
+            .await
+            .is_ok()
+        }
+    };
+    // Another user (whatever bucket and session it names), another bucket, another session.
+    ns.caller = "bob".into();
+    for op in [release(BUCKET, "s1"), release("other", "s2")] {
+        assert_eq!(ns.fail(op).await.errno, EACCES);
+    }
+    let keep = |ttl_ms| {
+        Op::KeepAlive(KeepAliveRequest {
+            session: "s1".into(),
+            ttl_ms,
+        })
+    };
+    assert_eq!(ns.fail(keep(1)).await.errno, EACCES, "bob shortens s1");
+    ns.caller = "alice".into();
+    for op in [release("other", "s1"), release(BUCKET, "s2")] {
+        assert_eq!(ns.fail(op).await.errno, EACCES);
+    }
+    assert!(alive(&ns).await, "the handle keeps the unlinked inode");
+    // The ttl is capped; at the cap it is accepted.
+    let f = ns.fail(keep(kdss_meta::opens::MAX_SESSION_TTL_MS + 1)).await;
+    assert_eq!(f.errno, EINVAL);
+    ns.ok(keep(kdss_meta::opens::MAX_SESSION_TTL_MS)).await;
+    ns.ok(release(BUCKET, "s1")).await;
+    assert!(!alive(&ns).await, "freed at the owner's release");
+}

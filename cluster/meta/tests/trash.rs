@@ -326,7 +326,7 @@ async fn a_version_1_database_upgrades_in_place() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(v, 4);
+    assert_eq!(v, 5);
     assert_eq!(trash::totals(&pool).await.unwrap(), (0, 0));
     let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM gc_stripes")
         .fetch_one(&pool)

@@ -17,8 +17,14 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Largest gRPC message accepted or sent (shards travel in chunks well below this).
+/// Largest gRPC message sent (get chunks are 1 MiB; this leaves room).
 pub const MAX_MESSAGE: usize = 64 << 20;
+
+/// Largest gRPC message accepted. tonic decodes a whole message before the handler (and so
+/// the capability check) runs, so this bounds what an unauthenticated peer makes a node
+/// buffer per stream. The largest legitimate one is a PutShard piece: writers stream a
+/// shard in pieces of 1 MiB (kdss-shard's PUT_PIECE) plus a header of well under 1 KiB.
+pub const MAX_REQUEST: usize = 4 << 20;
 
 /// Binds the configured addresses and serves until `shutdown` resolves.
 pub async fn run(
@@ -117,7 +123,7 @@ pub async fn serve(
     };
 
     let svc = StorageServer::new(StorageService::new(node.clone()))
-        .max_decoding_message_size(MAX_MESSAGE)
+        .max_decoding_message_size(MAX_REQUEST)
         .max_encoding_message_size(MAX_MESSAGE);
     let grpc_task = tokio::spawn(
         tonic::transport::Server::builder()

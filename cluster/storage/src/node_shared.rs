@@ -8,7 +8,7 @@ use crate::error::StorageError;
 use crate::metrics::Metrics;
 use crate::rebuild::rebuilder::Rebuilder;
 use kdss_common::rpc_error::{errno, status};
-use kdss_common::{CapabilityKey, DiskId};
+use kdss_common::{CapError, CapabilityKey, DiskId, ShardTarget};
 use kdss_proto::storage::{Capability, DiskInfo, DiskState, ShardOp};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,27 +60,40 @@ impl NodeShared {
             .ok_or_else(|| StorageError::NoSuchDisk(DiskId(id)).to_status())
     }
 
+    /// Refuses unless `cap` allows one of `ops` on `key` of disk `disk_id` (PermissionDenied,
+    /// code CapabilityRefused); called before the disk is touched.
     pub(crate) fn check(
         &self,
         cap: Option<&Capability>,
         key: ShardKey,
+        disk_id: u64,
         ops: &[ShardOp],
     ) -> Result<(), Status> {
         let now = kdss_common::time::now_ms();
+        let target = target(key, disk_id);
         let mut last = None;
         for op in ops {
-            match self.key.verify(cap, key.stripe, key.shard, *op, now) {
-                Ok(()) => return Ok(()),
+            match self.key.verify(cap, target, *op, now) {
+                Ok(_) => return Ok(()),
                 Err(e) => last = Some(e),
             }
         }
-        let e = last.expect("at least one op");
-        Err(status(
-            Code::PermissionDenied,
-            errno::EACCES,
-            "CapabilityRefused",
-            e.to_string(),
-        ))
+        Err(refused(last.expect("at least one op")))
+    }
+
+    /// Refuses unless `cap` allows writing exactly `total_len` bytes as `key` on disk
+    /// `disk_id`.
+    pub(crate) fn check_write(
+        &self,
+        cap: Option<&Capability>,
+        key: ShardKey,
+        disk_id: u64,
+        total_len: u64,
+    ) -> Result<(), Status> {
+        let now = kdss_common::time::now_ms();
+        self.key
+            .verify_write(cap, target(key, disk_id), total_len, now)
+            .map_err(refused)
     }
 
     /// The heartbeat's view of every disk.
@@ -154,6 +167,23 @@ fn health_report(dev: &crate::device::Device) -> kdss_proto::storage::DiskHealth
         smart_status: smart.text,
         smart_failing: smart.failing,
     }
+}
+
+fn target(key: ShardKey, disk_id: u64) -> ShardTarget {
+    ShardTarget {
+        stripe_id: key.stripe,
+        shard_index: key.shard,
+        disk_id,
+    }
+}
+
+fn refused(e: CapError) -> Status {
+    status(
+        Code::PermissionDenied,
+        errno::EACCES,
+        "CapabilityRefused",
+        e.to_string(),
+    )
 }
 
 pub(crate) fn shard_key(k: Option<kdss_proto::storage::ShardKey>) -> Result<ShardKey, Status> {

@@ -49,10 +49,25 @@ impl StorageService {
             .await?
             .ok_or_else(|| bad_request("empty put stream"))?;
         let key = shard_key(first.key)?;
-        self.node
-            .check(first.cap.as_ref(), key, &[ShardOp::Write])?;
-        let disk = self.node.disk(first.disk_id)?.clone();
         let total = first.total_len;
+        self.node
+            .check_write(first.cap.as_ref(), key, first.disk_id, total)?;
+        let disk = self.node.disk(first.disk_id)?.clone();
+        // A capability is for one write: a shard already stored (written, perhaps committed
+        // and shared by copies in other buckets) is never overwritten through PutShard.
+        if disk.stat(key).is_some() {
+            return Err(status(
+                Code::AlreadyExists,
+                errno::EEXIST,
+                "ShardExists",
+                format!(
+                    "disk {} already holds shard {} of stripe {}; shards are written once",
+                    disk.id(),
+                    key.shard,
+                    key.stripe
+                ),
+            ));
+        }
         let max = disk.geometry().max_shard_len();
         if total > max {
             return Err(StorageError::ShardTooLarge {
@@ -112,7 +127,8 @@ impl StorageService {
         req: GetShardRequest,
     ) -> Result<Vec<Result<GetShardChunk, Status>>, Status> {
         let key = shard_key(req.key)?;
-        self.node.check(req.cap.as_ref(), key, &[ShardOp::Read])?;
+        self.node
+            .check(req.cap.as_ref(), key, req.disk_id, &[ShardOp::Read])?;
         let disk = self.node.disk(req.disk_id)?.clone();
         let disk_id = disk.id();
         let (offset, len) = (req.offset, req.len);
@@ -179,7 +195,8 @@ impl Storage for StorageService {
         let req = req.into_inner();
         let r = async {
             let key = shard_key(req.key)?;
-            self.node.check(req.cap.as_ref(), key, &[ShardOp::Delete])?;
+            self.node
+                .check(req.cap.as_ref(), key, req.disk_id, &[ShardOp::Delete])?;
             let disk = self.node.disk(req.disk_id)?;
             let existed = disk.delete_async(key).await.map_err(|e| e.to_status())?;
             Ok(DeleteShardReply { existed })
@@ -200,6 +217,7 @@ impl Storage for StorageService {
             self.node.check(
                 req.cap.as_ref(),
                 key,
+                req.disk_id,
                 &[ShardOp::Read, ShardOp::Write, ShardOp::Delete],
             )?;
             let disk = self.node.disk(req.disk_id)?;
@@ -231,7 +249,8 @@ impl Storage for StorageService {
             stripe: 0,
             shard: 0,
         };
-        self.node.check(req.cap.as_ref(), key, &[ShardOp::List])?;
+        self.node
+            .check(req.cap.as_ref(), key, req.disk_id, &[ShardOp::List])?;
         let disk = self.node.disk(req.disk_id)?.clone();
         let shards = tokio::task::spawn_blocking(move || disk.live_shards())
             .await

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use kdss_common::CapabilityKey;
+use kdss_common::{CapabilityKey, ShardTarget};
 use kdss_proto::storage::storage_client::StorageClient;
 use kdss_proto::storage::{
     DeleteShardRequest, GetShardRequest, NodeInfoRequest, PutShardRequest, ShardKey, ShardOp,
@@ -69,17 +69,30 @@ async fn capabilities_are_checked_before_any_disk_io() {
             Err(_) => tokio::task::yield_now().await,
         }
     };
-    let key = CapabilityKey::new(SECRET);
+    let signer = CapabilityKey::new(SECRET);
     let far = kdss_common::time::now_ms() + 60_000;
     let data = content(common::key(7, 0), 350_000);
+    let len = data.len() as u64;
+    let on = |stripe, disk_id| ShardTarget {
+        stripe_id: stripe,
+        shard_index: 0,
+        disk_id,
+    };
+    let t = on(7, disk_id);
+    let key = SignAs(&signer, t, len);
 
-    // Refusals: missing, wrong secret, wrong op, wrong shard, expired.
+    // Refusals: missing, wrong secret, wrong op, wrong shard, expired, another disk (the
+    // node has only this one: the request names it, the capability another), a longer or a
+    // shorter shard than signed.
     let bad = [
         None,
-        Some(CapabilityKey::new("other").sign(7, 0, ShardOp::Write, far)),
+        Some(CapabilityKey::new("other").sign(t, ShardOp::Write, len, far)),
         Some(key.sign(7, 0, ShardOp::Read, far)),
         Some(key.sign(8, 0, ShardOp::Write, far)),
         Some(key.sign(7, 0, ShardOp::Write, kdss_common::time::now_ms() - 1)),
+        Some(signer.sign(on(7, disk_id ^ 1), ShardOp::Write, len, far)),
+        Some(signer.sign(t, ShardOp::Write, len - 1, far)),
+        Some(signer.sign(t, ShardOp::Write, len + 1, far)),
     ];
     for cap in bad {
         let e = c
@@ -121,6 +134,17 @@ async fn capabilities_are_checked_before_any_disk_io() {
         .await
         .unwrap();
     assert_eq!(reply.into_inner().disk_id, disk_id);
+    // A capability is for one write: the stored shard is not overwritten with it.
+    let e = c
+        .put_shard(put_stream(
+            7,
+            disk_id,
+            Some(key.sign(7, 0, ShardOp::Write, far)),
+            &vec![0u8; data.len()],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::AlreadyExists, "{e}");
     let get = |cap, offset, len| GetShardRequest {
         key: Some(ShardKey {
             stripe_id: 7,
@@ -215,4 +239,19 @@ async fn capabilities_are_checked_before_any_disk_io() {
         d.recovery().index,
         kdss_storage::engine::IndexSource::Checkpoint
     );
+}
+
+/// Signs for shard 0 of a stripe on the test's disk with the test's shard length, so the
+/// checks above read as (stripe, shard, op, expiry).
+struct SignAs<'a>(&'a CapabilityKey, ShardTarget, u64);
+
+impl SignAs<'_> {
+    fn sign(&self, stripe: u64, shard: u32, op: ShardOp, exp: u64) -> kdss_proto::storage::Capability {
+        let t = ShardTarget {
+            stripe_id: stripe,
+            shard_index: shard,
+            ..self.1
+        };
+        self.0.sign(t, op, self.2, exp)
+    }
 }

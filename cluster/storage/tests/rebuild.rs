@@ -9,7 +9,7 @@ mod common;
 
 use bytes::Bytes;
 use common::CLUSTER;
-use kdss_common::CapabilityKey;
+use kdss_common::{CapabilityKey, ShardTarget};
 use kdss_proto::master::ShardLocation;
 use kdss_proto::storage::storage_client::StorageClient;
 use kdss_proto::storage::{
@@ -104,9 +104,20 @@ impl Node {
     }
 }
 
-fn cap(stripe: u64, shard: u32, op: ShardOp) -> Option<kdss_proto::storage::Capability> {
+fn cap(
+    stripe: u64,
+    shard: u32,
+    disk_id: u64,
+    op: ShardOp,
+    len: u64,
+) -> Option<kdss_proto::storage::Capability> {
     let far = kdss_common::time::now_ms() + 600_000;
-    Some(CapabilityKey::new(SECRET).sign(stripe, shard, op, far))
+    let t = ShardTarget {
+        stripe_id: stripe,
+        shard_index: shard,
+        disk_id,
+    };
+    Some(CapabilityKey::new(SECRET).sign(t, op, len, far))
 }
 
 fn skey(stripe: u64, shard: u32) -> Option<ShardKey> {
@@ -183,7 +194,7 @@ impl Setup {
             node_id: n.id.clone(),
             node_addr: n.addr.clone(),
             disk_id: disk,
-            cap: cap(self.stripe, shard, op),
+            cap: cap(self.stripe, shard, disk, op, self.shard_len),
             disk_status: 0,
         }
     }
@@ -195,7 +206,7 @@ impl Setup {
             node_id: n.id.clone(),
             node_addr: n.addr.clone(),
             disk_id: disk,
-            cap: cap(self.stripe, shard, ShardOp::Read),
+            cap: cap(self.stripe, shard, disk, ShardOp::Read, self.shard_len),
         }
     }
 
@@ -203,7 +214,13 @@ impl Setup {
         RebuildShardRequest {
             key: skey(self.stripe, shard),
             disk_id: self.target.disks[target_disk].0,
-            cap: cap(self.stripe, shard, ShardOp::Write),
+            cap: cap(
+                self.stripe,
+                shard,
+                self.target.disks[target_disk].0,
+                ShardOp::Write,
+                self.shard_len,
+            ),
             data_shards: K,
             parity_shards: M,
             shard_len: self.shard_len,
@@ -228,7 +245,7 @@ impl Setup {
             .delete_shard(DeleteShardRequest {
                 key: skey(self.stripe, shard),
                 disk_id: disk,
-                cap: cap(self.stripe, shard, ShardOp::Delete),
+                cap: cap(self.stripe, shard, disk, ShardOp::Delete, 0),
             })
             .await
             .unwrap()
@@ -258,7 +275,13 @@ impl Setup {
             node_id: self.target.id.clone(),
             node_addr: self.target.addr.clone(),
             disk_id: self.target.disks[target_disk].0,
-            cap: cap(self.stripe, shard, ShardOp::Read),
+            cap: cap(
+                self.stripe,
+                shard,
+                self.target.disks[target_disk].0,
+                ShardOp::Read,
+                self.shard_len,
+            ),
             disk_status: 0,
         };
         self.pool.get_range(&loc, self.stripe, 0, 0).await
@@ -271,7 +294,13 @@ impl Setup {
             .stat_shard(StatShardRequest {
                 key: skey(self.stripe, shard),
                 disk_id: self.target.disks[target_disk].0,
-                cap: cap(self.stripe, shard, ShardOp::Read),
+                cap: cap(
+                    self.stripe,
+                    shard,
+                    self.target.disks[target_disk].0,
+                    ShardOp::Read,
+                    self.shard_len,
+                ),
             })
             .await
             .unwrap()
@@ -388,12 +417,17 @@ async fn copy_mode_fetches_only_the_shard_itself() {
 async fn refused_requests_write_nothing() {
     let s = Setup::new(45).await;
     let mut wrong_op = s.request(1, 0, &[0, 2, 3, 4, 5]);
-    wrong_op.cap = cap(45, 1, ShardOp::Read);
+    wrong_op.cap = cap(45, 1, wrong_op.disk_id, ShardOp::Read, s.shard_len);
     let mut wrong_key = s.request(1, 0, &[0, 2, 3, 4, 5]);
-    wrong_key.cap = cap(46, 1, ShardOp::Write);
+    wrong_key.cap = cap(46, 1, wrong_key.disk_id, ShardOp::Write, s.shard_len);
     let mut no_cap = s.request(1, 0, &[0, 2, 3, 4, 5]);
     no_cap.cap = None;
-    for req in [wrong_op, wrong_key, no_cap] {
+    // A capability for the target's other disk, and one for a shorter shard than asked.
+    let mut wrong_disk = s.request(1, 0, &[0, 2, 3, 4, 5]);
+    wrong_disk.cap = s.request(1, 1, &[]).cap;
+    let mut longer = s.request(1, 0, &[0, 2, 3, 4, 5]);
+    longer.shard_len += 1;
+    for req in [wrong_op, wrong_key, no_cap, wrong_disk, longer] {
         let e = s.rebuild(req).await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e}");
     }
@@ -404,6 +438,7 @@ async fn refused_requests_write_nothing() {
     twice.sources.push(s.source(0));
     let mut no_len = s.request(1, 0, &[0, 2, 3, 4, 5]);
     no_len.shard_len = 0;
+    no_len.cap = cap(45, 1, no_len.disk_id, ShardOp::Write, 0);
     let too_few_named = s.request(1, 0, &[0, 2, 3]);
     for (req, want) in [
         (not_preset, "not a supported preset"),

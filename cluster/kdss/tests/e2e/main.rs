@@ -16,6 +16,7 @@ mod grow;
 mod health;
 mod notify;
 mod observability;
+mod privileges;
 mod racks;
 mod repair;
 mod space;

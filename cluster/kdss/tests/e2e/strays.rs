@@ -3,7 +3,7 @@
 //! disk and deleted, while every referenced shard stays and the object reads back.
 
 use crate::common::*;
-use kdss_common::CapabilityKey;
+use kdss_common::{CapabilityKey, ShardTarget};
 use kdss_proto::storage::storage_client::StorageClient;
 use kdss_proto::storage::{PutShardRequest, ShardKey, ShardOp, StatShardRequest};
 use kdss_testkit::{Cluster, ClusterOpts};
@@ -26,9 +26,19 @@ fn disks(c: &Cluster) -> Vec<(String, u64)> {
     out
 }
 
-fn cap(c: &Cluster, stripe: u64, shard: u32, op: ShardOp) -> kdss_proto::storage::Capability {
+fn cap(
+    c: &Cluster,
+    (stripe, shard, disk_id): (u64, u32, u64),
+    op: ShardOp,
+    len: u64,
+) -> kdss_proto::storage::Capability {
     let exp = kdss_common::time::now_ms() + 60_000;
-    CapabilityKey::new(&c.secret()).sign(stripe, shard, op, exp)
+    let t = ShardTarget {
+        stripe_id: stripe,
+        shard_index: shard,
+        disk_id,
+    };
+    CapabilityKey::new(&c.secret()).sign(t, op, len, exp)
 }
 
 async fn has_shard(c: &Cluster, (addr, disk): &(String, u64), stripe: u64, shard: u32) -> bool {
@@ -39,7 +49,7 @@ async fn has_shard(c: &Cluster, (addr, disk): &(String, u64), stripe: u64, shard
             shard_index: shard,
         }),
         disk_id: *disk,
-        cap: Some(cap(c, stripe, shard, ShardOp::Read)),
+        cap: Some(cap(c, (stripe, shard, *disk), ShardOp::Read, 0)),
     })
     .await
     .unwrap()
@@ -57,7 +67,12 @@ async fn put_stray(c: &Cluster, (addr, disk): &(String, u64), stripe: u64, shard
             shard_index: shard,
         }),
         disk_id: *disk,
-        cap: Some(cap(c, stripe, shard, ShardOp::Write)),
+        cap: Some(cap(
+            c,
+            (stripe, shard, *disk),
+            ShardOp::Write,
+            body.len() as u64,
+        )),
         total_len: body.len() as u64,
         crc32c: crc32c::crc32c(&body),
         data: body.into(),

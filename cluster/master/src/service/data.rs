@@ -1,9 +1,10 @@
 //! The data-path calls: stripe allocation (placement, invariant 3) and shard replacement with
 //! WRITE capabilities, extent and object reads with READ capabilities (invariant 6), statfs.
 
-use super::{CAPABILITY_TTL_MS, MasterService, unexpected};
+use super::{MasterService, unexpected};
 use crate::meta_api as meta;
 use crate::placement::{Need, PlacementError, place_replacement, place_shards, with_suspect};
+use kdss_common::ShardTarget;
 use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
 use kdss_proto::master::mutation::Op;
@@ -27,16 +28,26 @@ fn placement_status(e: PlacementError) -> Status {
 }
 
 impl MasterService {
-    /// Fills node addresses and capabilities for `op` into every shard of `stripes`.
+    /// Fills node addresses and capabilities for `op` into every shard of `stripes`: each
+    /// capability names the shard's disk and the stripe's shard length.
     pub(crate) fn grant(&self, stripes: &mut [pb::StripeInfo], op: ShardOp) {
-        let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
         for s in stripes {
             for sh in &mut s.shards {
-                sh.node_addr = self.st.registry.addr_of(&sh.node_id).unwrap_or_default();
-                sh.disk_status = self.st.registry.disk_status(sh.disk_id) as i32;
-                sh.cap = Some(self.st.caps.sign(s.stripe_id, sh.shard_index, op, exp));
+                self.locate(s.stripe_id, s.shard_len, sh, op);
             }
         }
+    }
+
+    /// Fills the node address, disk status and a capability for `op` into one location.
+    fn locate(&self, stripe_id: u64, shard_len: u64, sh: &mut pb::ShardLocation, op: ShardOp) {
+        sh.node_addr = self.st.registry.addr_of(&sh.node_id).unwrap_or_default();
+        sh.disk_status = self.st.registry.disk_status(sh.disk_id) as i32;
+        let target = ShardTarget {
+            stripe_id,
+            shard_index: sh.shard_index,
+            disk_id: sh.disk_id,
+        };
+        sh.cap = Some(self.st.capability(target, op, shard_len));
     }
 
     fn check_capacity(&self) -> Result<(), Status> {
@@ -125,6 +136,8 @@ impl MasterService {
         }))
     }
 
+    /// ReplaceShard: a writer moves a shard of a stripe it is still writing off a target
+    /// that failed. Committed stripes are refused (see `kdss_meta::data::check_replaceable`).
     pub(crate) async fn replace(
         &self,
         req: Request<pb::ReplaceShardRequest>,
@@ -133,6 +146,8 @@ impl MasterService {
         let r = req.into_inner();
         self.st.check_bucket(&caller, &r.bucket, true).await?;
         let stripe = meta::stripe_info(&self.st.pool(), &r.bucket, r.stripe_id).await?;
+        // Refused before placing anything; apply checks again, atomically with the move.
+        meta::check_replaceable(&self.st.pool(), r.stripe_id, &caller).await?;
         let existing = self.st.registry.locate(
             stripe
                 .shards
@@ -172,13 +187,7 @@ impl MasterService {
             Reply::Location(l) => l,
             other => return Err(unexpected(other)),
         };
-        let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
-        loc.node_addr = self.st.registry.addr_of(&loc.node_id).unwrap_or_default();
-        loc.cap = Some(
-            self.st
-                .caps
-                .sign(r.stripe_id, loc.shard_index, ShardOp::Write, exp),
-        );
+        self.locate(r.stripe_id, stripe.shard_len, &mut loc, ShardOp::Write);
         Ok(Response::new(pb::ReplaceShardReply {
             location: Some(loc),
         }))

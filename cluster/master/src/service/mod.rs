@@ -22,7 +22,7 @@ mod trash;
 
 use crate::auth::{self, Caller};
 // Kept at their old paths: the service's submodules and the workers import them from here.
-pub use crate::config::CAPABILITY_TTL_MS;
+pub use crate::config::{READ_CAPABILITY_TTL_MS, WRITE_CAPABILITY_TTL_MS};
 use crate::membership::Registry;
 use crate::metrics::Metrics;
 pub use crate::raft::status::{no_leader, write_error};
@@ -38,6 +38,15 @@ use std::sync::{Arc, Mutex};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
+
+/// Largest request the `Master` service decodes. tonic decodes a message before any handler
+/// (and so authentication) runs, so this bounds what an unauthenticated peer makes a master
+/// buffer. The largest legitimate requests are far smaller: inline data is capped at 64 KiB
+/// (`kdss_common::limits::MAX_INLINE_BYTES`), a CommitWrite carries at most 1024 extents
+/// (about 40 KiB), a DeleteObjects 1000 keys of at most 1 KiB, a CompleteMultipart 10 000
+/// parts of about 150 bytes (1.5 MiB). Replies and the Raft peer service keep their own,
+/// larger limits (listings, snapshots).
+pub const MAX_REQUEST_BYTES: usize = 4 << 20;
 
 /// Metadata flag on a call a follower proxied to the leader (never proxied twice).
 pub const FORWARDED_HEADER: &str = "kdss-forwarded";
@@ -179,6 +188,23 @@ impl State {
         }
         self.ready_term.store(term, Ordering::Release);
         Ok(())
+    }
+
+    /// A capability for `op` on `target`, valid for the op's lifetime: READ for
+    /// [`READ_CAPABILITY_TTL_MS`], anything else (WRITE, DELETE, LIST) for
+    /// [`WRITE_CAPABILITY_TTL_MS`]. `shard_len` is the stripe's shard length (0 for LIST).
+    pub fn capability(
+        &self,
+        target: kdss_common::ShardTarget,
+        op: kdss_proto::storage::ShardOp,
+        shard_len: u64,
+    ) -> kdss_proto::storage::Capability {
+        let ttl = match op {
+            kdss_proto::storage::ShardOp::Read => READ_CAPABILITY_TTL_MS,
+            _ => WRITE_CAPABILITY_TTL_MS,
+        };
+        let exp = kdss_common::time::now_ms() + ttl;
+        self.caps.sign(target, op, shard_len, exp)
     }
 
     /// A cached channel to another member's gRPC address.

@@ -10,8 +10,10 @@ use kdss_proto::master::master_client::MasterClient;
 use kdss_proto::master::master_server::Master;
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
+use kdss_common::limits::{INLINE_NOT_POSSIBLE, MAX_INLINE_BYTES};
+use kdss_common::rpc_error::{self, errno};
 use std::time::Instant;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 /// Largest reply a follower accepts when proxying (readdir and listings can be large).
 const MAX_PROXY_BYTES: usize = 64 << 20;
@@ -42,13 +44,18 @@ macro_rules! bucket_read {
     }};
 }
 
-/// A mutation of one bucket's namespace, proposed through Raft.
+/// A mutation of one bucket's namespace, proposed through Raft; `check` (optional) refuses
+/// a request before anything is proposed.
 macro_rules! bucket_write {
-    ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr) => {{
+    ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr) => {
+        bucket_write!($s, $req, $m, $op, $pat => $out, check = |_| Ok(()))
+    };
+    ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr, check = $check:expr) => {{
         forward!($s, $req, $m);
         let t = Instant::now();
         let caller = $s.st.caller($req.metadata()).await?;
         let r = $req.into_inner();
+        $check(&r)?;
         $s.st.check_bucket(&caller, &r.bucket, true).await?;
         let out = $s.st.propose(&caller, Op::$op(r)).await;
         $s.st.metrics.observe(stringify!($m), t);
@@ -60,6 +67,29 @@ macro_rules! bucket_write {
 }
 
 type R<T> = Result<Response<T>, Status>;
+
+/// Refuses inline bytes above [`MAX_INLINE_BYTES`] before they are proposed: inline data
+/// travels in a Raft entry to every master and lives in every master's database, so one
+/// limit holds on every path that carries it (PutObject, PutPart, CommitWrite). CommitWrite
+/// says InlineNotPossible, on which a file writer falls back to stripes.
+fn check_inline(call: &str, len: usize) -> Result<(), Status> {
+    if len > MAX_INLINE_BYTES {
+        let code = match call {
+            "CommitWrite" => INLINE_NOT_POSSIBLE,
+            _ => "InlineTooLarge",
+        };
+        return Err(rpc_error::status(
+            Code::InvalidArgument,
+            errno::EFBIG,
+            code,
+            format!(
+                "{call}: {len} bytes of inline data are above the limit of {MAX_INLINE_BYTES} \
+                 bytes; write larger data as stripes"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 #[tonic::async_trait]
 impl Master for MasterService {
@@ -124,10 +154,9 @@ impl Master for MasterService {
     async fn keep_alive(&self, req: Request<pb::KeepAliveRequest>) -> R<pb::Empty> {
         forward!(self, req, keep_alive);
         let caller = self.st.caller(req.metadata()).await?;
-        match self
-            .st
-            .propose(&caller, Op::KeepAlive(req.into_inner()))
-            .await?
+        let r = req.into_inner();
+        kdss_meta::opens::check_ttl(r.ttl_ms)?;
+        match self.st.propose(&caller, Op::KeepAlive(r)).await?
         {
             Reply::Empty(e) => Ok(Response::new(e)),
             other => Err(unexpected(other)),
@@ -148,14 +177,16 @@ impl Master for MasterService {
         self.replace(req).await
     }
     async fn commit_write(&self, req: Request<pb::CommitWriteRequest>) -> R<pb::AttrReply> {
-        bucket_write!(self, req, commit_write, CommitWrite, Reply::Attr(a) => a)
+        bucket_write!(self, req, commit_write, CommitWrite, Reply::Attr(a) => a,
+            check = |r: &pb::CommitWriteRequest| check_inline("CommitWrite", r.inline_data.len()))
     }
     async fn get_extents(&self, req: Request<pb::GetExtentsRequest>) -> R<pb::GetExtentsReply> {
         forward!(self, req, get_extents);
         self.extents(req).await
     }
     async fn put_object(&self, req: Request<pb::PutObjectRequest>) -> R<pb::ObjectReply> {
-        bucket_write!(self, req, put_object, PutObject, Reply::Object(o) => o)
+        bucket_write!(self, req, put_object, PutObject, Reply::Object(o) => o,
+            check = |r: &pb::PutObjectRequest| check_inline("PutObject", r.inline_data.len()))
     }
     async fn head_object(&self, req: Request<pb::HeadObjectRequest>) -> R<pb::HeadObjectReply> {
         forward!(self, req, head_object);
@@ -197,7 +228,8 @@ impl Master for MasterService {
         bucket_write!(self, req, create_multipart, CreateMultipart, Reply::CreateMultipart(c) => c)
     }
     async fn put_part(&self, req: Request<pb::PutPartRequest>) -> R<pb::PutPartReply> {
-        bucket_write!(self, req, put_part, PutPart, Reply::PutPart(p) => p)
+        bucket_write!(self, req, put_part, PutPart, Reply::PutPart(p) => p,
+            check = |r: &pb::PutPartRequest| check_inline("PutPart", r.inline_data.len()))
     }
     async fn complete_multipart(
         &self,

@@ -22,7 +22,8 @@ use super::inventory::Inventory;
 use super::{Job, Progress, Throttle};
 use crate::auth::Caller;
 use crate::config::GcSection;
-use crate::service::{CAPABILITY_TTL_MS, State};
+use crate::service::State;
+use kdss_common::ShardTarget;
 use kdss_proto::master as pb;
 use kdss_proto::master::mutation::Op;
 use kdss_proto::storage::storage_client::StorageClient;
@@ -207,10 +208,12 @@ pub(super) async fn delete_shard(
         }
     };
     throttle.take().await;
-    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
-    let cap = st
-        .caps
-        .sign(key.stripe_id, key.shard_index, ShardOp::Delete, exp);
+    let target = ShardTarget {
+        stripe_id: key.stripe_id,
+        shard_index: key.shard_index,
+        disk_id,
+    };
+    let cap = st.capability(target, ShardOp::Delete, 0);
     let mut req = tonic::Request::new(DeleteShardRequest {
         key: Some(key),
         disk_id,

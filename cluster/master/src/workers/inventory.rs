@@ -13,7 +13,8 @@
 use super::Progress;
 use super::Throttle;
 use super::gc::{Deleted, delete_shard};
-use crate::service::{CAPABILITY_TTL_MS, State};
+use crate::service::State;
+use kdss_common::ShardTarget;
 use kdss_proto::storage::storage_client::StorageClient;
 use kdss_proto::storage::{DiskState, ListShardsRequest, ShardKey, ShardOp};
 use std::collections::HashMap;
@@ -170,10 +171,14 @@ fn report_after_backup(
 /// Every live shard of one disk, as the node lists it.
 async fn list_disk(st: &State, addr: &str, disk_id: u64) -> Result<Vec<(u64, u32)>, String> {
     let ch = st.channel(addr).map_err(|e| e.message().to_string())?;
-    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
+    let target = ShardTarget {
+        stripe_id: 0,
+        shard_index: 0,
+        disk_id,
+    };
     let mut req = tonic::Request::new(ListShardsRequest {
         disk_id,
-        cap: Some(st.caps.sign(0, 0, ShardOp::List, exp)),
+        cap: Some(st.capability(target, ShardOp::List, 0)),
     });
     req.set_timeout(LIST_TIMEOUT);
     let mut stream = StorageClient::new(ch)

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use kdss_common::EcPolicy;
 use kdss_proto::master::ShardLocation;
-use kdss_proto::storage::{RebuildShardReply, RebuildShardRequest, RebuildSource, ShardOp};
+use kdss_proto::storage::{RebuildShardReply, RebuildShardRequest, RebuildSource};
 use kdss_shard::ShardFault;
 use rebuilder::Rebuilder;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ pub(crate) async fn rebuild_shard(
 /// PutShard), the disk, the EC shape, the length, the sources.
 fn plan(node: &NodeShared, req: RebuildShardRequest) -> Result<Plan, Status> {
     let key = shard_key(req.key)?;
-    node.check(req.cap.as_ref(), key, &[ShardOp::Write])?;
+    node.check_write(req.cap.as_ref(), key, req.disk_id, req.shard_len)?;
     let disk = node.disk(req.disk_id)?.clone();
     let (k, m) = (req.data_shards, req.parity_shards);
     EcPolicy::new(k, m).map_err(|e| bad_request(e.to_string()))?;

@@ -15,7 +15,8 @@ pub mod state;
 
 use crate::auth::Caller;
 use crate::placement::DiskCandidate;
-use crate::service::{CAPABILITY_TTL_MS, State};
+use crate::service::State;
+use kdss_common::ShardTarget;
 use crate::workers::Throttle;
 use crate::workers::gc::{Deleted, delete_shard};
 use kdss_common::rpc_error::{self, errno};
@@ -69,7 +70,6 @@ pub fn sources(
     index: u32,
     rank: impl Fn(&ShardLocation) -> Option<u8>,
 ) -> Vec<RebuildSource> {
-    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
     let mut v: Vec<(u8, &ShardLocation)> = info
         .shards
         .iter()
@@ -86,10 +86,15 @@ pub fn sources(
             node_id: sh.node_id.clone(),
             node_addr: st.registry.addr_of(&sh.node_id).unwrap_or_default(),
             disk_id: sh.disk_id,
-            cap: Some(
-                st.caps
-                    .sign(info.stripe_id, sh.shard_index, ShardOp::Read, exp),
-            ),
+            cap: Some(st.capability(
+                ShardTarget {
+                    stripe_id: info.stripe_id,
+                    shard_index: sh.shard_index,
+                    disk_id: sh.disk_id,
+                },
+                ShardOp::Read,
+                info.shard_len,
+            )),
         })
         .collect()
 }
@@ -185,14 +190,18 @@ async fn call_rebuild(
         .addr_of(&to.node_id)
         .ok_or_else(|| format!("node {} has no address", to.node_id))?;
     let ch = st.channel(&addr).map_err(|e| e.message().to_string())?;
-    let exp = kdss_common::time::now_ms() + CAPABILITY_TTL_MS;
+    let target = ShardTarget {
+        stripe_id: info.stripe_id,
+        shard_index: index,
+        disk_id: to.disk_id,
+    };
     let mut req = tonic::Request::new(RebuildShardRequest {
         key: Some(ShardKey {
             stripe_id: info.stripe_id,
             shard_index: index,
         }),
         disk_id: to.disk_id,
-        cap: Some(st.caps.sign(info.stripe_id, index, ShardOp::Write, exp)),
+        cap: Some(st.capability(target, ShardOp::Write, info.shard_len)),
         data_shards: info.k,
         parity_shards: info.m,
         shard_len: info.shard_len,

@@ -12,54 +12,23 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use kdss_common::auth::signer::{Signed, Signer};
 use kdss_proto::master as pb;
 use tonic::transport::Channel;
 
 /// Calls the master API: one typed method per RPC (`lookup`, `head_object`, …), each with
 /// leader failover, retry and the deadline. `rpc()` hands out the raw generated client
-/// whose interceptor adds the credential (and `kdss-on-behalf-of` when acting for a user).
+/// whose channel signs each call (and adds `kdss-on-behalf-of` when acting for a user).
 #[derive(Clone)]
 pub struct MasterClient {
     pool: Arc<MasterPool>,
-    auth: AuthInterceptor,
+    auth: Signer,
     timeout: Duration,
 }
 
-/// The generated client type with the auth interceptor.
-pub type Rpc = pb::master_client::MasterClient<
-    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, AuthInterceptor>,
->;
-
-/// Adds the credential to every call.
-#[derive(Clone)]
-pub struct AuthInterceptor {
-    pub access_key: String,
-    pub secret_key: String,
-    pub on_behalf_of: Option<String>,
-}
-
-impl tonic::service::Interceptor for AuthInterceptor {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let v = kdss_common::auth::credential(
-            &self.access_key,
-            &self.secret_key,
-            kdss_common::time::now_ms(),
-        );
-        req.metadata_mut().insert(
-            kdss_common::auth::AUTH_HEADER,
-            v.parse()
-                .map_err(|_| tonic::Status::internal("credential is not ASCII"))?,
-        );
-        if let Some(u) = &self.on_behalf_of {
-            req.metadata_mut().insert(
-                kdss_common::auth::ON_BEHALF_OF_HEADER,
-                u.parse()
-                    .map_err(|_| tonic::Status::invalid_argument("user is not ASCII"))?,
-            );
-        }
-        Ok(req)
-    }
-}
+/// The generated client type on a channel that signs every call (KDSS2: the method, the
+/// body, the time, a nonce and `kdss-on-behalf-of` are bound into each call's proof).
+pub type Rpc = pb::master_client::MasterClient<Signed<Channel>>;
 
 /// The channels to the masters, shared by every identity of one [`crate::Client`].
 struct MasterPool {
@@ -135,32 +104,23 @@ impl MasterClient {
                 current: AtomicUsize::new(0),
                 connect_timeout,
             }),
-            auth: AuthInterceptor {
-                access_key: access_key.to_string(),
-                secret_key: secret_key.to_string(),
-                on_behalf_of: None,
-            },
+            auth: Signer::new(access_key, secret_key),
             timeout,
         })
     }
 
     /// The same channels, acting for `user` (`kdss-on-behalf-of`).
     pub(crate) fn acting_for(&self, user: &str) -> MasterClient {
-        let mut auth = self.auth.clone();
-        auth.on_behalf_of = Some(user.to_string());
         MasterClient {
             pool: self.pool.clone(),
-            auth,
+            auth: self.auth.acting_for(Some(user)),
             timeout: self.timeout,
         }
     }
 
     /// The access key calls are made for (the acted-for user when acting for one).
     pub fn identity(&self) -> &str {
-        self.auth
-            .on_behalf_of
-            .as_deref()
-            .unwrap_or(&self.auth.access_key)
+        self.auth.on_behalf_of().unwrap_or(self.auth.access_key())
     }
 
     /// The deadline of one master call (failover and retries included).
@@ -169,7 +129,7 @@ impl MasterClient {
     }
 
     fn rpc_on(&self, ch: Channel) -> Rpc {
-        pb::master_client::MasterClient::with_interceptor(ch, self.auth.clone())
+        pb::master_client::MasterClient::new(self.auth.wrap(ch))
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20)
     }

@@ -1,6 +1,7 @@
 //! The few master calls the launcher needs (readiness, bucket creation), made with the
 //! admin credentials. Kept minimal: the client data path lives in kdss-client.
 
+use kdss_common::auth::signer::{Signed, Signer};
 use kdss_common::rpc_error;
 use kdss_proto::master as pb;
 use pb::master_client::MasterClient;
@@ -10,9 +11,7 @@ use tonic::transport::Channel;
 /// An authenticated admin connection to one master.
 #[derive(Clone)]
 pub struct AdminRpc {
-    client: MasterClient<Channel>,
-    access_key: String,
-    secret_key: String,
+    client: MasterClient<Signed<Channel>>,
 }
 
 impl AdminRpc {
@@ -31,23 +30,13 @@ impl AdminRpc {
             .await
             .map_err(|e| tonic::Status::unavailable(format!("connect {addr}: {e}")))?;
         Ok(AdminRpc {
-            client: MasterClient::new(ch),
-            access_key: access_key.into(),
-            secret_key: secret_key.into(),
+            client: MasterClient::new(Signer::new(access_key, secret_key).wrap(ch)),
         })
     }
 
+    /// A request; the channel signs it.
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
-        let mut r = tonic::Request::new(msg);
-        let v = kdss_common::auth::credential(
-            &self.access_key,
-            &self.secret_key,
-            kdss_common::time::now_ms(),
-        );
-        if let Ok(v) = v.parse() {
-            r.metadata_mut().insert(kdss_common::auth::AUTH_HEADER, v);
-        }
-        r
+        tonic::Request::new(msg)
     }
 
     /// Cluster status as the master sees it.

@@ -3,14 +3,14 @@
 //! percentiles. Every create and rename is durable (committed through Raft, fsynced on a
 //! quorum) before it is answered. `kdss bench meta --masters ADDRS` calls [`run_meta_bench`].
 
+use kdss_common::auth::signer::{Signed, Signer};
 use kdss_proto::master as pb;
 use kdss_proto::master::master_client::MasterClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// Signs every call with a KDSS1 credential.
+/// Who the benchmark calls as.
 #[derive(Clone)]
 pub struct Credential {
     /// Access key.
@@ -21,35 +21,15 @@ pub struct Credential {
     pub on_behalf_of: Option<String>,
 }
 
-impl tonic::service::Interceptor for Credential {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        let v = kdss_common::auth::credential(
-            &self.access_key,
-            &self.secret_key,
-            kdss_common::time::now_ms(),
-        );
-        let v = v
-            .parse()
-            .map_err(|_| tonic::Status::invalid_argument("credential not ASCII"))?;
-        req.metadata_mut().insert(kdss_common::auth::AUTH_HEADER, v);
-        if let Some(u) = &self.on_behalf_of {
-            let v = u
-                .parse()
-                .map_err(|_| tonic::Status::invalid_argument("user not ASCII"))?;
-            req.metadata_mut()
-                .insert(kdss_common::auth::ON_BEHALF_OF_HEADER, v);
-        }
-        Ok(req)
-    }
-}
-
-/// An authenticated Master client.
-pub type Client = MasterClient<InterceptedService<Channel, Credential>>;
+/// An authenticated Master client (every call signed with KDSS2).
+pub type Client = MasterClient<Signed<Channel>>;
 
 /// A client on `addr` (host:port), connecting lazily.
 pub fn client(addr: &str, cred: Credential) -> Result<Client, BenchError> {
     let ch = crate::raft::network::lazy_channel(addr).map_err(BenchError::Connect)?;
-    Ok(MasterClient::with_interceptor(ch, cred).max_decoding_message_size(64 << 20))
+    let signer =
+        Signer::new(&cred.access_key, &cred.secret_key).acting_for(cred.on_behalf_of.as_deref());
+    Ok(MasterClient::new(signer.wrap(ch)).max_decoding_message_size(64 << 20))
 }
 
 /// Why the benchmark could not run.

@@ -155,16 +155,15 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     let svc = MasterServer::new(MasterService::new(st.clone()))
         .max_decoding_message_size(crate::service::MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let peer = RaftPeerServer::new(PeerService::new(
-        raft.clone(),
-        st.proposer.clone(),
-        &cfg.cluster.secret,
-    ))
-    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let peer = RaftPeerServer::new(PeerService::new(raft.clone(), st.proposer.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(grpc_l).with_nodelay(Some(true));
     let grpc = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(crate::auth::layer::AuthLayer::new(
+                crate::auth::layer::Verifier::new(st.clone()),
+            ))
             .add_service(svc)
             .add_service(peer)
             .serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())),

@@ -3,7 +3,7 @@
 //! answers it retries quietly (masters may start after the node).
 
 use crate::node_shared::NodeShared;
-use kdss_common::auth::{AUTH_HEADER, SERVICE_ACCESS_KEY, credential};
+use kdss_common::auth::signer::{Signed, Signer};
 use kdss_proto::master::RegisterNodeRequest;
 use kdss_proto::master::master_client::MasterClient;
 use std::sync::Arc;
@@ -40,17 +40,15 @@ impl Advertise {
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
 const RETRY: Duration = Duration::from_secs(1);
 
-fn signed<T>(msg: T, secret: &str) -> tonic::Request<T> {
+/// A request with the call deadline; the channel signs it (see [`connect`]).
+fn timed<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    let cred = credential(SERVICE_ACCESS_KEY, secret, kdss_common::time::now_ms());
-    if let Ok(v) = cred.parse() {
-        r.metadata_mut().insert(AUTH_HEADER, v);
-    }
     r.set_timeout(Duration::from_secs(5));
     r
 }
 
-async fn connect(addr: &str) -> Option<MasterClient<Channel>> {
+/// A client on `addr` whose calls are signed with the service identity (KDSS2).
+async fn connect(addr: &str, signer: &Signer) -> Option<MasterClient<Signed<Channel>>> {
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
@@ -59,7 +57,8 @@ async fn connect(addr: &str) -> Option<MasterClient<Channel>> {
     let ep = Channel::from_shared(url)
         .ok()?
         .connect_timeout(Duration::from_secs(2));
-    ep.connect().await.ok().map(MasterClient::new)
+    let ch = ep.connect().await.ok()?;
+    Some(MasterClient::new(signer.wrap(ch)))
 }
 
 /// Runs until `stop` turns true.
@@ -74,6 +73,7 @@ pub async fn run(
         tracing::info!("no masters configured; not registering");
         return;
     }
+    let signer = Signer::service(&secret);
     let mut failures = 0u64;
     let mut next = 0usize;
     let mut leader_hint: Option<String> = None;
@@ -86,9 +86,9 @@ pub async fn run(
             .unwrap_or_else(|| masters[next % masters.len()].clone());
         next += 1;
         let mut delay = RETRY;
-        if let Some(mut client) = connect(&addr).await {
+        if let Some(mut client) = connect(&addr, &signer).await {
             let req = adv.report(&node);
-            match client.register_node(signed(req, &secret)).await {
+            match client.register_node(timed(req)).await {
                 Ok(reply) => {
                     tracing::info!(master = %addr, "registered with master");
                     failures = 0;
@@ -105,7 +105,7 @@ pub async fn run(
                             _ = tokio::time::sleep(interval) => {}
                         }
                         let req = adv.report(&node);
-                        if let Err(s) = client.heartbeat(signed(req, &secret)).await {
+                        if let Err(s) = client.heartbeat(timed(req)).await {
                             tracing::warn!(master = %addr, status = %s, "heartbeat failed; registering again");
                             leader_hint = leader_of(&s);
                             break;

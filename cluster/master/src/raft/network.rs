@@ -3,6 +3,7 @@
 //! the reply payload is the serde_json of `Result<Response, RaftError>`.
 
 use super::{Node, NodeId, TypeConfig};
+use kdss_common::auth::signer::Signer;
 use kdss_proto::master::RaftMessage;
 use kdss_proto::master::raft_peer_client::RaftPeerClient;
 use openraft::error::{
@@ -42,7 +43,7 @@ impl PeerNetwork {
 pub struct PeerClient {
     target: NodeId,
     channel: Result<Channel, String>,
-    secret: String,
+    signer: Signer,
     cluster: String,
 }
 
@@ -65,17 +66,10 @@ pub fn lazy_channel(addr: &str) -> Result<Channel, String> {
 /// an older version) is still taken.
 pub const CLUSTER_HEADER: &str = "kdss-cluster";
 
-/// Adds the service credential and the cluster's name to a request.
-pub fn sign<T>(secret: &str, cluster: &str, msg: T) -> tonic::Request<T> {
+/// A request naming the sender's cluster. The credential is added by the channel the call
+/// goes through (`Signer::service(secret).wrap(channel)`), which sees the method and body.
+pub fn with_cluster<T>(cluster: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
-    let cred = kdss_common::auth::credential(
-        kdss_common::auth::SERVICE_ACCESS_KEY,
-        secret,
-        kdss_common::time::now_ms(),
-    );
-    if let Ok(v) = cred.parse() {
-        req.metadata_mut().insert(kdss_common::auth::AUTH_HEADER, v);
-    }
     if let Ok(v) = cluster.parse() {
         req.metadata_mut().insert(CLUSTER_HEADER, v);
     }
@@ -103,7 +97,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerClient {
             target,
             channel: lazy_channel(&node.addr),
-            secret: self.secret.clone(),
+            signer: Signer::service(&self.secret),
             cluster: self.cluster.clone(),
         }
     }
@@ -129,10 +123,10 @@ impl PeerClient {
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
         let payload =
             serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut client = RaftPeerClient::new(channel)
+        let mut client = RaftPeerClient::new(self.signer.wrap(channel))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let mut r = sign(&self.secret, &self.cluster, RaftMessage { payload });
+        let mut r = with_cluster(&self.cluster, RaftMessage { payload });
         r.set_timeout(ttl);
         let fut = async {
             match which {
@@ -197,7 +191,7 @@ mod tests {
 
     #[test]
     fn a_peer_call_from_another_cluster_is_refused_and_names_both() {
-        let req = sign("secret", "alpha", ());
+        let req = with_cluster("alpha", ());
         assert!(require_cluster(req.metadata(), "alpha").is_ok());
         let e = require_cluster(req.metadata(), "beta").unwrap_err();
         assert_eq!(e.code(), tonic::Code::FailedPrecondition);

@@ -15,22 +15,18 @@ use tonic::{Request, Response, Status};
 pub struct PeerService {
     raft: Raft,
     proposer: Proposer,
-    secret: String,
 }
 
 impl PeerService {
-    /// A service for `raft`, accepting only calls signed with `cluster_secret`.
-    pub fn new(raft: Raft, proposer: Proposer, cluster_secret: &str) -> Self {
-        PeerService {
-            raft,
-            proposer,
-            secret: cluster_secret.to_string(),
-        }
+    /// A service for `raft`; the auth layer in front of it verifies the callers, and it
+    /// accepts only the service identity.
+    pub fn new(raft: Raft, proposer: Proposer) -> Self {
+        PeerService { raft, proposer }
     }
 
     /// The caller is a master of this cluster.
     fn check(&self, md: &tonic::metadata::MetadataMap) -> Result<(), Status> {
-        crate::auth::require_service(md, &self.secret)?;
+        crate::auth::require_service(md)?;
         super::network::require_cluster(md, &self.raft.config().cluster_name)
     }
 

@@ -123,7 +123,7 @@ impl MasterService {
         &self,
         req: Request<pb::RegisterNodeRequest>,
     ) -> R<pb::RegisterNodeReply> {
-        auth::require_service(req.metadata(), &self.st.secret)?;
+        auth::require_service(req.metadata())?;
         let relayed = req.metadata().contains_key(RELAYED_HEADER);
         let r = req.into_inner();
         if r.node_id.is_empty() || r.grpc_addr.is_empty() {
@@ -157,18 +157,16 @@ impl MasterService {
             let Ok(ch) = self.st.channel(&addr) else {
                 continue;
             };
-            let mut req = crate::raft::network::sign(
-                &self.st.secret,
-                &self.st.raft.config().cluster_name,
-                r.clone(),
-            );
+            let mut req =
+                crate::raft::network::with_cluster(&self.st.raft.config().cluster_name, r.clone());
             req.metadata_mut().insert(
                 RELAYED_HEADER,
                 tonic::metadata::MetadataValue::from_static("1"),
             );
             req.set_timeout(std::time::Duration::from_secs(2));
+            let signer = kdss_common::auth::signer::Signer::service(&self.st.secret);
             tokio::spawn(async move {
-                if let Err(e) = MasterClient::new(ch).heartbeat(req).await {
+                if let Err(e) = MasterClient::new(signer.wrap(ch)).heartbeat(req).await {
                     tracing::debug!(peer = id, error = %e, "heartbeat relay failed");
                 }
             });
@@ -180,7 +178,7 @@ impl MasterService {
         &self,
         req: Request<pb::ClusterStatusRequest>,
     ) -> R<pb::ClusterStatusReply> {
-        if auth::require_service(req.metadata(), &self.st.secret).is_err() {
+        if auth::require_service(req.metadata()).is_err() {
             self.st.caller(req.metadata()).await?;
         }
         let m = self.st.raft.metrics().borrow().clone();

@@ -234,7 +234,7 @@ impl State {
 
     /// Authenticates the call against the local user table.
     pub async fn caller(&self, md: &MetadataMap) -> Result<Caller, Status> {
-        auth::authenticate(md, &self.secret, &self.pool()).await
+        auth::authenticate(md, &self.pool()).await
     }
 
     /// Refuses unless `caller` may use `bucket` (and may write, when `write`).
@@ -286,18 +286,10 @@ impl State {
     }
 }
 
-/// The request with the caller's credential, marked as forwarded, for the leader.
+/// The request marked as forwarded, for the leader; the channel it goes through signs it
+/// for the verified caller ([`auth::forward_signer`]).
 pub fn forwarded<T>(req: Request<T>) -> Request<T> {
-    let md = req.metadata().clone();
     let mut out = Request::new(req.into_inner());
-    for key in [
-        kdss_common::auth::AUTH_HEADER,
-        kdss_common::auth::ON_BEHALF_OF_HEADER,
-    ] {
-        if let Some(v) = md.get(key) {
-            out.metadata_mut().insert(key, v.clone());
-        }
-    }
     out.metadata_mut().insert(
         FORWARDED_HEADER,
         tonic::metadata::MetadataValue::from_static("1"),

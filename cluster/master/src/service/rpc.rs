@@ -22,7 +22,8 @@ const MAX_PROXY_BYTES: usize = 64 << 20;
 macro_rules! forward {
     ($s:ident, $req:ident, $m:ident) => {
         if let Some(ch) = $s.st.route(&$req).await? {
-            let mut c = MasterClient::new(ch)
+            let signer = crate::auth::forward_signer(&$s.st.secret)?;
+            let mut c = MasterClient::new(signer.wrap(ch))
                 .max_decoding_message_size(MAX_PROXY_BYTES)
                 .max_encoding_message_size(MAX_PROXY_BYTES);
             return c.$m(forwarded($req)).await;
@@ -308,7 +309,7 @@ impl Master for MasterService {
         req: Request<pb::GetUserSecretRequest>,
     ) -> R<pb::GetUserSecretReply> {
         forward!(self, req, get_user_secret);
-        crate::auth::require_service(req.metadata(), &self.st.secret)?;
+        crate::auth::require_service(req.metadata())?;
         let key = req.into_inner().access_key;
         Ok(Response::new(
             meta::user_with_secret(&self.st.pool(), &key).await?,

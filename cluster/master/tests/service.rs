@@ -253,7 +253,10 @@ async fn allocation_spreads_shards_and_signs_capabilities() {
         key.verify_write(sh.cap.as_ref(), target, s.shard_len, now)
             .unwrap();
         let exp = sh.cap.as_ref().unwrap().expires_unix_ms;
-        assert!(exp <= now + 2 * 60 * 1000, "write capabilities live 2 minutes");
+        assert!(
+            exp <= now + 2 * 60 * 1000,
+            "write capabilities live 2 minutes"
+        );
     }
     assert!(per_node.values().all(|&n| n <= 2), "{per_node:?}");
     // Commit it into a file and read the extents back with READ capabilities.

@@ -4,8 +4,8 @@
 //! and frees the inodes nothing references any more.
 
 use crate::error::{Result, einval, fail};
-use kdss_common::rpc_error::errno;
 use crate::tree;
+use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     ExpireSessionsOp, KeepAliveRequest, OpenReply, OpenRequest, ReleaseRequest,
 };

@@ -402,9 +402,7 @@ async fn replace_shard_moves_only_the_writers_own_uncommitted_stripe() {
     };
     let placed = |ns: &Ns, s| {
         let pool = ns.pool.clone();
-        async move {
-            read::stripe_info(&pool, None, s).await.unwrap().shards[0].disk_id
-        }
+        async move { read::stripe_info(&pool, None, s).await.unwrap().shards[0].disk_id }
     };
     // Committed (an object names it): refused, nothing moved.
     let info = ns.put("obj", 10).await.unwrap();
@@ -412,13 +410,19 @@ async fn replace_shard_moves_only_the_writers_own_uncommitted_stripe() {
     let committed = read::stripes_on_disk(&ns.pool, 100).await.unwrap()[0].stripe_id;
     let before = placed(&ns, committed).await;
     let f = ns.fail(replace(committed)).await;
-    assert_eq!((f.errno, f.code.as_str()), (errno::EPERM, "StripeCommitted"));
+    assert_eq!(
+        (f.errno, f.code.as_str()),
+        (errno::EPERM, "StripeCommitted")
+    );
     assert_eq!(placed(&ns, committed).await, before);
     // Uncommitted, but another user's: refused.
     let s = ns.stripe(10).await;
     ns.caller = "bob".into();
     let f = ns.fail(replace(s)).await;
-    assert_eq!((f.errno, f.code.as_str()), (errno::EPERM, "NotStripeWriter"));
+    assert_eq!(
+        (f.errno, f.code.as_str()),
+        (errno::EPERM, "NotStripeWriter")
+    );
     // The writer itself, before committing: moved.
     ns.caller = "alice".into();
     assert!(matches!(ns.ok(replace(s)).await, Reply::Location(l) if l.disk_id == 900));

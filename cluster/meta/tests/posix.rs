@@ -618,7 +618,9 @@ async fn handles_and_sessions_belong_to_their_user_bucket_and_session() {
     }
     assert!(alive(&ns).await, "the handle keeps the unlinked inode");
     // The ttl is capped; at the cap it is accepted.
-    let f = ns.fail(keep(kdss_meta::opens::MAX_SESSION_TTL_MS + 1)).await;
+    let f = ns
+        .fail(keep(kdss_meta::opens::MAX_SESSION_TTL_MS + 1))
+        .await;
     assert_eq!(f.errno, EINVAL);
     ns.ok(keep(kdss_meta::opens::MAX_SESSION_TTL_MS)).await;
     ns.ok(release(BUCKET, "s1")).await;

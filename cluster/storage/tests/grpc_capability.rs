@@ -246,7 +246,13 @@ async fn capabilities_are_checked_before_any_disk_io() {
 struct SignAs<'a>(&'a CapabilityKey, ShardTarget, u64);
 
 impl SignAs<'_> {
-    fn sign(&self, stripe: u64, shard: u32, op: ShardOp, exp: u64) -> kdss_proto::storage::Capability {
+    fn sign(
+        &self,
+        stripe: u64,
+        shard: u32,
+        op: ShardOp,
+        exp: u64,
+    ) -> kdss_proto::storage::Capability {
         let t = ShardTarget {
             stripe_id: stripe,
             shard_index: shard,

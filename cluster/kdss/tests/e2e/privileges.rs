@@ -122,7 +122,9 @@ fn put_req(loc: &pb::ShardLocation, stripe: u64, disk_id: u64, body: &[u8]) -> P
 }
 
 async fn put_shard(addr: &str, req: PutShardRequest) -> Result<(), tonic::Status> {
-    let mut s = StorageClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut s = StorageClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     s.put_shard(futures::stream::iter([req])).await.map(|_| ())
 }
 
@@ -135,7 +137,9 @@ async fn holds(c: &Cluster, addr: &str, target: ShardTarget) -> bool {
         0,
         kdss_common::time::now_ms() + 60_000,
     );
-    let mut s = StorageClient::connect(format!("http://{addr}")).await.unwrap();
+    let mut s = StorageClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
     s.stat_shard(StatShardRequest {
         key: Some(ShardKey {
             stripe_id: target.stripe_id,
@@ -168,7 +172,10 @@ async fn writers_cannot_move_overwrite_or_misdirect_shards_of_committed_stripes(
     let mut w = alice.client.stream_writer(&alice.bucket);
     w.write(Bytes::from(body.clone())).await.unwrap();
     let written = w.finish().await.unwrap();
-    assert!(!written.extents.is_empty(), "the object is stored as stripes");
+    assert!(
+        !written.extents.is_empty(),
+        "the object is stored as stripes"
+    );
     alice
         .client
         .put_object(written.put_request(&alice.bucket, "obj"))
@@ -195,7 +202,11 @@ async fn writers_cannot_move_overwrite_or_misdirect_shards_of_committed_stripes(
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
         assert!(e.message().contains("committed"), "{}", e.message());
     }
-    assert_eq!(head_stripes(&alice, "obj").await, before, "the map is unchanged");
+    assert_eq!(
+        head_stripes(&alice, "obj").await,
+        before,
+        "the map is unchanged"
+    );
     assert_eq!(read_back(&c, &alice, secret, "obj").await, body);
 
     // A stripe of zeros (every shard, parity included, is zeros), allocated by alice.
@@ -358,7 +369,11 @@ async fn release_and_keep_alive_act_only_on_the_callers_own_handles_and_sessions
             .await
             .map_err(status)
             .expect_err("bob releases alice's handle");
-        assert_eq!(e.code(), Code::PermissionDenied, "{bucket} {session}: {e:?}");
+        assert_eq!(
+            e.code(),
+            Code::PermissionDenied,
+            "{bucket} {session}: {e:?}"
+        );
     }
     // Alice's write on the open, unlinked file still commits.
     let attr = a
@@ -534,7 +549,11 @@ async fn oversized_inline_data_is_refused_and_the_master_keeps_serving() {
         })
         .await
         .unwrap_err();
-    assert_ne!(e.code(), Code::Unauthenticated, "decoded before refusal: {e:?}");
+    assert_ne!(
+        e.code(),
+        Code::Unauthenticated,
+        "decoded before refusal: {e:?}"
+    );
     assert!(
         matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted),
         "{e:?}"

@@ -5,13 +5,13 @@
 
 use super::{MasterService, forwarded, unexpected};
 use crate::meta_api as meta;
+use kdss_common::limits::{INLINE_NOT_POSSIBLE, MAX_INLINE_BYTES};
+use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
 use kdss_proto::master::master_client::MasterClient;
 use kdss_proto::master::master_server::Master;
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
-use kdss_common::limits::{INLINE_NOT_POSSIBLE, MAX_INLINE_BYTES};
-use kdss_common::rpc_error::{self, errno};
 use std::time::Instant;
 use tonic::{Code, Request, Response, Status};
 
@@ -49,7 +49,7 @@ macro_rules! bucket_read {
 /// a request before anything is proposed.
 macro_rules! bucket_write {
     ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr) => {
-        bucket_write!($s, $req, $m, $op, $pat => $out, check = |_| Ok(()))
+        bucket_write!($s, $req, $m, $op, $pat => $out, check = accept)
     };
     ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr, check = $check:expr) => {{
         forward!($s, $req, $m);
@@ -68,6 +68,11 @@ macro_rules! bucket_write {
 }
 
 type R<T> = Result<Response<T>, Status>;
+
+/// The check of a mutation that needs none beyond the caller's rights.
+fn accept<T>(_: &T) -> Result<(), Status> {
+    Ok(())
+}
 
 /// Refuses inline bytes above [`MAX_INLINE_BYTES`] before they are proposed: inline data
 /// travels in a Raft entry to every master and lives in every master's database, so one
@@ -157,8 +162,7 @@ impl Master for MasterService {
         let caller = self.st.caller(req.metadata()).await?;
         let r = req.into_inner();
         kdss_meta::opens::check_ttl(r.ttl_ms)?;
-        match self.st.propose(&caller, Op::KeepAlive(r)).await?
-        {
+        match self.st.propose(&caller, Op::KeepAlive(r)).await? {
             Reply::Empty(e) => Ok(Response::new(e)),
             other => Err(unexpected(other)),
         }

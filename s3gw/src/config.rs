@@ -40,6 +40,21 @@ pub struct S3Section {
     /// How long a user's secret fetched from the master is reused, in seconds.
     #[serde(default = "default_secret_ttl")]
     pub secret_cache_secs: u64,
+    /// How long an access key the master does not know is answered InvalidAccessKeyId
+    /// without asking again, in seconds: a client (or an attacker) repeating an unknown key
+    /// costs one master call per this many seconds, not one per request. 0 turns it off.
+    #[serde(default = "default_unknown_key_ttl")]
+    pub unknown_key_cache_secs: u64,
+    /// Seconds a connection may take to send a complete request head (request line and
+    /// headers), counted from when the gateway starts waiting for it; also how long an idle
+    /// keep-alive connection is kept. Slow-header (slowloris) connections are closed after
+    /// it. 1 to 3600.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_secs: u64,
+    /// Client connections served at once. Past it the gateway stops accepting: new
+    /// connections wait in the kernel's listen backlog until one closes. 1 to 1000000.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// `host:port` serving Prometheus `/metrics` (port 0 picks a free port). A listener of
     /// its own because on the S3 port `/metrics` is a bucket. None (the default): no
     /// metrics listener.
@@ -71,6 +86,15 @@ fn default_skew() -> u64 {
 }
 fn default_secret_ttl() -> u64 {
     10
+}
+fn default_unknown_key_ttl() -> u64 {
+    5
+}
+fn default_header_read_timeout() -> u64 {
+    10
+}
+fn default_max_connections() -> usize {
+    1024
 }
 impl S3Config {
     /// Reads, parses and validates `path`.
@@ -104,6 +128,27 @@ impl S3Config {
                 path,
                 "s3.metrics_listen",
                 "expected host:port, e.g. 127.0.0.1:9010",
+            ));
+        }
+        if !(1..=3600).contains(&self.s3.header_read_timeout_secs) {
+            return Err(invalid(
+                path,
+                "s3.header_read_timeout_secs",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.s3.max_connections) {
+            return Err(invalid(
+                path,
+                "s3.max_connections",
+                "must be between 1 and 1000000",
+            ));
+        }
+        if self.s3.unknown_key_cache_secs > 3600 {
+            return Err(invalid(
+                path,
+                "s3.unknown_key_cache_secs",
+                "must be at most 3600 seconds",
             ));
         }
         if self.s3.region.is_empty() {
@@ -140,6 +185,9 @@ mod tests {
         let text = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"s\"\n";
         let c = S3Config::parse(Path::new("s3gw.toml"), text).unwrap();
         assert_eq!(c.s3.region, "us-east-1");
+        assert_eq!(c.s3.header_read_timeout_secs, 10);
+        assert_eq!(c.s3.max_connections, 1024);
+        assert_eq!(c.s3.unknown_key_cache_secs, 5);
         assert_eq!(c.client, ClientSettings::default());
         assert_eq!(c.client_config().chunk_size, 4 << 20);
     }
@@ -207,6 +255,29 @@ mod tests {
             .to_string();
         assert!(e.starts_with("s3gw.toml:3:"), "{e}");
         assert!(e.contains("regoin"), "{e}");
+    }
+
+    #[test]
+    fn resource_limits_out_of_range_are_named() {
+        for (line, key) in [
+            (
+                "header_read_timeout_secs = 0",
+                "s3.header_read_timeout_secs",
+            ),
+            ("max_connections = 0", "s3.max_connections"),
+            (
+                "unknown_key_cache_secs = 86400",
+                "s3.unknown_key_cache_secs",
+            ),
+        ] {
+            let text = format!(
+                "[s3]\nlisten = \"127.0.0.1:0\"\n{line}\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"s\"\n"
+            );
+            let e = S3Config::parse(Path::new("s3gw.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{line}: {e}");
+        }
     }
 
     #[test]

@@ -2,13 +2,15 @@
 //! aws-chunked with trailers), maps S3 operations onto the master's Object RPCs and moves
 //! object bytes through the one client data path (kdss-client), streaming both ways.
 //!
-//! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`router`]
+//! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`accept`] (the
+//! accept loop: header-read timeout, connection cap), [`router`]
 //! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
 //! area), [`auth`] (SigV4 forms; the primitives are `kdss_common::sigv4`, shared with
 //! kdss-cli's presigner), [`error`] (the one S3 error enum), [`dates`] (the two date
 //! forms requests carry), [`metrics`] (served on `[s3] metrics_listen`); `bench` (the S3 benchmark and a raw HTTP/SigV4 client for tests)
 //! is built with the `bench` feature only.
 
+pub mod accept;
 pub mod api;
 pub mod auth;
 // Benchmarks are for `kdss bench` and tests, not the library API: built only with the
@@ -21,6 +23,8 @@ pub mod config;
 pub mod dates;
 pub mod error;
 pub mod metrics;
+#[cfg(test)]
+mod parser_props;
 pub mod router;
 pub mod server;
 pub mod xml;
@@ -63,9 +67,32 @@ pub async fn run(
     serve(listener, cfg, shutdown).await
 }
 
-/// Serves on an already bound listener (tests and benches bind port 0).
+/// Serves on an already bound listener (tests and benches bind port 0); the metrics
+/// listener, if any, is bound from `[s3] metrics_listen`.
 pub async fn serve(
     listener: TcpListener,
+    cfg: S3Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayError> {
+    let metrics_listener = match &cfg.s3.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| GatewayError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    serve_with_metrics(listener, metrics_listener, cfg, shutdown).await
+}
+
+/// Serves S3 on `listener` and `/metrics` on `metrics_listener` (both already bound, so a
+/// test knows their ports); `[s3] metrics_listen` is not read.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     cfg: S3Config,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
@@ -86,13 +113,7 @@ pub async fn serve(
         }
     };
     let metrics = Arc::new(metrics::GatewayMetrics::new());
-    if let Some(addr) = &cfg.s3.metrics_listen {
-        let l = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind {
-                addr: addr.clone(),
-                source,
-            })?;
+    if let Some(l) = metrics_listener {
         let bound = l.local_addr().map_err(GatewayError::Serve)?;
         tracing::info!(addr = %bound, "s3 gateway metrics at /metrics");
         let app = metrics::router(metrics.clone());
@@ -107,6 +128,8 @@ pub async fn serve(
         secrets: auth::secrets::SecretCache::new(
             client.clone(),
             Duration::from_secs(cfg.s3.secret_cache_secs),
+            Duration::from_secs(cfg.s3.unknown_key_cache_secs),
+            metrics.clone(),
         ),
         client,
         auth: auth::AuthSettings {
@@ -115,19 +138,21 @@ pub async fn serve(
         region: cfg.s3.region.clone(),
         domain: cfg.s3.domain.clone(),
         next_id: Default::default(),
-        metrics,
+        metrics: metrics.clone(),
     });
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
-    tracing::info!(%addr, region = %cfg.s3.region, "s3 gateway ready");
-    // Small responses must not wait for delayed ACKs (Nagle): set TCP_NODELAY per connection.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, server::app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(GatewayError::Serve)?;
+    let limits = accept::Limits {
+        header_read_timeout: Duration::from_secs(cfg.s3.header_read_timeout_secs),
+        max_connections: cfg.s3.max_connections,
+    };
+    tracing::info!(
+        %addr,
+        region = %cfg.s3.region,
+        header_read_timeout_secs = cfg.s3.header_read_timeout_secs,
+        max_connections = cfg.s3.max_connections,
+        "s3 gateway ready"
+    );
+    accept::serve(listener, server::app(state), limits, metrics, shutdown).await;
     tracing::info!("s3 gateway stopped");
     Ok(())
 }

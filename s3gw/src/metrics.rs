@@ -1,7 +1,8 @@
 //! The gateway's Prometheus metrics, served on their own listener (`[s3] metrics_listen`)
 //! because on the S3 port `/metrics` is a bucket name: requests by S3 operation and status
 //! class, latency to the response head by operation, body bytes in and out, refused
-//! signatures and permissions by S3 error code, and requests in flight. Labels come from
+//! signatures and permissions by S3 error code, requests in flight, open client
+//! connections, and secret lookups sent to the master by result. Labels come from
 //! fixed sets (operation names, status classes, error codes), never from a bucket, key or
 //! access key.
 
@@ -44,6 +45,38 @@ pub struct GatewayMetrics {
     sent: Counter,
     auth_failures: Family<Labels, Counter>,
     in_flight: Gauge,
+    connections: Gauge,
+    secret_lookups: Family<Labels, Counter>,
+}
+
+/// Counts an open client connection until dropped.
+pub struct OpenConnection(Gauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// How a secret lookup sent to the master ended (the `result` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookupResult {
+    /// The master knows the key.
+    Found,
+    /// The master does not know the key.
+    Unknown,
+    /// The master could not answer.
+    Error,
+}
+
+impl LookupResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            LookupResult::Found => "found",
+            LookupResult::Unknown => "unknown",
+            LookupResult::Error => "error",
+        }
+    }
 }
 
 /// Counts a request in flight until dropped.
@@ -83,6 +116,8 @@ impl GatewayMetrics {
             sent: Counter::default(),
             auth_failures: Family::default(),
             in_flight: Gauge::default(),
+            connections: Gauge::default(),
+            secret_lookups: Family::default(),
         };
         r.register(
             "requests",
@@ -114,6 +149,25 @@ impl GatewayMetrics {
             "requests received and not yet answered",
             m.in_flight.clone(),
         );
+        r.register(
+            "connections_open",
+            "client connections being served (at most [s3] max_connections)",
+            m.connections.clone(),
+        );
+        r.register(
+            "secret_lookups",
+            "user secrets asked of the master (cache misses), by result: found, unknown, error",
+            m.secret_lookups.clone(),
+        );
+        for res in [
+            LookupResult::Found,
+            LookupResult::Unknown,
+            LookupResult::Error,
+        ] {
+            let _ = m
+                .secret_lookups
+                .get_or_create(&vec![("result".into(), res.as_str().into())]);
+        }
         // Every code from the start, so a rule on auth failures has a series at 0.
         for code in AUTH_CODES {
             let _ = m
@@ -127,6 +181,19 @@ impl GatewayMetrics {
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
+    }
+
+    /// Marks a client connection open until the guard drops.
+    pub fn connection_opened(&self) -> OpenConnection {
+        self.connections.inc();
+        OpenConnection(self.connections.clone())
+    }
+
+    /// Counts one secret lookup sent to the master.
+    pub fn secret_lookup(&self, result: LookupResult) {
+        self.secret_lookups
+            .get_or_create(&vec![("result".into(), result.as_str().into())])
+            .inc();
     }
 
     /// Counts the answer to one request that started at `started`; `error` is the S3 error
@@ -234,5 +301,24 @@ mod tests {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
         assert!(!text.contains("NoSuchKey"), "{text}");
+    }
+
+    #[test]
+    fn connections_and_secret_lookups_are_exported() {
+        let m = GatewayMetrics::new();
+        let c = m.connection_opened();
+        m.secret_lookup(LookupResult::Unknown);
+        let text = m.encode();
+        assert!(text.contains("kdss_s3gw_connections_open 1"), "{text}");
+        assert!(
+            text.contains("kdss_s3gw_secret_lookups_total{result=\"unknown\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kdss_s3gw_secret_lookups_total{result=\"found\"} 0"),
+            "{text}"
+        );
+        drop(c);
+        assert!(m.encode().contains("kdss_s3gw_connections_open 0"));
     }
 }

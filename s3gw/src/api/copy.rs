@@ -81,7 +81,7 @@ pub async fn copy_object(ctx: &Ctx, bucket: &str, key: &str) -> S3Result<Respons
 }
 
 /// The strict `x-amz-copy-source-range` (`bytes=a-b`, inside the source).
-fn copy_range(v: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
+pub(crate) fn copy_range(v: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     let Some(v) = v else { return Ok((0, size)) };
     let bad = || {
         S3Error::new(

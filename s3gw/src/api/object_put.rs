@@ -19,7 +19,12 @@ pub const MAX_PUT_BYTES: u64 = 5 << 30;
 
 /// The Content-MD5 header decoded, `InvalidDigest` when malformed.
 fn content_md5(ctx: &Ctx) -> S3Result<Option<[u8; 16]>> {
-    let Some(v) = ctx.headers.get("content-md5") else {
+    decode_content_md5(ctx.headers.get("content-md5"))
+}
+
+/// A Content-MD5 value decoded: 16 bytes in base64, else `InvalidDigest`.
+pub(crate) fn decode_content_md5(v: Option<&http::HeaderValue>) -> S3Result<Option<[u8; 16]>> {
+    let Some(v) = v else {
         return Ok(None);
     };
     let bad = || {

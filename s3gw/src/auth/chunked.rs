@@ -42,6 +42,8 @@ pub enum ChunkError {
     BadTerminator,
     #[error("malformed trailer")]
     BadTrailer,
+    #[error("more than {MAX_TRAILERS} trailer lines")]
+    TooManyTrailers,
     #[error("trailer signature does not match")]
     BadTrailerSignature,
     #[error("body ended inside a chunk (torn upload)")]
@@ -68,6 +70,10 @@ enum State {
 }
 
 const MAX_LINE: usize = 8192;
+
+/// Trailer lines accepted (clients send a checksum and its signature): without a bound an
+/// endless trailer section would grow memory line by line.
+pub const MAX_TRAILERS: usize = 16;
 
 /// The incremental decoder.
 pub struct ChunkedDecoder {
@@ -244,6 +250,9 @@ impl ChunkedDecoder {
                         continue;
                     }
                     let (k, v) = line.split_once(':').ok_or(ChunkError::BadTrailer)?;
+                    if self.trailers.len() >= MAX_TRAILERS {
+                        return Err(ChunkError::TooManyTrailers);
+                    }
                     self.trailers
                         .push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
                 }
@@ -424,6 +433,19 @@ mod tests {
         assert_eq!(
             decode(Some(signer()), true, bad.as_bytes(), 5),
             Err(ChunkError::BadTrailerSignature)
+        );
+    }
+
+    #[test]
+    fn an_endless_trailer_section_is_refused() {
+        let mut body = b"3\r\nabc\r\n0\r\n".to_vec();
+        for i in 0..=MAX_TRAILERS {
+            body.extend_from_slice(format!("x-amz-t{i}:v\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        assert_eq!(
+            decode(None, true, &body, 64),
+            Err(ChunkError::TooManyTrailers)
         );
     }
 

@@ -6,13 +6,13 @@ use crate::error::{Code, S3Error, S3Result};
 use http::request::Parts;
 
 /// The fields of an `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
-struct AuthHeader<'a> {
+pub(crate) struct AuthHeader<'a> {
     credential: &'a str,
     signed_headers: &'a str,
     signature: &'a str,
 }
 
-fn parse(h: &str) -> S3Result<AuthHeader<'_>> {
+pub(crate) fn parse(h: &str) -> S3Result<AuthHeader<'_>> {
     let malformed = |m: &str| S3Error::new(Code::AuthorizationHeaderMalformed, m.to_string());
     let rest = h.strip_prefix(sigv4::ALGORITHM).ok_or_else(|| {
         if h.starts_with("AWS ") {
@@ -39,6 +39,21 @@ fn parse(h: &str) -> S3Result<AuthHeader<'_>> {
     })
 }
 
+/// What header auth settles before the user's secret is needed.
+pub(crate) struct Prechecked<'a> {
+    ah: AuthHeader<'a>,
+    cred: super::CredentialScope,
+    amz_date: String,
+    payload_hash: String,
+}
+
+impl Prechecked<'_> {
+    /// The access key whose secret [`finish`] needs.
+    pub(crate) fn access_key(&self) -> &str {
+        &self.cred.access_key
+    }
+}
+
 /// Verifies header auth and says how the body must be checked.
 pub async fn verify(
     parts: &Parts,
@@ -47,9 +62,22 @@ pub async fn verify(
     secrets: &SecretCache,
     settings: &AuthSettings,
 ) -> S3Result<Verified> {
+    let p = precheck(parts, value, settings)?;
+    let secret = secrets.secret(p.access_key()).await?;
+    finish(parts, query, p, &secret)
+}
+
+/// Everything of header auth that needs no secret: the header's form, the credential
+/// scope, that `host` and every `x-amz-*` header are signed, the request time.
+pub(crate) fn precheck<'a>(
+    parts: &Parts,
+    value: &'a str,
+    settings: &AuthSettings,
+) -> S3Result<Prechecked<'a>> {
     let ah = parse(value)?;
     let cred = super::parse_credential(ah.credential, Code::AuthorizationHeaderMalformed)?;
     let headers = &parts.headers;
+    super::require_signed(headers, ah.signed_headers)?;
     // x-amz-date, or the Date header (botocore signs Date when one is present); the string
     // to sign always carries the ISO 8601 form.
     let (amz_date, t) = match headers.get("x-amz-date").and_then(|v| v.to_str().ok()) {
@@ -95,8 +123,29 @@ pub async fn verify(
             )
         })?
         .to_string();
-    let secret = secrets.secret(&cred.access_key).await?;
-    let key = sigv4::signing_key(&secret, &cred.date, &cred.region, "s3");
+    Ok(Prechecked {
+        ah,
+        cred,
+        amz_date,
+        payload_hash,
+    })
+}
+
+/// Checks the signature of a prechecked request with the user's `secret`.
+pub(crate) fn finish(
+    parts: &Parts,
+    query: &[(String, String)],
+    p: Prechecked<'_>,
+    secret: &str,
+) -> S3Result<Verified> {
+    let Prechecked {
+        ah,
+        cred,
+        amz_date,
+        payload_hash,
+    } = p;
+    let headers = &parts.headers;
+    let key = sigv4::signing_key(secret, &cred.date, &cred.region, "s3");
     let hv = super::signed_header_values(headers, ah.signed_headers)?;
     let cq = sigv4::canonical_query(query, None);
     let method = parts.method.as_str();

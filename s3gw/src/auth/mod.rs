@@ -86,6 +86,34 @@ pub(crate) fn canonical_uris(raw_path: &str) -> Vec<String> {
     out
 }
 
+/// Refuses a request carrying a header that AWS requires to be signed and `signed` (the
+/// `SignedHeaders` list) does not name: `host` always, and every `x-amz-*` header present.
+/// Without it a holder of a signed request or presigned URL could add, say,
+/// `x-amz-copy-source` and turn a PUT into a copy of any object the signer can read, or
+/// replay a request against another host. The message names every unsigned header.
+pub(crate) fn require_signed(headers: &HeaderMap, signed: &str) -> S3Result<()> {
+    let is_signed = |name: &str| signed.split(';').any(|s| s.eq_ignore_ascii_case(name));
+    let mut unsigned: Vec<&str> = Vec::new();
+    if !is_signed("host") {
+        unsigned.push("host");
+    }
+    for name in headers.keys().map(|n| n.as_str()) {
+        if name.starts_with("x-amz-") && !is_signed(name) && !unsigned.contains(&name) {
+            unsigned.push(name);
+        }
+    }
+    if unsigned.is_empty() {
+        return Ok(());
+    }
+    Err(S3Error::new(
+        Code::AccessDenied,
+        format!(
+            "There were headers present in the request which were not signed: {}",
+            unsigned.join(", ")
+        ),
+    ))
+}
+
 /// The (name, canonical value) pairs of the signed headers, or the missing one.
 pub(crate) fn signed_header_values(
     headers: &HeaderMap,
@@ -130,6 +158,12 @@ pub(crate) fn parse_credential(c: &str, code: Code) -> S3Result<CredentialScope>
     if parts.len() != 5 || parts[4] != "aws4_request" || parts[0].is_empty() {
         return Err(S3Error::new(code, format!("malformed credential {c:?}")));
     }
+    if parts[1].len() != 8 || !parts[1].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(S3Error::new(
+            code,
+            format!("credential date {:?} is not YYYYMMDD", parts[1]),
+        ));
+    }
     if parts[3] != "s3" {
         return Err(S3Error::new(
             code,
@@ -156,6 +190,47 @@ mod tests {
     fn amz_date_parses() {
         assert_eq!(parse_amz_date("20130524T000000Z"), Some(1369353600));
         assert_eq!(parse_amz_date("2013-05-24"), None);
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn host_and_every_amz_header_must_be_signed() {
+        let h = headers(&[
+            ("host", "gw:9000"),
+            ("x-amz-date", "20130524T000000Z"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("content-type", "text/plain"),
+        ]);
+        require_signed(&h, "host;x-amz-content-sha256;x-amz-date").unwrap();
+        // Other headers need not be signed.
+        require_signed(&h, "HOST;x-amz-content-sha256;X-Amz-Date").unwrap();
+        let e = require_signed(&h, "x-amz-content-sha256;x-amz-date").unwrap_err();
+        assert_eq!(e.code, Code::AccessDenied);
+        assert!(e.message.ends_with("not signed: host"), "{}", e.message);
+        let mut h2 = h.clone();
+        h2.append("x-amz-copy-source", "other/secret".parse().unwrap());
+        h2.append("x-amz-copy-source", "other/secret2".parse().unwrap());
+        let e = require_signed(&h2, "host;x-amz-date").unwrap_err();
+        assert!(
+            e.message
+                .ends_with("not signed: x-amz-content-sha256, x-amz-copy-source"),
+            "{}",
+            e.message
+        );
+        // A request with no host header still needs host signed (and then fails later,
+        // when the signed header is looked up).
+        let e = require_signed(&HeaderMap::new(), "").unwrap_err();
+        assert!(e.message.ends_with("not signed: host"), "{}", e.message);
     }
 
     #[test]

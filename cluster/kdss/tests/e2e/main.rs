@@ -18,5 +18,6 @@ mod notify;
 mod observability;
 mod racks;
 mod repair;
+mod secrets;
 mod space;
 mod strays;

@@ -227,6 +227,11 @@ impl MountConfig {
         if self.auth.secret_key.is_empty() {
             return Err(invalid(path, "auth.secret_key", "must not be empty"));
         }
+        kdss_common::cluster_secret::refuse_placeholder(
+            path,
+            "auth.secret_key",
+            &self.auth.secret_key,
+        )?;
         if self.auth.bucket.is_empty() {
             return Err(invalid(path, "auth.bucket", "must not be empty"));
         }

@@ -157,9 +157,7 @@ impl S3Config {
         if self.cluster.masters.is_empty() {
             return Err(invalid(path, "cluster.masters", "name at least one master"));
         }
-        if self.cluster.secret.is_empty() {
-            return Err(invalid(path, "cluster.secret", "must not be empty"));
-        }
+        kdss_common::cluster_secret::validate(path, "cluster.secret", &self.cluster.secret)?;
         if let Err(e) = self.client.validate() {
             return Err(invalid(path, &format!("client.{}", e.key), e.detail()));
         }
@@ -182,7 +180,7 @@ mod tests {
 
     #[test]
     fn minimal_config_gets_defaults() {
-        let text = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"s\"\n";
+        let text = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
         let c = S3Config::parse(Path::new("s3gw.toml"), text).unwrap();
         assert_eq!(c.s3.region, "us-east-1");
         assert_eq!(c.s3.header_read_timeout_secs, 10);
@@ -192,7 +190,7 @@ mod tests {
         assert_eq!(c.client_config().chunk_size, 4 << 20);
     }
 
-    const HEAD: &str = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"s\"\n";
+    const HEAD: &str = "[s3]\nlisten = \"127.0.0.1:0\"\n[cluster]\nmasters = [\"127.0.0.1:6700\"]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
 
     #[test]
     fn the_client_table_keeps_its_older_names() {
@@ -249,7 +247,7 @@ mod tests {
 
     #[test]
     fn typo_is_named_with_line() {
-        let text = "[s3]\nlisten = \"127.0.0.1:0\"\nregoin = \"x\"\n[cluster]\nmasters = []\nsecret = \"s\"\n";
+        let text = "[s3]\nlisten = \"127.0.0.1:0\"\nregoin = \"x\"\n[cluster]\nmasters = []\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
         let e = S3Config::parse(Path::new("s3gw.toml"), text)
             .unwrap_err()
             .to_string();
@@ -282,7 +280,7 @@ mod tests {
 
     #[test]
     fn empty_masters_is_invalid() {
-        let text = "[s3]\n[cluster]\nmasters = []\nsecret = \"s\"\n";
+        let text = "[s3]\n[cluster]\nmasters = []\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
         let e = S3Config::parse(Path::new("s3gw.toml"), text)
             .unwrap_err()
             .to_string();

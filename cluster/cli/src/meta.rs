@@ -90,8 +90,8 @@ async fn backup(s: &Settings, out: &Path) -> anyhow::Result<View> {
     let c = connect(s).await?;
     let mut stream = c.master().meta_backup().await?;
     let part = out.with_extension("part");
-    let file =
-        std::fs::File::create(&part).with_context(|| format!("create {}", part.display()))?;
+    // 0600 from the first byte: a backup holds every user's secret key.
+    let file = kdss_common::private_file::create(&part)?;
     let mut rx = Receiver {
         file,
         head: Vec::new(),

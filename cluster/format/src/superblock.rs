@@ -176,7 +176,10 @@ impl SuperBlock {
                 ));
             }
         }
-        if self.checkpoint_offset + self.checkpoint_capacity > self.data_start
+        // checked: a hostile superblock with a checkpoint area past u64::MAX must be an
+        // error, not an overflow panic (debug) or a wrapped sum that passes (release).
+        let area_end = self.checkpoint_offset.checked_add(self.checkpoint_capacity);
+        if area_end.is_none_or(|e| e > self.data_start)
             || self.checkpoint_len > self.checkpoint_capacity
         {
             return bad("checkpoint area overlaps the data".into());

@@ -219,8 +219,9 @@ fn write_cli_config(cluster: &LocalCluster, data: &Path) -> anyhow::Result<()> {
         cluster.s3_endpoint().unwrap_or_default(),
         l.region,
     );
-    let p = data.join("cli.toml");
-    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))
+    // 0600: it holds the admin's secret key.
+    kdss_common::private_file::write(&data.join("cli.toml"), text.as_bytes())?;
+    Ok(())
 }
 
 fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, data: &Path) {

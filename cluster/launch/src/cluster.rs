@@ -9,6 +9,7 @@ use crate::process::Proc;
 use crate::ready;
 use crate::rpc::AdminRpc;
 use crate::spec::{ClusterSpec, PortPlan};
+use kdss_common::private_file;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,11 +26,35 @@ pub struct LocalCluster {
     pub gateways: Vec<Proc>,
 }
 
+/// Writes a file of the data dir. Every file `kdss up` writes there (configs, layout.json,
+/// cluster.json, cli.toml, mount.toml) holds the cluster secret or the admin's secret key,
+/// so each is written 0600 in a 0700 directory, atomically.
 pub(crate) fn write(path: &Path, text: &str) -> Result<(), LaunchError> {
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
+    Ok(private_file::write(path, text.as_bytes())?)
+}
+
+/// Makes the data dir (and its config and logs dirs) 0700 — creating them so, and
+/// tightening those an older version made 0755 — and an older layout.json 0600. Each
+/// tightening is reported through `progress`.
+fn make_private(data_dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), LaunchError> {
+    private_file::create_dir(data_dir)?;
+    for p in [
+        data_dir.to_path_buf(),
+        data_dir.join("config"),
+        data_dir.join("logs"),
+        Layout::path(data_dir),
+    ] {
+        if !p.exists() {
+            continue;
+        }
+        if let Some(old) = private_file::tighten(&p)? {
+            progress(&format!(
+                "tightened {} from mode {old:o} to owner-only: it holds the cluster secret",
+                p.display()
+            ));
+        }
     }
-    std::fs::write(path, text).map_err(io(format!("write {}", path.display())))
+    Ok(())
 }
 
 impl LocalCluster {
@@ -56,6 +81,7 @@ impl LocalCluster {
         progress: &mut dyn FnMut(&str),
     ) -> Result<LocalCluster, LaunchError> {
         spec.validate()?;
+        make_private(&spec.data_dir, progress)?;
         let (layout, origin) = Layout::load_or_plan(&spec)?;
         if let Some((addr, what)) = crate::ports::first_taken(&layout) {
             return Err(port_in_use(&spec, addr, what, origin != Origin::New));
@@ -71,7 +97,7 @@ impl LocalCluster {
                 added.join(", ")
             ));
         }
-        std::fs::create_dir_all(spec.data_dir.join("logs")).map_err(io("create logs dir"))?;
+        private_file::create_dir(&spec.data_dir.join("logs"))?;
         let mut c = LocalCluster {
             spec,
             layout,
@@ -127,7 +153,7 @@ impl LocalCluster {
 
     fn write_configs(&self) -> Result<(), LaunchError> {
         for m in &self.layout.masters {
-            std::fs::create_dir_all(&m.data).map_err(io(format!("create {}", m.data.display())))?;
+            private_file::create_dir(&m.data)?;
             let text = configs::master_toml(&self.layout, m, &self.spec);
             write(&self.config_path(&format!("master-{}", m.id)), &text)?;
         }
@@ -170,7 +196,7 @@ impl LocalCluster {
                 self.layout.disk_size >> 20
             ));
             if let Some(p) = d.parent() {
-                std::fs::create_dir_all(p).map_err(io(format!("create {}", p.display())))?;
+                private_file::create_dir(p)?;
             }
             let out = tokio::process::Command::new(&self.spec.kdss_bin)
                 .arg("format-disk")
@@ -356,5 +382,47 @@ fn port_in_use(spec: &ClusterSpec, addr: String, what: String, existed: bool) ->
 impl Drop for LocalCluster {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_data_dir_of_an_older_version_is_tightened_and_said_so() {
+        let t = tempfile::tempdir().unwrap();
+        let data = t.path().join("kdss-data");
+        std::fs::create_dir_all(data.join("config")).unwrap();
+        std::fs::write(Layout::path(&data), "{}").unwrap();
+        let set = |p: &Path, m| std::fs::set_permissions(p, PermissionsExt::from_mode(m));
+        set(&data, 0o755).unwrap();
+        set(&data.join("config"), 0o775).unwrap();
+        set(&Layout::path(&data), 0o644).unwrap();
+        let mut said = Vec::new();
+        make_private(&data, &mut |s| said.push(s.to_string())).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("config")), 0o700);
+        assert_eq!(mode(&Layout::path(&data)), 0o600);
+        assert_eq!(said.len(), 3, "{said:?}");
+        assert!(said[2].contains("layout.json from mode 644"), "{said:?}");
+
+        let fresh = t.path().join("new/data");
+        make_private(&fresh, &mut |s| panic!("nothing to tighten: {s}")).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+    }
+
+    #[test]
+    fn planned_secrets_pass_the_daemons_rule() {
+        let t = tempfile::tempdir().unwrap();
+        let spec = ClusterSpec::new(t.path().to_path_buf(), "/bin/true".into());
+        let l = Layout::plan(&spec).unwrap();
+        kdss_common::cluster_secret::validate(Path::new("layout.json"), "secret", &l.secret)
+            .unwrap();
     }
 }

@@ -40,6 +40,9 @@ pub enum LaunchError {
     Rpc(#[from] tonic::Status),
     #[error("invalid spec: {0}")]
     Spec(String),
+    /// A file holding a secret, or its directory, could not be written or tightened.
+    #[error(transparent)]
+    Private(#[from] kdss_common::private_file::PrivateFileError),
 }
 
 pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {

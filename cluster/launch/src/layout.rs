@@ -135,13 +135,11 @@ impl Layout {
         Ok((l, Origin::Grown { from }))
     }
 
-    /// Writes the layout to `DIR/layout.json`: from then on the data dir has these ports
-    /// and secrets.
+    /// Writes the layout to `DIR/layout.json` (0600: it holds the secrets): from then on
+    /// the data dir has these ports and secrets.
     pub fn save(&self, data_dir: &Path) -> Result<(), LaunchError> {
-        let path = Self::path(data_dir);
-        std::fs::create_dir_all(data_dir).map_err(io(format!("create {}", data_dir.display())))?;
         let text = serde_json::to_string_pretty(self).expect("layout serializes");
-        std::fs::write(&path, text).map_err(io(format!("write {}", path.display())))
+        crate::cluster::write(&Self::path(data_dir), &text)
     }
 
     /// The port base this layout was created with (its first master's gRPC port).

@@ -2,7 +2,7 @@
 //! process, ready when the mountpoint shows in /proc/self/mountinfo. Used by `kdss up`
 //! and the test harness alike.
 
-use crate::error::{LaunchError, io};
+use crate::error::LaunchError;
 use crate::layout::Layout;
 use crate::process::Proc;
 use std::path::Path;
@@ -52,7 +52,7 @@ pub struct MountRequest<'a> {
     pub log: &'a Path,
 }
 
-/// Writes a mount.toml for the request with the admin keys, starts `kdss mount` and waits
+/// Writes a mount.toml (0600) for the request with the admin keys, starts `kdss mount` and waits
 /// until the bucket is mounted.
 pub async fn spawn_mount(
     layout: &Layout,
@@ -86,7 +86,7 @@ pub async fn spawn_mount(
         layout.admin_secret_key,
         mountpoint.display().to_string(),
     );
-    std::fs::write(config, text).map_err(io(format!("write {}", config.display())))?;
+    crate::cluster::write(config, &text)?;
     let args = vec![
         "mount".into(),
         "-c".into(),

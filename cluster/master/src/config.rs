@@ -430,13 +430,7 @@ impl MasterConfig {
         if self.master.id == 0 {
             return Err(invalid(path, "master.id", "must be > 0"));
         }
-        if self.cluster.secret.len() < 8 {
-            return Err(invalid(
-                path,
-                "cluster.secret",
-                "must be at least 8 characters",
-            ));
-        }
+        kdss_common::cluster_secret::validate(path, "cluster.secret", &self.cluster.secret)?;
         if self.cluster.id.is_empty() {
             return Err(invalid(path, "cluster.id", "must not be empty"));
         }
@@ -492,6 +486,11 @@ impl MasterConfig {
                     "access_key must be set and secret_key at least 8 characters",
                 ));
             }
+            kdss_common::cluster_secret::refuse_placeholder(
+                path,
+                "admin.secret_key",
+                &a.secret_key,
+            )?;
             if a.access_key == kdss_common::auth::SERVICE_ACCESS_KEY {
                 return Err(invalid(
                     path,
@@ -550,7 +549,7 @@ http_addr = "127.0.0.1:6701"
 data_dir = "/tmp/m1"
 [cluster]
 id = "kdss-local"
-secret = "0123456789"
+secret = "0123456789abcdef0123456789abcdef"
 "#;
 
     #[test]
@@ -643,8 +642,8 @@ secret = "0123456789"
             .to_string();
         assert!(e.contains("`ec`"), "{e}");
         let not_member = MINIMAL.replace(
-            "secret = \"0123456789\"",
-            "secret = \"0123456789\"\npeers = [{ id = 2, grpc_addr = \"127.0.0.1:1\" }]",
+            "secret = \"0123456789abcdef0123456789abcdef\"",
+            "secret = \"0123456789abcdef0123456789abcdef\"\npeers = [{ id = 2, grpc_addr = \"127.0.0.1:1\" }]",
         );
         let e = MasterConfig::parse(Path::new("m.toml"), &not_member)
             .unwrap_err()

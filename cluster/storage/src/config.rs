@@ -141,7 +141,8 @@ pub struct RebuildSection {
 }
 
 /// `[fault]`: test-only. Rules take effect only with `enabled = true`, which also turns on
-/// `POST /fault` on the HTTP port for tests that switch faults at run time.
+/// `POST /fault` on the HTTP port for tests that switch faults at run time (only for
+/// requests signed with the cluster secret as the service identity).
 #[derive(Clone, Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSection {
@@ -275,9 +276,7 @@ impl StorageConfig {
         if self.cluster.id.is_empty() || self.cluster.id.len() > 64 {
             return Err(invalid(path, "cluster.id", "must be 1 to 64 bytes"));
         }
-        if self.cluster.secret.is_empty() {
-            return Err(invalid(path, "cluster.secret", "must not be empty"));
-        }
+        kdss_common::cluster_secret::validate(path, "cluster.secret", &self.cluster.secret)?;
         if self.disks.is_empty() {
             return Err(invalid(path, "disk", "at least one [[disk]] is needed"));
         }
@@ -346,7 +345,7 @@ grpc_addr = "127.0.0.1:6800"
 http_addr = "127.0.0.1:6801"
 [cluster]
 id = "kdss-local"
-secret = "s"
+secret = "0123456789abcdef0123456789abcdef"
 masters = ["127.0.0.1:6700"]
 [[disk]]
 path = "/tmp/d0.img"

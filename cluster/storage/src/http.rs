@@ -1,14 +1,18 @@
 //! The node's HTTP port: `/metrics` (Prometheus text), `/health`, and — only when the
 //! test-only `[fault]` section is enabled — `POST /fault` to switch injected faults on a
-//! named disk at run time.
+//! named disk at run time. `/fault` can make a disk fail or return corrupt data, so it
+//! answers only callers holding the cluster secret: the request carries the service
+//! credential (`authorization: KDSS1 kdss-service:…`, [`kdss_common::auth`]) and anything
+//! else is refused 401 before the query is even read.
 
 use crate::device::fault::{FaultKind, FaultOp, FaultRule};
 use crate::node_shared::NodeShared;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use kdss_common::auth::{self, AuthError};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -36,10 +40,44 @@ async fn metrics(State(node): State<Arc<NodeShared>>) -> impl IntoResponse {
     )
 }
 
+/// What `/fault` needs: the disks and the secret its callers must sign with.
+#[derive(Clone)]
+struct FaultDoor {
+    node: Arc<NodeShared>,
+    cluster_secret: Arc<str>,
+}
+
+/// Checks that the request carries a valid service credential for the cluster secret.
+fn check_service(headers: &HeaderMap, cluster_secret: &str) -> Result<(), AuthError> {
+    let value = headers
+        .get(auth::AUTH_HEADER)
+        .ok_or(AuthError::Missing)?
+        .to_str()
+        .map_err(|_| AuthError::Malformed("not ASCII"))?;
+    let c = auth::parse(value)?;
+    if c.access_key != auth::SERVICE_ACCESS_KEY {
+        return Err(AuthError::UnknownKey(c.access_key.to_string()));
+    }
+    auth::verify(&c, cluster_secret, kdss_common::time::now_ms())
+}
+
 async fn fault(
-    State(node): State<Arc<NodeShared>>,
-    Query(q): Query<FaultQuery>,
+    State(door): State<FaultDoor>,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> (StatusCode, String) {
+    if let Err(e) = check_service(&headers, &door.cluster_secret) {
+        tracing::warn!(error = %e, "POST /fault refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            format!("/fault needs the service credential: {e}\n"),
+        );
+    }
+    let q = match Query::<FaultQuery>::try_from_uri(&uri) {
+        Ok(Query(q)) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")),
+    };
+    let node = door.node;
     let Some(disk) = node.disks.iter().find(|d| {
         d.path().display().to_string() == q.disk
             || d.id().to_string() == q.disk
@@ -79,13 +117,19 @@ async fn fault(
     (StatusCode::OK, "injected\n".into())
 }
 
-/// The router; `/fault` only when `faults` is true.
-pub fn router(node: Arc<NodeShared>, faults: bool) -> Router {
+/// The router; `/fault` only when `fault_secret` is given (the `[fault]` section is
+/// enabled), answering only requests signed with that cluster secret.
+pub fn router(node: Arc<NodeShared>, fault_secret: Option<&str>) -> Router {
     let mut r = Router::new()
         .route("/metrics", get(metrics))
-        .route("/health", get(|| async { "ok\n" }));
-    if faults {
-        r = r.route("/fault", post(fault));
+        .route("/health", get(|| async { "ok\n" }))
+        .with_state(node.clone());
+    if let Some(secret) = fault_secret {
+        let door = FaultDoor {
+            node,
+            cluster_secret: secret.into(),
+        };
+        r = r.merge(Router::new().route("/fault", post(fault)).with_state(door));
     }
-    r.with_state(node)
+    r
 }

@@ -135,7 +135,8 @@ pub async fn serve(
                 stopped(stop_rx.clone()),
             ),
     );
-    let router = crate::http::router(node.clone(), cfg.fault.enabled);
+    let fault_secret = cfg.fault.enabled.then_some(cfg.cluster.secret.as_str());
+    let router = crate::http::router(node.clone(), fault_secret);
     let http_stop = stopped(stop_rx.clone());
     let http_task = tokio::spawn(async move {
         axum::serve(http, router)

@@ -58,3 +58,28 @@ pub fn peek(path: &Path, off: u64, len: usize) -> Vec<u8> {
     f.read_exact_at(&mut b, off).unwrap();
     b
 }
+
+/// The messages of a PutShard of `data` as shard 0 of `stripe`, in 100 kB pieces; the
+/// capability rides on the first.
+pub fn put_stream(
+    stripe: u64,
+    disk_id: u64,
+    cap: Option<kdss_proto::storage::Capability>,
+    data: &[u8],
+) -> impl futures::Stream<Item = kdss_proto::storage::PutShardRequest> + use<> {
+    let mut msgs = Vec::new();
+    for (i, c) in data.chunks(100_000).enumerate() {
+        msgs.push(kdss_proto::storage::PutShardRequest {
+            key: (i == 0).then_some(kdss_proto::storage::ShardKey {
+                stripe_id: stripe,
+                shard_index: 0,
+            }),
+            disk_id,
+            cap: if i == 0 { cap.clone() } else { None },
+            total_len: data.len() as u64,
+            crc32c: crc32c::crc32c(data),
+            data: bytes::Bytes::copy_from_slice(c),
+        });
+    }
+    futures::stream::iter(msgs)
+}

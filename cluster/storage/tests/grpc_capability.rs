@@ -8,14 +8,13 @@ use common::*;
 use kdss_common::{CapabilityKey, ShardTarget};
 use kdss_proto::storage::storage_client::StorageClient;
 use kdss_proto::storage::{
-    DeleteShardRequest, GetShardRequest, NodeInfoRequest, PutShardRequest, ShardKey, ShardOp,
-    StatShardRequest,
+    DeleteShardRequest, GetShardRequest, NodeInfoRequest, ShardKey, ShardOp, StatShardRequest,
 };
 use kdss_storage::StorageConfig;
 use std::path::Path;
 use tonic::Code;
 
-const SECRET: &str = "cluster-secret";
+const SECRET: &str = "capability-cluster-secret-0123456789abcdef";
 
 fn config(disk: &Path) -> StorageConfig {
     let text = format!(
@@ -24,29 +23,6 @@ fn config(disk: &Path) -> StorageConfig {
         disk.display()
     );
     StorageConfig::parse(Path::new("storage.toml"), &text).unwrap()
-}
-
-fn put_stream(
-    stripe: u64,
-    disk_id: u64,
-    cap: Option<kdss_proto::storage::Capability>,
-    data: &[u8],
-) -> impl futures::Stream<Item = PutShardRequest> + use<> {
-    let mut msgs = Vec::new();
-    for (i, c) in data.chunks(100_000).enumerate() {
-        msgs.push(PutShardRequest {
-            key: (i == 0).then_some(ShardKey {
-                stripe_id: stripe,
-                shard_index: 0,
-            }),
-            disk_id,
-            cap: if i == 0 { cap.clone() } else { None },
-            total_len: data.len() as u64,
-            crc32c: crc32c::crc32c(data),
-            data: bytes::Bytes::copy_from_slice(c),
-        });
-    }
-    futures::stream::iter(msgs)
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tonic::Code;
 use tonic::transport::Channel;
 
-const SECRET: &str = "rebuild-secret";
+const SECRET: &str = "rebuild-cluster-secret-0123456789abcdef";
 const K: u32 = 5;
 const M: u32 = 2;
 

@@ -190,7 +190,7 @@ fn config_typo_names_file_line_and_key() {
     std::fs::write(
         &p,
         "[node]\nid = \"n1\"\ngrpc_addr = \"127.0.0.1:6800\"\nhttp_addr = \"127.0.0.1:6801\"\n\
-         [cluster]\nid = \"c\"\nsecret = \"s\"\n[[disk]]\npath = \"/x\"\n[scrub]\nbytes_per_secc = 5\n",
+         [cluster]\nid = \"c\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n[[disk]]\npath = \"/x\"\n[scrub]\nbytes_per_secc = 5\n",
     )
     .unwrap();
     let e = StorageConfig::load(&p).unwrap_err().to_string();

@@ -12,13 +12,18 @@ use std::time::{Duration, Instant};
 
 /// A `kdss up` process with its output in files; on drop, Ctrl-C, then SIGKILL for it and
 /// every daemon its cluster.json still lists.
-struct Up {
+pub(crate) struct Up {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 impl Up {
     fn start(base: u16) -> Up {
+        Up::start_with(base, &["--no-mount"])
+    }
+
+    /// `kdss up` on `base` with `args` besides the small disks, port base and data dir.
+    pub(crate) fn start_with(base: u16, args: &[&str]) -> Up {
         let dir = tempfile::Builder::new()
             .prefix("up-")
             .tempdir_in(kdss_testkit::test_tmp_root())
@@ -26,7 +31,9 @@ impl Up {
         let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
         let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
         let child = Command::new(kdss_testkit::bin_path("kdss").unwrap())
-            .args(["up", "--no-mount", "--disk-size", "64MiB", "--port-base"])
+            .arg("up")
+            .args(args)
+            .args(["--disk-size", "64MiB", "--port-base"])
             .arg(base.to_string())
             .arg("--data")
             .arg(dir.path().join("data"))
@@ -41,19 +48,19 @@ impl Up {
         Up { child, dir }
     }
 
-    fn data(&self) -> PathBuf {
+    pub(crate) fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
 
     /// stdout and stderr so far.
-    fn output(&self) -> (String, String) {
+    pub(crate) fn output(&self) -> (String, String) {
         let read = |n: &str| std::fs::read_to_string(self.dir.path().join(n)).unwrap_or_default();
         (read("stdout"), read("stderr"))
     }
 
     /// Waits until `done` holds for (stdout, stderr) or `kdss up` exits; panics with its
     /// output after `secs`.
-    fn wait_for(&mut self, secs: u64, what: &str, done: impl Fn(&str, &str) -> bool) {
+    pub(crate) fn wait_for(&mut self, secs: u64, what: &str, done: impl Fn(&str, &str) -> bool) {
         let start = Instant::now();
         loop {
             let (o, e) = self.output();
@@ -128,7 +135,7 @@ impl Drop for Up {
 
 /// The poll interval of these tests (plain threads, no async runtime to block).
 #[allow(clippy::disallowed_methods)]
-fn pause() {
+pub(crate) fn pause() {
     std::thread::sleep(Duration::from_millis(100));
 }
 
@@ -150,7 +157,7 @@ fn alive(pid: u64) -> bool {
 }
 
 /// A free port base for `kdss up`'s default shape (1 master, 4 nodes, 1 gateway).
-fn base() -> u16 {
+pub(crate) fn base() -> u16 {
     let spec = ClusterSpec::new(PathBuf::new(), PathBuf::new());
     free_port_base(&spec).unwrap()
 }

@@ -174,23 +174,6 @@ async fn a_node_silent_past_the_grace_has_its_disks_taken_offline() {
     );
 }
 
-/// POSTs to a node's test-only `/fault` endpoint.
-fn fault(addr: &str, query: &str) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        s,
-        "POST /fault?{query} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .expect("send");
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("read");
-    assert!(
-        text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
-        "{text}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_disk_becomes_suspect_and_readers_go_around_it() {
     let Some(mut c) = start(
@@ -222,10 +205,9 @@ async fn a_slow_disk_becomes_suspect_and_readers_go_around_it() {
         .map(|i| put(&c, &format!("obj-{i}.bin"), 50 + i, 3 << 20))
         .collect();
 
-    fault(
-        &c.layout.nodes[0].http,
-        &format!("disk={slow_path}&kind=latency&latency_ms=400"),
-    );
+    c.inject_fault(0, &format!("disk={slow_path}&kind=latency&latency_ms=400"))
+        .await
+        .expect("the node takes the signed fault");
     let t = Instant::now();
     let mut i = 0;
     loop {

@@ -19,5 +19,6 @@ mod observability;
 mod privileges;
 mod racks;
 mod repair;
+mod secrets;
 mod space;
 mod strays;

@@ -107,7 +107,7 @@ mod tests {
 
     const MINIMAL: &str = "[master]\nid = 1\ngrpc_addr = \"127.0.0.1:6700\"\n\
         http_addr = \"127.0.0.1:6701\"\ndata_dir = \"/tmp/m1\"\n\
-        [cluster]\nid = \"kdss-local\"\nsecret = \"0123456789\"\n";
+        [cluster]\nid = \"kdss-local\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
 
     fn parse(extra: &str) -> Result<MasterConfig, String> {
         MasterConfig::parse(Path::new("master.toml"), &format!("{MINIMAL}{extra}"))

@@ -121,7 +121,8 @@ impl Taken {
             })?;
         let part = dest.with_extension("part");
         let out = (|| -> std::io::Result<u64> {
-            let mut f = std::fs::File::create(&part)?;
+            // 0600: a backup holds every user's secret key.
+            let mut f = kdss_common::private_file::create(&part).map_err(|e| e.source)?;
             f.write_all(&header)?;
             let copied = std::io::copy(&mut std::fs::File::open(&self.body)?, &mut f)?;
             f.sync_all()?;

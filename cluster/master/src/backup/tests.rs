@@ -34,7 +34,7 @@ async fn backup_of(cluster: &str, dir: &Path) -> PathBuf {
 fn config(cluster: &str, data: &Path) -> MasterConfig {
     let text = format!(
         "[master]\nid = 1\ngrpc_addr = \"127.0.0.1:6700\"\nhttp_addr = \"127.0.0.1:6701\"\n\
-         data_dir = {:?}\n[cluster]\nid = {cluster:?}\nsecret = \"0123456789\"\n",
+         data_dir = {:?}\n[cluster]\nid = {cluster:?}\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
         data.display().to_string()
     );
     MasterConfig::parse(Path::new("master.toml"), &text).unwrap()

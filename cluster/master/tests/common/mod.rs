@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const SECRET: &str = "test-cluster-secret";
+pub const SECRET: &str = "test-cluster-secret-0123456789abcdef";
 pub const ADMIN_KEY: &str = "admin";
 pub const ADMIN_SECRET: &str = "admin-secret-key";
 

@@ -97,6 +97,12 @@ fn mac(secret: &str, c: &Claims<'_>) -> Hmac<Sha256> {
     m
 }
 
+/// The `method` a KDSS2 proof names for a plain HTTP request (the storage node's test-only
+/// `/fault`): verb and path with query, so the proof covers exactly what the request asks.
+pub fn http_method(verb: &str, path_and_query: &str) -> String {
+    format!("{verb} {path_and_query}")
+}
+
 /// SHA-256 of a request body, as both ends compute it.
 pub fn body_digest(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()

@@ -33,11 +33,30 @@ pub async fn post_fault(
     Ok((status, body.to_string()))
 }
 
-/// The credential a `/fault` request (or any service call) made now carries.
-pub fn service_credential(cluster_secret: &str) -> String {
-    auth::credential(
+/// A KDSS2 credential for `POST /fault?{query}` (empty body) signed by `access_key` with
+/// `secret` at `unix_ms`; the node binds it to that exact query, so a captured one cannot
+/// switch another fault.
+pub fn fault_credential(access_key: &str, secret: &str, query: &str, unix_ms: u64) -> String {
+    let method = auth::http_method("POST", &format!("/fault?{query}"));
+    auth::sign(
+        secret,
+        &auth::Claims {
+            access_key,
+            method: &method,
+            unix_ms,
+            nonce: auth::new_nonce(),
+            on_behalf_of: "",
+            body_sha256: auth::body_digest(b""),
+        },
+    )
+}
+
+/// The service credential for `POST /fault?{query}` made now.
+pub fn service_credential(cluster_secret: &str, query: &str) -> String {
+    fault_credential(
         auth::SERVICE_ACCESS_KEY,
         cluster_secret,
+        query,
         kdss_common::time::now_ms(),
     )
 }
@@ -48,7 +67,7 @@ impl LocalCluster {
     /// answer, or an error naming its status when it did not take the fault.
     pub async fn inject_fault(&self, node: usize, query: &str) -> Result<String, LaunchError> {
         let addr = &self.layout.nodes[node].http;
-        let cred = service_credential(&self.layout.secret);
+        let cred = service_credential(&self.layout.secret, query);
         let (status, body) = post_fault(addr, query, Some(&cred))
             .await
             .map_err(io(format!("POST /fault to {addr}")))?;

@@ -22,7 +22,7 @@ pub mod cluster_json;
 
 pub use cluster::LocalCluster;
 pub use error::LaunchError;
-pub use fault::{post_fault, service_credential};
+pub use fault::{fault_credential, post_fault, service_credential};
 pub use layout::{Layout, MasterLayout, NodeLayout, Origin};
 pub use mount::{MountRequest, fuse_unavailable, is_mounted, spawn_mount};
 pub use ports::{STANDARD_BASE, free_port, free_port_base};

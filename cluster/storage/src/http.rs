@@ -47,8 +47,10 @@ struct FaultDoor {
     cluster_secret: Arc<str>,
 }
 
-/// Checks that the request carries a valid service credential for the cluster secret.
-fn check_service(headers: &HeaderMap, cluster_secret: &str) -> Result<(), AuthError> {
+/// Checks that the request carries a valid service credential for the cluster secret, made
+/// for this very query with an empty body. There is no replay cache here: a captured proof
+/// repeats only the same fault switch within the credential window.
+fn check_service(headers: &HeaderMap, uri: &Uri, cluster_secret: &str) -> Result<(), AuthError> {
     let value = headers
         .get(auth::AUTH_HEADER)
         .ok_or(AuthError::Missing)?
@@ -58,7 +60,12 @@ fn check_service(headers: &HeaderMap, cluster_secret: &str) -> Result<(), AuthEr
     if c.access_key != auth::SERVICE_ACCESS_KEY {
         return Err(AuthError::UnknownKey(c.access_key.to_string()));
     }
-    auth::verify(&c, cluster_secret, kdss_common::time::now_ms())
+    if c.body_sha256 != auth::body_digest(b"") {
+        return Err(AuthError::BodyMismatch);
+    }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/fault");
+    let method = auth::http_method("POST", path);
+    auth::verify(&c, cluster_secret, &method, "", kdss_common::time::now_ms())
 }
 
 async fn fault(
@@ -66,7 +73,7 @@ async fn fault(
     headers: HeaderMap,
     uri: Uri,
 ) -> (StatusCode, String) {
-    if let Err(e) = check_service(&headers, &door.cluster_secret) {
+    if let Err(e) = check_service(&headers, &uri, &door.cluster_secret) {
         tracing::warn!(error = %e, "POST /fault refused");
         return (
             StatusCode::UNAUTHORIZED,

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use kdss_common::{CapabilityKey, auth};
-use kdss_launch::{post_fault, service_credential};
+use kdss_launch::{fault_credential, post_fault, service_credential};
 use kdss_proto::storage::ShardOp;
 use kdss_proto::storage::storage_client::StorageClient;
 use kdss_storage::StorageConfig;
@@ -58,22 +58,33 @@ async fn fault_needs_the_service_credential_and_injects_nothing_without_it() {
         ("no credential", None),
         (
             "signed with another secret",
-            Some(auth::credential(
+            Some(fault_credential(
                 auth::SERVICE_ACCESS_KEY,
                 "another-cluster-secret-0123456789abcdef",
+                &query,
                 now,
             )),
         ),
         (
             "a user's access key",
-            Some(auth::credential("AKIAUSER", SECRET, now)),
+            Some(fault_credential("AKIAUSER", SECRET, &query, now)),
         ),
-        ("not KDSS1", Some(format!("Bearer {SECRET}"))),
         (
-            "expired",
-            Some(auth::credential(
+            "signed for another query",
+            Some(fault_credential(
                 auth::SERVICE_ACCESS_KEY,
                 SECRET,
+                "disk=x&kind=clear",
+                now,
+            )),
+        ),
+        ("not KDSS2", Some(format!("Bearer {SECRET}"))),
+        (
+            "expired",
+            Some(fault_credential(
+                auth::SERVICE_ACCESS_KEY,
+                SECRET,
+                &query,
                 now - auth::MAX_SKEW_MS - 60_000,
             )),
         ),
@@ -91,7 +102,7 @@ async fn fault_needs_the_service_credential_and_injects_nothing_without_it() {
         .unwrap();
     assert_eq!(status, 401);
 
-    let (status, body) = post_fault(&addr, &query, Some(&service_credential(SECRET)))
+    let (status, body) = post_fault(&addr, &query, Some(&service_credential(SECRET, &query)))
         .await
         .unwrap();
     assert_eq!((status, body.as_str()), (200, "injected\n"));

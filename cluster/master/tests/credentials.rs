@@ -142,7 +142,7 @@ async fn captured_credentials_cannot_be_replayed_moved_or_stretched() {
         framed.extend_from_slice(&msg);
         auth::body_digest(&framed)
     };
-    let method = "/kdss.master.Master/ClusterStatus";
+    let method = "/kdss.master.v1.Master/ClusterStatus";
     let now = kdss_common::time::now_ms();
     for (at, ok) in [
         (now - MAX_SKEW_MS - 10_000, false),

@@ -66,7 +66,7 @@ pub enum AuthError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claims<'a> {
     pub access_key: &'a str,
-    /// gRPC method path, `/kdss.master.Master/CreateUser`.
+    /// gRPC method path, `/kdss.master.v1.Master/CreateUser`.
     pub method: &'a str,
     pub unix_ms: u64,
     pub nonce: [u8; NONCE_BYTES],
@@ -217,7 +217,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const M: &str = "/kdss.master.Master/Heartbeat";
+    const M: &str = "/kdss.master.v1.Master/Heartbeat";
 
     fn claims<'a>(key: &'a str, obo: &'a str, ms: u64) -> Claims<'a> {
         Claims {
@@ -253,7 +253,7 @@ mod tests {
             bad(verify(
                 &c,
                 "secret",
-                "/kdss.master.Master/CreateUser",
+                "/kdss.master.v1.Master/CreateUser",
                 "alice",
                 now
             )),

@@ -142,7 +142,7 @@ async fn captured_credentials_cannot_be_replayed_moved_or_stretched() {
         framed.extend_from_slice(&msg);
         auth::body_digest(&framed)
     };
-    let method = "/kdss.master.Master/ClusterStatus";
+    let method = "/kdss.master.v1.Master/ClusterStatus";
     let now = kdss_common::time::now_ms();
     for (at, ok) in [
         (now - MAX_SKEW_MS - 10_000, false),
@@ -168,15 +168,29 @@ async fn captured_credentials_cannot_be_replayed_moved_or_stretched() {
     // (d) A service credential acting for one user, re-pointed at another.
     let l = c.wait_leader(Duration::from_secs(30)).await;
     let mut admin = kdss_master::bench::client(&c.masters[l].grpc, common::admin()).unwrap();
-    admin
-        .create_user(pb::CreateUserRequest {
-            name: "alice".into(),
-            access_key: "alice-key".into(),
-            secret_key: "alice-secret-key-0123456789".into(),
-            role: pb::Role::User as i32,
-        })
-        .await
-        .unwrap();
+    // The admin user is created through Raft just after the election.
+    let mut created = false;
+    for _ in 0..200 {
+        let r = admin
+            .create_user(pb::CreateUserRequest {
+                name: "alice".into(),
+                access_key: "alice-key".into(),
+                secret_key: "alice-secret-key-0123456789".into(),
+                role: pb::Role::User as i32,
+            })
+            .await;
+        match r {
+            Ok(_) => {
+                created = true;
+                break;
+            }
+            Err(e) if e.code() == Code::Unauthenticated => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("create user: {e:?}"),
+        }
+    }
+    assert!(created, "the admin user never appeared\n{}", c.logs());
     let h = captured_list_buckets(&service.acting_for(Some("alice-key"))).await;
     assert_eq!(h.get(auth::ON_BEHALF_OF_HEADER).unwrap(), "alice-key");
     for other in [Some("admin"), None] {

@@ -238,7 +238,7 @@ mod tests {
     use super::*;
     use kdss_common::auth::signer::Signer;
 
-    const M: &str = "/kdss.master.Master/Heartbeat";
+    const M: &str = "/kdss.master.v1.Master/Heartbeat";
 
     fn signed(signer: &Signer, method: &str, body: &[u8]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
@@ -269,7 +269,7 @@ mod tests {
         assert!(e.message().contains("replay"), "{}", e.message());
 
         let h = signed(&s, M, b"hb");
-        let e = check(&v, &h, "/kdss.master.Master/CreateUser", b"hb")
+        let e = check(&v, &h, "/kdss.master.v1.Master/CreateUser", b"hb")
             .await
             .unwrap_err();
         assert!(

@@ -2,8 +2,8 @@
 //! test-only `[fault]` section is enabled — `POST /fault` to switch injected faults on a
 //! named disk at run time. `/fault` can make a disk fail or return corrupt data, so it
 //! answers only callers holding the cluster secret: the request carries the service
-//! credential (`authorization: KDSS1 kdss-service:…`, [`kdss_common::auth`]) and anything
-//! else is refused 401 before the query is even read.
+//! credential (`authorization: KDSS2 kdss-service:…` made for this very query,
+//! [`kdss_common::auth`]) and anything else is refused 401 before the query is read.
 
 use crate::device::fault::{FaultKind, FaultOp, FaultRule};
 use crate::node_shared::NodeShared;

@@ -321,11 +321,8 @@ fn decode(
     let mut out = Vec::new();
     for p in body.chunks(piece.max(1)) {
         d.push(p);
-        loop {
-            match d.step()? {
-                Step::Data(b) => out.extend_from_slice(&b),
-                Step::NeedMore | Step::Done => break,
-            }
+        while let Step::Data(b) = d.step()? {
+            out.extend_from_slice(&b);
         }
     }
     d.finish()?;

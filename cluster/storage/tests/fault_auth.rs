@@ -46,7 +46,12 @@ async fn fault_needs_the_service_credential_and_injects_nothing_without_it() {
     let far = kdss_common::time::now_ms() + 60_000;
     let mut put = async |stripe: u64| {
         let data = content(common::key(stripe, 0), 10_000);
-        let cap = key.sign(stripe, 0, ShardOp::Write, far);
+        let target = kdss_common::ShardTarget {
+            stripe_id: stripe,
+            shard_index: 0,
+            disk_id,
+        };
+        let cap = key.sign(target, ShardOp::Write, data.len() as u64, far);
         c.put_shard(put_stream(stripe, disk_id, Some(cap), &data))
             .await
     };

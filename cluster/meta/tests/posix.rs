@@ -616,7 +616,12 @@ async fn handles_and_sessions_belong_to_their_user_bucket_and_session() {
     for op in [release("other", "s1"), release(BUCKET, "s2")] {
         assert_eq!(ns.fail(op).await.errno, EACCES);
     }
-    assert!(alive(&ns).await, "the handle keeps the unlinked inode");
+    // Emptied from the recycle bin, the inode lives on only through the owner's handle.
+    ns.purge_all().await;
+    assert!(
+        alive(&ns).await,
+        "the handle keeps the unlinked, purged inode"
+    );
     // The ttl is capped; at the cap it is accepted.
     let f = ns
         .fail(keep(kdss_meta::opens::MAX_SESSION_TTL_MS + 1))

@@ -94,10 +94,11 @@ async fn fault_needs_the_service_credential_and_injects_nothing_without_it() {
             )),
         ),
     ];
-    for (why, cred) in refused {
+    // Shards are written once: each check writes a stripe of its own.
+    for (stripe, (why, cred)) in (10u64..).zip(refused) {
         let (status, body) = post_fault(&addr, &query, cred.as_deref()).await.unwrap();
         assert_eq!(status, 401, "{why}: {body}");
-        put(1)
+        put(stripe)
             .await
             .unwrap_or_else(|e| panic!("after a refused /fault ({why}): {e}"));
     }

@@ -452,6 +452,8 @@ async fn refused_requests_write_nothing() {
     }
     let mut no_disk = s.request(1, 0, &[0, 2, 3, 4, 5]);
     no_disk.disk_id = 12345;
+    // A valid capability for that disk, so the refusal is about the disk itself.
+    no_disk.cap = cap(s.stripe, 1, 12345, ShardOp::Write, s.shard_len);
     assert_eq!(s.rebuild(no_disk).await.unwrap_err().code(), Code::NotFound);
     assert!(!s.target_has(1, 0).await);
     let info = s

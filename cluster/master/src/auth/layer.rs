@@ -17,9 +17,22 @@ use std::time::Duration;
 use tonic::Status;
 use tonic::body::Body;
 
-/// Largest request body read for verification: the services' decoding limit plus the
-/// 5-byte gRPC frame header.
-const MAX_BODY_BYTES: usize = crate::raft::network::MAX_MESSAGE_BYTES + 5;
+/// Largest request body read for verification of a call to `path`, plus the 5-byte gRPC
+/// frame header: Raft peers (service identity only) send snapshot chunks up to the Raft
+/// message limit, every other call is bounded by the Master service's decoding limit, so a
+/// signed user request cannot make the layer buffer more than that.
+fn max_body_bytes(path: &str) -> usize {
+    use kdss_proto::master::raft_peer_server::SERVICE_NAME as RAFT;
+    let raft = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(RAFT))
+        .is_some_and(|rest| rest.starts_with('/'));
+    5 + if raft {
+        crate::raft::network::MAX_MESSAGE_BYTES
+    } else {
+        crate::service::MAX_REQUEST_BYTES
+    }
+}
 
 /// How long a follower waits for a user it does not know yet (just created on the leader,
 /// not yet applied here) before refusing the key as unknown.
@@ -150,12 +163,13 @@ impl Verifier {
         let (v, digest) = self
             .check_headers(&parts.headers, parts.uri.path(), now)
             .await?;
-        let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        let max = max_body_bytes(parts.uri.path());
+        let bytes = http_body_util::Limited::new(body, max)
             .collect()
             .await
             .map_err(|e| {
                 Status::resource_exhausted(format!(
-                    "request body unreadable or over {MAX_BODY_BYTES} bytes: {e}"
+                    "request body unreadable or over {max} bytes: {e}"
                 ))
             })?
             .to_bytes();

@@ -27,6 +27,10 @@ pub struct MountConfig {
     /// the settings in force, including any given under their older `[mount]` names.
     #[serde(default)]
     pub client: Option<ClientSettings>,
+    /// `[tls] ca`: the cluster CA that the masters' and storage nodes' certificates must
+    /// chain to (docs/security.md, TLS). Without it the mount dials plaintext.
+    #[serde(default)]
+    pub tls: kdss_common::tls::TlsSection,
     /// Client keys this file gave under an older `[mount]` name: (new name, older name),
     /// so an error names the key as the file spells it.
     #[serde(skip)]
@@ -211,6 +215,7 @@ impl MountConfig {
 
     /// Checks values that parse but cannot work.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        self.tls.validate(path)?;
         if self.cluster.masters.is_empty() {
             return Err(invalid(path, "cluster.masters", "name at least one master"));
         }

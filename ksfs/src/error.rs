@@ -25,6 +25,8 @@ pub enum KsfsError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("[tls]: {0}")]
+    Tls(#[from] kdss_common::tls::TlsError),
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }

@@ -55,6 +55,7 @@ pub fn fuse_config(cfg: &MountConfig) -> fuser::Config {
 /// Connects and resolves the bucket root, within the configured timeout.
 async fn connect(cfg: &MountConfig) -> Result<(Client, u64), KsfsError> {
     let timeout = cfg.timeout();
+    cfg.tls.install()?;
     let client = tokio::time::timeout(timeout, Client::connect(cfg.client_config()))
         .await
         .map_err(|_| KsfsError::Timeout(timeout))?

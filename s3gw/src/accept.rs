@@ -12,6 +12,10 @@
 //!   rather than refusing keeps normal clients working through a burst, and the
 //!   header-read timeout frees the permits of connections that send nothing.
 //!
+//! - **TLS**: with a certificate, the rustls handshake runs inside the same header-read
+//!   deadline, so a client that stalls the handshake holds its permit no longer than one
+//!   that stalls its headers.
+//!
 //! Shutdown stops accepting, asks every connection to finish its current request, and
 //! waits until all are closed.
 
@@ -22,8 +26,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
 
 /// How much one gateway gives its clients.
 #[derive(Debug, Clone, Copy)]
@@ -44,15 +50,17 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves, then waits for the
-/// open connections to finish.
+/// Serves `app` on `listener` within `limits` (over TLS with `tls`) until `shutdown`
+/// resolves, then waits for the open connections to finish.
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
+    tls: Option<Arc<ServerConfig>>,
     limits: Limits,
     metrics: Arc<GatewayMetrics>,
     shutdown: Shared<BoxFuture<'static, ()>>,
 ) {
+    let acceptor = tls.map(TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     loop {
         let permit = tokio::select! {
@@ -77,29 +85,50 @@ pub async fn serve(
         let open = metrics.connection_opened();
         let service = TowerToHyperService::new(app.clone());
         let stop = shutdown.clone();
+        let acceptor = acceptor.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = open;
-            let mut builder = http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(tcp), service);
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let Some(acceptor) = acceptor else {
+                return serve_connection(tcp, service, limits, stop).await;
             };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "connection closed");
+            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => serve_connection(tls, service, limits, stop).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake refused"),
+                Err(_) => tracing::debug!("TLS handshake not done within the header-read timeout"),
             }
         });
     }
     // Every permit back means every connection closed.
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
     let _ = permits.acquire_many(all).await;
+}
+
+/// One HTTP/1.1 connection on `io` (TCP or TLS) with the header-read deadline, finishing its
+/// current request when `stop` resolves.
+async fn serve_connection<I>(
+    io: I,
+    service: TowerToHyperService<axum::Router>,
+    limits: Limits,
+    stop: Shared<BoxFuture<'static, ()>>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "connection closed");
+    }
 }

@@ -19,6 +19,10 @@ pub struct S3Config {
     /// keys, defaults and ranges as `[client]` in mount.toml.
     #[serde(default)]
     pub client: ClientSettings,
+    /// Certificates for the S3 and metrics listeners and for dialling the cluster
+    /// (docs/security.md, TLS).
+    #[serde(default)]
+    pub tls: kdss_common::tls::TlsSection,
 }
 
 /// `[s3]`.
@@ -129,6 +133,11 @@ impl S3Config {
                 "s3.metrics_listen",
                 "expected host:port, e.g. 127.0.0.1:9010",
             ));
+        }
+        self.tls.validate(path)?;
+        self.tls.check_listen(path, "s3.listen", &self.s3.listen)?;
+        if let Some(m) = &self.s3.metrics_listen {
+            self.tls.check_listen(path, "s3.metrics_listen", m)?;
         }
         if !(1..=3600).contains(&self.s3.header_read_timeout_secs) {
             return Err(invalid(

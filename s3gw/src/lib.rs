@@ -48,6 +48,8 @@ pub enum GatewayError {
     },
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error("[tls]: {0}")]
+    Tls(#[from] kdss_common::tls::TlsError),
     #[error("connecting to the masters: {0}")]
     Client(#[from] kdss_client::ClientError),
 }
@@ -97,6 +99,7 @@ pub async fn serve_with_metrics(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
     let shutdown = shutdown.boxed().shared();
+    let tls = cfg.tls.install()?.map(|t| t.http);
     let client = loop {
         tokio::select! {
             _ = shutdown.clone() => return Ok(()),
@@ -118,8 +121,9 @@ pub async fn serve_with_metrics(
         tracing::info!(addr = %bound, "s3 gateway metrics at /metrics");
         let app = metrics::router(metrics.clone());
         let stop = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(l, app).with_graceful_shutdown(stop).await {
+            if let Err(e) = kdss_common::tls::http::serve(l, app, tls, stop).await {
                 tracing::warn!(error = %e, "metrics listener stopped");
             }
         });
@@ -145,14 +149,16 @@ pub async fn serve_with_metrics(
         header_read_timeout: Duration::from_secs(cfg.s3.header_read_timeout_secs),
         max_connections: cfg.s3.max_connections,
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         %addr,
+        %scheme,
         region = %cfg.s3.region,
         header_read_timeout_secs = cfg.s3.header_read_timeout_secs,
         max_connections = cfg.s3.max_connections,
         "s3 gateway ready"
     );
-    accept::serve(listener, server::app(state), limits, metrics, shutdown).await;
+    accept::serve(listener, server::app(state), tls, limits, metrics, shutdown).await;
     tracing::info!("s3 gateway stopped");
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 /// A client on the settings' masters, signed in with its keys.
 pub async fn connect(s: &Settings) -> anyhow::Result<Client> {
+    s.tls.install().context("[tls]")?;
     let cfg = ClientConfig {
         masters: s.masters.clone(),
         access_key: s.access_key.clone(),

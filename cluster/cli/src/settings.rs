@@ -1,6 +1,6 @@
 //! Where kdss-cli finds the cluster and its credentials: flags first, then the
-//! environment (KDSS_MASTERS, KDSS_ACCESS_KEY, KDSS_SECRET_KEY, KDSS_S3_ENDPOINT), then a
-//! config file (`--config`, KDSS_CONFIG, or the `cli.toml` that `kdss up` writes).
+//! environment (KDSS_MASTERS, KDSS_ACCESS_KEY, KDSS_SECRET_KEY, KDSS_S3_ENDPOINT, KDSS_CA),
+//! then a config file (`--config`, KDSS_CONFIG, or the `cli.toml` that `kdss up` writes).
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,9 @@ pub struct FileSettings {
     /// S3 region for `presign`.
     #[serde(default)]
     pub region: Option<String>,
+    /// `[tls] ca`: the cluster CA the masters' certificates must chain to.
+    #[serde(default)]
+    pub tls: kdss_common::tls::TlsSection,
 }
 
 /// The resolved settings.
@@ -32,6 +35,8 @@ pub struct Settings {
     pub secret_key: String,
     pub s3_endpoint: String,
     pub region: String,
+    /// TLS to the masters and storage nodes (`[tls]` of the config file, or KDSS_CA).
+    pub tls: kdss_common::tls::TlsSection,
 }
 
 /// Flag values (None when not given).
@@ -107,5 +112,12 @@ pub fn resolve(o: Overrides) -> anyhow::Result<Settings> {
             .or(file.s3_endpoint)
             .unwrap_or_else(|| "http://127.0.0.1:9000".into()),
         region: file.region.unwrap_or_else(|| "us-east-1".into()),
+        tls: match env("KDSS_CA") {
+            Some(ca) => kdss_common::tls::TlsSection {
+                ca: Some(ca.into()),
+                ..Default::default()
+            },
+            None => file.tls,
+        },
     })
 }

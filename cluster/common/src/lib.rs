@@ -17,6 +17,7 @@ pub mod rpc_error;
 pub mod sigv4;
 pub mod size;
 pub mod time;
+pub mod tls;
 pub mod topology;
 
 pub use capability::{CapError, CapabilityKey, ShardTarget};

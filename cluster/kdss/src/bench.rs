@@ -146,6 +146,14 @@ impl Target {
         } else {
             None
         };
+        // A `kdss up --tls` cluster: dial it trusting its CA.
+        if let Some(ca) = layout.as_ref().and_then(Layout::ca_path) {
+            let tls = kdss_common::tls::TlsSection {
+                ca: Some(ca),
+                ..Default::default()
+            };
+            tls.install().context("the cluster CA")?;
+        }
         let masters = if self.masters.is_empty() {
             layout
                 .as_ref()

@@ -1,13 +1,14 @@
 //! `kdss`: the KDSS server binary. One binary with a subcommand per daemon, as the field
 //! ships them: `kdss master` (and `kdss master restore`, which makes a new master group
 //! from a metadata backup), `kdss storage`, `kdss s3gw`, `kdss mount`, plus `kdss up` (a
-//! whole local cluster), `kdss format-disk`, `kdss bench` and `kdss notify` (the
-//! Alertmanager → Lark relay).
+//! whole local cluster), `kdss certs` (TLS certificates), `kdss format-disk`, `kdss bench`
+//! and `kdss notify` (the Alertmanager → Lark relay).
 
 mod bench;
 mod bench_balance;
 mod bench_load;
 mod bench_repair;
+mod certs;
 mod daemons;
 mod notify;
 mod restore;
@@ -60,6 +61,9 @@ enum Cmd {
     },
     /// Start a whole cluster on this machine, mount it, and print how to use it.
     Up(up::UpArgs),
+    /// Make the cluster CA (first use of --ca-dir) and a daemon's TLS certificate signed
+    /// by it; prints the [tls] section for the daemon's config.
+    Certs(certs::CertsArgs),
     /// Relay Alertmanager's alerts to a Lark (Feishu) group as cards (webhook receiver).
     #[command(long_about = notify::LONG_ABOUT)]
     Notify(notify::NotifyArgs),
@@ -157,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Cmd::S3gw { config } => daemons::s3gw(&config).await,
             Cmd::Mount { .. } => unreachable!("handled before the runtime starts"),
             Cmd::Up(args) => up::run(args).await,
+            Cmd::Certs(args) => certs::run(args),
             Cmd::Notify(args) => notify::run(args).await,
             Cmd::Bench(cmd) => bench::run(cmd).await,
             Cmd::FormatDisk {

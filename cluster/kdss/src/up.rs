@@ -57,6 +57,11 @@ pub struct UpArgs {
     /// ones. A data dir keeps its racks; without this flag a restart uses them.
     #[arg(long, default_value_t = 0)]
     pub racks: usize,
+    /// Serve every listener over TLS: a cluster CA and a certificate per daemon are made in
+    /// DATA/tls (keys 0600 in a 0700 dir), daemons verify each other with it (mutual TLS)
+    /// and the S3 endpoint is https://. A data dir keeps TLS once it has it.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
@@ -78,6 +83,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     spec.disk_size = args.disk_size;
     spec.ec = args.ec;
     spec.racks = args.racks;
+    spec.tls = args.tls;
     // Without --port-base, an existing data dir keeps its ports and a new one gets 6700.
     let base = args.port_base.unwrap_or_else(|| {
         kdss_launch::Layout::load(&data)
@@ -218,7 +224,7 @@ fn write_cli_config(cluster: &LocalCluster, data: &Path) -> anyhow::Result<()> {
         l.admin_secret_key,
         cluster.s3_endpoint().unwrap_or_default(),
         l.region,
-    );
+    ) + &kdss_launch::tls::client_section(l);
     // 0600: it holds the admin's secret key.
     kdss_common::private_file::write(&data.join("cli.toml"), text.as_bytes())?;
     Ok(())
@@ -227,6 +233,7 @@ fn write_cli_config(cluster: &LocalCluster, data: &Path) -> anyhow::Result<()> {
 fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, data: &Path) {
     let l = &c.layout;
     let s3 = c.s3_endpoint().unwrap_or_default();
+    let http = l.scheme();
     println!();
     println!(
         "KDSS is up: {} master(s), {} storage node(s) x {} disk(s) of {} MiB, EC {}",
@@ -246,18 +253,18 @@ fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, da
     }
     if let Some(m) = l.masters.first() {
         println!(
-            "  web console   http://{}/  (sign in with the access key and secret key above)",
+            "  web console   {http}://{}/  (sign in with the access key and secret key above)",
             m.http
         );
     }
     for m in &l.masters {
         println!(
-            "  master {}      grpc {}  metrics http://{}/metrics",
+            "  master {}      grpc {}  metrics {http}://{}/metrics",
             m.id, m.grpc, m.http
         );
     }
     for g in &l.gateway_metrics {
-        println!("  s3gw metrics  http://{g}/metrics");
+        println!("  s3gw metrics  {http}://{g}/metrics");
     }
     if let (Some(_), Some(m)) = (mp, &l.mount_metrics) {
         println!("  ksfs metrics  http://{m}/metrics");
@@ -275,10 +282,18 @@ fn print_banner(c: &LocalCluster, a: &UpArgs, mp: Option<&Path>, json: &Path, da
             m.display()
         );
     }
+    // aws cli and boto3 trust the cluster CA through AWS_CA_BUNDLE.
+    let ca = l
+        .ca_path()
+        .map(|p| format!("AWS_CA_BUNDLE={} ", p.display()))
+        .unwrap_or_default();
     println!(
-        "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {s3} s3 ls s3://{}/",
+        "  {ca}AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {s3} s3 ls s3://{}/",
         l.admin_access_key, l.admin_secret_key, a.bucket
     );
+    if let Some(p) = l.ca_path() {
+        println!("  (TLS: clients trust the cluster CA {})", p.display());
+    }
     println!(
         "  cargo run --release --bin kdss-cli -- --config {} status",
         data.join("cli.toml").display()

@@ -24,6 +24,10 @@ pub struct LocalCluster {
     pub masters: Vec<Proc>,
     pub nodes: Vec<Proc>,
     pub gateways: Vec<Proc>,
+    /// What the launcher trusts when it dials a TLS cluster (the cluster CA); none for
+    /// a plaintext one. The launcher's own, not the process-wide setting, so clusters of
+    /// both kinds can be driven from one test process.
+    pub client_tls: Option<std::sync::Arc<kdss_common::tls::ClientTls>>,
 }
 
 /// Writes a file of the data dir. Every file `kdss up` writes there (configs, layout.json,
@@ -82,7 +86,15 @@ impl LocalCluster {
     ) -> Result<LocalCluster, LaunchError> {
         spec.validate()?;
         make_private(&spec.data_dir, progress)?;
-        let (layout, origin) = Layout::load_or_plan(&spec)?;
+        let (mut layout, origin) = Layout::load_or_plan(&spec)?;
+        if spec.tls && layout.tls_dir.is_none() {
+            let dir = std::path::absolute(spec.data_dir.join("tls"))
+                .map_err(io(format!("resolve {}", spec.data_dir.display())))?;
+            layout.tls_dir = Some(dir);
+            if origin != Origin::New {
+                layout.save(&spec.data_dir)?;
+            }
+        }
         if let Some((addr, what)) = crate::ports::first_taken(&layout) {
             return Err(port_in_use(&spec, addr, what, origin != Origin::New));
         }
@@ -104,7 +116,9 @@ impl LocalCluster {
             masters: Vec::new(),
             nodes: Vec::new(),
             gateways: Vec::new(),
+            client_tls: None,
         };
+        c.client_tls = crate::tls::ensure_certs(&c.layout)?;
         c.write_configs()?;
         c.format_missing_disks(progress).await?;
 
@@ -146,7 +160,13 @@ impl LocalCluster {
             let p = c.spawn_daemon("s3gw", &format!("s3gw-{}", i + 1))?;
             c.gateways.push(p);
             let addr = c.layout.gateways[i].clone();
-            ready::wait_gateway(&mut c.gateways[i], &addr, READY_TIMEOUT).await?;
+            ready::wait_gateway(
+                &mut c.gateways[i],
+                &addr,
+                c.client_tls.as_ref(),
+                READY_TIMEOUT,
+            )
+            .await?;
         }
         Ok(c)
     }
@@ -154,24 +174,26 @@ impl LocalCluster {
     fn write_configs(&self) -> Result<(), LaunchError> {
         for m in &self.layout.masters {
             private_file::create_dir(&m.data)?;
-            let text = configs::master_toml(&self.layout, m, &self.spec);
-            write(&self.config_path(&format!("master-{}", m.id)), &text)?;
+            let name = format!("master-{}", m.id);
+            let text = configs::master_toml(&self.layout, m, &self.spec)
+                + &crate::tls::section(&self.layout, &name);
+            write(&self.config_path(&name), &text)?;
         }
         for n in &self.layout.nodes {
             write(
                 &self.config_path(&n.id),
-                &configs::storage_toml(&self.layout, n, &self.spec),
+                &(configs::storage_toml(&self.layout, n, &self.spec)
+                    + &crate::tls::section(&self.layout, &n.id)),
             )?;
         }
         for (i, g) in self.layout.gateways.iter().enumerate() {
-            write(
-                &self.config_path(&format!("s3gw-{}", i + 1)),
-                &configs::s3gw_toml(
-                    &self.layout,
-                    g,
-                    self.layout.gateway_metrics.get(i).map(String::as_str),
-                ),
-            )?;
+            let name = format!("s3gw-{}", i + 1);
+            let text = configs::s3gw_toml(
+                &self.layout,
+                g,
+                self.layout.gateway_metrics.get(i).map(String::as_str),
+            ) + &crate::tls::section(&self.layout, &name);
+            write(&self.config_path(&name), &text)?;
         }
         Ok(())
     }
@@ -248,7 +270,16 @@ impl LocalCluster {
             self.layout.admin_access_key.clone(),
             self.layout.admin_secret_key.clone(),
         );
-        ready::wait_leader(&mut self.masters, &addrs, &ak, &sk, READY_TIMEOUT).await
+        let tls = self.client_tls.clone();
+        ready::wait_leader(
+            &mut self.masters,
+            &addrs,
+            &ak,
+            &sk,
+            tls.as_ref(),
+            READY_TIMEOUT,
+        )
+        .await
     }
 
     /// An admin connection to a master that knows the leader.
@@ -300,7 +331,8 @@ impl LocalCluster {
         self.gateways[i].stop(STOP_GRACE);
         self.gateways[i].start()?;
         let addr = self.layout.gateways[i].clone();
-        ready::wait_gateway(&mut self.gateways[i], &addr, READY_TIMEOUT).await
+        let tls = self.client_tls.clone();
+        ready::wait_gateway(&mut self.gateways[i], &addr, tls.as_ref(), READY_TIMEOUT).await
     }
 
     /// Stops everything cleanly, in reverse dependency order.
@@ -331,7 +363,10 @@ impl LocalCluster {
 
     /// The S3 endpoint of gateway 0.
     pub fn s3_endpoint(&self) -> Option<String> {
-        self.layout.gateways.first().map(|g| format!("http://{g}"))
+        self.layout
+            .gateways
+            .first()
+            .map(|g| format!("{}://{g}", self.layout.scheme()))
     }
 
     /// Daemons that have died (their exit status and [`Proc::exit_reason`]), as

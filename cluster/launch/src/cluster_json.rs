@@ -91,7 +91,7 @@ impl LocalCluster {
     pub fn describe(&mut self, mountpoint: Option<PathBuf>, state: ClusterState) -> ClusterJson {
         let l = &self.layout;
         let s3 = l.gateways.first().map(|g| S3Json {
-            endpoint: format!("http://{g}"),
+            endpoint: format!("{}://{g}", l.scheme()),
             access_key: l.admin_access_key.clone(),
             secret_key: l.admin_secret_key.clone(),
             region: l.region.clone(),
@@ -112,7 +112,7 @@ impl LocalCluster {
             console: l
                 .masters
                 .first()
-                .map(|m| format!("http://{}", m.http))
+                .map(|m| format!("{}://{}", l.scheme(), m.http))
                 .unwrap_or_default(),
             masters: l
                 .masters

@@ -72,6 +72,11 @@ pub struct Layout {
     /// The metrics listener of the ksfs mount `kdss up` makes (`[mount] metrics_addr`).
     #[serde(default)]
     pub mount_metrics: Option<String>,
+    /// Where the cluster CA and the daemons' certificates live when the cluster runs TLS
+    /// (`kdss up --tls`); none: plaintext on loopback. Once set it stays: a TLS cluster
+    /// restarted without `--tls` still runs TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_dir: Option<PathBuf>,
 }
 
 /// Storage node `i` (0-based; its id is `node-{i+1}`) with its device paths under `dir`.
@@ -307,6 +312,7 @@ impl Layout {
             gateways,
             gateway_metrics: Vec::new(),
             mount_metrics: None,
+            tls_dir: spec.tls.then(|| dir.join("tls")),
         };
         l.add_metrics_ports(spec)?;
         l.label_racks(spec);

@@ -16,6 +16,7 @@ mod process;
 mod ready;
 mod rpc;
 mod spec;
+pub mod tls;
 
 pub mod cluster;
 pub mod cluster_json;

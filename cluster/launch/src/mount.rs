@@ -85,7 +85,7 @@ pub async fn spawn_mount(
         layout.admin_access_key,
         layout.admin_secret_key,
         mountpoint.display().to_string(),
-    );
+    ) + &crate::tls::client_section(layout);
     crate::cluster::write(config, &text)?;
     let args = vec![
         "mount".into(),

@@ -7,6 +7,8 @@
 use crate::error::LaunchError;
 use crate::process::Proc;
 use crate::rpc::AdminRpc;
+use kdss_common::tls::ClientTls;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const POLL: Duration = Duration::from_millis(50);
@@ -69,12 +71,13 @@ const GATEWAY_SERVER: &str = "kdss";
 
 /// Sends `GET /` to `addr` and checks the answer comes from a KDSS gateway: an S3 error
 /// (anonymous requests are refused) with the `Server: kdss` header.
-async fn probe_gateway(addr: &str) -> Result<(), String> {
+async fn probe_gateway(addr: &str, tls: Option<&Arc<ClientTls>>) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr)
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect {addr}: {e}"))?;
+        let mut s = crate::tls::MaybeTls::connect(tcp, addr, tls).await?;
         let req = format!("GET / HTTP/1.0\r\nHost: {addr}\r\n\r\n");
         s.write_all(req.as_bytes())
             .await
@@ -120,8 +123,13 @@ async fn probe_gateway(addr: &str) -> Result<(), String> {
 
 /// Waits until `p`, an S3 gateway, answers on `addr` as a KDSS gateway while it stays
 /// alive. A program that merely accepts connections there is not our gateway.
-pub async fn wait_gateway(p: &mut Proc, addr: &str, timeout: Duration) -> Result<(), LaunchError> {
-    wait_until(p, timeout, || probe_gateway(addr)).await
+pub async fn wait_gateway(
+    p: &mut Proc,
+    addr: &str,
+    tls: Option<&Arc<ClientTls>>,
+    timeout: Duration,
+) -> Result<(), LaunchError> {
+    wait_until(p, timeout, || probe_gateway(addr, tls)).await
 }
 
 /// Waits until some master names a leader; returns a connection to a master that does.
@@ -130,6 +138,7 @@ pub async fn wait_leader(
     addrs: &[String],
     access_key: &str,
     secret_key: &str,
+    tls: Option<&Arc<ClientTls>>,
     timeout: Duration,
 ) -> Result<AdminRpc, LaunchError> {
     let start = Instant::now();
@@ -139,7 +148,8 @@ pub async fn wait_leader(
             if let Some(e) = exited(p) {
                 return Err(e);
             }
-            match AdminRpc::connect(addr, access_key, secret_key, Duration::from_secs(2)).await {
+            match AdminRpc::connect(addr, access_key, secret_key, tls, Duration::from_secs(2)).await
+            {
                 Ok(rpc) => match rpc.status().await {
                     Ok(s) if s.leader_id != 0 => return Ok(rpc),
                     Ok(_) => last = format!("{addr}: no leader yet"),
@@ -234,7 +244,7 @@ mod tests {
     async fn a_foreign_http_server_is_not_our_gateway() {
         let addr =
             fake_http("HTTP/1.1 403 Forbidden\r\nServer: MinIO\r\nContent-Length: 0\r\n\r\n");
-        let e = probe_gateway(&addr).await.unwrap_err();
+        let e = probe_gateway(&addr, None).await.unwrap_err();
         assert!(e.contains("MinIO") && e.contains("another program"), "{e}");
     }
 
@@ -242,14 +252,14 @@ mod tests {
     async fn a_silent_listener_is_not_our_gateway() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let e = probe_gateway(&addr).await.unwrap_err();
+        let e = probe_gateway(&addr, None).await.unwrap_err();
         assert!(e.contains("no HTTP answer"), "{e}");
     }
 
     #[tokio::test]
     async fn the_kdss_server_header_is_our_gateway() {
         let addr = fake_http("HTTP/1.1 403 Forbidden\r\nserver: kdss\r\ncontent-length: 0\r\n\r\n");
-        probe_gateway(&addr).await.unwrap();
+        probe_gateway(&addr, None).await.unwrap();
     }
 
     #[tokio::test]
@@ -263,7 +273,7 @@ mod tests {
         .unwrap();
         let mut p = Proc::spawn("s3gw-1", Path::new("/bin/true"), vec![], &[], log).unwrap();
         let addr = fake_http("HTTP/1.1 200 OK\r\nServer: MinIO\r\n\r\n");
-        let e = wait_gateway(&mut p, &addr, Duration::from_secs(10))
+        let e = wait_gateway(&mut p, &addr, None, Duration::from_secs(10))
             .await
             .unwrap_err();
         let text = e.to_string();

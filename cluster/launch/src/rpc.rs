@@ -20,10 +20,11 @@ impl AdminRpc {
         addr: &str,
         access_key: &str,
         secret_key: &str,
+        tls: Option<&std::sync::Arc<kdss_common::tls::ClientTls>>,
         timeout: Duration,
     ) -> Result<AdminRpc, tonic::Status> {
-        let ch = Channel::from_shared(format!("http://{addr}"))
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+        let ch = kdss_common::tls::endpoint_with(addr, tls.map(|t| &**t))
+            .map_err(tonic::Status::invalid_argument)?
             .connect_timeout(timeout)
             .timeout(timeout)
             .connect()

@@ -47,6 +47,9 @@ pub struct ClusterSpec {
     /// Label storage nodes with racks `rack-1`..`rack-N`, round-robin by node number
     /// (`kdss up --racks N`); 0 keeps the labels the data dir has (none for a new one).
     pub racks: usize,
+    /// Run every listener over TLS with a CA and certificates made in `DIR/tls`
+    /// (`kdss up --tls`).
+    pub tls: bool,
 }
 
 impl ClusterSpec {
@@ -67,6 +70,7 @@ impl ClusterSpec {
             master_extra_toml: String::new(),
             env: Vec::new(),
             racks: 0,
+            tls: false,
         }
     }
 

@@ -56,6 +56,10 @@ pub struct MasterConfig {
     /// Scheduled metadata backups on the leader (off unless present).
     #[serde(default)]
     pub backup: Option<crate::backup::BackupSection>,
+    /// Certificates for the gRPC and HTTP listeners and for dialling peers and nodes
+    /// (docs/security.md, TLS).
+    #[serde(default)]
+    pub tls: kdss_common::tls::TlsSection,
 }
 
 /// `[notify]`: cluster events (disk offline or suspect, node lost, repair done, balance
@@ -458,6 +462,14 @@ impl MasterConfig {
                 "need alert_pct <= reject_pct <= 100",
             ));
         }
+        self.tls.validate(path)?;
+        let addrs = [
+            ("master.grpc_addr", self.master.grpc_addr),
+            ("master.http_addr", self.master.http_addr),
+        ];
+        for (key, addr) in addrs {
+            self.tls.check_listen(path, key, &addr.to_string())?;
+        }
         self.health.validate(path)?;
         self.repair.validate(path)?;
         self.balance.validate(path)?;
@@ -577,6 +589,7 @@ secret = "0123456789abcdef0123456789abcdef"
         assert_eq!(c.health.silent_grace_sec, 600);
         assert_eq!(c.balance.threshold_pct, 10);
         assert_eq!(c.balance.max_bandwidth, 100 << 20);
+        assert!(c.tls.serves_tls(), "the deploy example runs TLS");
     }
 
     #[test]

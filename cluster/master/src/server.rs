@@ -90,6 +90,10 @@ fn raft_config(cfg: &MasterConfig) -> Result<openraft::Config, MasterError> {
 
 /// Opens the stores, starts Raft and the servers; returns once they listen.
 pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
+    let tls = cfg
+        .tls
+        .install()
+        .map_err(|e| MasterError::Serve(format!("[tls]: {e}")))?;
     let dir = &cfg.master.data_dir;
     std::fs::create_dir_all(dir).map_err(|e| MasterError::io(format!("create {dir:?}"), e))?;
     let grpc_l = tokio::net::TcpListener::bind(cfg.master.grpc_addr)
@@ -155,12 +159,20 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     let svc = MasterServer::new(MasterService::new(st.clone()))
         .max_decoding_message_size(crate::service::MAX_REQUEST_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let peer = RaftPeerServer::new(PeerService::new(raft.clone(), st.proposer.clone()))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let peer = RaftPeerServer::new(
+        PeerService::new(raft.clone(), st.proposer.clone()).require_client_cert(tls.is_some()),
+    )
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let incoming = tonic::transport::server::TcpIncoming::from(grpc_l).with_nodelay(Some(true));
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &tls {
+        builder = builder
+            .tls_config(t.grpc.clone())
+            .map_err(|e| MasterError::Serve(format!("[tls]: {e}")))?;
+    }
     let grpc = tokio::spawn(
-        tonic::transport::Server::builder()
+        builder
             .layer(crate::auth::layer::AuthLayer::new(
                 crate::auth::layer::Verifier::new(st.clone()),
             ))
@@ -173,12 +185,9 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         .map_err(|e| MasterError::Serve(format!("console: {e}")))?;
     let router = crate::http::router(st.clone()).merge(console);
     let http_stop = stopped(stop_rx.clone());
+    let http_tls = tls.map(|t| t.http);
     tasks.push(tokio::spawn(async move {
-        let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(e) = axum::serve(http_l, svc)
-            .with_graceful_shutdown(http_stop)
-            .await
-        {
+        if let Err(e) = kdss_common::tls::http::serve(http_l, router, http_tls, http_stop).await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     }));

@@ -4,17 +4,13 @@
 
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Builds a lazily connecting channel to `addr` (`host:port` or a URL); nothing is dialled
-/// until the first call, so building one for a dead node costs nothing.
+/// until the first call, so building one for a dead node costs nothing. TLS as the process
+/// installed it (`kdss_common::tls`).
 pub fn lazy_channel(addr: &str, connect_timeout: Duration) -> Result<Channel, String> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let ep = Endpoint::from_shared(url).map_err(|e| format!("bad address {addr:?}: {e}"))?;
+    let ep = kdss_common::tls::endpoint(addr)?;
     Ok(ep
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)

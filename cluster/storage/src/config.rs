@@ -44,6 +44,10 @@ pub struct StorageConfig {
     /// Test-only fault injection; never enable it in production.
     #[serde(default)]
     pub fault: FaultSection,
+    /// Certificates for the gRPC and HTTP listeners and for dialling masters and other
+    /// nodes (docs/security.md, TLS).
+    #[serde(default)]
+    pub tls: kdss_common::tls::TlsSection,
 }
 
 /// `[node]`.
@@ -260,6 +264,7 @@ impl StorageConfig {
         if self.node.id.trim().is_empty() {
             return Err(invalid(path, "node.id", "must not be empty"));
         }
+        self.tls.validate(path)?;
         for (key, label) in [
             ("node.zone", &self.node.zone),
             ("node.rack", &self.node.rack),
@@ -272,6 +277,7 @@ impl StorageConfig {
         ] {
             addr.parse::<SocketAddr>()
                 .map_err(|e| invalid(path, key, format!("{addr:?} is not host:port ({e})")))?;
+            self.tls.check_listen(path, key, addr)?;
         }
         if self.cluster.id.is_empty() || self.cluster.id.len() > 64 {
             return Err(invalid(path, "cluster.id", "must be 1 to 64 bytes"));

@@ -47,16 +47,16 @@ fn timed<T>(msg: T) -> tonic::Request<T> {
     r
 }
 
-/// A client on `addr` whose calls are signed with the service identity (KDSS2).
+/// A client on `addr` whose calls are signed with the service identity (KDSS2), over TLS
+/// when the process has a `[tls]` section.
 async fn connect(addr: &str, signer: &Signer) -> Option<MasterClient<Signed<Channel>>> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
+    let ep = match kdss_common::tls::endpoint(addr) {
+        Ok(ep) => ep.connect_timeout(Duration::from_secs(2)),
+        Err(e) => {
+            tracing::warn!(master = %addr, error = %e, "cannot dial master");
+            return None;
+        }
     };
-    let ep = Channel::from_shared(url)
-        .ok()?
-        .connect_timeout(Duration::from_secs(2));
     let ch = ep.connect().await.ok()?;
     Some(MasterClient::new(signer.wrap(ch)))
 }

@@ -104,6 +104,10 @@ pub async fn serve(
     http: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StorageError> {
+    let tls = cfg
+        .tls
+        .install()
+        .map_err(|e| StorageError::Serve(format!("[tls]: {e}")))?;
     let disks = open_disks(&cfg).await?;
     let node = Arc::new(NodeShared::new(
         cfg.node.id.clone(),
@@ -125,24 +129,25 @@ pub async fn serve(
     let svc = StorageServer::new(StorageService::new(node.clone()))
         .max_decoding_message_size(MAX_REQUEST)
         .max_encoding_message_size(MAX_MESSAGE);
-    let grpc_task = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(
-                // Nagle held the second write of each small reply until the client's
-                // delayed ACK (40 ms): a 4 KiB shard read cost 43 ms.
-                tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
-                stopped(stop_rx.clone()),
-            ),
-    );
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = &tls {
+        builder = builder
+            .tls_config(t.grpc.clone())
+            .map_err(|e| StorageError::Serve(format!("[tls]: {e}")))?;
+    }
+    let grpc_task = tokio::spawn(builder.add_service(svc).serve_with_incoming_shutdown(
+        // Nagle held the second write of each small reply until the client's
+        // delayed ACK (40 ms): a 4 KiB shard read cost 43 ms.
+        tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+        stopped(stop_rx.clone()),
+    ));
     let fault_secret = cfg.fault.enabled.then_some(cfg.cluster.secret.as_str());
     let router = crate::http::router(node.clone(), fault_secret);
     let http_stop = stopped(stop_rx.clone());
-    let http_task = tokio::spawn(async move {
-        axum::serve(http, router)
-            .with_graceful_shutdown(http_stop)
-            .await
-    });
+    let http_tls = tls.map(|t| t.http);
+    let http_task = tokio::spawn(kdss_common::tls::http::serve(
+        http, router, http_tls, http_stop,
+    ));
     let scrub_stop = Arc::new(AtomicBool::new(false));
     let mut background = Vec::new();
     if cfg.compactor.enabled {

@@ -36,6 +36,8 @@ pub struct ClusterOpts {
     pub master_extra_toml: String,
     /// Storage nodes in this many racks, round-robin (0: unlabelled).
     pub racks: usize,
+    /// TLS on every listener with a CA made in the data dir (`kdss up --tls`).
+    pub tls: bool,
 }
 
 impl Default for ClusterOpts {
@@ -51,6 +53,7 @@ impl Default for ClusterOpts {
             storage_extra_toml: String::new(),
             master_extra_toml: String::new(),
             racks: 0,
+            tls: false,
         }
     }
 }
@@ -87,6 +90,7 @@ impl Cluster {
         spec.storage_extra_toml = opts.storage_extra_toml;
         spec.master_extra_toml = opts.master_extra_toml;
         spec.racks = opts.racks;
+        spec.tls = opts.tls;
         spec.env = vec![(
             "RUST_LOG".into(),
             std::env::var("KDSS_TEST_LOG").unwrap_or_else(|_| "info".into()),

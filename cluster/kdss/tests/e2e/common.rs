@@ -37,8 +37,9 @@ pub async fn start(need_fuse: bool, opts: ClusterOpts) -> Option<Cluster> {
 pub fn aws(c: &Cluster, args: &[&str]) -> Output {
     let (ak, sk) = c.admin_keys();
     let endpoint = c.s3_endpoint().expect("cluster has a gateway");
-    Command::new("aws")
-        .env("AWS_ACCESS_KEY_ID", ak)
+    let mut cmd = Command::new("aws");
+    trust_cluster_ca(c, &mut cmd);
+    cmd.env("AWS_ACCESS_KEY_ID", ak)
         .env("AWS_SECRET_ACCESS_KEY", sk)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_EC2_METADATA_DISABLED", "true")
@@ -64,8 +65,9 @@ pub fn aws_cp(c: &Cluster, src: &str, dst: &str) {
 /// Runs a Python program (boto3) with the cluster's endpoint and keys in the environment.
 pub fn python(c: &Cluster, program: &str, args: &[&str]) -> std::process::Child {
     let (ak, sk) = c.admin_keys();
-    Command::new("python3")
-        .env("AWS_ACCESS_KEY_ID", ak)
+    let mut cmd = Command::new("python3");
+    trust_cluster_ca(c, &mut cmd);
+    cmd.env("AWS_ACCESS_KEY_ID", ak)
         .env("AWS_SECRET_ACCESS_KEY", sk)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("S3_ENDPOINT", c.s3_endpoint().expect("gateway"))
@@ -77,6 +79,13 @@ pub fn python(c: &Cluster, program: &str, args: &[&str]) -> std::process::Child 
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("python3 runs")
+}
+
+/// Points aws cli and boto3 at the cluster CA of a TLS cluster (`AWS_CA_BUNDLE`).
+pub fn trust_cluster_ca(c: &Cluster, cmd: &mut Command) {
+    if let Some(ca) = c.layout.ca_path() {
+        cmd.env("AWS_CA_BUNDLE", ca);
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.

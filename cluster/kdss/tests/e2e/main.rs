@@ -22,3 +22,4 @@ mod repair;
 mod secrets;
 mod space;
 mod strays;
+mod tls;

@@ -17,7 +17,7 @@ use openraft::raft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Largest Raft message (snapshot chunks travel as JSON).
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
@@ -49,14 +49,12 @@ pub struct PeerClient {
 
 /// A lazy channel to `addr` (host:port) with the settings every master-to-master call uses.
 pub fn lazy_channel(addr: &str) -> Result<Channel, String> {
-    Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())
-        .map(|e| {
-            e.connect_timeout(Duration::from_millis(500))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(Duration::from_secs(5))
-                .connect_lazy()
-        })
+    kdss_common::tls::endpoint(addr).map(|e| {
+        e.connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .connect_lazy()
+    })
 }
 
 /// Metadata naming the sender's cluster on master-to-master calls. A master refuses a

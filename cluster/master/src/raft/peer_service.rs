@@ -15,13 +15,35 @@ use tonic::{Request, Response, Status};
 pub struct PeerService {
     raft: Raft,
     proposer: Proposer,
+    require_cert: bool,
 }
 
 impl PeerService {
     /// A service for `raft`; the auth layer in front of it verifies the callers, and it
     /// accepts only the service identity.
     pub fn new(raft: Raft, proposer: Proposer) -> Self {
-        PeerService { raft, proposer }
+        PeerService {
+            raft,
+            proposer,
+            require_cert: false,
+        }
+    }
+
+    /// On a TLS listener, peers must also present a certificate the cluster CA signed
+    /// (the server verified it in the handshake): the cluster secret alone does not make
+    /// a Raft peer.
+    pub fn require_client_cert(mut self, on: bool) -> Self {
+        self.require_cert = on;
+        self
+    }
+
+    fn check_cert<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        if self.require_cert && req.peer_certs().is_none_or(|c| c.is_empty()) {
+            return Err(Status::unauthenticated(
+                "Raft calls need a certificate signed by the cluster CA (mutual TLS)",
+            ));
+        }
+        Ok(())
     }
 
     /// The caller is a master of this cluster.
@@ -31,6 +53,7 @@ impl PeerService {
     }
 
     fn open<T: DeserializeOwned>(&self, req: Request<RaftMessage>) -> Result<T, Status> {
+        self.check_cert(&req)?;
         self.check(req.metadata())?;
         serde_json::from_slice(&req.get_ref().payload)
             .map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
@@ -71,6 +94,7 @@ impl RaftPeer for PeerService {
         &self,
         req: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        self.check_cert(&req)?;
         self.check(req.metadata())?;
         let m = Mutation::decode(req.into_inner().payload.as_slice())
             .map_err(|e| Status::invalid_argument(format!("bad mutation: {e}")))?;

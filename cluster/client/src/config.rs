@@ -26,6 +26,10 @@ pub struct ClientConfig {
     pub max_inflight_reads: usize,
     /// Bytes a writer may hold before it must wait for shards to become durable.
     pub write_window_bytes: u64,
+    /// Bytes all writers of this client may buffer together (dirty bytes and stripes in
+    /// flight); past it writers wait. Bounds the memory of many open files or PUTs at
+    /// once, where `write_window_bytes` bounds one.
+    pub write_buffer_total: u64,
     /// Deadline of one master call; past it the caller gets EIO, never a hang.
     pub rpc_timeout: Duration,
     /// A shard read slower than this is read around (degraded read from parity).

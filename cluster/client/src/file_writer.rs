@@ -3,8 +3,13 @@
 //! at once, so sequential writes stream; everything else waits for `flush` or for the write
 //! window to fill. `flush` makes every byte durable and commits the extents (CommitWrite)
 //! in one call: overwrites and appends are new stripes remapped over the old ranges.
+//!
+//! Dirty bytes count against the client's write budget (`crate::write_budget`) only while
+//! it has room for them; when it has none, the writer sends its runs as stripes at once,
+//! which wait for room, so buffered bytes stay within the budget across all open files.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use kdss_common::limits::INLINE_NOT_POSSIBLE;
@@ -12,6 +17,7 @@ use kdss_proto::master as pb;
 
 use crate::layout::normalize_extents;
 use crate::stripe_write::Pipeline;
+use crate::write_budget::WriteBudget;
 use crate::{Client, ClientError};
 
 /// Durable extents kept uncommitted at most; past this a write commits them early.
@@ -25,6 +31,10 @@ pub struct FileWriter {
     /// Non-overlapping, non-adjacent dirty runs by file offset.
     dirty: BTreeMap<u64, BytesMut>,
     dirty_bytes: u64,
+    /// Bytes of the client's write budget this writer holds for its dirty runs
+    /// (`dirty_bytes` or fewer while it is sending them).
+    held: u64,
+    budget: Arc<WriteBudget>,
     pipeline: Pipeline,
     chunk_size: u64,
     window: u64,
@@ -42,6 +52,8 @@ impl FileWriter {
             ino,
             dirty: BTreeMap::new(),
             dirty_bytes: 0,
+            held: 0,
+            budget: client.shared.write_budget.clone(),
             chunk_size: cfg.chunk_size.max(1) as u64,
             window: cfg.write_window_bytes.max(cfg.chunk_size as u64),
             inline_refused: false,
@@ -56,6 +68,11 @@ impl FileWriter {
         let key = self.insert(offset, data);
         self.send_full_chunks(key).await?;
         if self.dirty_bytes + self.pipeline.inflight_bytes() > self.window {
+            self.send_all().await?;
+        }
+        if !self.hold_dirty() {
+            // No room to keep them buffered: send them as stripes, which wait for room
+            // (waiting here instead could wait forever on idle files' buffers).
             self.send_all().await?;
         }
         if self.pipeline.done.len() >= MAX_UNCOMMITTED_EXTENTS {
@@ -111,12 +128,35 @@ impl FileWriter {
                 run.truncate((size - k) as usize);
             }
         }
+        self.release_unused();
         self.pipeline.drain().await?;
         self.pipeline.done.retain_mut(|e| {
             e.len = e.len.min(size.saturating_sub(e.file_offset));
             e.len > 0
         });
         Ok(())
+    }
+
+    /// Holds budget bytes for every dirty byte; false when more are needed and the budget
+    /// has no room for them now. Gives back what is held beyond the dirty bytes.
+    fn hold_dirty(&mut self) -> bool {
+        if self.dirty_bytes > self.held {
+            let more = self.dirty_bytes - self.held;
+            if !self.budget.try_hold(more) {
+                return false;
+            }
+            self.held += more;
+        }
+        self.release_unused();
+        true
+    }
+
+    /// Gives back budget bytes held for dirty bytes that are gone (sent, discarded).
+    fn release_unused(&mut self) {
+        if self.held > self.dirty_bytes {
+            self.budget.release_held(self.held - self.dirty_bytes);
+            self.held = self.dirty_bytes;
+        }
     }
 
     /// Puts `data` into the dirty map; returns the key of the run that now holds it.
@@ -190,6 +230,7 @@ impl FileWriter {
             if !run.is_empty() {
                 self.dirty.insert(grid, run);
             }
+            self.release_unused();
             self.pipeline.submit(key, piece).await?;
             key = grid;
         }
@@ -199,6 +240,7 @@ impl FileWriter {
     async fn send_all(&mut self) -> Result<(), ClientError> {
         while let Some((start, mut run)) = self.dirty.pop_first() {
             self.dirty_bytes -= run.len() as u64;
+            self.release_unused();
             let mut pos = start;
             while !run.is_empty() {
                 let grid = (pos / self.chunk_size + 1) * self.chunk_size;
@@ -242,6 +284,7 @@ impl FileWriter {
             Ok(r) => {
                 self.dirty.clear();
                 self.dirty_bytes = 0;
+                self.release_unused();
                 Ok(r.attr)
             }
             Err(e) if e.code() == Some(INLINE_NOT_POSSIBLE) => {
@@ -268,5 +311,13 @@ impl FileWriter {
         let r = self.client.master.commit_write(req).await?;
         self.pipeline.done.clear();
         Ok(r.attr)
+    }
+}
+
+impl Drop for FileWriter {
+    fn drop(&mut self) {
+        // Unflushed runs are dropped with the writer (the caller flushes first).
+        self.dirty_bytes = 0;
+        self.release_unused();
     }
 }

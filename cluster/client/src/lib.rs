@@ -31,6 +31,7 @@ mod state;
 mod stream_writer;
 mod stripe_read;
 mod stripe_write;
+mod write_budget;
 
 pub use async_io::{ReadAdapter, WriteAdapter};
 pub use cache::CacheStats;
@@ -190,6 +191,13 @@ impl Client {
     /// Read-cache counters and occupancy.
     pub fn cache_stats(&self) -> CacheStats {
         self.shared.cache.stats()
+    }
+
+    /// Buffered write bytes counted against `write_buffer_total` now, and that budget
+    /// (a stripe larger than half the budget may take the count past it by one stripe).
+    pub fn write_buffer_usage(&self) -> (u64, u64) {
+        let b = &self.shared.write_budget;
+        (b.in_use(), b.total())
     }
 
     /// Empties the read cache (benches measure cold reads after it).

@@ -29,6 +29,14 @@ pub const MAX_PREFETCH_STRIPES: usize = 64;
 pub const MAX_INFLIGHT_READS: usize = 1024;
 /// Largest write window (bytes one writer holds before waiting for durable shards).
 pub const MAX_WRITE_WINDOW: u64 = 16 << 30;
+/// Default budget of buffered write bytes across all writers of a client: four full
+/// write windows, so four files stream at full speed while 32 parallel writers on a slow
+/// cluster stay within a few hundred MiB of an application host's memory.
+pub const DEFAULT_WRITE_BUFFER_TOTAL: u64 = 256 << 20;
+/// Smallest write budget: below it nearly every write becomes a stripe of its own.
+pub const MIN_WRITE_BUFFER_TOTAL: u64 = 1 << 20;
+/// Largest write budget (a guard against a unit typo; "unbounded" for comparisons).
+pub const MAX_WRITE_BUFFER_TOTAL: u64 = 1 << 40;
 /// Longest master-call deadline, in seconds.
 pub const MAX_RPC_TIMEOUT_SECS: f64 = 3600.0;
 /// Longest shard deadline, in seconds.
@@ -107,6 +115,8 @@ impl ClientConfig {
         }
         ClientSettings::of_config(self)
             .validate()
+            .map_err(|e| crate::ClientError::Invalid(e.to_string()))?;
+        check_write_buffer_total(self.write_buffer_total)
             .map_err(|e| crate::ClientError::Invalid(e.to_string()))
     }
 }
@@ -151,6 +161,16 @@ fn check_size(key: &'static str, v: u64, min: u64, max: u64) -> Result<(), Setti
         value: size_text(v),
         allowed: format!("must be between {} and {}", size_text(min), size_text(max)),
     })
+}
+
+/// The range of `write_buffer_total` (ksfs `[mount] write_buffer_total`).
+pub fn check_write_buffer_total(v: u64) -> Result<(), SettingsError> {
+    check_size(
+        "write_buffer_total",
+        v,
+        MIN_WRITE_BUFFER_TOTAL,
+        MAX_WRITE_BUFFER_TOTAL,
+    )
 }
 
 fn check_count(key: &'static str, v: usize, min: usize, max: usize) -> Result<(), SettingsError> {
@@ -274,6 +294,7 @@ impl ClientSettings {
             prefetch_stripes: self.prefetch_stripes,
             max_inflight_reads: self.max_inflight_reads,
             write_window_bytes: self.write_window,
+            write_buffer_total: DEFAULT_WRITE_BUFFER_TOTAL,
             rpc_timeout: self.rpc_timeout(),
             shard_deadline: self.shard_deadline(),
             inline_threshold: self.inline_threshold as usize,

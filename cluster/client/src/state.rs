@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use crate::ClientConfig;
 use crate::cache::{BlockCache, BlockKey};
 use crate::ec::Codecs;
+use crate::write_budget::WriteBudget;
 use crate::shard_io::{NodePool, ShardFault};
 
 /// A fetch result several readers may await.
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     pub policies: Mutex<HashMap<String, (u32, u32)>>,
     /// Admission of chunk reads (`cfg.max_inflight_reads` permits), shared by every reader.
     pub read_permits: Arc<Semaphore>,
+    /// Buffered write bytes of every writer of the client (`cfg.write_buffer_total`).
+    pub write_budget: Arc<WriteBudget>,
 }
 
 impl Shared {
@@ -59,6 +62,7 @@ impl Shared {
             bad_nodes: Mutex::new(HashMap::new()),
             policies: Mutex::new(HashMap::new()),
             read_permits: Arc::new(Semaphore::new(cfg.max_inflight_reads.max(1))),
+            write_budget: Arc::new(WriteBudget::new(cfg.write_buffer_total)),
             cfg,
         }
     }

@@ -4,7 +4,7 @@
 //! are acknowledged durable; the caller commits extents after that, never before.
 //!
 //! [`Pipeline`] keeps several stripes in flight while the caller produces more data, with
-//! the bytes in flight bounded by the write window.
+//! the bytes in flight bounded by the writer's window and by the client's write budget.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -216,7 +216,7 @@ impl Pipeline {
     }
 
     /// Starts writing `chunk` (file bytes at `file_offset`) as a stripe; first waits for older
-    /// stripes while the window is full.
+    /// stripes while the window is full, then for room in the client's write budget.
     pub async fn submit(&mut self, file_offset: u64, chunk: Bytes) -> Result<(), ClientError> {
         let len = chunk.len() as u64;
         while !self.inflight.is_empty()
@@ -224,12 +224,20 @@ impl Pipeline {
         {
             self.complete_oldest().await?;
         }
-        let task = tokio::spawn(write_stripe(
+        // The client-wide budget: wait for bytes there too; they come back when the
+        // stripe task ends (durable, failed or aborted), with its buffers freed.
+        let admission = self.sh.write_budget.admit(len).await;
+        let stripe = write_stripe(
             self.sh.clone(),
             self.master.clone(),
             self.bucket.clone(),
             chunk,
-        ));
+        );
+        let task = tokio::spawn(async move {
+            let r = stripe.await;
+            drop(admission);
+            r
+        });
         self.inflight.push_back((file_offset, len, task));
         self.inflight_bytes += len;
         self.peak_stripes = self.peak_stripes.max(self.inflight.len());

@@ -7,7 +7,9 @@
 //! `prefetch_depth`, `write_window`, `timeout`) still load, into that table.
 
 use crate::atime::{AtimeMode, AtimePolicy};
-use kdss_client::settings::{ByteSize, ClientSettings};
+use kdss_client::settings::{
+    ByteSize, ClientSettings, DEFAULT_WRITE_BUFFER_TOTAL, check_write_buffer_total,
+};
 use kdss_common::{ConfigError, config::invalid};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -106,6 +108,11 @@ pub struct MountSection {
     /// another open port.
     #[serde(default)]
     pub metrics_addr: Option<String>,
+    /// Bytes all open files together may buffer before their writes wait for the cluster
+    /// (default 256 MiB, 1 MiB to 1 TiB): dirty data and stripes being written share it.
+    /// Each file's own bound is `[client] write_window`.
+    #[serde(default)]
+    pub write_buffer_total: Option<ByteSize>,
     /// Older name of `[client] chunk_size`.
     #[serde(default)]
     pub chunk_size: Option<ByteSize>,
@@ -260,6 +267,9 @@ impl MountConfig {
             };
             return Err(invalid(path, &key, e.detail()));
         }
+        if let Err(e) = check_write_buffer_total(self.write_buffer_total()) {
+            return Err(invalid(path, "mount.write_buffer_total", e.detail()));
+        }
         for (key, v) in [
             ("mount.attr_ttl", self.mount.attr_ttl),
             ("mount.entry_ttl", self.mount.entry_ttl),
@@ -314,13 +324,22 @@ impl MountConfig {
             .unwrap_or_else(|| format!("kdss:{}", self.auth.bucket))
     }
 
+    /// The budget of buffered write bytes across the mount's open files.
+    pub fn write_buffer_total(&self) -> u64 {
+        self.mount
+            .write_buffer_total
+            .map_or(DEFAULT_WRITE_BUFFER_TOTAL, |b| b.0)
+    }
+
     /// The client library settings this mount asks for.
     pub fn client_config(&self) -> kdss_client::ClientConfig {
-        self.client_settings().client_config(
+        let mut c = self.client_settings().client_config(
             self.cluster.masters.clone(),
             self.auth.access_key.clone(),
             self.auth.secret_key.clone(),
-        )
+        );
+        c.write_buffer_total = self.write_buffer_total();
+        c
     }
 }
 
@@ -434,6 +453,20 @@ mountpoint = "/mnt/kdss"
         );
         assert!(c.client.is_some(), "the example shows the [client] table");
         c.client_config().validate().unwrap();
+    }
+
+    #[test]
+    fn write_buffer_total_feeds_the_client_and_is_range_checked() {
+        let c = parse(HEAD).unwrap();
+        assert_eq!(c.client_config().write_buffer_total, 256 << 20);
+        let c = parse(&format!("{HEAD}write_buffer_total = \"32MiB\"")).unwrap();
+        assert_eq!(c.client_config().write_buffer_total, 32 << 20);
+        c.client_config().validate().unwrap();
+        let e = parse(&format!("{HEAD}write_buffer_total = \"512KiB\"")).unwrap_err();
+        assert!(e.contains("`mount.write_buffer_total`"), "{e}");
+        assert!(e.contains("512KiB") && e.contains("1MiB"), "{e}");
+        let e = parse(&format!("{HEAD}write_buffer_total = \"lots\"")).unwrap_err();
+        assert!(e.contains("write_buffer_total"), "{e}");
     }
 
     #[test]

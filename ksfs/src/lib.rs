@@ -10,7 +10,8 @@
 //! adapter that hands requests to tokio and replies from the task), [`serve`] (connect,
 //! mount, serve until unmounted or `shutdown`, flush, unmount, on the caller's runtime)
 //! and [`run`] (the same on a runtime of its own until SIGINT/SIGTERM: `ksfs` and
-//! `kdss mount` call it); [`metrics`] (served on `[mount] metrics_addr` when set).
+//! `kdss mount` call it); [`metrics`] (served on `[mount] metrics_addr` when set); [`trim`]
+//! (freed write buffers handed back to the system once writes go quiet).
 
 pub mod atime;
 pub mod attr;
@@ -20,6 +21,7 @@ pub mod fs;
 pub mod fuse;
 pub mod metrics;
 pub mod mount;
+pub mod trim;
 
 pub use config::MountConfig;
 pub use error::KsfsError;

@@ -1,6 +1,7 @@
 //! A mount's Prometheus metrics, served on `[mount] metrics_addr` when set: kernel
 //! operations by name with their latency and how many run, file bytes read and written,
-//! the client's read cache and read-ahead, and failed cluster calls by kind. Labels are
+//! the client's read cache and read-ahead, buffered write bytes against the mount's
+//! `write_buffer_total`, and failed cluster calls by kind. Labels are
 //! operation names and fixed kinds, never a path or a user.
 
 use kdss_client::Client;
@@ -65,7 +66,8 @@ pub struct KsfsMetrics {
     errors: Family<Labels, Counter>,
 }
 
-/// The client's cache counters, read at scrape time (names get the registry's prefix).
+/// The client's cache counters and write-buffer usage, read at scrape time (names get the
+/// registry's prefix).
 struct CacheCollector {
     client: Client,
 }
@@ -101,13 +103,24 @@ impl Collector for CacheCollector {
             let c = ConstCounter::new(v);
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
-        let g = ConstGauge::new(s.bytes as i64);
-        g.encode(encoder.encode_descriptor(
-            "cache_bytes",
-            "bytes held by the read cache",
-            None,
-            g.metric_type(),
-        )?)?;
+        let (buffered, budget) = self.client.write_buffer_usage();
+        let gauges = [
+            ("cache_bytes", "bytes held by the read cache", s.bytes),
+            (
+                "write_buffer_bytes",
+                "file bytes of writes buffered or being written, counted against the budget",
+                buffered,
+            ),
+            (
+                "write_buffer_limit_bytes",
+                "the budget of buffered write bytes ([mount] write_buffer_total)",
+                budget,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let g = ConstGauge::new(v as i64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
         Ok(())
     }
 }
@@ -208,6 +221,11 @@ impl KsfsMetrics {
     /// Counts bytes accepted by a write.
     pub fn written(&self, n: usize) {
         self.written_bytes.inc_by(n as u64);
+    }
+
+    /// File bytes accepted from writers since the mount started.
+    pub fn written_total(&self) -> u64 {
+        self.written_bytes.get()
     }
 
     /// Counts one failed cluster call.

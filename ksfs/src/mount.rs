@@ -154,6 +154,10 @@ pub async fn serve(
         let fs = fs.clone();
         tokio::spawn(async move { fs.keep_alive(SESSION_TTL).await })
     };
+    let trim = tokio::spawn(crate::trim::trim_when_idle(
+        fs.client.clone(),
+        fs.metrics.clone(),
+    ));
     let adapter = KsfsFuse::new(fs.clone(), tokio::runtime::Handle::current());
     let fuse_cfg = fuse_config(&cfg);
     let mount_at = mp.clone();
@@ -192,6 +196,7 @@ pub async fn serve(
         fs.release_master(h).await;
     }
     keep_alive.abort();
+    trim.abort();
     if let Some(t) = metrics_task {
         t.abort();
     }

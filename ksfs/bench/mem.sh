@@ -12,7 +12,8 @@
 # (VmHWM) while they ran, VmRSS right after the last one finished and again after IDLE_SECS
 # of quiet. It also samples the mount's kdss_ksfs_write_buffer_bytes gauge for the largest
 # value. "1TiB" stands for the old behaviour: no budget across files, only each file's
-# 64 MiB write window.
+# 64 MiB write window. "none" leaves the key out: the default, or the behaviour of a build
+# from before the setting (KDSS_BIN pointing at its binaries).
 #
 # Env: KDSS_BIN (directory with kdss and ksfs; default target/release if built, else
 # target/debug), WRITERS (32), SIZE_MIB (48), NICE (19), IDLE_SECS (15),
@@ -81,8 +82,9 @@ bucket = "kdss"
 [mount]
 mountpoint = "$mnt"
 metrics_addr = "127.0.0.1:$mport"
-write_buffer_total = "$budget"
 EOF
+	# "none": no key, for binaries from before the setting (KDSS_BIN=... mem.sh none).
+	[ "$budget" = none ] || echo "write_buffer_total = \"$budget\"" >>"$work/mount.toml"
 	"$bin/ksfs" -c "$work/mount.toml" >"$work/ksfs-$budget.log" 2>&1 &
 	ksfs_pid=$!
 	for _ in $(seq 200); do grep -q " $mnt " /proc/self/mountinfo && break; sleep 0.1; done

@@ -465,8 +465,7 @@ mountpoint = "/mnt/kdss"
         let e = parse(&format!("{HEAD}write_buffer_total = \"512KiB\"")).unwrap_err();
         assert!(e.contains("`mount.write_buffer_total`"), "{e}");
         assert!(e.contains("512KiB") && e.contains("1MiB"), "{e}");
-        let e = parse(&format!("{HEAD}write_buffer_total = \"lots\"")).unwrap_err();
-        assert!(e.contains("write_buffer_total"), "{e}");
+        assert!(parse(&format!("{HEAD}write_buffer_total = \"lots\"")).is_err());
     }
 
     #[test]

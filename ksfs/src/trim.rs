@@ -29,7 +29,10 @@ pub async fn trim_when_idle(client: Client, metrics: Arc<KsfsMetrics>) {
         if quiet && now != trimmed {
             trimmed = now;
             let t = std::time::Instant::now();
-            if tokio::task::spawn_blocking(release_free_memory).await.is_ok() {
+            if tokio::task::spawn_blocking(release_free_memory)
+                .await
+                .is_ok()
+            {
                 tracing::debug!(took = ?t.elapsed(), "returned free heap memory after writes");
             }
         }

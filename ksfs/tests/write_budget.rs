@@ -168,7 +168,10 @@ async fn many_parallel_writers_stay_within_a_small_budget() -> anyhow::Result<()
     // 12 writers with a 4 MiB window each could buffer 48 MiB; the budget is 8 MiB.
     let chunk = MIB;
     let max = run_writers("many", "8MiB", chunk, 12, 6 * MIB as usize + 12345).await?;
-    assert!(max > 0, "the gauge never showed buffered bytes while writing");
+    assert!(
+        max > 0,
+        "the gauge never showed buffered bytes while writing"
+    );
     assert!(
         max <= 8 * MIB + chunk,
         "buffered bytes reached {max}, past the 8 MiB budget plus one {chunk}-byte stripe"

@@ -11,8 +11,8 @@ use tokio::sync::Semaphore;
 use crate::ClientConfig;
 use crate::cache::{BlockCache, BlockKey};
 use crate::ec::Codecs;
-use crate::write_budget::WriteBudget;
 use crate::shard_io::{NodePool, ShardFault};
+use crate::write_budget::WriteBudget;
 
 /// A fetch result several readers may await.
 pub(crate) type FetchFut = SharedFut<BoxFuture<'static, Result<bytes::Bytes, ShardFault>>>;

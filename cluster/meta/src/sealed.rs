@@ -132,7 +132,9 @@ impl SecretSeal {
         let plain = self
             .key
             .open_in_place(nonce, Aad::from(access_key.as_bytes()), &mut sealed)
-            .map_err(|_| damaged("authentication tag does not match (altered, or moved from another user)"))?;
+            .map_err(|_| {
+                damaged("authentication tag does not match (altered, or moved from another user)")
+            })?;
         String::from_utf8(plain.to_vec()).map_err(|_| damaged("not UTF-8"))
     }
 }
@@ -155,7 +157,11 @@ mod tests {
         let stored = s.seal("KDALICE", "alice-secret-key-123");
         assert!(is_sealed(&stored));
         assert!(!stored.contains("alice-secret-key-123"));
-        assert_ne!(stored, s.seal("KDALICE", "alice-secret-key-123"), "fresh nonce");
+        assert_ne!(
+            stored,
+            s.seal("KDALICE", "alice-secret-key-123"),
+            "fresh nonce"
+        );
         assert_eq!(s.open("KDALICE", &stored).unwrap(), "alice-secret-key-123");
         assert_eq!(s.open("KDALICE", "legacy-plain").unwrap(), "legacy-plain");
     }
@@ -179,7 +185,13 @@ mod tests {
         let mut bad = stored.clone();
         let last = bad.pop().unwrap();
         bad.push(if last == '0' { '1' } else { '0' });
-        assert!(matches!(s.open("KDALICE", &bad), Err(SealError::Damaged { .. })));
-        assert!(s.open("KDALICE", &format!("{PREFIX}{}:zz", s.key_id())).is_err());
+        assert!(matches!(
+            s.open("KDALICE", &bad),
+            Err(SealError::Damaged { .. })
+        ));
+        assert!(
+            s.open("KDALICE", &format!("{PREFIX}{}:zz", s.key_id()))
+                .is_err()
+        );
     }
 }

@@ -96,7 +96,7 @@ pub async fn authenticate(md: &MetadataMap, pool: &SqlitePool) -> Result<Caller,
         return match v.on_behalf_of {
             None => Ok(Caller::service()),
             Some(user) => {
-                let (_, role) = crate::meta_api::user_secret(pool, &user)
+                let role = crate::meta_api::user_role(pool, &user)
                     .await?
                     .ok_or_else(|| unauthenticated(AuthError::UnknownKey(user.clone())))?;
                 Ok(Caller {

@@ -3,6 +3,7 @@
 //! here means an API change there is fixed here only.
 
 use crate::caller::Caller;
+use kdss_meta::sealed::SecretSeal;
 use kdss_proto::master as pb;
 use sqlx::SqlitePool;
 use std::path::Path;
@@ -28,9 +29,10 @@ pub async fn apply(
     kdss_meta::apply(conn, m).await
 }
 
-/// Fills what the leader must decide before proposing (generated secrets).
-pub fn prepare(m: &mut pb::Mutation) {
-    kdss_meta::prepare(m)
+/// Fills what the leader must decide before proposing (generated keys) and seals a new
+/// user's secret; returns that secret in clear for the reply.
+pub fn prepare(m: &mut pb::Mutation, seal: &SecretSeal) -> Result<Option<String>, Status> {
+    Ok(kdss_meta::prepare(m, seal)?)
 }
 
 /// A domain failure as a status.
@@ -38,16 +40,29 @@ pub fn failure_status(f: &pb::MetaFailure) -> Status {
     kdss_meta::failure_status(f)
 }
 
-/// The secret and role of a user, for authentication.
+/// The secret (opened) and role of a user, for authentication.
 pub async fn user_secret(
     pool: &SqlitePool,
+    seal: &SecretSeal,
     access_key: &str,
 ) -> Result<Option<(String, pb::Role)>, Status> {
     let u = kdss_meta::read::user_by_access_key(pool, access_key).await?;
-    Ok(u.map(|r| {
+    u.map(|r| {
         let role = r.user.as_ref().map(|u| u.role()).unwrap_or(pb::Role::User);
-        (r.secret_key, role)
-    }))
+        Ok((open_secret(seal, access_key, &r.secret_key)?, role))
+    })
+    .transpose()
+}
+
+/// The role of a user, None for an unknown access key (its secret stays sealed).
+pub async fn user_role(pool: &SqlitePool, access_key: &str) -> Result<Option<pb::Role>, Status> {
+    let u = kdss_meta::read::user_by_access_key(pool, access_key).await?;
+    Ok(u.map(|r| r.user.as_ref().map(|u| u.role()).unwrap_or(pb::Role::User)))
+}
+
+fn open_secret(seal: &SecretSeal, access_key: &str, stored: &str) -> Result<String, Status> {
+    seal.open(access_key, stored)
+        .map_err(|e| Status::from(kdss_meta::MetaError::from(e)))
 }
 
 /// May `caller` use `bucket`?
@@ -110,12 +125,13 @@ pub async fn list_users(pool: &SqlitePool) -> Result<pb::ListUsersReply, Status>
     Ok(kdss_meta::read::list_users(pool).await?)
 }
 
-/// A user with its secret (for gateways verifying SigV4).
+/// A user with its secret opened (for gateways verifying SigV4).
 pub async fn user_with_secret(
     pool: &SqlitePool,
+    seal: &SecretSeal,
     access_key: &str,
 ) -> Result<pb::GetUserSecretReply, Status> {
-    kdss_meta::read::user_by_access_key(pool, access_key)
+    let mut r = kdss_meta::read::user_by_access_key(pool, access_key)
         .await?
         .ok_or_else(|| {
             kdss_common::rpc_error::status(
@@ -124,7 +140,26 @@ pub async fn user_with_secret(
                 "InvalidAccessKeyId",
                 format!("no user with access key {access_key:?}"),
             )
-        })
+        })?;
+    r.secret_key = open_secret(seal, access_key, &r.secret_key)?;
+    Ok(r)
+}
+
+/// Users whose stored secret is still plaintext (rows of before sealing), as
+/// (access key, secret).
+pub async fn unsealed_secrets(pool: &SqlitePool) -> Result<Vec<(String, String)>, Status> {
+    let mut c = pool.acquire().await.map_err(kdss_meta::MetaError::from)?;
+    Ok(kdss_meta::accounts::unsealed_secrets(&mut c).await?)
+}
+
+/// Checks that `seal` opens the database's sealed secrets (one is tried); the error names
+/// a wrong cluster secret.
+pub async fn check_seal(pool: &SqlitePool, seal: &SecretSeal) -> Result<(), kdss_meta::MetaError> {
+    let mut c = pool.acquire().await?;
+    if let Some((key, stored)) = kdss_meta::accounts::any_sealed_secret(&mut c).await? {
+        seal.open(&key, &stored)?;
+    }
+    Ok(())
 }
 
 /// A stripe of `bucket` with its shard placement.

@@ -150,6 +150,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     st.backups.schedule = cfg.backup.clone();
     st.events = crate::events::Events::start(&cfg.notify, &cfg.cluster.id, cfg.master.id)
         .map_err(|e| MasterError::Serve(format!("[notify]: {e}")))?;
+    crate::service::seal::check_cluster_secret(&st).await?;
     let st = Arc::new(st);
 
     let (stop, stop_rx) = watch::channel(false);
@@ -330,7 +331,7 @@ async fn ensure_admin(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        match crate::meta_api::user_secret(&st.pool(), &admin.access_key).await {
+        match crate::meta_api::user_role(&st.pool(), &admin.access_key).await {
             Ok(Some(_)) => return,
             Ok(None) => {}
             Err(e) => {
@@ -373,6 +374,7 @@ async fn leader_duties(st: Arc<State>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = st.propose(&caller, op).await {
             tracing::debug!(error = %e, "expire sessions");
         }
+        crate::service::seal::seal_plaintext_secrets(&st).await;
     }
 }
 

@@ -4,12 +4,13 @@
 use crate::error::{MetaError, Result, einval, fail};
 use crate::multipart;
 use crate::names::check_bucket_name;
+use crate::sealed;
 use crate::tree::{self, NewInode};
 use kdss_common::EcPolicy;
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     BucketInfo, CreateBucketRequest, CreateUserReply, CreateUserRequest, DeleteUserRequest,
-    FileKind, GrantBucketRequest, Role, UserInfo,
+    FileKind, GrantBucketRequest, Role, SealUserSecretsOp, UserInfo,
 };
 use sqlx::{Row, SqliteConnection};
 
@@ -138,10 +139,12 @@ fn valid_role(role: i32) -> Result<Role> {
     }
 }
 
-/// Creates a user. An empty access key is derived deterministically from the entry
-/// (access keys are public names). The secret must be filled on the leader before
-/// proposing ([`crate::prepare`] does it): a secret derived from the log would be
-/// guessable, and apply cannot use randomness.
+/// Creates a user. The secret must be filled and sealed on the leader before proposing
+/// ([`crate::prepare`] does it): a secret derived from the log would be guessable, apply
+/// cannot use randomness, and the log must not carry it in clear. A plaintext secret is
+/// still accepted, as entries written before sealing carry one; the leader seals such rows
+/// later ([`seal_secrets`]). An empty access key (entries of before [`crate::prepare`]
+/// chose one) is derived deterministically from the entry (access keys are public names).
 pub async fn create_user(
     c: &mut SqliteConnection,
     r: &CreateUserRequest,
@@ -157,8 +160,8 @@ pub async fn create_user(
             "secret_key is empty: call kdss_meta::prepare on the leader before proposing",
         ));
     }
-    if r.secret_key.len() < 8 {
-        return Err(einval("secret_key must have at least 8 characters"));
+    if !sealed::is_sealed(&r.secret_key) {
+        check_secret(&r.secret_key)?;
     }
     let access_key = if r.access_key.is_empty() {
         let seq: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -210,6 +213,60 @@ pub async fn create_user(
         }),
         secret_key: r.secret_key.clone(),
     })
+}
+
+/// Refuses a user's secret key that is too short to be one.
+pub fn check_secret(secret: &str) -> Result<()> {
+    if secret.len() < 8 {
+        return Err(einval("secret_key must have at least 8 characters"));
+    }
+    Ok(())
+}
+
+/// Stores the sealed secrets the leader made for rows that still hold a plaintext secret
+/// (written before sealing existed). Rows already sealed, or deleted since, are left alone,
+/// so a repeated or late entry changes nothing.
+pub async fn seal_secrets(c: &mut SqliteConnection, r: &SealUserSecretsOp) -> Result<()> {
+    for s in &r.secrets {
+        if !sealed::is_sealed(&s.sealed) {
+            return Err(einval(format!(
+                "SealUserSecrets for {:?} carries a value that is not sealed",
+                s.access_key
+            )));
+        }
+        sqlx::query(
+            "UPDATE users SET secret_key = ? WHERE access_key = ? AND secret_key NOT LIKE 'kdss-sealed1:%'",
+        )
+        .bind(&s.sealed)
+        .bind(&s.access_key)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Access keys and stored secrets of the users whose secret is still plaintext.
+pub async fn unsealed_secrets(c: &mut SqliteConnection) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT access_key, secret_key FROM users WHERE secret_key NOT LIKE 'kdss-sealed1:%' ORDER BY access_key",
+    )
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("access_key")?, r.try_get("secret_key")?)))
+        .collect()
+}
+
+/// One sealed secret of the database, to check at start that this master's cluster secret
+/// opens them (None when no row is sealed yet).
+pub async fn any_sealed_secret(c: &mut SqliteConnection) -> Result<Option<(String, String)>> {
+    let row = sqlx::query(
+        "SELECT access_key, secret_key FROM users WHERE secret_key LIKE 'kdss-sealed1:%' LIMIT 1",
+    )
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|r| Ok((r.try_get("access_key")?, r.try_get("secret_key")?)))
+        .transpose()
 }
 
 /// Deletes a user and its grants (buckets it owns keep their owner name).

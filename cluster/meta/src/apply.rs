@@ -2,6 +2,7 @@
 //! failures turned into `MutationReply.failure` with the savepoint rolled back.
 
 use crate::error::{MetaError, Result, einval};
+use crate::sealed::{self, SecretSeal};
 use crate::{accounts, data, disks, gc, multipart, objects, opens, posix, rename, repair, trash};
 use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
@@ -11,15 +12,30 @@ use kdss_proto::master::{
 };
 use sqlx::SqliteConnection;
 
-/// Fills on the leader, before proposing, what apply must not invent: a random secret
-/// key for CreateUser when none is given. Call it on every mutation before proposing.
-pub fn prepare(m: &mut Mutation) {
-    if let Some(Op::CreateUser(u)) = &mut m.op
-        && u.secret_key.is_empty()
-    {
-        use rand::distr::{Alphanumeric, SampleString};
+/// Fills on the leader, before proposing, what apply must not invent, and seals what the
+/// log must not carry: for CreateUser a random access key and secret key when none is
+/// given, and the secret sealed under `seal` (so Raft entries, snapshots and the database
+/// hold only ciphertext). Returns the plaintext secret of a CreateUser, for the reply to
+/// its caller. Call it on every mutation before proposing.
+pub fn prepare(m: &mut Mutation, seal: &SecretSeal) -> Result<Option<String>> {
+    let Some(Op::CreateUser(u)) = &mut m.op else {
+        return Ok(None);
+    };
+    if sealed::is_sealed(&u.secret_key) {
+        return Ok(None);
+    }
+    use rand::distr::{Alphanumeric, SampleString};
+    if u.access_key.is_empty() {
+        // The seal binds the access key, so it is chosen here rather than in apply.
+        u.access_key = format!("KD{}", hex::encode_upper(rand::random::<[u8; 9]>()));
+    }
+    if u.secret_key.is_empty() {
         u.secret_key = Alphanumeric.sample_string(&mut rand::rng(), 40);
     }
+    accounts::check_secret(&u.secret_key)?;
+    let plain = std::mem::take(&mut u.secret_key);
+    u.secret_key = seal.seal(&u.access_key, &plain);
+    Ok(Some(plain))
 }
 
 /// Applies one mutation. Deterministic: time from `m.ctx.now_ns`, caller from `m.ctx`,
@@ -170,6 +186,10 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
         }
         Op::SetSetting(r) => {
             repair::set_setting(c, r).await?;
+            empty
+        }
+        Op::SealUserSecrets(r) => {
+            accounts::seal_secrets(c, r).await?;
             empty
         }
     })

@@ -18,6 +18,9 @@ pub enum MetaError {
     /// The database holds something this version cannot read.
     #[error("corrupt namespace database: {0}")]
     Corrupt(String),
+    /// A user's stored secret key cannot be decrypted (another cluster secret, or damage).
+    #[error("{0}")]
+    Sealed(#[from] crate::sealed::SealError),
 }
 
 impl MetaError {

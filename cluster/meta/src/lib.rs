@@ -8,7 +8,8 @@
 //! queries of [`read`] over gRPC. Entry points:
 //! - [`open`] / [`open_memory`] / [`migrate`]: the database.
 //! - [`prepare`]: fills what must be random (generated secrets) on the leader before a
-//!   mutation is proposed; apply itself never uses randomness or the clock.
+//!   mutation is proposed, and seals users' secrets ([`sealed`]); apply itself never uses
+//!   randomness or the clock.
 //! - [`apply`]: one replicated [`Mutation`]; domain failures come back inside
 //!   `MutationReply.failure` with nothing changed (a savepoint per mutation).
 //! - [`failure_status`] and `From<MetaError> for tonic::Status`: errors on the wire.
@@ -40,6 +41,7 @@ pub mod read;
 pub mod rename;
 pub mod repair;
 mod schema;
+pub mod sealed;
 mod stripe_reads;
 pub mod trash;
 pub mod tree;

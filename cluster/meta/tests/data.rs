@@ -255,12 +255,15 @@ async fn buckets_users_and_access() {
             role: Role::User as i32,
         })),
     };
-    kdss_meta::prepare(&mut m);
+    let seal = kdss_meta::sealed::SecretSeal::new("a-cluster-secret-of-at-least-32-bytes");
+    let plain = kdss_meta::prepare(&mut m, &seal).unwrap().unwrap();
     let Reply::CreateUser(u) = ns.ok(m.op.unwrap()).await else {
         panic!()
     };
     let bob = u.user.unwrap().access_key;
-    assert!(u.secret_key.len() >= 20);
+    assert!(plain.len() >= 20);
+    assert!(kdss_meta::sealed::is_sealed(&u.secret_key));
+    assert_eq!(seal.open(&bob, &u.secret_key).unwrap(), plain);
     let unprepared = ns
         .fail(Op::CreateUser(CreateUserRequest {
             name: "eve".into(),

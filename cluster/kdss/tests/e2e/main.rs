@@ -19,6 +19,7 @@ mod observability;
 mod privileges;
 mod racks;
 mod repair;
+mod sealed;
 mod secrets;
 mod space;
 mod strays;

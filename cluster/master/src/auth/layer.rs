@@ -87,7 +87,7 @@ impl Verifier {
         let deadline = tokio::time::Instant::now() + UNKNOWN_KEY_GRACE;
         loop {
             if let Some((secret, role)) =
-                crate::meta_api::user_secret(&st.pool(), access_key).await?
+                crate::meta_api::user_secret(&st.pool(), &st.seal, access_key).await?
             {
                 return Ok((secret, Some(role)));
             }

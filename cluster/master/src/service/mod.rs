@@ -18,6 +18,7 @@ mod data;
 mod disks;
 mod repair;
 mod rpc;
+pub mod seal;
 mod trash;
 
 use crate::auth::{self, Caller};
@@ -67,6 +68,8 @@ pub struct State {
     pub registry: Registry,
     /// Signs shard capabilities.
     pub caps: CapabilityKey,
+    /// Seals and opens users' secret keys (key derived from the cluster secret).
+    pub seal: kdss_meta::sealed::SecretSeal,
     /// Batches concurrent mutations into Raft entries.
     pub proposer: crate::raft::proposer::Proposer,
     /// Metrics.
@@ -128,6 +131,7 @@ impl State {
             sm,
             registry: Registry::default(),
             caps: CapabilityKey::new(secret),
+            seal: kdss_meta::sealed::SecretSeal::new(secret),
             metrics,
             reject_pct,
             alert_pct,
@@ -276,13 +280,22 @@ impl State {
             }),
             op: Some(op),
         };
-        crate::meta_api::prepare(&mut m);
+        let plain_secret = crate::meta_api::prepare(&mut m, &self.seal)?;
         let r = self.proposer.propose(m).await?;
         if let Some(f) = r.failure {
             return Err(crate::meta_api::failure_status(&f));
         }
-        r.reply
-            .ok_or_else(|| Status::internal("mutation reply without a result"))
+        let reply = r
+            .reply
+            .ok_or_else(|| Status::internal("mutation reply without a result"))?;
+        Ok(match (reply, plain_secret) {
+            // The entry carried the secret sealed; its creator gets it in clear, once.
+            (Reply::CreateUser(mut u), Some(plain)) => {
+                u.secret_key = plain;
+                Reply::CreateUser(u)
+            }
+            (reply, _) => reply,
+        })
     }
 }
 

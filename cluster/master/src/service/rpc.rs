@@ -316,7 +316,7 @@ impl Master for MasterService {
         crate::auth::require_service(req.metadata())?;
         let key = req.into_inner().access_key;
         Ok(Response::new(
-            meta::user_with_secret(&self.st.pool(), &key).await?,
+            meta::user_with_secret(&self.st.pool(), &self.st.seal, &key).await?,
         ))
     }
     async fn grant_bucket(&self, req: Request<pb::GrantBucketRequest>) -> R<pb::Empty> {

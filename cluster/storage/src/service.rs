@@ -77,6 +77,9 @@ impl StorageService {
             }
             .to_status());
         }
+        // Wait for room in the disk's write queue before buffering the shard: a slow disk
+        // makes its senders wait here (their streams stall) rather than fill our memory.
+        let admitted = disk.admit(total).await;
         let total = total as usize;
         let mut buf = record_buf(total);
         let at = data_offset(total);
@@ -112,7 +115,7 @@ impl StorageService {
             ));
         }
         let placed = disk
-            .put_async(key, buf, total, crc)
+            .put_admitted(Some(admitted), key, buf, total, crc)
             .await
             .map_err(|e| e.to_status())?;
         self.node.count_client(disk.id(), total as u64);

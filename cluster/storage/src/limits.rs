@@ -27,8 +27,8 @@ pub struct LimitsSection {
     /// windows push back on the sender. Default 256, 1 to 65536.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent_requests: usize,
-    /// Shard bytes one disk admits and has not yet made durable; a put past it waits
-    /// before its data is buffered. Default 256 MiB, 1 MiB to 64 GiB.
+    /// Shard bytes queued for one disk and not yet durable; a put past it waits for room
+    /// before it is queued. Default 256 MiB, 1 MiB to 64 GiB.
     #[serde(default = "default_write_queue")]
     pub write_queue_bytes: u64,
 }

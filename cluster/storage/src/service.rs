@@ -77,9 +77,6 @@ impl StorageService {
             }
             .to_status());
         }
-        // Wait for room in the disk's write queue before buffering the shard: a slow disk
-        // makes its senders wait here (their streams stall) rather than fill our memory.
-        let admitted = disk.admit(total).await;
         let total = total as usize;
         let mut buf = record_buf(total);
         let at = data_offset(total);
@@ -114,6 +111,12 @@ impl StorageService {
                 ),
             ));
         }
+        // Wait for room in the disk's write queue: a slow disk makes its senders wait here
+        // rather than its queue grow. Not before the data is read: streams waiting here
+        // with unread data would hold the connection's HTTP/2 window and starve the
+        // admitted streams of theirs (a deadlock). What waits here is bounded by the
+        // gRPC concurrency limit times the shard size.
+        let admitted = disk.admit(total as u64).await;
         let placed = disk
             .put_admitted(Some(admitted), key, buf, total, crc)
             .await

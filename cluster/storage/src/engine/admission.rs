@@ -1,8 +1,9 @@
-//! The bound on shard bytes admitted to one disk and not yet durable. A put takes its
-//! share before the node allocates the record buffer and keeps it until the writer has
-//! answered, so a device that slows down (or hangs in fdatasync) makes new puts wait at
-//! the door instead of the node buffering every shard that arrives: the memory a disk's
-//! puts hold is at most the bound plus one shard.
+//! The bound on shard bytes queued for one disk's writer and not yet durable. A put takes
+//! its share before it is handed to the writer and keeps it until the writer has
+//! answered (even if its caller gave up), so a device that slows down (or hangs in
+//! fdatasync) makes new puts wait at the door instead of the writer's queue growing
+//! without bound. Puts waiting at the door hold their received shard; the gRPC server's
+//! per-connection concurrency limit bounds how many do.
 
 use super::stats::DiskCounters;
 use std::sync::Arc;

@@ -223,14 +223,14 @@ impl Disk {
             buf,
             len: len as u32,
             crc,
-            admitted,
+            _admitted: admitted,
         })
     }
 
     /// Waits until a put of `len` bytes fits in this disk's write queue
-    /// (`[limits] write_queue_bytes`): callers take this before they allocate the record
-    /// buffer and hold it until the put answered, so a slow device pushes back on the
-    /// senders instead of the node buffering their shards.
+    /// (`[limits] write_queue_bytes`): callers take this before they hand the put to the
+    /// writer ([`Disk::put_admitted`]), which holds it until the put answered, so a slow
+    /// device pushes back on the senders instead of its queue growing.
     pub async fn admit(&self, len: u64) -> Admitted {
         self.queue.admit(len, &self.inner.counters).await
     }

@@ -32,7 +32,7 @@ pub(crate) enum Op {
         buf: AlignedBuf,
         len: u32,
         crc: u32,
-        admitted: Option<super::Admitted>,
+        _admitted: Option<super::Admitted>,
     },
     /// A tombstone, if the shard exists.
     Delete,

@@ -34,6 +34,22 @@ pub struct ClientConfig {
     pub rpc_timeout: Duration,
     /// A shard read slower than this is read around (degraded read from parity).
     pub shard_deadline: Duration,
+    /// Fixed part of the deadline of one shard put: past the deadline the put counts as
+    /// failed and the shard moves to another disk, so a node whose disk hangs delays a
+    /// stripe by one deadline instead of stalling it. See [`ClientConfig::put_deadline`].
+    pub shard_put_deadline: Duration,
+    /// Part of the shard put deadline added per MiB of shard, so large shards on a slow
+    /// but working disk are not cut off.
+    pub shard_put_deadline_per_mib: Duration,
     /// Files at most this large live inline in metadata.
     pub inline_threshold: usize,
+}
+
+impl ClientConfig {
+    /// The deadline of one put of a `shard_len`-byte shard: the fixed part plus the part
+    /// per MiB, pro rata.
+    pub fn put_deadline(&self, shard_len: u64) -> Duration {
+        let mib = shard_len as f64 / (1u64 << 20) as f64;
+        self.shard_put_deadline + self.shard_put_deadline_per_mib.mul_f64(mib)
+    }
 }

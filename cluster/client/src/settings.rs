@@ -39,8 +39,10 @@ pub const MIN_WRITE_BUFFER_TOTAL: u64 = 1 << 20;
 pub const MAX_WRITE_BUFFER_TOTAL: u64 = 1 << 40;
 /// Longest master-call deadline, in seconds.
 pub const MAX_RPC_TIMEOUT_SECS: f64 = 3600.0;
-/// Longest shard deadline, in seconds.
+/// Longest shard deadline (read, and the fixed part of a put's), in seconds.
 pub const MAX_SHARD_DEADLINE_SECS: f64 = 600.0;
+/// Longest part of the shard put deadline per MiB of shard, in seconds.
+pub const MAX_PUT_DEADLINE_PER_MIB_SECS: f64 = 60.0;
 
 /// How a client sizes its data path: the `[client]` table of both doors' config files.
 /// Every key is optional; [`Default`] holds the one set of defaults.
@@ -75,6 +77,14 @@ pub struct ClientSettings {
     /// Seconds a shard read may take before it is read around from parity (default 3,
     /// above 0 and at most 600).
     pub shard_deadline: f64,
+    /// Seconds one shard put may take, fixed part (default 10, above 0 and at most 600).
+    /// A put past its deadline counts as failed: the shard is moved to another disk
+    /// through the master, so one node with a hung disk delays a write instead of
+    /// stalling it.
+    pub shard_put_deadline: f64,
+    /// Seconds added to the shard put deadline per MiB of shard (default 0.5, 0 to 60):
+    /// a 64 MiB shard gets 10 + 32 s, enough for a slow disk that still works.
+    pub shard_put_deadline_per_mib: f64,
 }
 
 impl Default for ClientSettings {
@@ -89,6 +99,8 @@ impl Default for ClientSettings {
             rpc_timeout: None,
             rpc_timeout_ms: None,
             shard_deadline: 3.0,
+            shard_put_deadline: 10.0,
+            shard_put_deadline_per_mib: 0.5,
         }
     }
 }
@@ -184,6 +196,17 @@ fn check_count(key: &'static str, v: usize, min: usize, max: usize) -> Result<()
     })
 }
 
+fn check_secs_or_zero(key: &'static str, v: f64, max: f64) -> Result<(), SettingsError> {
+    if (0.0..=max).contains(&v) {
+        return Ok(());
+    }
+    Err(SettingsError {
+        key,
+        value: format!("{v} s"),
+        allowed: format!("must be between 0 and {max} seconds"),
+    })
+}
+
 fn check_secs(key: &'static str, v: f64, max: f64) -> Result<(), SettingsError> {
     if v > 0.0 && v <= max {
         return Ok(());
@@ -257,6 +280,16 @@ impl ClientSettings {
             "shard_deadline",
             self.shard_deadline,
             MAX_SHARD_DEADLINE_SECS,
+        )?;
+        check_secs(
+            "shard_put_deadline",
+            self.shard_put_deadline,
+            MAX_SHARD_DEADLINE_SECS,
+        )?;
+        check_secs_or_zero(
+            "shard_put_deadline_per_mib",
+            self.shard_put_deadline_per_mib,
+            MAX_PUT_DEADLINE_PER_MIB_SECS,
         )
     }
 
@@ -297,6 +330,14 @@ impl ClientSettings {
             write_buffer_total: DEFAULT_WRITE_BUFFER_TOTAL,
             rpc_timeout: self.rpc_timeout(),
             shard_deadline: self.shard_deadline(),
+            shard_put_deadline: secs_or(
+                self.shard_put_deadline,
+                ClientSettings::default().shard_put_deadline,
+            ),
+            shard_put_deadline_per_mib: secs_or(
+                self.shard_put_deadline_per_mib,
+                ClientSettings::default().shard_put_deadline_per_mib,
+            ),
             inline_threshold: self.inline_threshold as usize,
         }
     }
@@ -313,6 +354,8 @@ impl ClientSettings {
             rpc_timeout: Some(c.rpc_timeout.as_secs_f64()),
             rpc_timeout_ms: None,
             shard_deadline: c.shard_deadline.as_secs_f64(),
+            shard_put_deadline: c.shard_put_deadline.as_secs_f64(),
+            shard_put_deadline_per_mib: c.shard_put_deadline_per_mib.as_secs_f64(),
         }
     }
 }
@@ -374,6 +417,10 @@ mod tests {
         assert_eq!(c.inline_threshold, 16 << 10);
         assert_eq!(c.rpc_timeout, Duration::from_secs(15));
         assert_eq!(c.shard_deadline, Duration::from_secs(3));
+        assert_eq!(c.shard_put_deadline, Duration::from_secs(10));
+        assert_eq!(c.put_deadline(0), Duration::from_secs(10));
+        assert_eq!(c.put_deadline(64 << 20), Duration::from_secs(42));
+        assert_eq!(c.put_deadline(512 << 10), Duration::from_millis(10_250));
         let d = ClientConfig::default();
         assert_eq!(
             (
@@ -435,7 +482,7 @@ mod tests {
 
     #[test]
     fn values_out_of_range_name_key_value_and_range() {
-        let cases: [(&str, &str, &str); 10] = [
+        let cases: [(&str, &str, &str); 13] = [
             ("chunk_size = \"512MiB\"", "chunk_size", "512MiB"),
             ("chunk_size = 1024", "chunk_size", "1KiB"),
             ("cache_size = \"2TiB\"", "cache_size", "2TiB"),
@@ -450,6 +497,13 @@ mod tests {
             ("rpc_timeout = 0", "rpc_timeout", "0 s"),
             ("rpc_timeout_ms = 0", "rpc_timeout_ms", "0 ms"),
             ("shard_deadline = -1.0", "shard_deadline", "-1 s"),
+            ("shard_put_deadline = 0", "shard_put_deadline", "0 s"),
+            ("shard_put_deadline = 601", "shard_put_deadline", "601 s"),
+            (
+                "shard_put_deadline_per_mib = -0.5",
+                "shard_put_deadline_per_mib",
+                "-0.5 s",
+            ),
         ];
         for (text, key, value) in cases {
             let e = parse(text).unwrap().validate().unwrap_err();

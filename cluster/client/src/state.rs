@@ -36,6 +36,12 @@ pub(crate) struct InflightRun {
 /// How long a node that failed or was slow is read around before being tried again.
 pub(crate) const BAD_NODE_TTL: Duration = Duration::from_secs(10);
 
+/// How long a disk whose shard put ran past its deadline gets no new shards from this
+/// client: stripes the master places on it move their shard away at once instead of each
+/// waiting out a deadline. Longer than a read's [`BAD_NODE_TTL`]: a put that hung cost a
+/// whole deadline, a skipped target costs one ReplaceShard.
+pub(crate) const SLOW_DISK_TTL: Duration = Duration::from_secs(30);
+
 /// State shared by clones and `acting_for` views of one client.
 pub(crate) struct Shared {
     pub cfg: ClientConfig,
@@ -44,6 +50,8 @@ pub(crate) struct Shared {
     pub codecs: Codecs,
     pub inflight: Mutex<HashMap<BlockKey, InflightRun>>,
     bad_nodes: Mutex<HashMap<String, Instant>>,
+    /// disk id → when a shard put to it ran past its deadline.
+    slow_disks: Mutex<HashMap<u64, Instant>>,
     /// bucket → (k, m), learned from GetBucket; the client picks shard_len from k.
     pub policies: Mutex<HashMap<String, (u32, u32)>>,
     /// Admission of chunk reads (`cfg.max_inflight_reads` permits), shared by every reader.
@@ -60,6 +68,7 @@ impl Shared {
             codecs: Codecs::default(),
             inflight: Mutex::new(HashMap::new()),
             bad_nodes: Mutex::new(HashMap::new()),
+            slow_disks: Mutex::new(HashMap::new()),
             policies: Mutex::new(HashMap::new()),
             read_permits: Arc::new(Semaphore::new(cfg.max_inflight_reads.max(1))),
             write_budget: Arc::new(WriteBudget::new(cfg.write_buffer_total)),
@@ -82,6 +91,27 @@ impl Shared {
             Some(t) if t.elapsed() < BAD_NODE_TTL => true,
             Some(_) => {
                 g.remove(addr);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Remembers that a shard put to `disk` ran past its deadline.
+    pub fn mark_slow_disk(&self, disk: u64) {
+        self.slow_disks
+            .lock()
+            .expect("slow disks lock")
+            .insert(disk, Instant::now());
+    }
+
+    /// Whether a shard put to `disk` ran past its deadline within [`SLOW_DISK_TTL`].
+    pub fn is_slow_disk(&self, disk: u64) -> bool {
+        let mut g = self.slow_disks.lock().expect("slow disks lock");
+        match g.get(&disk) {
+            Some(t) if t.elapsed() < SLOW_DISK_TTL => true,
+            Some(_) => {
+                g.remove(&disk);
                 false
             }
             None => false,

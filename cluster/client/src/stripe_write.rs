@@ -104,7 +104,10 @@ pub(crate) async fn write_stripe(
     Ok(sid)
 }
 
-/// Puts one shard; on failure asks the master for another disk and tries again.
+/// Puts one shard; when the put fails or runs past its deadline
+/// ([`crate::ClientConfig::put_deadline`]) asks the master for another disk and tries
+/// again. An abandoned put may still land on its disk later; the master's map then names
+/// the replacement disk only, so no read ever uses that copy and the collector deletes it.
 #[allow(clippy::too_many_arguments)]
 async fn put_with_replace(
     sh: &Shared,
@@ -120,6 +123,8 @@ async fn put_with_replace(
     let mut last = None;
     let started = std::time::Instant::now();
     let mut backoff = std::time::Duration::from_millis(50);
+    let deadline = sh.cfg.put_deadline(shard.len() as u64);
+    let mut attempts = 0;
     for attempt in 0..SHARD_ATTEMPTS {
         if attempt >= 2 {
             // The master may still place on a node that just died (it learns from missed
@@ -131,19 +136,32 @@ async fn put_with_replace(
             backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
         }
         let failed_disk = match &loc {
-            Some(l) => match sh
-                .nodes
-                .put_shard(l, stripe_id, shard.clone(), crc)
-                .await
-                .map_err(ClientError::from)
-            {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::warn!(stripe_id, shard_index, attempt, error = %e, "shard put failed; replacing target");
-                    last = Some(e);
-                    l.disk_id
-                }
-            },
+            // The allocated target hung a put of this client a moment ago: move the shard
+            // away at once rather than wait out another deadline there.
+            Some(l) if attempt == 0 && sh.is_slow_disk(l.disk_id) => {
+                tracing::info!(
+                    stripe_id,
+                    shard_index,
+                    disk = l.disk_id,
+                    "target recently past its put deadline; replacing"
+                );
+                l.disk_id
+            }
+            Some(l) => {
+                attempts += 1;
+                let put = sh.nodes.put_shard(l, stripe_id, shard.clone(), crc);
+                let e = match tokio::time::timeout(deadline, put).await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(e)) => ClientError::from(e),
+                    Err(_) => {
+                        sh.mark_slow_disk(l.disk_id);
+                        put_timeout(l, stripe_id, shard.len(), deadline)
+                    }
+                };
+                tracing::warn!(stripe_id, shard_index, attempt, error = %e, "shard put failed; replacing target");
+                last = Some(e);
+                l.disk_id
+            }
             None => 0,
         };
         let req = pb::ReplaceShardRequest {
@@ -169,7 +187,41 @@ async fn put_with_replace(
             (Err(e), _) => return Err(e),
         }
     }
-    Err(last.unwrap_or_else(|| ClientError::Internal(format!("no target for shard {shard_index}"))))
+    Err(match last {
+        Some(ClientError::Storage { node, status }) => {
+            let msg = format!(
+                "{}; gave up on shard {shard_index} of stripe {stripe_id} after {attempts} \
+                 put attempts in {:.1?}",
+                status.message(),
+                started.elapsed()
+            );
+            ClientError::Storage {
+                node,
+                status: tonic::Status::new(status.code(), msg),
+            }
+        }
+        Some(e) => e,
+        None => ClientError::Internal(format!("no target for shard {shard_index}")),
+    })
+}
+
+/// The error of a shard put that ran past its deadline. `Unavailable`, like a node that
+/// cannot answer: the gateway answers 503, ksfs EIO.
+fn put_timeout(
+    l: &pb::ShardLocation,
+    stripe_id: u64,
+    len: usize,
+    deadline: std::time::Duration,
+) -> ClientError {
+    ClientError::Storage {
+        node: format!("{} ({})", l.node_id, l.node_addr),
+        status: tonic::Status::unavailable(format!(
+            "put of shard {} of stripe {stripe_id} ({len} bytes) to disk {} did not finish \
+             within its {:.1?} deadline (client.shard_put_deadline + \
+             client.shard_put_deadline_per_mib)",
+            l.shard_index, l.disk_id, deadline
+        )),
+    }
 }
 
 /// `(file offset, bytes, task writing the stripe)`.

@@ -10,6 +10,8 @@
 //! [compactor] enabled = true, threshold = 0.2, force_threshold = 0.5, idle_ms = 1000
 //! [scrub]     enabled = true, bytes_per_sec = 50_000_000, interval_sec = 3600
 //! [rebuild]   max_concurrent = 2, fetch_timeout_ms = 30000
+//! [limits]    request_timeout_sec = 300, max_concurrent_requests = 256,
+//!             write_queue_bytes = 268435456   # see crate::limits
 //! [fault]     enabled = false            # tests only
 //! [[fault.rule]] disk = "/path/disk-0.img", kind = "eio", op = "write"
 //! ```
@@ -41,6 +43,10 @@ pub struct StorageConfig {
     /// Limits of RebuildShard (repair and drain make shards here from other nodes' shards).
     #[serde(default)]
     pub rebuild: RebuildSection,
+    /// What the node takes on at once: gRPC deadlines and concurrency, the per-disk write
+    /// queue ([`crate::limits`]).
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSection,
     /// Test-only fault injection; never enable it in production.
     #[serde(default)]
     pub fault: FaultSection,
@@ -164,7 +170,7 @@ pub struct FaultSection {
 pub struct FaultDiskRule {
     /// Path of the disk, as in a `[[disk]]` table.
     pub disk: PathBuf,
-    /// eio, latency or corrupt.
+    /// eio, latency, corrupt or hang.
     pub kind: FaultKind,
     /// read, write, sync or any (default).
     #[serde(default)]
@@ -327,6 +333,7 @@ impl StorageConfig {
                 "must be positive",
             ));
         }
+        self.limits.validate(path)?;
         for r in &self.fault.rule {
             if !self.disks.iter().any(|d| d.path == r.disk) {
                 return Err(invalid(

@@ -16,7 +16,7 @@ use kdss_common::auth::{self, AuthError};
 use serde::Deserialize;
 use std::sync::Arc;
 
-/// Query of `POST /fault?disk=<path or disk id>&kind=eio|latency|corrupt|clear&op=…&latency_ms=…`.
+/// Query of `POST /fault?disk=<path or disk id>&kind=eio|latency|corrupt|hang|clear&op=…&latency_ms=…`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FaultQuery {
@@ -106,6 +106,7 @@ async fn fault(
         "eio" => FaultKind::Eio,
         "latency" => FaultKind::Latency,
         "corrupt" => FaultKind::Corrupt,
+        "hang" => FaultKind::Hang,
         other => {
             return (
                 StatusCode::BAD_REQUEST,

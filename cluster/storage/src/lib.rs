@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod heartbeat;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod node;
 pub mod node_shared;

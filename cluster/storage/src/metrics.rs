@@ -110,7 +110,7 @@ impl Collector for DiskCollector {
             }
         }
         let stats: Vec<_> = self.disks.iter().map(|d| d.stats()).collect();
-        let gauges: [(&str, &str, GaugeFn); 8] = [
+        let gauges: [(&str, &str, GaugeFn); 10] = [
             ("capacity_bytes", "Bytes usable for records", |s, _| {
                 s.capacity as i64
             }),
@@ -133,6 +133,16 @@ impl Collector for DiskCollector {
                 "compaction_running",
                 "1 while a segment is being compacted",
                 |_, d| DiskCounters::get(&d.counters().compaction_running) as i64,
+            ),
+            (
+                "write_queue_bytes",
+                "Shard bytes admitted to the write queue and not yet durable",
+                |_, d| DiskCounters::get(&d.counters().write_queue_bytes) as i64,
+            ),
+            (
+                "write_queue_peak_bytes",
+                "Most shard bytes the write queue held at once since start",
+                |_, d| DiskCounters::get(&d.counters().write_queue_peak_bytes) as i64,
             ),
             (
                 "scrub_pass_progress_permille",

@@ -47,6 +47,7 @@ async fn open_disks(cfg: &StorageConfig) -> Result<Vec<Arc<Disk>>, StorageError>
     for d in &cfg.disks {
         let path = d.path.clone();
         let cluster = cfg.cluster.id.clone();
+        let write_queue_bytes = cfg.limits.write_queue_bytes;
         let fault = cfg.fault.enabled.then(|| {
             let rules = cfg
                 .fault
@@ -63,6 +64,7 @@ async fn open_disks(cfg: &StorageConfig) -> Result<Vec<Arc<Disk>>, StorageError>
                 &cluster,
                 OpenOptions {
                     fault,
+                    write_queue_bytes: Some(write_queue_bytes),
                     ..Default::default()
                 },
             )
@@ -129,7 +131,11 @@ pub async fn serve(
     let svc = StorageServer::new(StorageService::new(node.clone()))
         .max_decoding_message_size(MAX_REQUEST)
         .max_encoding_message_size(MAX_MESSAGE);
-    let mut builder = tonic::transport::Server::builder();
+    // A call past its deadline is dropped (its disk admission given back); past the
+    // concurrency limit new calls wait on their connection.
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(cfg.limits.request_timeout())
+        .concurrency_limit_per_connection(cfg.limits.max_concurrent_requests);
     if let Some(t) = &tls {
         builder = builder
             .tls_config(t.grpc.clone())

@@ -111,8 +111,14 @@ impl StorageService {
                 ),
             ));
         }
+        // Wait for room in the disk's write queue: a slow disk makes its senders wait here
+        // rather than its queue grow. Not before the data is read: streams waiting here
+        // with unread data would hold the connection's HTTP/2 window and starve the
+        // admitted streams of theirs (a deadlock). What waits here is bounded by the
+        // gRPC concurrency limit times the shard size.
+        let admitted = disk.admit(total as u64).await;
         let placed = disk
-            .put_async(key, buf, total, crc)
+            .put_admitted(Some(admitted), key, buf, total, crc)
             .await
             .map_err(|e| e.to_status())?;
         self.node.count_client(disk.id(), total as u64);

@@ -6,6 +6,7 @@
 //! device I/O on the calling thread; async callers use the `*_async` variants or
 //! `spawn_blocking`. Dropping a `Disk` without `close` is what a crash leaves (no checkpoint).
 
+mod admission;
 mod compact;
 mod geometry;
 mod index;
@@ -16,6 +17,7 @@ mod scrub;
 mod stats;
 mod writer;
 
+pub use admission::{Admitted, DEFAULT_WRITE_QUEUE_BYTES};
 pub use compact::CompactReport;
 pub use geometry::Geometry;
 pub use index::ShardKey;
@@ -71,7 +73,7 @@ pub(crate) struct Inner {
     /// so a reader never reads a segment that is being reused.
     pub read_gate: RwLock<()>,
     pub failed: AtomicBool,
-    pub counters: DiskCounters,
+    pub counters: Arc<DiskCounters>,
     pub superblock: Mutex<kdss_format::SuperBlock>,
     /// Unix ms of the last foreground request, for the compactor's idle test.
     pub last_foreground_ms: AtomicU64,
@@ -104,10 +106,11 @@ pub struct Disk {
     tx: Mutex<Option<mpsc::Sender<Cmd>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     report: RecoveryReport,
+    queue: admission::WriteQueue,
 }
 
 impl Disk {
-    pub(crate) fn start(inner: Inner, report: RecoveryReport) -> Disk {
+    pub(crate) fn start(inner: Inner, report: RecoveryReport, queue_bytes: u64) -> Disk {
         let inner = Arc::new(inner);
         let (tx, rx) = mpsc::channel();
         let w = inner.clone();
@@ -120,6 +123,7 @@ impl Disk {
             tx: Mutex::new(Some(tx)),
             writer: Mutex::new(Some(handle)),
             report,
+            queue: admission::WriteQueue::new(queue_bytes),
         }
     }
 
@@ -186,7 +190,13 @@ impl Disk {
         Ok(rx)
     }
 
-    fn put_op(&self, mut buf: AlignedBuf, len: usize, crc: u32) -> Result<Op, StorageError> {
+    fn put_op(
+        &self,
+        mut buf: AlignedBuf,
+        len: usize,
+        crc: u32,
+        admitted: Option<Admitted>,
+    ) -> Result<Op, StorageError> {
         self.inner.touch();
         let max = self.inner.geo.max_shard_len();
         if len as u64 > max {
@@ -213,7 +223,16 @@ impl Disk {
             buf,
             len: len as u32,
             crc,
+            _admitted: admitted,
         })
+    }
+
+    /// Waits until a put of `len` bytes fits in this disk's write queue
+    /// (`[limits] write_queue_bytes`): callers take this before they hand the put to the
+    /// writer ([`Disk::put_admitted`]), which holds it until the put answered, so a slow
+    /// device pushes back on the senders instead of its queue growing.
+    pub async fn admit(&self, len: u64) -> Admitted {
+        self.queue.admit(len, &self.inner.counters).await
     }
 
     /// Appends a shard whose `len` bytes sit at [`data_offset`] of `buf` (from
@@ -225,7 +244,7 @@ impl Disk {
         len: usize,
         crc: u32,
     ) -> Result<Placed, StorageError> {
-        let op = self.put_op(buf, len, crc)?;
+        let op = self.put_op(buf, len, crc, None)?;
         self.send(key, op)?
             .blocking_recv()
             .map_err(|_| StorageError::Stopped(self.inner.id))?
@@ -239,7 +258,20 @@ impl Disk {
         len: usize,
         crc: u32,
     ) -> Result<Placed, StorageError> {
-        let op = self.put_op(buf, len, crc)?;
+        self.put_admitted(None, key, buf, len, crc).await
+    }
+
+    /// [`Disk::put_async`] holding `admitted` (from [`Disk::admit`]) until the writer has
+    /// answered: a caller that gives up early does not free room its buffer still takes.
+    pub async fn put_admitted(
+        &self,
+        admitted: Option<Admitted>,
+        key: ShardKey,
+        buf: AlignedBuf,
+        len: usize,
+        crc: u32,
+    ) -> Result<Placed, StorageError> {
+        let op = self.put_op(buf, len, crc, admitted)?;
         self.send(key, op)?
             .await
             .map_err(|_| StorageError::Stopped(self.inner.id))?

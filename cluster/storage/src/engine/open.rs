@@ -39,6 +39,9 @@ pub struct OpenOptions {
     /// tests that need records as the first format wrote them.
     #[doc(hidden)]
     pub layout: kdss_format::Layout,
+    /// Bound of the disk's write queue in bytes ([`super::Disk::admit`]); `None` for
+    /// [`super::DEFAULT_WRITE_QUEUE_BYTES`].
+    pub write_queue_bytes: Option<u64>,
 }
 
 /// Where the index came from on open.
@@ -248,7 +251,10 @@ pub(super) fn open(path: &Path, cluster_id: &str, opts: OpenOptions) -> Result<D
         corrupt: Default::default(),
         layout: opts.layout,
     };
-    Ok(Disk::start(inner, report))
+    let queue = opts
+        .write_queue_bytes
+        .unwrap_or(super::DEFAULT_WRITE_QUEUE_BYTES);
+    Ok(Disk::start(inner, report, queue))
 }
 
 /// L0: the checkpoint, if it verifies and nothing was appended after it.

@@ -24,12 +24,21 @@ pub struct DiskCounters {
     /// Records checked in the current scrub pass and records in it.
     pub scrub_pass_done: AtomicU64,
     pub scrub_pass_total: AtomicU64,
+    /// Shard bytes admitted to the disk's write queue and not yet answered, and the most
+    /// there ever were at once (see `engine::admission`).
+    pub write_queue_bytes: AtomicU64,
+    pub write_queue_peak_bytes: AtomicU64,
 }
 
 impl DiskCounters {
     /// Adds `n` to a counter.
     pub fn add(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Subtracts `n` from a gauge.
+    pub fn sub(c: &AtomicU64, n: u64) {
+        c.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Reads a counter.

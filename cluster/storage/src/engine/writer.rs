@@ -26,8 +26,14 @@ pub(crate) const PUT_RESERVE_SEGMENTS: usize = 2;
 
 /// What a caller asks the writer for.
 pub(crate) enum Op {
-    /// New shard data in a record buffer (data at offset 64).
-    Put { buf: AlignedBuf, len: u32, crc: u32 },
+    /// New shard data in a record buffer (data at offset 64), with its share of the write
+    /// queue, given back when the request is answered and dropped.
+    Put {
+        buf: AlignedBuf,
+        len: u32,
+        crc: u32,
+        _admitted: Option<super::Admitted>,
+    },
     /// A tombstone, if the shard exists.
     Delete,
     /// The compactor moving a current record; applied only if the shard still points at

@@ -18,7 +18,8 @@
 //! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `bucket_rows`
 //! (looking a bucket up), `read`, `trash` (the recycle bin), `gc` (the replicated half of
 //! the garbage collector), `disks` (the replicated disk states), `repair` (the
-//! damaged-stripe queue, MoveShard, settings).
+//! damaged-stripe queue, MoveShard, settings), `sizes` (the size limits the master checks
+//! before proposing).
 
 pub mod accounts;
 mod apply;
@@ -38,6 +39,7 @@ pub mod opens;
 pub mod posix;
 pub mod read;
 pub mod rename;
+pub mod sizes;
 pub mod repair;
 mod schema;
 mod stripe_reads;

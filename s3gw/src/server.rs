@@ -50,10 +50,8 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
     let method = req.method().clone();
     let resource = req.uri().path().to_string();
     let (parts, body) = req.into_parts();
-    let (body, body_timed_out) = crate::body_timeout::limit(
-        state.metrics.count_received(body),
-        state.body_read_timeout,
-    );
+    let (body, body_timed_out) =
+        crate::body_timeout::limit(state.metrics.count_received(body), state.body_read_timeout);
     let req = Request::from_parts(parts, body);
     let mut op = crate::metrics::UNROUTED;
     let mut result = dispatch(&state, req, &mut op).await;

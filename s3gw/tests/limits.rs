@@ -359,7 +359,11 @@ async fn stalled_or_trickled_bodies_are_cut_while_normal_requests_are_served() {
     let mut keep = Conn::connect(&gw.addr).await.unwrap();
     for round in 0..4 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(gw.get(&gw.signer, "/test").await.status, 200, "round {round}");
+        assert_eq!(
+            gw.get(&gw.signer, "/test").await.status,
+            200,
+            "round {round}"
+        );
         let r = gw.get_on(&mut keep, &gw.signer, "/test").await;
         assert_eq!(r.status, 200, "keep-alive round {round}");
     }

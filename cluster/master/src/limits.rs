@@ -79,9 +79,19 @@ impl LimitsSection {
     /// Refuses values that would switch a limit off or stop the master from working.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let ranges: [(&str, u64, u64, u64); 7] = [
-            ("limits.proposal_queue", self.proposal_queue as u64, 1, 1 << 20),
+            (
+                "limits.proposal_queue",
+                self.proposal_queue as u64,
+                1,
+                1 << 20,
+            ),
             ("limits.proposal_wait_ms", self.proposal_wait_ms, 0, 600_000),
-            ("limits.request_timeout_secs", self.request_timeout_secs, 1, 3600),
+            (
+                "limits.request_timeout_secs",
+                self.request_timeout_secs,
+                1,
+                3600,
+            ),
             (
                 "limits.max_concurrent_per_connection",
                 self.max_concurrent_per_connection as u64,
@@ -129,9 +139,6 @@ impl LimitsSection {
             .http2_keepalive_interval(Some(Duration::from_secs(
                 self.http2_keepalive_interval_secs,
             )))
-            .http2_keepalive_timeout(Some(Duration::from_secs(
-                self.http2_keepalive_timeout_secs,
-            )))
+            .http2_keepalive_timeout(Some(Duration::from_secs(self.http2_keepalive_timeout_secs)))
     }
-
 }

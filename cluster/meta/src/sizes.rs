@@ -49,7 +49,10 @@ fn key(what: &str, k: &str) -> Result<()> {
         return Err(fail(
             errno::ENAMETOOLONG,
             "KeyTooLongError",
-            format!("{what} is {} bytes, above the limit of {KEY_MAX} bytes", k.len()),
+            format!(
+                "{what} is {} bytes, above the limit of {KEY_MAX} bytes",
+                k.len()
+            ),
         ));
     }
     Ok(())
@@ -130,9 +133,7 @@ pub fn check(op: &Op) -> Result<()> {
                     ),
                 ));
             }
-            r.keys
-                .iter()
-                .try_for_each(|k| key("key", k))
+            r.keys.iter().try_for_each(|k| key("key", k))
         }
         Op::CopyObject(r) => {
             key("source key", &r.src_key)?;

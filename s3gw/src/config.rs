@@ -55,6 +55,11 @@ pub struct S3Section {
     /// it. 1 to 3600.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_secs: u64,
+    /// Seconds the gateway waits in all for each 64 KiB of a request body (or its end)
+    /// before it answers RequestTimeout and closes the connection: a client that stops or
+    /// trickles its body frees its slot. 1 to 3600.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_secs: u64,
     /// Client connections served at once. Past it the gateway stops accepting: new
     /// connections wait in the kernel's listen backlog until one closes. 1 to 1000000.
     #[serde(default = "default_max_connections")]
@@ -96,6 +101,9 @@ fn default_unknown_key_ttl() -> u64 {
 }
 fn default_header_read_timeout() -> u64 {
     10
+}
+fn default_body_read_timeout() -> u64 {
+    30
 }
 fn default_max_connections() -> usize {
     1024
@@ -143,6 +151,13 @@ impl S3Config {
             return Err(invalid(
                 path,
                 "s3.header_read_timeout_secs",
+                "must be between 1 and 3600 seconds",
+            ));
+        }
+        if !(1..=3600).contains(&self.s3.body_read_timeout_secs) {
+            return Err(invalid(
+                path,
+                "s3.body_read_timeout_secs",
                 "must be between 1 and 3600 seconds",
             ));
         }

@@ -42,6 +42,8 @@ pub enum Code {
     NotModified,
     PreconditionFailed,
     RequestTimeTooSkewed,
+    /// The request body stopped arriving (`body_read_timeout_secs`); the connection closes.
+    RequestTimeout,
     ServiceUnavailable,
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
@@ -117,6 +119,7 @@ impl Code {
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            RequestTimeout => "RequestTimeout",
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",

@@ -3,7 +3,8 @@
 //! object bytes through the one client data path (kdss-client), streaming both ways.
 //!
 //! Main pieces: [`config::S3Config`] and [`run`] (the daemon contract), [`accept`] (the
-//! accept loop: header-read timeout, connection cap), [`router`]
+//! accept loop: header-read timeout, connection cap), [`body_timeout`] (the body-read
+//! deadline), [`router`]
 //! (request → `Endpoint`), [`server`] (one match over endpoints), [`api`] (one file per
 //! area), [`auth`] (SigV4 forms; the primitives are `kdss_common::sigv4`, shared with
 //! kdss-cli's presigner), [`error`] (the one S3 error enum), [`dates`] (the two date
@@ -18,6 +19,7 @@ pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod body;
+pub mod body_timeout;
 pub mod checksum;
 pub mod config;
 pub mod dates;
@@ -143,6 +145,7 @@ pub async fn serve_with_metrics(
         domain: cfg.s3.domain.clone(),
         next_id: Default::default(),
         metrics: metrics.clone(),
+        body_read_timeout: Duration::from_secs(cfg.s3.body_read_timeout_secs),
     });
     let addr = listener.local_addr().map_err(GatewayError::Serve)?;
     let limits = accept::Limits {

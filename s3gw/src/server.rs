@@ -29,6 +29,8 @@ pub struct AppState {
     pub next_id: AtomicU64,
     /// Request counts, latency and bytes (served on the metrics listener, never here).
     pub metrics: Arc<crate::metrics::GatewayMetrics>,
+    /// Longest wait for a request body to move ([`crate::body_timeout`]).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// The axum application.
@@ -47,9 +49,20 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
     let id = request_id(&state);
     let method = req.method().clone();
     let resource = req.uri().path().to_string();
-    let req = req.map(|b| state.metrics.count_received(b));
+    let (parts, body) = req.into_parts();
+    let (body, body_timed_out) =
+        crate::body_timeout::limit(state.metrics.count_received(body), state.body_read_timeout);
+    let req = Request::from_parts(parts, body);
     let mut op = crate::metrics::UNROUTED;
-    let result = dispatch(&state, req, &mut op).await;
+    let mut result = dispatch(&state, req, &mut op).await;
+    let body_timed_out = body_timed_out.load(Ordering::Relaxed);
+    if body_timed_out {
+        result = Err(S3Error::new(
+            Code::RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the \
+             timeout period: the request body stopped arriving. The connection is closed.",
+        ));
+    }
     let mut error = None;
     let mut resp = match result {
         Ok(r) => r,
@@ -69,6 +82,11 @@ async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Response<Bo
     }
     resp.headers_mut()
         .insert("server", HeaderValue::from_static("kdss"));
+    if body_timed_out {
+        // The rest of the body may never come: do not wait for it on this connection.
+        resp.headers_mut()
+            .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     state.metrics.answered(op, resp.status(), error, started);
     resp.map(|b| state.metrics.count_sent(b))
 }

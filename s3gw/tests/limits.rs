@@ -2,7 +2,8 @@
 //! process (so each test sets its own limits and reads its own metrics listener):
 //! slow-header (slowloris) connections are dropped after `header_read_timeout_secs` while
 //! normal requests are served, connections past `max_connections` wait until one closes,
-//! and one unknown access key repeated costs the master one lookup, not one per request.
+//! one unknown access key repeated costs the master one lookup, not one per request, and
+//! a request body that stops or trickles is cut after `body_read_timeout_secs`.
 
 use kdss_s3gw::S3Config;
 use kdss_s3gw::bench::http::{Conn, RawResponse, Signer};
@@ -300,4 +301,90 @@ async fn an_unknown_access_key_costs_the_master_one_lookup_not_one_per_request()
     let r = gw.get(&bad, "/test").await;
     assert_eq!(r.error_code(), "InvalidAccessKeyId");
     assert_eq!(gw.metric(unknown).await, n + 1.0);
+}
+
+/// Sends a signed PUT head announcing 100 000 bytes, then 10 bytes of body, then (with
+/// `trickle`) one byte every 500 ms or (without) nothing. Returns what the gateway sent
+/// before it closed the connection, or None if it was still open after 20 s.
+async fn slow_body(addr: String, signer: Signer, i: usize, trickle: bool) -> Option<String> {
+    let t0 = Instant::now();
+    let path = format!("/test/slow-body-{i}");
+    let s = signer.sign(
+        "PUT",
+        &addr,
+        &path,
+        "UNSIGNED-PAYLOAD",
+        &[],
+        SystemTime::now(),
+    );
+    let mut head = format!("PUT {path} HTTP/1.1\r\n");
+    for (k, v) in &s.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("content-length: 100000\r\n\r\n");
+    let tcp = TcpStream::connect(&addr).await.unwrap();
+    let (mut r, mut w) = tcp.into_split();
+    let closed = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    w.write_all(head.as_bytes()).await.unwrap();
+    w.write_all(&[b'x'; 10]).await.unwrap();
+    while !closed.is_finished() && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if trickle && w.write_all(b"x").await.is_err() {
+            break;
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(1), closed).await {
+        Ok(Ok(got)) => Some(String::from_utf8_lossy(&got).to_string()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_or_trickled_bodies_are_cut_while_normal_requests_are_served() {
+    let cluster = cluster().await;
+    let gw = Gateway::start(&cluster, "body_read_timeout_secs = 2").await;
+    let slow: Vec<_> = (0..10)
+        .map(|i| tokio::spawn(slow_body(gw.addr.clone(), gw.signer.clone(), i, i % 2 == 0)))
+        .collect();
+    // Meanwhile other requests are served, on new and kept-alive connections.
+    let mut keep = Conn::connect(&gw.addr).await.unwrap();
+    for round in 0..4 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            gw.get(&gw.signer, "/test").await.status,
+            200,
+            "round {round}"
+        );
+        let r = gw.get_on(&mut keep, &gw.signer, "/test").await;
+        assert_eq!(r.status, 200, "keep-alive round {round}");
+    }
+    for (i, s) in slow.into_iter().enumerate() {
+        let what = if i % 2 == 0 { "trickled" } else { "stalled" };
+        let answer = s
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{what} body {i}: connection still open after 20 s"));
+        assert!(
+            answer.starts_with("HTTP/1.1 400") && answer.contains("<Code>RequestTimeout</Code>"),
+            "{what} body {i}: {answer}"
+        );
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{what} body {i}: {answer}"
+        );
+    }
+    // None of the cut uploads left an object.
+    for i in 0..10 {
+        let r = gw.get(&gw.signer, &format!("/test/slow-body-{i}")).await;
+        assert_eq!(r.status, 404, "slow-body-{i}");
+    }
 }

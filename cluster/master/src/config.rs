@@ -60,6 +60,9 @@ pub struct MasterConfig {
     /// (docs/security.md, TLS).
     #[serde(default)]
     pub tls: kdss_common::tls::TlsSection,
+    /// `[limits]`: gRPC server limits and the bound of the Raft proposer queue.
+    #[serde(default)]
+    pub limits: crate::limits::LimitsSection,
 }
 
 /// `[notify]`: cluster events (disk offline or suspect, node lost, repair done, balance
@@ -471,6 +474,7 @@ impl MasterConfig {
             self.tls.check_listen(path, key, &addr.to_string())?;
         }
         self.health.validate(path)?;
+        self.limits.validate(path)?;
         self.repair.validate(path)?;
         self.balance.validate(path)?;
         self.notify.validate(path)?;

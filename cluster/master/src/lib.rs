@@ -26,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod membership;
 pub mod meta_api;
 pub mod metrics;

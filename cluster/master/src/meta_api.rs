@@ -35,6 +35,12 @@ pub fn prepare(m: &mut pb::Mutation, seal: &SecretSeal) -> Result<Option<String>
     Ok(kdss_meta::prepare(m, seal)?)
 }
 
+/// Refuses a mutation whose caller-sized fields (names, keys, xattrs, metadata) are above
+/// their limits, before it is proposed.
+pub fn check_sizes(op: &pb::mutation::Op) -> Result<(), Status> {
+    Ok(kdss_meta::sizes::check(op)?)
+}
+
 /// A domain failure as a status.
 pub fn failure_status(f: &pb::MetaFailure) -> Status {
     kdss_meta::failure_status(f)

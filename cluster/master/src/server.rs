@@ -21,6 +21,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// TCP keepalive on accepted gRPC connections: a peer that vanished without a FIN is
+/// noticed even while its connection is idle at the HTTP/2 level.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
 /// A running master.
 pub struct RunningMaster {
     /// The bound gRPC address.
@@ -144,6 +148,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
         cfg.ec_policy(),
         cfg.gc.clone(),
         cfg.repair.clone(),
+        &cfg.limits,
     );
     st.balance = cfg.balance.clone();
     st.backups.cluster_id = cfg.cluster.id.clone();
@@ -165,8 +170,10 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc_l).with_nodelay(Some(true));
-    let mut builder = tonic::transport::Server::builder();
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc_l)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(TCP_KEEPALIVE));
+    let mut builder = cfg.limits.grpc_server();
     if let Some(t) = &tls {
         builder = builder
             .tls_config(t.grpc.clone())

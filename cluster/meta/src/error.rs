@@ -87,7 +87,9 @@ fn grpc_code(f: &MetaFailure) -> Code {
     match f.errno {
         errno::ENOENT | errno::ENODATA => Code::NotFound,
         errno::EEXIST => Code::AlreadyExists,
-        errno::EINVAL | errno::ENAMETOOLONG | errno::ERANGE | errno::EFBIG => Code::InvalidArgument,
+        errno::EINVAL | errno::ENAMETOOLONG | errno::ERANGE | errno::EFBIG | errno::E2BIG => {
+            Code::InvalidArgument
+        }
         errno::EACCES | errno::EPERM => Code::PermissionDenied,
         errno::ENOSPC => Code::ResourceExhausted,
         errno::ENOTEMPTY

@@ -19,7 +19,8 @@
 //! doc), `listing`, `multipart`, `accounts` (buckets, users, grants), `bucket_rows`
 //! (looking a bucket up), `read`, `trash` (the recycle bin), `gc` (the replicated half of
 //! the garbage collector), `disks` (the replicated disk states), `repair` (the
-//! damaged-stripe queue, MoveShard, settings).
+//! damaged-stripe queue, MoveShard, settings), `sizes` (the size limits the master checks
+//! before proposing).
 
 pub mod accounts;
 mod apply;
@@ -42,6 +43,7 @@ pub mod rename;
 pub mod repair;
 mod schema;
 pub mod sealed;
+pub mod sizes;
 mod stripe_reads;
 pub mod trash;
 pub mod tree;

@@ -15,7 +15,34 @@ use sqlx::SqliteConnection;
 
 /// Largest xattr value (as Linux XATTR_SIZE_MAX).
 pub const XATTR_VALUE_MAX: usize = 64 * 1024;
-const E2BIG: i32 = 7;
+/// Longest xattr name (as Linux XATTR_NAME_MAX).
+pub const XATTR_NAME_MAX: usize = 255;
+
+/// Checks an xattr's name (1 to [`XATTR_NAME_MAX`] bytes, ERANGE as Linux) and value (at
+/// most [`XATTR_VALUE_MAX`] bytes, E2BIG as Linux).
+pub fn check_xattr(name: &str, value: &[u8]) -> Result<()> {
+    if name.is_empty() || name.len() > XATTR_NAME_MAX {
+        return Err(fail(
+            errno::ERANGE,
+            "InvalidArgument",
+            format!(
+                "xattr name is {} bytes; it must be 1 to {XATTR_NAME_MAX} bytes",
+                name.len()
+            ),
+        ));
+    }
+    if value.len() > XATTR_VALUE_MAX {
+        return Err(fail(
+            errno::E2BIG,
+            "InvalidArgument",
+            format!(
+                "xattr value is {} bytes, above the limit of {XATTR_VALUE_MAX} bytes",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
 
 fn eexist(name: &str) -> crate::MetaError {
     fail(
@@ -119,9 +146,7 @@ pub async fn symlink(
     caller: &str,
 ) -> Result<Attr> {
     check_entry_name(&r.name)?;
-    if r.target.is_empty() || r.target.len() > 4096 {
-        return Err(einval("symlink target must be 1 to 4096 bytes"));
-    }
+    crate::sizes::check_symlink_target(&r.target)?;
     tree::dir_in(c, &r.bucket, r.parent).await?;
     if tree::child(c, r.parent, &r.name).await?.is_some() {
         return Err(eexist(&r.name));
@@ -295,20 +320,7 @@ pub async fn setattr(c: &mut SqliteConnection, r: &SetAttrRequest, now: i64) -> 
 /// (ENODATA if absent).
 pub async fn set_xattr(c: &mut SqliteConnection, r: &SetXattrRequest, now: i64) -> Result<()> {
     tree::inode_in(c, &r.bucket, r.ino).await?;
-    if r.name.is_empty() || r.name.len() > 255 {
-        return Err(fail(
-            errno::ERANGE,
-            "InvalidArgument",
-            "xattr name must be 1 to 255 bytes",
-        ));
-    }
-    if r.value.len() > XATTR_VALUE_MAX {
-        return Err(fail(
-            E2BIG,
-            "InvalidArgument",
-            "xattr value larger than 64 KiB",
-        ));
-    }
+    check_xattr(&r.name, &r.value)?;
     if r.flags & !3 != 0 || r.flags == 3 {
         return Err(einval(format!("bad xattr flags {}", r.flags)));
     }

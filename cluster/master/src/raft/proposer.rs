@@ -6,13 +6,20 @@
 //! into one entry: a [`Command`] holding length-delimited `Mutation`s, whose [`Reply`] holds
 //! the length-delimited `MutationReply`s in the same order. One entry = one fsync per member
 //! for the whole batch; the state machine applies the batch in one transaction.
+//!
+//! The queue is bounded: a mutation needs one of `[limits] proposal_queue` slots, held from
+//! when it is queued until its reply arrives. A mutation that finds none waits up to
+//! `proposal_wait_ms` for one (slots are handed out in arrival order) and then fails with
+//! Unavailable, code [`QUEUE_FULL`], which clients retry; nothing of it was proposed.
 
 use super::{Command, Raft};
+use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
 use prost::Message;
 use std::sync::Arc;
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tonic::Status;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tonic::{Code, Status};
 
 /// Batches in Raft at once (one being flushed, one being built/replicated).
 pub const IN_FLIGHT: usize = 2;
@@ -21,22 +28,63 @@ pub const MAX_BATCH: usize = 512;
 
 type Waiter = oneshot::Sender<Result<pb::MutationReply, Status>>;
 
+/// Error code of a mutation refused because the proposal queue stayed full.
+pub const QUEUE_FULL: &str = "ProposalQueueFull";
+
 /// Hands mutations to the batching task.
 #[derive(Clone)]
 pub struct Proposer {
+    // Unbounded as a channel, bounded by `slots`: nothing is sent without a slot.
     tx: mpsc::UnboundedSender<(pb::Mutation, Waiter)>,
+    slots: Arc<Semaphore>,
+    bound: usize,
+    wait: Duration,
 }
 
 impl Proposer {
-    /// Starts the batching task over `raft`.
-    pub fn start(raft: Raft) -> Self {
+    /// Starts the batching task over `raft`, admitting at most `bound` mutations at once;
+    /// one more waits up to `wait` for a slot.
+    pub fn start(raft: Raft, bound: usize, wait: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(batcher(raft, rx));
-        Proposer { tx }
+        Proposer {
+            tx,
+            slots: Arc::new(Semaphore::new(bound)),
+            bound,
+            wait,
+        }
     }
 
-    /// Proposes one mutation and waits for its reply.
+    /// A slot in the queue, waiting up to the configured time for one.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, Status> {
+        if let Ok(p) = self.slots.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(Status::unavailable("master is shutting down")),
+            Err(_) => Err(rpc_error::status(
+                Code::Unavailable,
+                errno::EAGAIN,
+                QUEUE_FULL,
+                format!(
+                    "the Raft proposal queue is full ({} mutations waiting or in Raft, none \
+                     freed within {} ms); nothing was changed, retry later",
+                    self.bound,
+                    self.wait.as_millis()
+                ),
+            )),
+        }
+    }
+
+    /// Proposes one mutation and waits for its reply. Every mutation passes here, so this
+    /// is where one with a field above its size limit is refused, before it takes a slot
+    /// or reaches the log.
     pub async fn propose(&self, m: pb::Mutation) -> Result<pb::MutationReply, Status> {
+        if let Some(op) = &m.op {
+            crate::meta_api::check_sizes(op)?;
+        }
+        let _slot = self.slot().await?;
         let (done, wait) = oneshot::channel();
         self.tx
             .send((m, done))

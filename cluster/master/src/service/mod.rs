@@ -122,11 +122,16 @@ impl State {
         default_ec: kdss_common::EcPolicy,
         gc: crate::config::GcSection,
         repair: crate::workers::repair::config::RepairSection,
+        limits: &crate::limits::LimitsSection,
     ) -> Self {
         State {
             id,
             secret: secret.to_string(),
-            proposer: crate::raft::proposer::Proposer::start(raft.clone()),
+            proposer: crate::raft::proposer::Proposer::start(
+                raft.clone(),
+                limits.proposal_queue,
+                limits.proposal_wait(),
+            ),
             raft,
             sm,
             registry: Registry::default(),

@@ -229,6 +229,37 @@ fn the_budget_gives_up_rather_than_passing() {
     );
 }
 
+#[test]
+fn many_timed_out_writes_nobody_read_do_not_blow_up_the_search() {
+    // 40 writes that timed out during a partition, all concurrent with everything after
+    // them, then a stale read: refuted within a small budget.
+    let mut ops = vec![put(1, "a", (0, 1)), put(1, "b", (2, 3))];
+    for i in 0..40 {
+        ops.push(op(
+            10 + i,
+            "k",
+            Call::Put {
+                value: format!("lost{i}"),
+            },
+            Outcome::Unknown,
+            (4 + i, 5 + i),
+        ));
+    }
+    ops.push(get(2, Some("a"), (100, 101)));
+    let r = check(
+        &History { ops },
+        Budget {
+            max_steps_per_key: 10_000,
+        },
+    )
+    .unwrap();
+    assert!(
+        matches!(r.verdict, Verdict::NotLinearizable(_)),
+        "{:?}",
+        r.verdict
+    );
+}
+
 /// A random client call: 0 = put, 1 = get, 2 = delete; key index; outcome kind.
 #[derive(Debug, Clone)]
 struct Planned {

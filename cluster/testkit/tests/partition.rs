@@ -7,7 +7,8 @@
 //!
 //! CI-sized by default (each partition once, about a minute of traffic).
 //! `KDSS_PARTITION=full` runs six rounds with longer phases. A failing run leaves its history as JSON and
-//! prints the path; `kdss_history::History::load` reads it back.
+//! prints the path; `kdss_history::History::load` reads it back. `KDSS_PARTITION_CORRUPT=1`
+//! replaces the last read's value with one nobody wrote, to see what a failing run reports.
 
 use kdss_common::presign::{PresignParams, presign_url};
 use kdss_history::{Budget, Call, History, Outcome, Recorder, Verdict, check};
@@ -189,7 +190,7 @@ fn summary(h: &History) -> String {
     let count =
         |f: &dyn Fn(&kdss_history::Operation) -> bool| h.ops.iter().filter(|o| f(o)).count();
     format!(
-        "{} calls: {} acknowledged writes, {} reads answered, {} unknown, {} failed",
+        "{} calls: {} acknowledged puts and deletes, {} reads answered, {} unknown, {} failed",
         h.ops.len(),
         count(&|o| o.outcome == Outcome::Ok),
         count(&|o| matches!(o.outcome, Outcome::Read { .. })),
@@ -290,7 +291,20 @@ async fn leader_partition_keeps_s3_linearizable_and_the_leader_rejoins() {
     let dead = c.dead();
     assert!(dead.is_empty(), "daemons died: {dead:?}");
 
-    let history = rec.history();
+    let mut history = rec.history();
+    if std::env::var_os("KDSS_PARTITION_CORRUPT").is_some() {
+        // Shows what a failing run looks like: the last read now saw a value nobody wrote.
+        if let Some(o) = history
+            .ops
+            .iter_mut()
+            .rev()
+            .find(|o| matches!(o.outcome, Outcome::Read { .. }))
+        {
+            o.outcome = Outcome::Read {
+                value: Some("never-written".into()),
+            };
+        }
+    }
     eprintln!("[partition] faults: {faults:?}; {}", summary(&history));
     let report = check(&history, Budget::default()).expect("a well-formed history");
     let keep = || {

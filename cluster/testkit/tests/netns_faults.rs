@@ -54,6 +54,12 @@ fn connects(ns: &str, ip: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// A short wait between connect attempts (a plain blocking test: no reactor to block).
+#[allow(clippy::disallowed_methods)]
+fn pause() {
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 #[test]
 fn cuts_drop_traffic_heal_restores_it_and_drop_cleans_up() {
     if skip() {
@@ -75,14 +81,14 @@ fn cuts_drop_traffic_heal_restores_it_and_drop_cleans_up() {
             start.elapsed() < Duration::from_secs(20),
             "a never reached b's listener"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        pause();
     }
     while !connects(&b.ns, &a.ip) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "b never reached a's listener"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        pause();
     }
 
     net.partition(&["a"], &["b"]).unwrap();
@@ -112,7 +118,7 @@ fn cuts_drop_traffic_heal_restores_it_and_drop_cleans_up() {
             start.elapsed() < Duration::from_secs(20),
             "b's link never came back"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        pause();
     }
 
     drop((_lb, _la));

@@ -306,10 +306,20 @@ impl NetCluster {
 
 impl Drop for NetCluster {
     fn drop(&mut self) {
+        for p in &mut self.procs {
+            p.stop(Duration::from_secs(3));
+        }
         if std::thread::panicking() {
             eprintln!("[netns] test failed; daemon logs:\n{}", self.logs(40));
+            // Keep logs, configs and the masters' databases of the failing run; the disk
+            // images (gigabytes) go.
+            for i in 1..=self.opts.nodes {
+                let node = self.dir.path().join(format!("node-{i}"));
+                for d in 0..self.opts.disks_per_node {
+                    let _ = std::fs::remove_file(node.join(format!("disk{d}.img")));
+                }
+            }
             eprintln!("[netns] files kept in {}", self.dir.path().display());
-            // Keep the directory (histories, logs) for the failing run.
             let _ = std::mem::replace(
                 &mut self.dir,
                 tempfile::Builder::new()
@@ -318,9 +328,6 @@ impl Drop for NetCluster {
                     .expect("temp dir"),
             )
             .keep();
-        }
-        for p in &mut self.procs {
-            p.stop(Duration::from_secs(3));
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod bins;
 mod mount;
+pub mod netns;
 
 pub use bins::bin_path;
 pub use kdss_launch::{AdminRpc, LocalCluster};

@@ -170,7 +170,8 @@ async fn oversized_fields_are_refused_before_raft() {
     type Call = std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<(), tonic::Status>> + Send + 'static>,
     >;
-    let calls: Vec<(&str, Box<dyn Fn() -> Call>)> = vec![
+    type MakeCall = Box<dyn Fn() -> Call>;
+    let calls: Vec<(&str, MakeCall)> = vec![
         ("65536 bytes", {
             let c = admin.clone();
             let r = xattr(1, 70_000);
@@ -262,7 +263,6 @@ async fn oversized_fields_are_refused_before_raft() {
         .list_xattr(pb::ListXattrRequest {
             bucket: "sizes".into(),
             ino: f.ino,
-            ..Default::default()
         })
         .await
         .unwrap()

@@ -317,7 +317,7 @@ async fn plaintext_on_a_non_loopback_address_is_refused() {
         &cfg,
         format!(
             "[master]\nid = 1\ngrpc_addr = \"0.0.0.0:{port}\"\nhttp_addr = \"127.0.0.1:0\"\n\
-             data_dir = {:?}\n\n[cluster]\nid = \"c\"\nsecret = \"0123456789abcdef\"\n",
+             data_dir = {:?}\n\n[cluster]\nid = \"c\"\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
             dir.path().join("m").display().to_string()
         ),
     )

@@ -14,9 +14,9 @@
 
 use kdss_common::auth::signer::Signed;
 use kdss_common::presign::{PresignParams, presign_url};
+use kdss_history::{Budget, Call, History, Outcome, Recorder, Verdict, check};
 use kdss_proto::master as pb;
 use kdss_proto::master::master_client::MasterClient;
-use kdss_history::{Budget, Call, History, Outcome, Recorder, Verdict, check};
 use kdss_testkit::netns::{NetCluster, NetOpts, netns_unavailable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -406,7 +406,10 @@ async fn leader_cut_from_the_masters_serves_no_stale_read() {
         .map(|i| format!("master-{i}"))
         .filter(|m| *m != old)
         .collect();
-    let mut on_old = c.master_client(&old, call).await.expect("client of the leader");
+    let mut on_old = c
+        .master_client(&old, call)
+        .await
+        .expect("client of the leader");
     put_etag(&mut on_old, &bucket, "probe", "before-cut")
         .await
         .expect("put through the leader");
@@ -440,7 +443,10 @@ async fn leader_cut_from_the_masters_serves_no_stale_read() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     };
-    let mut on_new = c.master_client(&new, call).await.expect("client of the new leader");
+    let mut on_new = c
+        .master_client(&new, call)
+        .await
+        .expect("client of the new leader");
     let start = Instant::now();
     loop {
         match put_etag(&mut on_new, &bucket, "probe", "after-cut").await {
@@ -455,7 +461,9 @@ async fn leader_cut_from_the_masters_serves_no_stale_read() {
     let believes = c.status_of(&old).await.map(|s| (s.leader_id, s.term));
     eprintln!("[stale-read] {new} took the write; {old} sees (leader, term) {believes:?}");
 
-    match etag_of(&mut on_old, &bucket, "probe").await {
+    let answer = etag_of(&mut on_old, &bucket, "probe").await;
+    eprintln!("[stale-read] {old} answered the read with {answer:?}");
+    match answer {
         Ok(etag) => assert_eq!(
             etag, "\"after-cut\"",
             "{old}, cut off from the masters, answered a stale read after {new} took a write"

@@ -4,18 +4,24 @@
 //! the history (with a final read of every key after the heal) must be linearizable,
 //! which also means no acknowledged write was lost and no read saw a value nobody wrote
 //! or one overwritten before the read began. The old leader must rejoin by itself.
+//! A second test makes the stale read those runs found deterministic: a read aimed at a
+//! leader cut off from the other masters, after the new leader took a write.
 //!
 //! CI-sized by default (each partition once, about a minute of traffic).
 //! `KDSS_PARTITION=full` runs six rounds with longer phases. A failing run leaves its history as JSON and
 //! prints the path; `kdss_history::History::load` reads it back. `KDSS_PARTITION_CORRUPT=1`
 //! replaces the last read's value with one nobody wrote, to see what a failing run reports.
 
+use kdss_common::auth::signer::Signed;
 use kdss_common::presign::{PresignParams, presign_url};
 use kdss_history::{Budget, Call, History, Outcome, Recorder, Verdict, check};
+use kdss_proto::master as pb;
+use kdss_proto::master::master_client::MasterClient;
 use kdss_testkit::netns::{NetCluster, NetOpts, netns_unavailable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use tonic::transport::Channel;
 
 /// Seconds a client waits for an answer before it counts the call as unknown.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -342,4 +348,151 @@ async fn leader_partition_keeps_s3_linearizable_and_the_leader_rejoins() {
         "[partition] linearizable: {} ops checked on {} keys ({} unknown writes)",
         report.checked, report.keys, report.unknown_writes
     );
+}
+
+/// Puts `key` with no body and etag `"<value>"` through master `m` (the etag is the value
+/// a later read shows).
+async fn put_etag(
+    m: &mut MasterClient<Signed<Channel>>,
+    bucket: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), tonic::Status> {
+    m.put_object(pb::PutObjectRequest {
+        bucket: bucket.into(),
+        key: key.into(),
+        size: 0,
+        etag: format!("\"{value}\""),
+        ..Default::default()
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The etag master `m` answers for `key` (as the master itself answers, or proxies).
+async fn etag_of(
+    m: &mut MasterClient<Signed<Channel>>,
+    bucket: &str,
+    key: &str,
+) -> Result<String, tonic::Status> {
+    let r = m
+        .head_object(pb::HeadObjectRequest {
+            bucket: bucket.into(),
+            key: key.into(),
+            with_extents: false,
+        })
+        .await?
+        .into_inner();
+    Ok(r.info.map(|i| i.etag).unwrap_or_default())
+}
+
+/// Issue 17's stale read, made deterministic: the leader is cut off from the other
+/// masters only (clients still reach it), the other two elect a new leader, a write
+/// goes through the new leader, then a read is aimed at the old leader alone. It must
+/// refuse (Unavailable, the "no leader" answer clients retry elsewhere) or return the
+/// new value, never the old one; after the heal it rejoins and reads the new value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_cut_from_the_masters_serves_no_stale_read() {
+    if skip() {
+        return;
+    }
+    let mut c = NetCluster::start(NetOpts::default())
+        .await
+        .expect("start the namespace cluster");
+    let call = Duration::from_secs(10);
+    let bucket = c.bucket.clone();
+    let (old_id, old) = c.leader().await.expect("a leader before the cut");
+    let others: Vec<String> = (1..=3)
+        .map(|i| format!("master-{i}"))
+        .filter(|m| *m != old)
+        .collect();
+    let mut on_old = c
+        .master_client(&old, call)
+        .await
+        .expect("client of the leader");
+    put_etag(&mut on_old, &bucket, "probe", "before-cut")
+        .await
+        .expect("put through the leader");
+    assert_eq!(
+        etag_of(&mut on_old, &bucket, "probe").await.expect("read"),
+        "\"before-cut\""
+    );
+
+    let o: Vec<&str> = others.iter().map(String::as_str).collect();
+    c.net
+        .partition(&[&old], &o)
+        .expect("cut the leader from the masters");
+    eprintln!("[stale-read] {old} cut off from {others:?}");
+    let start = Instant::now();
+    let new = loop {
+        let mut found = None;
+        for m in &others {
+            if let Ok(s) = c.status_of(m).await
+                && s.leader_id != 0
+                && s.leader_id != old_id
+            {
+                found = Some(format!("master-{}", s.leader_id));
+            }
+        }
+        if let Some(n) = found {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{others:?} elected no new leader within 60 s of the cut"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut on_new = c
+        .master_client(&new, call)
+        .await
+        .expect("client of the new leader");
+    let start = Instant::now();
+    loop {
+        match put_etag(&mut on_new, &bucket, "probe", "after-cut").await {
+            Ok(()) => break,
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the new leader {new} took no write within 60 s: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let believes = c.status_of(&old).await.map(|s| (s.leader_id, s.term));
+    eprintln!("[stale-read] {new} took the write; {old} sees (leader, term) {believes:?}");
+
+    let answer = etag_of(&mut on_old, &bucket, "probe").await;
+    eprintln!("[stale-read] {old} answered the read with {answer:?}");
+    match answer {
+        Ok(etag) => assert_eq!(
+            etag, "\"after-cut\"",
+            "{old}, cut off from the masters, answered a stale read after {new} took a write"
+        ),
+        Err(e) => assert_eq!(
+            e.code(),
+            tonic::Code::Unavailable,
+            "{old} refused the read, but not with the no-leader answer: {e}"
+        ),
+    }
+
+    let commit = c.status_of(&new).await.map(|s| s.commit_index).unwrap_or(0);
+    c.net.heal().expect("heal");
+    let views = wait_rejoined(&mut c, &old, commit).await;
+    eprintln!("[stale-read] healed; {old} rejoined: {views}");
+    let start = Instant::now();
+    loop {
+        match etag_of(&mut on_old, &bucket, "probe").await {
+            Ok(etag) => {
+                assert_eq!(etag, "\"after-cut\"", "{old} after the heal");
+                break;
+            }
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{old} answered no read within 60 s of rejoining: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let dead = c.dead();
+    assert!(dead.is_empty(), "daemons died: {dead:?}");
 }

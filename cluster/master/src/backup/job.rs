@@ -43,9 +43,11 @@ impl Job for BackupJob {
     }
 
     async fn pass(&self, st: Arc<State>, progress: Arc<Progress>) -> Result<(), String> {
-        // A new leader first applies what the previous one committed, so that the backup
-        // holds every acknowledged write.
-        st.caught_up().await.map_err(|e| e.message().to_string())?;
+        // Only a confirmed leader that applied what its predecessors committed backs up, so
+        // that the backup holds every acknowledged write.
+        st.read_barrier()
+            .await
+            .map_err(|e| e.message().to_string())?;
         let dir = self.cfg.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
         let taken = take(&st.sm, &st.backups.cluster_id)

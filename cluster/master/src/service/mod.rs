@@ -7,15 +7,17 @@
 //! forwarded call reaching a non-leader) the answer is Unavailable with `kdss-leader` naming
 //! the leader's address when one is known.
 //!
-//! Reads on the leader come from its local database; writes become one `Mutation` proposed
-//! through Raft, whose `ctx` (time, caller, role) is filled here so that applying is
-//! deterministic on every member.
+//! Reads on the leader come from its local database, but only inside a read lease a quorum
+//! confirmed ([`lease`]): a leader cut off from the other masters refuses rather than answer
+//! stale. Writes become one `Mutation` proposed through Raft, whose `ctx` (time, caller,
+//! role) is filled here so that applying is deterministic on every member.
 
 mod backup;
 mod balance;
 mod cluster;
 mod data;
 mod disks;
+mod lease;
 mod repair;
 mod rpc;
 pub mod seal;
@@ -34,7 +36,6 @@ use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use openraft::ServerState;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
@@ -91,7 +92,7 @@ pub struct State {
     /// Metadata backups: the cluster id headers carry and the schedule (set by the server).
     pub backups: crate::backup::Backups,
     channels: Mutex<HashMap<String, Channel>>,
-    ready_term: AtomicU64,
+    lease: lease::ReadLease,
 }
 
 /// The `Master` gRPC service.
@@ -147,7 +148,7 @@ impl State {
             events: crate::events::Events::off(),
             backups: crate::backup::Backups::default(),
             channels: Mutex::new(HashMap::new()),
-            ready_term: AtomicU64::new(u64::MAX),
+            lease: lease::ReadLease::default(),
         }
     }
 
@@ -175,28 +176,6 @@ impl State {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.state == ServerState::Leader && m.current_leader == Some(self.id)
-    }
-
-    /// Waits, once per term, until a new leader applied everything committed before its
-    /// election: until then its database may miss acknowledged writes of the previous leader.
-    pub(crate) async fn caught_up(&self) -> Result<(), Status> {
-        let term = self.raft.metrics().borrow().current_term;
-        if self.ready_term.load(Ordering::Acquire) == term {
-            return Ok(());
-        }
-        let (read, _) = self.raft.get_read_log_id().await.map_err(|e| {
-            tracing::debug!(error = %e, "leadership check");
-            no_leader(self.leader().1.as_deref())
-        })?;
-        if let Some(r) = read {
-            self.raft
-                .wait(Some(std::time::Duration::from_secs(10)))
-                .applied_index_at_least(Some(r.index), "leader catches up")
-                .await
-                .map_err(|_| no_leader(None))?;
-        }
-        self.ready_term.store(term, Ordering::Release);
-        Ok(())
     }
 
     /// A capability for `op` on `target`, valid for the op's lifetime: READ for
@@ -228,9 +207,11 @@ impl State {
     }
 
     /// None when this member serves the call; the leader's channel when it must be proxied.
+    /// The leader serves only after the read barrier ([`State::read_barrier`]); writes pass
+    /// it too, which costs at most one confirmation per lease and keeps one path.
     pub async fn route<T>(&self, req: &Request<T>) -> Result<Option<Channel>, Status> {
         if self.is_leader() {
-            self.caught_up().await?;
+            self.read_barrier().await?;
             return Ok(None);
         }
         let (id, addr) = self.leader();

@@ -5,12 +5,15 @@ use super::Net;
 use super::configs::random_hex;
 use crate::{bin_path, test_tmp_root};
 use anyhow::{Context, bail};
+use kdss_common::auth::signer::{Signed, Signer};
 use kdss_common::tls::{ClientTls, TlsSection};
 use kdss_launch::{AdminRpc, Proc};
+use kdss_proto::master::master_client::MasterClient;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 
 /// Shape of a namespace cluster (the defaults are the brief's: 3 masters, 5 nodes).
 #[derive(Debug, Clone)]
@@ -222,9 +225,8 @@ impl NetCluster {
         &self,
         name: &str,
     ) -> anyhow::Result<kdss_proto::master::ClusterStatusReply> {
-        let addr = format!("{}:{MASTER_PORT}", self.net.host(name).ip);
         let rpc = AdminRpc::connect(
-            &addr,
+            &self.master_addr(name),
             &self.access_key,
             &self.secret_key,
             Some(&self.tls),
@@ -232,6 +234,32 @@ impl NetCluster {
         )
         .await?;
         Ok(rpc.status().await?)
+    }
+
+    /// `IP:PORT` of master `name`'s gRPC service.
+    pub fn master_addr(&self, name: &str) -> String {
+        format!("{}:{MASTER_PORT}", self.net.host(name).ip)
+    }
+
+    /// A gRPC client of master `name` alone, signed with the admin keys: unlike the
+    /// daemons' clients it never moves to another master, so a test sees what that one
+    /// master answers (a cut-off leader, say). Calls time out after `timeout`.
+    pub async fn master_client(
+        &self,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<MasterClient<Signed<Channel>>> {
+        let addr = self.master_addr(name);
+        let ch = kdss_common::tls::endpoint_with(&addr, Some(&self.tls))
+            .map_err(anyhow::Error::msg)?
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .connect()
+            .await
+            .with_context(|| format!("connect to {name} at {addr}"))?;
+        Ok(MasterClient::new(
+            Signer::new(&self.access_key, &self.secret_key).wrap(ch),
+        ))
     }
 
     async fn wait_nodes_online(&mut self, rpc: &AdminRpc) -> anyhow::Result<()> {

@@ -142,7 +142,7 @@ async fn a_hung_disk_costs_a_deadline_not_the_write() {
     let data = bytes_of(11, (8 << 20) + 5);
     let disks = tokio::time::timeout(WRITE_LIMIT, put(&client, &bucket, "hung.bin", &data))
         .await
-        .expect("the write finished although a disk hung (no put deadline?)");
+        .expect("the write did not finish while a disk hung (no put deadline?)");
     assert!(
         !disks.contains(&hung),
         "the committed map names the hung disk {hung}: {disks:?}"

@@ -10,7 +10,7 @@
 //! [compactor] enabled = true, threshold = 0.2, force_threshold = 0.5, idle_ms = 1000
 //! [scrub]     enabled = true, bytes_per_sec = 50_000_000, interval_sec = 3600
 //! [rebuild]   max_concurrent = 2, fetch_timeout_ms = 30000
-//! [limits]    request_timeout_sec = 300, max_concurrent_requests = 256,
+//! [limits]    request_timeout_secs = 300, max_concurrent_per_connection = 256,
 //!             write_queue_bytes = 268435456   # see crate::limits
 //! [fault]     enabled = false            # tests only
 //! [[fault.rule]] disk = "/path/disk-0.img", kind = "eio", op = "write"

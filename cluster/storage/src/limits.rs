@@ -3,8 +3,8 @@
 //!
 //! ```toml
 //! [limits]
-//! request_timeout_sec = 300              # a gRPC call still running after this fails
-//! max_concurrent_requests = 256          # gRPC calls served at once per connection
+//! request_timeout_secs = 300              # a gRPC call still running after this fails
+//! max_concurrent_per_connection = 256          # gRPC calls served at once per connection
 //! write_queue_bytes = 268435456          # shard bytes admitted per disk, not yet durable
 //! ```
 
@@ -22,11 +22,11 @@ pub struct LimitsSection {
     /// (a client's own shorter `grpc-timeout` wins). Bounds what a stalled sender or a
     /// hung device holds. Default 300, 1 to 86400.
     #[serde(default = "default_request_timeout")]
-    pub request_timeout_sec: u64,
+    pub request_timeout_secs: u64,
     /// gRPC calls served at once on one connection; more wait, and their HTTP/2 stream
     /// windows push back on the sender. Default 256, 1 to 65536.
     #[serde(default = "default_max_concurrent")]
-    pub max_concurrent_requests: usize,
+    pub max_concurrent_per_connection: usize,
     /// Shard bytes queued for one disk and not yet durable; a put past it waits for room
     /// before it is queued. Default 256 MiB, 1 MiB to 64 GiB.
     #[serde(default = "default_write_queue")]
@@ -46,8 +46,8 @@ fn default_write_queue() -> u64 {
 impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
-            request_timeout_sec: default_request_timeout(),
-            max_concurrent_requests: default_max_concurrent(),
+            request_timeout_secs: default_request_timeout(),
+            max_concurrent_per_connection: default_max_concurrent(),
             write_queue_bytes: default_write_queue(),
         }
     }
@@ -56,23 +56,23 @@ impl Default for LimitsSection {
 impl LimitsSection {
     /// Refuses values outside their ranges, naming the key.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        if !(1..=86_400).contains(&self.request_timeout_sec) {
+        if !(1..=86_400).contains(&self.request_timeout_secs) {
             return Err(invalid(
                 path,
-                "limits.request_timeout_sec",
+                "limits.request_timeout_secs",
                 format!(
                     "{} is not allowed: must be 1 to 86400",
-                    self.request_timeout_sec
+                    self.request_timeout_secs
                 ),
             ));
         }
-        if !(1..=65_536).contains(&self.max_concurrent_requests) {
+        if !(1..=65_536).contains(&self.max_concurrent_per_connection) {
             return Err(invalid(
                 path,
-                "limits.max_concurrent_requests",
+                "limits.max_concurrent_per_connection",
                 format!(
                     "{} is not allowed: must be 1 to 65536",
-                    self.max_concurrent_requests
+                    self.max_concurrent_per_connection
                 ),
             ));
         }
@@ -91,7 +91,7 @@ impl LimitsSection {
 
     /// The gRPC request deadline.
     pub fn request_timeout(&self) -> Duration {
-        Duration::from_secs(self.request_timeout_sec)
+        Duration::from_secs(self.request_timeout_secs)
     }
 }
 
@@ -106,17 +106,17 @@ mod tests {
         let cases = [
             (
                 LimitsSection {
-                    request_timeout_sec: 0,
+                    request_timeout_secs: 0,
                     ..Default::default()
                 },
-                "limits.request_timeout_sec",
+                "limits.request_timeout_secs",
             ),
             (
                 LimitsSection {
-                    max_concurrent_requests: 0,
+                    max_concurrent_per_connection: 0,
                     ..Default::default()
                 },
-                "limits.max_concurrent_requests",
+                "limits.max_concurrent_per_connection",
             ),
             (
                 LimitsSection {

@@ -135,7 +135,7 @@ pub async fn serve(
     // concurrency limit new calls wait on their connection.
     let mut builder = tonic::transport::Server::builder()
         .timeout(cfg.limits.request_timeout())
-        .concurrency_limit_per_connection(cfg.limits.max_concurrent_requests);
+        .concurrency_limit_per_connection(cfg.limits.max_concurrent_per_connection);
     if let Some(t) = &tls {
         builder = builder
             .tls_config(t.grpc.clone())

@@ -321,6 +321,14 @@ pub enum UserCmd {
         #[arg(value_name = "ACCESS_KEY")]
         user_key: String,
     },
+    /// Change a user's role; its keys, bucket grants and buckets stay.
+    SetRole {
+        /// The user's access key.
+        #[arg(value_name = "ACCESS_KEY")]
+        user_key: String,
+        /// admin, operator, viewer or user.
+        role: String,
+    },
 }
 
 fn role_of(s: &str) -> anyhow::Result<pb::Role> {
@@ -402,6 +410,17 @@ pub async fn user(s: &Settings, cmd: UserCmd) -> anyhow::Result<View> {
             Ok(View {
                 json: json!({"deleted": user_key}),
                 text: format!("deleted user {user_key}\n"),
+            })
+        }
+        UserCmd::SetRole { user_key, role } => {
+            let req = pb::SetUserRoleRequest {
+                access_key: user_key.clone(),
+                role: role_of(&role)? as i32,
+            };
+            c.master().set_user_role(req).await?;
+            Ok(View {
+                json: json!({"access_key": user_key, "role": role}),
+                text: format!("user {user_key} is now {role}\n"),
             })
         }
     }

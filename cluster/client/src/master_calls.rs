@@ -109,6 +109,8 @@ master_rpcs! {
     create_user(CreateUserRequest) -> CreateUserReply;
     /// Deletes a user.
     delete_user(DeleteUserRequest) -> Empty;
+    /// Changes a user's role (keys and grants stay).
+    set_user_role(SetUserRoleRequest) -> Empty;
     /// All users.
     list_users(ListUsersRequest) -> ListUsersReply;
     /// A user's secret (the gateway verifies SigV4 with it).

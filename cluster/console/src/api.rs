@@ -309,8 +309,7 @@ struct RoleChange {
     role: String,
 }
 
-/// The master has no call that changes a role, so the user is re-created with the same
-/// keys and the new role (its bucket grants are dropped; buckets it owns stay its own).
+/// Keys, grants and owned buckets stay; the user's console sessions end.
 async fn change_role(
     State(c): State<Shared>,
     Extension(s): Extension<Session>,
@@ -319,26 +318,13 @@ async fn change_role(
 ) -> R {
     not_yourself(&s, &ak, "change the role of")?;
     let role = parse_role(&r.role)?;
-    let cur = c
-        .backend
-        .read()
-        .get_user_secret(pb::GetUserSecretRequest {
+    c.backend
+        .acting(&s.access_key)
+        .set_user_role(pb::SetUserRoleRequest {
             access_key: ak.clone(),
+            role: role as i32,
         })
         .await?;
-    let user = cur.user.unwrap_or_default();
-    let me = c.backend.acting(&s.access_key);
-    me.delete_user(pb::DeleteUserRequest {
-        access_key: ak.clone(),
-    })
-    .await?;
-    me.create_user(pb::CreateUserRequest {
-        name: user.name,
-        access_key: ak.clone(),
-        secret_key: cur.secret_key,
-        role: role as i32,
-    })
-    .await?;
     c.sessions.remove_user(&ak);
     tracing::info!(by = %s.access_key, user = %ak, role = r.role, "console: role changed");
     ok(json!({ "access_key": ak, "role": data::role_name(role) }))

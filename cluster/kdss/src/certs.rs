@@ -4,6 +4,7 @@
 //! makes the certificates of `kdss up --tls`.
 
 use anyhow::Context;
+use kdss_common::tls::DaemonRole;
 use kdss_launch::tls::CertAuthority;
 use std::path::PathBuf;
 
@@ -19,6 +20,10 @@ pub struct CertsArgs {
     /// master-1, node-1, s3gw-1.
     #[arg(long)]
     pub name: String,
+    /// What the daemon is: master, storage or gateway. Written into the certificate;
+    /// masters hand users' secret keys only to a peer whose certificate says gateway.
+    #[arg(long, value_parser = parse_role)]
+    pub role: DaemonRole,
     /// A DNS name or IP address clients use to reach the daemon; repeat for several.
     /// 127.0.0.1 and localhost are always included.
     #[arg(long = "host")]
@@ -29,11 +34,18 @@ pub struct CertsArgs {
 pub fn run(a: CertsArgs) -> anyhow::Result<()> {
     let ca = CertAuthority::load_or_create(&a.ca_dir)
         .with_context(|| format!("the cluster CA in {}", a.ca_dir.display()))?;
-    let f = ca.issue(&a.name, &a.hosts)?;
+    let f = ca.issue(&a.name, a.role, &a.hosts)?;
     println!("# [tls] section for {}'s config:", a.name);
     println!("[tls]");
     println!("ca = {:?}", ca.ca_path().display().to_string());
     println!("cert = {:?}", f.cert.display().to_string());
     println!("key = {:?}", f.key.display().to_string());
     Ok(())
+}
+
+fn parse_role(s: &str) -> Result<DaemonRole, String> {
+    DaemonRole::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = DaemonRole::ALL.iter().map(|r| r.name()).collect();
+        format!("unknown role {s:?}: one of {}", names.join(", "))
+    })
 }

@@ -5,7 +5,7 @@
 
 use crate::error::{LaunchError, io};
 use crate::layout::Layout;
-use kdss_common::tls::ClientTls;
+use kdss_common::tls::{ClientTls, DaemonRole};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -125,9 +125,15 @@ impl CertAuthority {
         }
     }
 
-    /// Signs a certificate for daemon `name` valid for `hosts` (IP addresses or DNS names;
-    /// 127.0.0.1 and localhost are always added) and writes `name.pem` / `name.key`.
-    pub fn issue(&self, name: &str, hosts: &[String]) -> Result<CertFiles, LaunchError> {
+    /// Signs a certificate for daemon `name` of kind `role` valid for `hosts` (IP addresses
+    /// or DNS names; 127.0.0.1 and localhost are always added) and writes `name.pem` /
+    /// `name.key`. The role travels as a DNS name (kdss_common::tls::role).
+    pub fn issue(
+        &self,
+        name: &str,
+        role: DaemonRole,
+        hosts: &[String],
+    ) -> Result<CertFiles, LaunchError> {
         if name.is_empty()
             || !name
                 .chars()
@@ -137,7 +143,7 @@ impl CertAuthority {
                 "certificate name {name:?}: use letters, digits, '-', '_' and '.'"
             )));
         }
-        let mut sans: Vec<String> = vec!["127.0.0.1".into(), "localhost".into()];
+        let mut sans: Vec<String> = vec!["127.0.0.1".into(), "localhost".into(), role.san()];
         for h in hosts {
             if !h.is_empty() && !sans.contains(h) {
                 sans.push(h.clone());
@@ -190,25 +196,34 @@ pub fn ensure_certs(l: &Layout) -> Result<Option<Arc<ClientTls>>, LaunchError> {
         return Ok(None);
     };
     let ca = CertAuthority::load_or_create(dir)?;
-    let mut daemons: Vec<(String, Vec<&str>)> = Vec::new();
+    let mut daemons: Vec<(String, DaemonRole, Vec<&str>)> = Vec::new();
     for m in &l.masters {
         daemons.push((
             format!("master-{}", m.id),
+            DaemonRole::Master,
             vec![m.grpc.as_str(), m.http.as_str()],
         ));
     }
     for n in &l.nodes {
-        daemons.push((n.id.clone(), vec![n.grpc.as_str(), n.http.as_str()]));
+        daemons.push((
+            n.id.clone(),
+            DaemonRole::Storage,
+            vec![n.grpc.as_str(), n.http.as_str()],
+        ));
     }
     for (i, g) in l.gateways.iter().enumerate() {
         let mut addrs = vec![g.as_str()];
         addrs.extend(l.gateway_metrics.get(i).map(String::as_str));
-        daemons.push((format!("s3gw-{}", i + 1), addrs));
+        daemons.push((format!("s3gw-{}", i + 1), DaemonRole::Gateway, addrs));
     }
-    for (name, addrs) in daemons {
+    for (name, role, addrs) in daemons {
         let f = ca.files(&name);
-        if !(f.cert.exists() && f.key.exists()) {
-            ca.issue(&name, &hosts_of(&addrs))?;
+        // Certificates made before roles existed are made again with theirs.
+        let current = f.key.exists()
+            && kdss_common::tls::load_certs(&f.cert)
+                .is_ok_and(|chain| kdss_common::tls::has_role(&chain, role));
+        if !current {
+            ca.issue(&name, role, &hosts_of(&addrs))?;
         }
     }
     let section = kdss_common::tls::TlsSection {
@@ -300,7 +315,11 @@ mod tests {
         let dir = d.path().join("tls");
         let ca = CertAuthority::load_or_create(&dir).unwrap();
         let f = ca
-            .issue("master-1", &hosts_of(&["10.1.2.3:6700", "0.0.0.0:1"]))
+            .issue(
+                "master-1",
+                DaemonRole::Master,
+                &hosts_of(&["10.1.2.3:6700", "0.0.0.0:1"]),
+            )
             .unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&dir), 0o700);
@@ -309,7 +328,7 @@ mod tests {
         // A second CA handle on the same dir signs with the same key: its certificates
         // verify against the first ca.pem.
         let again = CertAuthority::load_or_create(&dir).unwrap();
-        let g = again.issue("node-1", &[]).unwrap();
+        let g = again.issue("node-1", DaemonRole::Storage, &[]).unwrap();
         for files in [&f, &g] {
             let section = kdss_common::tls::TlsSection {
                 ca: Some(ca.ca_path()),
@@ -339,7 +358,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        assert!(ca.issue("../x", &[]).is_err());
+        assert!(ca.issue("../x", DaemonRole::Storage, &[]).is_err());
     }
 
     /// Sends `GET /` over `tls` to `addr` and returns the status line (or the error).
@@ -371,7 +390,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ca = CertAuthority::load_or_create(&d.path().join("ca")).unwrap();
         let other = CertAuthority::load_or_create(&d.path().join("other")).unwrap();
-        let server = ca.issue("node-1", &[]).unwrap();
+        let server = ca.issue("node-1", DaemonRole::Storage, &[]).unwrap();
         let section = kdss_common::tls::TlsSection {
             ca: Some(ca.ca_path()),
             cert: Some(server.cert),
@@ -397,14 +416,14 @@ mod tests {
         let user = get(&addr, &client(&ca, None)).await.unwrap();
         assert!(user.contains("200"), "{user}");
         // A daemon with a certificate of the cluster CA: served.
-        let peer = ca.issue("master-1", &[]).unwrap();
+        let peer = ca.issue("master-1", DaemonRole::Master, &[]).unwrap();
         let daemon = get(&addr, &client(&ca, Some(&peer))).await.unwrap();
         assert!(daemon.contains("200"), "{daemon}");
         // A client that does not trust the CA refuses the server.
         let e = get(&addr, &client(&other, None)).await.unwrap_err();
         assert!(e.contains("certificate") || e.contains("Unknown"), "{e}");
         // A certificate of another CA is refused by the server.
-        let rogue = other.issue("node-9", &[]).unwrap();
+        let rogue = other.issue("node-9", DaemonRole::Storage, &[]).unwrap();
         let mixed = ClientTls::load(&kdss_common::tls::TlsSection {
             ca: Some(ca.ca_path()),
             cert: Some(rogue.cert),

@@ -14,6 +14,7 @@ pub mod replay;
 use kdss_common::auth::signer::Signer;
 use kdss_common::auth::{self, AuthError, SERVICE_ACCESS_KEY};
 use kdss_common::rpc_error::{self, errno};
+use kdss_common::tls::DaemonRole;
 use kdss_proto::master::Role;
 use sqlx::SqlitePool;
 use tonic::metadata::MetadataMap;
@@ -87,6 +88,34 @@ pub fn require_service(md: &MetadataMap) -> Result<(), Status> {
         return Err(denied("this call is reserved for the cluster's services"));
     }
     Ok(())
+}
+
+/// On a master serving mutual TLS, accepts only a caller whose certificate (verified
+/// against the cluster CA in the handshake) names one of `roles`; on a plaintext master
+/// (loopback only, or `insecure = true`) there is no certificate and the check passes.
+pub fn require_peer_role<T>(
+    req: &tonic::Request<T>,
+    mtls: bool,
+    roles: &[DaemonRole],
+) -> Result<(), Status> {
+    if !mtls {
+        return Ok(());
+    }
+    let certs = req.peer_certs();
+    let chain: &[_] = certs.as_deref().map(Vec::as_slice).unwrap_or(&[]);
+    if roles.iter().any(|r| kdss_common::tls::has_role(chain, *r)) {
+        return Ok(());
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+    Err(denied(format!(
+        "this call needs a daemon certificate of role {} (kdss certs --role){}",
+        names.join(" or "),
+        if chain.is_empty() {
+            "; the caller presented none"
+        } else {
+            "; the caller's certificate has another role"
+        }
+    )))
 }
 
 /// Resolves the verified caller (and `kdss-on-behalf-of`) to a [`Caller`].

@@ -152,6 +152,7 @@ pub async fn start(cfg: MasterConfig) -> Result<RunningMaster, MasterError> {
     );
     st.balance = cfg.balance.clone();
     st.backups.cluster_id = cfg.cluster.id.clone();
+    st.mtls = tls.is_some();
     st.backups.schedule = cfg.backup.clone();
     st.events = crate::events::Events::start(&cfg.notify, &cfg.cluster.id, cfg.master.id)
         .map_err(|e| MasterError::Serve(format!("[notify]: {e}")))?;

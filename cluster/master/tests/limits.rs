@@ -6,33 +6,13 @@
 
 mod common;
 
-use common::{ADMIN_KEY, ADMIN_SECRET, SECRET};
+use common::single_master;
 use kdss_common::rpc_error::code_of;
+use kdss_master::RunningMaster;
 use kdss_master::bench::client;
-use kdss_master::{MasterConfig, RunningMaster};
 use kdss_proto::master as pb;
 use std::collections::BTreeSet;
-use std::path::Path;
 use tonic::Code;
-
-async fn single_master(dir: &Path, limits: &str) -> RunningMaster {
-    let text = format!(
-        "[master]\nid = 1\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-         [cluster]\nid = \"t\"\nsecret = \"{SECRET}\"\n[admin]\naccess_key = \"{ADMIN_KEY}\"\n\
-         secret_key = \"{ADMIN_SECRET}\"\n[limits]\n{limits}\n",
-        dir.display()
-    );
-    let cfg = MasterConfig::parse(Path::new("master.toml"), &text).unwrap();
-    let m = kdss_master::start(cfg).await.unwrap();
-    let mut c = client(&m.grpc_addr.to_string(), common::admin()).unwrap();
-    for _ in 0..400 {
-        if c.list_users(pb::ListUsersRequest {}).await.is_ok() {
-            return m;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("single master never became ready");
-}
 
 async fn bucket(m: &RunningMaster, name: &str) -> u64 {
     let mut admin = client(&m.grpc_addr.to_string(), common::admin()).unwrap();
@@ -57,7 +37,11 @@ fn last_log_index(m: &RunningMaster) -> Option<u64> {
 async fn a_flood_beyond_the_proposal_queue_is_refused_naming_it_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // Two slots and no wait: a mutation that finds both taken is refused at once.
-    let m = single_master(dir.path(), "proposal_queue = 2\nproposal_wait_ms = 0").await;
+    let m = single_master(
+        dir.path(),
+        "[limits]\nproposal_queue = 2\nproposal_wait_ms = 0",
+    )
+    .await;
     let root = bucket(&m, "flood").await;
     let admin = client(&m.grpc_addr.to_string(), common::admin()).unwrap();
 

@@ -3,34 +3,12 @@
 
 mod common;
 
-use common::{ADMIN_KEY, ADMIN_SECRET, SECRET};
+use common::{ADMIN_KEY, SECRET, single_master};
 use kdss_common::rpc_error::{code_of, errno_of};
 use kdss_master::bench::{Credential, client};
-use kdss_master::{MasterConfig, RunningMaster};
 use kdss_proto::master as pb;
 use kdss_proto::storage::{DiskInfo, DiskState, ShardOp};
-use std::path::Path;
 use tonic::Code;
-
-async fn single_master(dir: &Path) -> RunningMaster {
-    let text = format!(
-        "[master]\nid = 1\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
-         [cluster]\nid = \"t\"\nsecret = \"{SECRET}\"\n[admin]\naccess_key = \"{ADMIN_KEY}\"\n\
-         secret_key = \"{ADMIN_SECRET}\"\n",
-        dir.display()
-    );
-    let cfg = MasterConfig::parse(Path::new("master.toml"), &text).unwrap();
-    let m = kdss_master::start(cfg).await.unwrap();
-    // Ready: a leader is elected and the admin user exists.
-    let mut c = client(&m.grpc_addr.to_string(), common::admin()).unwrap();
-    for _ in 0..200 {
-        if c.list_users(pb::ListUsersRequest {}).await.is_ok() {
-            return m;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("single master never became ready");
-}
 
 fn cred(key: &str, secret: &str) -> Credential {
     Credential {
@@ -43,7 +21,7 @@ fn cred(key: &str, secret: &str) -> Credential {
 #[tokio::test]
 async fn calls_without_a_valid_key_or_grant_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let m = single_master(dir.path()).await;
+    let m = single_master(dir.path(), "").await;
     let addr = m.grpc_addr.to_string();
     let mut admin = client(&addr, common::admin()).unwrap();
 
@@ -191,7 +169,7 @@ fn node(id: &str, disks: std::ops::Range<u64>) -> pb::RegisterNodeRequest {
 #[tokio::test]
 async fn allocation_spreads_shards_and_signs_capabilities() {
     let dir = tempfile::tempdir().unwrap();
-    let m = single_master(dir.path()).await;
+    let m = single_master(dir.path(), "").await;
     let addr = m.grpc_addr.to_string();
     let mut admin = client(&addr, common::admin()).unwrap();
     let mut svc = client(&addr, common::service()).unwrap();

@@ -10,7 +10,7 @@ use kdss_common::EcPolicy;
 use kdss_common::rpc_error::errno;
 use kdss_proto::master::{
     BucketInfo, CreateBucketRequest, CreateUserReply, CreateUserRequest, DeleteUserRequest,
-    FileKind, GrantBucketRequest, Role, SealUserSecretsOp, UserInfo,
+    FileKind, GrantBucketRequest, Role, SealUserSecretsOp, SetUserRoleRequest, UserInfo,
 };
 use sqlx::{Row, SqliteConnection};
 
@@ -282,6 +282,20 @@ pub async fn delete_user(c: &mut SqliteConnection, r: &DeleteUserRequest) -> Res
         .bind(&r.access_key)
         .execute(&mut *c)
         .await?;
+    Ok(())
+}
+
+/// Changes a user's role; keys, grants and owned buckets stay.
+pub async fn set_role(c: &mut SqliteConnection, r: &SetUserRoleRequest) -> Result<()> {
+    let role = valid_role(r.role)?;
+    let done = sqlx::query("UPDATE users SET role = ? WHERE access_key = ?")
+        .bind(role as i64)
+        .bind(&r.access_key)
+        .execute(&mut *c)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(no_such_user(&r.access_key));
+    }
     Ok(())
 }
 

@@ -166,6 +166,10 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
             accounts::grant(c, r).await?;
             empty
         }
+        Op::SetUserRole(r) => {
+            accounts::set_role(c, r).await?;
+            empty
+        }
         Op::RestoreTrash(r) => Reply::RestoreTrash(trash::restore(c, r, now).await?),
         Op::PurgeTrash(r) => Reply::PurgeTrash(trash::purge(c, r, now).await?),
         Op::ForgetShards(r) => {

@@ -182,6 +182,7 @@ pub fn check(op: &Op) -> Result<()> {
             at_most("secret key", r.secret_key.len(), ID_MAX)
         }
         Op::GrantBucket(r) => at_most("access key", r.access_key.len(), ID_MAX),
+        Op::SetUserRole(r) => at_most("access key", r.access_key.len(), ID_MAX),
         Op::SetSetting(r) => {
             at_most("setting name", r.key.len(), ID_MAX)?;
             at_most("setting value", r.value.len(), ID_MAX)

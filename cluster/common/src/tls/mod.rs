@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod http;
+pub mod role;
 
 use crate::config::{ConfigError, invalid};
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use client::{ClientTls, endpoint, endpoint_with, install_client, url};
+pub use role::{DaemonRole, has_role};
 
 /// `[tls]` of master.toml, storage.toml, s3gw.toml, mount.toml and cli.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! daemon refuses to serve plaintext on a non-loopback address.
 
 use crate::common::{assert_file, aws, data, python, skip_reason};
+use kdss_common::tls::DaemonRole;
 use kdss_launch::Proc;
 use kdss_launch::tls::CertAuthority;
 use kdss_testkit::{Cluster, ClusterOpts, Mount, bin_path};
@@ -224,7 +225,7 @@ async fn extra_node(c: &Cluster, ca: &CertAuthority, name: &str) -> Proc {
         .output()
         .unwrap();
     assert!(out.status.success(), "format-disk: {}", text(&out));
-    let f = ca.issue(name, &[]).unwrap();
+    let f = ca.issue(name, DaemonRole::Storage, &[]).unwrap();
     let port = |_: ()| kdss_launch::free_port().unwrap();
     let masters: Vec<String> = c.masters().iter().map(|m| format!("{m:?}")).collect();
     let toml = format!(
@@ -344,9 +345,12 @@ async fn plaintext_on_a_non_loopback_address_is_refused() {
 
 /// One `Vote` call to the first master's Raft service, signed with the cluster secret,
 /// presenting `identity` (a certificate pair) or none.
-async fn raft_vote(c: &Cluster, identity: Option<&kdss_launch::tls::CertFiles>) -> tonic::Status {
-    use kdss_proto::master::RaftMessage;
-    use kdss_proto::master::raft_peer_client::RaftPeerClient;
+/// A channel to `master` over TLS, presenting `identity` when given.
+async fn tls_channel(
+    c: &Cluster,
+    master: &str,
+    identity: Option<&kdss_launch::tls::CertFiles>,
+) -> tonic::transport::Channel {
     let section = kdss_common::tls::TlsSection {
         ca: c.layout.ca_path(),
         cert: identity.map(|f| f.cert.clone()),
@@ -356,11 +360,17 @@ async fn raft_vote(c: &Cluster, identity: Option<&kdss_launch::tls::CertFiles>) 
     let tls = kdss_common::tls::ClientTls::load(&section)
         .unwrap()
         .unwrap();
-    let ch = kdss_common::tls::endpoint_with(&c.masters()[0], Some(&tls))
+    kdss_common::tls::endpoint_with(master, Some(&tls))
         .unwrap()
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn raft_vote(c: &Cluster, identity: Option<&kdss_launch::tls::CertFiles>) -> tonic::Status {
+    use kdss_proto::master::RaftMessage;
+    use kdss_proto::master::raft_peer_client::RaftPeerClient;
+    let ch = tls_channel(c, &c.masters()[0], identity).await;
     let req = kdss_master::raft::network::with_cluster(
         &c.layout.cluster_id,
         RaftMessage {
@@ -369,6 +379,58 @@ async fn raft_vote(c: &Cluster, identity: Option<&kdss_launch::tls::CertFiles>) 
     );
     let signed = kdss_common::auth::signer::Signer::service(&c.layout.secret).wrap(ch);
     RaftPeerClient::new(signed).vote(req).await.unwrap_err()
+}
+
+/// GetUserSecret for the admin's key, signed with the cluster secret (as every daemon can),
+/// sent to `master` with `identity`'s certificate.
+async fn user_secret(
+    c: &Cluster,
+    master: &str,
+    identity: &kdss_launch::tls::CertFiles,
+) -> Result<String, tonic::Status> {
+    use kdss_proto::master::master_client::MasterClient;
+    let ch = tls_channel(c, master, Some(identity)).await;
+    let signed = kdss_common::auth::signer::Signer::service(&c.layout.secret).wrap(ch);
+    let req = kdss_proto::master::GetUserSecretRequest {
+        access_key: c.admin_keys().0,
+    };
+    let r = MasterClient::new(signed).get_user_secret(req).await?;
+    Ok(r.into_inner().secret_key)
+}
+
+/// Every daemon holds the cluster secret; the certificate's role decides what it gets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_gateway_certificate_gets_user_secrets_and_only_a_master_speaks_raft() {
+    let c = Cluster::start(ClusterOpts {
+        masters: 3,
+        tls: true,
+        ..ClusterOpts::default()
+    })
+    .await
+    .unwrap();
+    let ca = CertAuthority::load_or_create(c.layout.tls_dir.as_ref().unwrap()).unwrap();
+    let gateway = ca.issue("s3gw-9", DaemonRole::Gateway, &[]).unwrap();
+    let storage = ca.issue("node-9", DaemonRole::Storage, &[]).unwrap();
+    let admin_secret = c.admin_keys().1;
+    // Asked of every master: followers check the caller, then forward to the leader.
+    for m in c.masters() {
+        let got = user_secret(&c, &m, &gateway).await;
+        assert_eq!(
+            got.as_deref().ok(),
+            Some(admin_secret.as_str()),
+            "{m}: {got:?}"
+        );
+        let refused = user_secret(&c, &m, &storage).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::PermissionDenied,
+            "{m}: {refused:?}"
+        );
+        assert!(refused.message().contains("gateway"), "{refused:?}");
+    }
+    let vote = raft_vote(&c, Some(&storage)).await;
+    assert_eq!(vote.code(), tonic::Code::PermissionDenied, "{vote:?}");
+    assert!(vote.message().contains("master"), "{vote:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,7 +452,7 @@ async fn raft_calls_need_a_cluster_certificate_besides_the_secret() {
     // With a certificate of the cluster CA the call gets past the gate (and fails on the
     // payload, which is no vote).
     let ca = CertAuthority::load_or_create(c.layout.tls_dir.as_ref().unwrap()).unwrap();
-    let peer = ca.issue("master-9", &[]).unwrap();
+    let peer = ca.issue("master-9", DaemonRole::Master, &[]).unwrap();
     let with_cert = raft_vote(&c, Some(&peer)).await;
     assert_eq!(
         with_cert.code(),

@@ -3,6 +3,7 @@
 
 use super::Raft;
 use super::proposer::Proposer;
+use kdss_common::tls::DaemonRole;
 use kdss_proto::master::Mutation;
 use kdss_proto::master::RaftMessage;
 use kdss_proto::master::raft_peer_server::RaftPeer;
@@ -43,7 +44,9 @@ impl PeerService {
                 "Raft calls need a certificate signed by the cluster CA (mutual TLS)",
             ));
         }
-        Ok(())
+        // A storage node or gateway certificate is signed by the same CA: only masters
+        // are Raft peers.
+        crate::auth::require_peer_role(req, self.require_cert, &[DaemonRole::Master])
     }
 
     /// The caller is a master of this cluster.

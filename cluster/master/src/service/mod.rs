@@ -18,6 +18,7 @@ mod cluster;
 mod data;
 mod disks;
 mod lease;
+mod modes;
 mod repair;
 mod rpc;
 pub mod seal;
@@ -91,6 +92,9 @@ pub struct State {
     pub events: crate::events::Events,
     /// Metadata backups: the cluster id headers carry and the schedule (set by the server).
     pub backups: crate::backup::Backups,
+    /// Whether this master serves mutual TLS, so a caller's certificate role can be
+    /// checked (false on a plaintext loopback cluster: there is no certificate to check).
+    pub mtls: bool,
     channels: Mutex<HashMap<String, Channel>>,
     lease: lease::ReadLease,
 }
@@ -147,6 +151,7 @@ impl State {
             balance: crate::config::BalanceSection::default(),
             events: crate::events::Events::off(),
             backups: crate::backup::Backups::default(),
+            mtls: false,
             channels: Mutex::new(HashMap::new()),
             lease: lease::ReadLease::default(),
         }

@@ -7,6 +7,7 @@ use super::{MasterService, forwarded, unexpected};
 use crate::meta_api as meta;
 use kdss_common::limits::{INLINE_NOT_POSSIBLE, MAX_INLINE_BYTES};
 use kdss_common::rpc_error::{self, errno};
+use kdss_common::tls::DaemonRole;
 use kdss_proto::master as pb;
 use kdss_proto::master::master_client::MasterClient;
 use kdss_proto::master::master_server::Master;
@@ -46,18 +47,26 @@ macro_rules! bucket_read {
 }
 
 /// A mutation of one bucket's namespace, proposed through Raft; `check` (optional) refuses
-/// a request before anything is proposed.
+/// a request before anything is proposed, `prepare` (optional) may also adjust it by caller.
 macro_rules! bucket_write {
     ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr) => {
-        bucket_write!($s, $req, $m, $op, $pat => $out, check = accept)
+        bucket_write!($s, $req, $m, $op, $pat => $out, prepare = |_c, _r| ())
     };
-    ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr, check = $check:expr) => {{
+    ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr, check = $check:expr) => {
+        bucket_write!($s, $req, $m, $op, $pat => $out, prepare = |_c, r| $check(&*r)?)
+    };
+    ($s:ident, $req:ident, $m:ident, $op:ident, $pat:pat => $out:expr,
+        prepare = |$c:ident, $r:ident| $prep:expr) => {{
         forward!($s, $req, $m);
         let t = Instant::now();
         let caller = $s.st.caller($req.metadata()).await?;
-        let r = $req.into_inner();
-        $check(&r)?;
+        let mut r = $req.into_inner();
         $s.st.check_bucket(&caller, &r.bucket, true).await?;
+        {
+            let $c = &caller;
+            let $r = &mut r;
+            $prep;
+        }
         let out = $s.st.propose(&caller, Op::$op(r)).await;
         $s.st.metrics.observe(stringify!($m), t);
         match out? {
@@ -68,11 +77,6 @@ macro_rules! bucket_write {
 }
 
 type R<T> = Result<Response<T>, Status>;
-
-/// The check of a mutation that needs none beyond the caller's rights.
-fn accept<T>(_: &T) -> Result<(), Status> {
-    Ok(())
-}
 
 /// Refuses inline bytes above [`MAX_INLINE_BYTES`] before they are proposed: inline data
 /// travels in a Raft entry to every master and lives in every master's database, so one
@@ -106,10 +110,12 @@ impl Master for MasterService {
         bucket_read!(self, req, get_attr, meta::getattr)
     }
     async fn set_attr(&self, req: Request<pb::SetAttrRequest>) -> R<pb::AttrReply> {
-        bucket_write!(self, req, set_attr, SetAttr, Reply::Attr(a) => a)
+        bucket_write!(self, req, set_attr, SetAttr, Reply::Attr(a) => a,
+            prepare = |caller, r| super::modes::set_attr(&self.st.pool(), caller, r).await?)
     }
     async fn create(&self, req: Request<pb::CreateRequest>) -> R<pb::AttrReply> {
-        bucket_write!(self, req, create, Create, Reply::Attr(a) => a)
+        bucket_write!(self, req, create, Create, Reply::Attr(a) => a,
+            prepare = |caller, r| super::modes::create(caller, r)?)
     }
     async fn mkdir(&self, req: Request<pb::MkdirRequest>) -> R<pb::AttrReply> {
         bucket_write!(self, req, mkdir, Mkdir, Reply::Attr(a) => a)
@@ -303,6 +309,18 @@ impl Master for MasterService {
             other => Err(unexpected(other)),
         }
     }
+    async fn set_user_role(&self, req: Request<pb::SetUserRoleRequest>) -> R<pb::Empty> {
+        forward!(self, req, set_user_role);
+        let caller = self.admin(req.metadata()).await?;
+        match self
+            .st
+            .propose(&caller, Op::SetUserRole(req.into_inner()))
+            .await?
+        {
+            Reply::Empty(e) => Ok(Response::new(e)),
+            other => Err(unexpected(other)),
+        }
+    }
     async fn list_users(&self, req: Request<pb::ListUsersRequest>) -> R<pb::ListUsersReply> {
         forward!(self, req, list_users);
         self.admin(req.metadata()).await?;
@@ -312,6 +330,13 @@ impl Master for MasterService {
         &self,
         req: Request<pb::GetUserSecretRequest>,
     ) -> R<pb::GetUserSecretReply> {
+        // Users' secrets go to gateways only (and to a master forwarding a gateway's call,
+        // which checked it here first): a storage node holds the cluster secret too.
+        crate::auth::require_peer_role(
+            &req,
+            self.st.mtls,
+            &[DaemonRole::Gateway, DaemonRole::Master],
+        )?;
         forward!(self, req, get_user_secret);
         crate::auth::require_service(req.metadata())?;
         let key = req.into_inner().access_key;

@@ -352,3 +352,24 @@ pub fn mkdir(root: u64, name: &str) -> pb::MkdirRequest {
         ..Default::default()
     }
 }
+
+/// An in-process master (`kdss_master::start`) on port-0 listeners with `extra` appended to
+/// its config (e.g. a `[limits]` table), returned once a leader serves the admin user.
+pub async fn single_master(dir: &Path, extra: &str) -> kdss_master::RunningMaster {
+    let text = format!(
+        "[master]\nid = 1\ngrpc_addr = \"127.0.0.1:0\"\nhttp_addr = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n\
+         [cluster]\nid = \"t\"\nsecret = \"{SECRET}\"\n[admin]\naccess_key = \"{ADMIN_KEY}\"\n\
+         secret_key = \"{ADMIN_SECRET}\"\n{extra}\n",
+        dir.display()
+    );
+    let cfg = kdss_master::MasterConfig::parse(Path::new("master.toml"), &text).unwrap();
+    let m = kdss_master::start(cfg).await.unwrap();
+    let mut c = client(&m.grpc_addr.to_string(), admin()).unwrap();
+    for _ in 0..400 {
+        if c.list_users(pb::ListUsersRequest {}).await.is_ok() {
+            return m;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("single master never became ready");
+}

@@ -64,6 +64,17 @@ pub(super) const NODE_PORT: u16 = 6800;
 pub(super) const S3_PORT: u16 = 9000;
 const READY: Duration = Duration::from_secs(60);
 
+/// The certificate role of a host of the harness, by its name.
+fn role_of(name: &str) -> &'static str {
+    if name.starts_with("master") {
+        "master"
+    } else if name.starts_with("s3gw") {
+        "gateway"
+    } else {
+        "storage"
+    }
+}
+
 impl NetCluster {
     /// Makes the network, certificates and configs, formats the disks, starts the
     /// masters, then the nodes, creates bucket `test`, and starts the gateway; returns
@@ -90,6 +101,7 @@ impl NetCluster {
                 .args(["certs", "--ca-dir"])
                 .arg(&tls_dir)
                 .args(["--name", &h.name, "--host", &h.ip])
+                .args(["--role", role_of(&h.name)])
                 .output()
                 .context("run kdss certs")?;
             anyhow::ensure!(

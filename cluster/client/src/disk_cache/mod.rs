@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::cache::{BLOCK_SIZE, BlockKey};
+use crate::cache::BLOCK_SIZE;
 use index::{EntryId, Index, on_disk};
 
 /// Bytes of fetched data the write queue may hold; past it new writes are dropped.

@@ -5,6 +5,7 @@
 
 mod common;
 
+use anyhow::Context;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -178,7 +179,7 @@ async fn a_remount_reads_a_file_from_the_disk_cache_with_every_storage_node_gone
     }
     let port = free_port()?;
     let m = KsfsMount::start(&cluster, "again", &with_cache(&dir, port)).await?;
-    let got = std::fs::read(m.join("f"))?;
+    let got = std::fs::read(m.join("f")).context("reading f with every storage node gone")?;
     assert!(
         got == data,
         "{} bytes read back from the disk cache differ",

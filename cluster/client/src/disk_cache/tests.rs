@@ -18,6 +18,7 @@ fn drain(c: &DiskCache) {
             t.elapsed() < Duration::from_secs(20),
             "write queue never drained"
         );
+        #[allow(clippy::disallowed_methods)] // a plain test thread, not async code
         std::thread::sleep(Duration::from_millis(5));
     }
 }

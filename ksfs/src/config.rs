@@ -113,6 +113,15 @@ pub struct MountSection {
     /// Each file's own bound is `[client] write_window`.
     #[serde(default)]
     pub write_buffer_total: Option<ByteSize>,
+    /// A directory for the read cache's disk tier (created 0700 if missing; its parent
+    /// must exist): blocks read from the cluster are kept there across remounts. None (the
+    /// default): memory cache only. One mount per directory.
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes `cache_dir` may take (default 1 GiB; at least 1 MiB); least recently used
+    /// blocks are deleted past it.
+    #[serde(default)]
+    pub cache_dir_size: Option<ByteSize>,
     /// Older name of `[client] chunk_size`.
     #[serde(default)]
     pub chunk_size: Option<ByteSize>,
@@ -139,6 +148,11 @@ fn default_true() -> bool {
 fn default_subtype() -> String {
     "ksfs".into()
 }
+
+/// `[mount] cache_dir_size` when not given.
+pub const DEFAULT_CACHE_DIR_SIZE: u64 = 1 << 30;
+/// The smallest `cache_dir_size` taken: a few dozen 64 KiB blocks.
+pub const MIN_CACHE_DIR_SIZE: u64 = 1 << 20;
 
 /// Sizes parse like every other KDSS config and flag.
 pub use kdss_common::size::parse_size;
@@ -270,6 +284,7 @@ impl MountConfig {
         if let Err(e) = check_write_buffer_total(self.write_buffer_total()) {
             return Err(invalid(path, "mount.write_buffer_total", e.detail()));
         }
+        self.validate_cache_dir(path)?;
         for (key, v) in [
             ("mount.attr_ttl", self.mount.attr_ttl),
             ("mount.entry_ttl", self.mount.entry_ttl),
@@ -286,6 +301,80 @@ impl MountConfig {
             ));
         }
         Ok(())
+    }
+
+    /// `cache_dir` can be made and used, and `cache_dir_size` is given only with it and
+    /// holds at least [`MIN_CACHE_DIR_SIZE`].
+    fn validate_cache_dir(&self, path: &Path) -> Result<(), ConfigError> {
+        let m = &self.mount;
+        let Some(dir) = &m.cache_dir else {
+            if m.cache_dir_size.is_some() {
+                return Err(invalid(
+                    path,
+                    "mount.cache_dir_size",
+                    "is set but mount.cache_dir is not; name the directory too",
+                ));
+            }
+            return Ok(());
+        };
+        let key = "mount.cache_dir";
+        if !dir.is_absolute() {
+            return Err(invalid(
+                path,
+                key,
+                format!("`{}` is not an absolute path", dir.display()),
+            ));
+        }
+        if dir.starts_with(&m.mountpoint) {
+            return Err(invalid(
+                path,
+                key,
+                format!("`{}` is inside the mountpoint", dir.display()),
+            ));
+        }
+        match std::fs::metadata(dir) {
+            Ok(md) if !md.is_dir() => {
+                return Err(invalid(
+                    path,
+                    key,
+                    format!("`{}` is not a directory", dir.display()),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                let parent = dir.parent().unwrap_or(Path::new("/"));
+                if !parent.is_dir() {
+                    return Err(invalid(
+                        path,
+                        key,
+                        format!(
+                            "the parent `{}` of `{}` does not exist",
+                            parent.display(),
+                            dir.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(size) = m.cache_dir_size
+            && size.0 < MIN_CACHE_DIR_SIZE
+        {
+            return Err(invalid(
+                path,
+                "mount.cache_dir_size",
+                format!("{} bytes is below the 1MiB minimum", size.0),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The disk tier's directory and size bound, when the mount has one.
+    pub fn cache_dir(&self) -> Option<(PathBuf, u64)> {
+        let size = self
+            .mount
+            .cache_dir_size
+            .map_or(DEFAULT_CACHE_DIR_SIZE, |b| b.0);
+        self.mount.cache_dir.clone().map(|d| (d, size))
     }
 
     /// The older `[mount]` name this file used for the client key `key`, if any.
@@ -466,6 +555,69 @@ mountpoint = "/mnt/kdss"
         assert!(e.contains("`mount.write_buffer_total`"), "{e}");
         assert!(e.contains("512KiB") && e.contains("1MiB"), "{e}");
         assert!(parse(&format!("{HEAD}write_buffer_total = \"lots\"")).is_err());
+    }
+
+    #[test]
+    fn cache_dir_is_checked_at_load() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("cache");
+        let c = parse(&format!("{HEAD}cache_dir = {:?}", d.display().to_string())).unwrap();
+        assert_eq!(c.cache_dir(), Some((d.clone(), 1 << 30)));
+        let c = parse(&format!(
+            "{HEAD}cache_dir = {:?}\ncache_dir_size = \"64MiB\"",
+            d.display().to_string()
+        ))
+        .unwrap();
+        assert_eq!(c.cache_dir(), Some((d.clone(), 64 << 20)));
+        assert_eq!(parse(HEAD).unwrap().cache_dir(), None);
+        let bad = [
+            (
+                format!(
+                    "cache_dir = {:?}",
+                    tmp.path().join("no/such").display().to_string()
+                ),
+                "mount.cache_dir",
+                "does not exist",
+            ),
+            (
+                "cache_dir = \"relative/dir\"".to_string(),
+                "mount.cache_dir",
+                "absolute",
+            ),
+            (
+                "cache_dir = \"/mnt/kdss/cache\"".to_string(),
+                "mount.cache_dir",
+                "inside the mountpoint",
+            ),
+            (
+                "cache_dir_size = \"1GiB\"".to_string(),
+                "mount.cache_dir_size",
+                "mount.cache_dir is not",
+            ),
+            (
+                format!(
+                    "cache_dir = {:?}\ncache_dir_size = 0",
+                    d.display().to_string()
+                ),
+                "mount.cache_dir_size",
+                "minimum",
+            ),
+        ];
+        for (extra, key, why) in bad {
+            let e = parse(&format!("{HEAD}{extra}")).unwrap_err();
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains(why),
+                "{extra}: {e}"
+            );
+        }
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = parse(&format!(
+            "{HEAD}cache_dir = {:?}",
+            file.display().to_string()
+        ))
+        .unwrap_err();
+        assert!(e.contains("not a directory"), "{e}");
     }
 
     #[test]

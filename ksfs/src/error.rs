@@ -27,6 +27,8 @@ pub enum KsfsError {
     },
     #[error("[tls]: {0}")]
     Tls(#[from] kdss_common::tls::TlsError),
+    #[error("[mount] cache_dir: {0}")]
+    DiskCache(#[from] kdss_client::DiskCacheError),
     #[error("runtime: {0}")]
     Runtime(#[source] std::io::Error),
 }

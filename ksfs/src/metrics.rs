@@ -1,6 +1,6 @@
 //! A mount's Prometheus metrics, served on `[mount] metrics_addr` when set: kernel
 //! operations by name with their latency and how many run, file bytes read and written,
-//! the client's read cache and read-ahead, buffered write bytes against the mount's
+//! the client's read cache (memory and disk tiers) and read-ahead, buffered write bytes against the mount's
 //! `write_buffer_total`, and failed cluster calls by kind. Labels are
 //! operation names and fixed kinds, never a path or a user.
 
@@ -115,6 +115,62 @@ impl Collector for CacheCollector {
                 "write_buffer_limit_bytes",
                 "the budget of buffered write bytes ([mount] write_buffer_total)",
                 budget,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let g = ConstGauge::new(v as i64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        self.encode_disk(encoder)
+    }
+}
+
+impl CacheCollector {
+    /// The disk tier's series (`[mount] cache_dir`); zeros when the mount has none.
+    fn encode_disk(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let d = self.client.disk_cache_stats().unwrap_or_default();
+        let counters = [
+            ("disk_cache_hits", "blocks read from the disk cache", d.hits),
+            (
+                "disk_cache_misses",
+                "blocks looked for in the disk cache and not found there",
+                d.misses,
+            ),
+            (
+                "disk_cache_corrupt",
+                "disk cache entries found torn, corrupt or of another cluster (deleted)",
+                d.corrupt,
+            ),
+            (
+                "disk_cache_writes",
+                "blocks written to the disk cache",
+                d.writes,
+            ),
+            (
+                "disk_cache_write_drops",
+                "blocks not written to the disk cache (queue full or write failed)",
+                d.dropped,
+            ),
+            (
+                "disk_cache_evictions",
+                "disk cache entries deleted to stay within cache_dir_size",
+                d.evictions,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        let gauges = [
+            (
+                "disk_cache_bytes",
+                "bytes the disk cache takes on disk",
+                d.bytes,
+            ),
+            (
+                "disk_cache_entries",
+                "blocks held by the disk cache",
+                d.entries,
             ),
         ];
         for (name, help, v) in gauges {

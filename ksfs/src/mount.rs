@@ -52,7 +52,8 @@ pub fn fuse_config(cfg: &MountConfig) -> fuser::Config {
     c
 }
 
-/// Connects and resolves the bucket root, within the configured timeout.
+/// Connects and resolves the bucket root, within the configured timeout; attaches the
+/// disk cache when the mount has one.
 async fn connect(cfg: &MountConfig) -> Result<(Client, u64), KsfsError> {
     let timeout = cfg.timeout();
     cfg.tls.install()?;
@@ -73,6 +74,21 @@ async fn connect(cfg: &MountConfig) -> Result<(Client, u64), KsfsError> {
         bucket: cfg.auth.bucket.clone(),
         message: "the master returned no bucket".into(),
     })?;
+    if let Some((dir, size)) = cfg.cache_dir() {
+        // The master names no cluster id to clients; a bucket's name and creation time
+        // stand in for it, so a directory reused after the cluster (or bucket) was made
+        // anew never serves the old one's blocks.
+        let ns = format!("{}@{}", bucket.name, bucket.created_ns);
+        let d = dir.clone();
+        let cache =
+            tokio::task::spawn_blocking(move || kdss_client::DiskCache::open(&d, size, &ns))
+                .await
+                .map_err(|e| KsfsError::Runtime(std::io::Error::other(e)))??;
+        let s = cache.stats();
+        tracing::info!(dir = %dir.display(), size, entries = s.entries, bytes = s.bytes, "disk cache open");
+        // A fresh client has none yet.
+        let _ = client.attach_disk_cache(cache);
+    }
     Ok((client, bucket.root_ino))
 }
 

@@ -16,6 +16,7 @@ mod async_io;
 pub mod bench;
 mod cache;
 pub mod config;
+mod disk_cache;
 pub mod error;
 mod file_writer;
 pub mod layout;
@@ -36,6 +37,7 @@ mod write_budget;
 pub use async_io::{ReadAdapter, WriteAdapter};
 pub use cache::CacheStats;
 pub use config::ClientConfig;
+pub use disk_cache::{DiskCache, DiskCacheError, DiskCacheStats};
 pub use error::ClientError;
 pub use file_writer::FileWriter;
 pub use master::MasterClient;
@@ -191,6 +193,21 @@ impl Client {
     /// Read-cache counters and occupancy.
     pub fn cache_stats(&self) -> CacheStats {
         self.shared.cache.stats()
+    }
+
+    /// Puts `cache` under the memory cache as its disk tier (ksfs `[mount] cache_dir`):
+    /// memory misses look there before asking storage nodes, and fetched blocks are
+    /// written there. Once per client; a second call hands the cache back.
+    pub fn attach_disk_cache(&self, cache: DiskCache) -> Result<(), DiskCache> {
+        self.shared
+            .disk
+            .set(Arc::new(cache))
+            .map_err(|c| Arc::into_inner(c).expect("never shared"))
+    }
+
+    /// Disk-tier counters and occupancy, when the client has one.
+    pub fn disk_cache_stats(&self) -> Option<DiskCacheStats> {
+        self.shared.disk.get().map(|d| d.stats())
     }
 
     /// Buffered write bytes counted against `write_buffer_total` now, and that budget

@@ -1,8 +1,9 @@
-//! What every identity of one [`crate::Client`] shares: storage channels, the read cache, the
+//! What every identity of one [`crate::Client`] shares: storage channels, the read cache
+//! (memory and, when configured, disk), the
 //! in-flight fetch table (single-flight), codecs, bucket policies and recently failed nodes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, Shared as SharedFut};
@@ -10,6 +11,7 @@ use tokio::sync::Semaphore;
 
 use crate::ClientConfig;
 use crate::cache::{BlockCache, BlockKey};
+use crate::disk_cache::DiskCache;
 use crate::ec::Codecs;
 use crate::shard_io::{NodePool, ShardFault};
 use crate::write_budget::WriteBudget;
@@ -47,6 +49,8 @@ pub(crate) struct Shared {
     pub cfg: ClientConfig,
     pub nodes: NodePool,
     pub cache: BlockCache,
+    /// The read cache's disk tier, when the door configured one.
+    pub disk: OnceLock<Arc<DiskCache>>,
     pub codecs: Codecs,
     pub inflight: Mutex<HashMap<BlockKey, InflightRun>>,
     bad_nodes: Mutex<HashMap<String, Instant>>,
@@ -65,6 +69,7 @@ impl Shared {
         Shared {
             nodes: NodePool::new(cfg.rpc_timeout.min(Duration::from_secs(3))),
             cache: BlockCache::new(cfg.cache_bytes),
+            disk: OnceLock::new(),
             codecs: Codecs::default(),
             inflight: Mutex::new(HashMap::new()),
             bad_nodes: Mutex::new(HashMap::new()),

@@ -1,11 +1,12 @@
 //! Reading byte ranges of stripes: only the data shards a range overlaps, block by block
 //! through the cache, one fetch per run of missing blocks shared by every concurrent reader
-//! (single-flight), and a degraded read from any k other shards when a shard is missing,
-//! corrupt, unreachable or slower than the shard deadline. Fewer than k readable shards is
+//! (single-flight) that looks in the disk tier first when there is one, and a degraded read
+//! from any k other shards when a shard is missing, corrupt, unreachable or slower than the
+//! shard deadline. Fewer than k readable shards is
 //! [`ShardFault::Unrecoverable`]: never wrong data.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
@@ -191,11 +192,20 @@ fn start_run(
 ) -> InflightRun {
     let off = rs * BLOCK_SIZE;
     let len = (re * BLOCK_SIZE).min(stripe.shard_len) - off;
+    let from_disk = Arc::new(AtomicBool::new(false));
     let direct = {
-        let (sh, stripe, opts) = (sh.clone(), stripe.clone(), opts.clone());
-        async move { direct_fetch(&sh, &stripe, shard, off, len, degrade, &opts).await }
-            .boxed()
-            .shared()
+        let (sh, stripe, opts, fd) = (sh.clone(), stripe.clone(), opts.clone(), from_disk.clone());
+        async move {
+            if !opts.lost.contains(&shard)
+                && let Some(d) = from_disk_tier(&sh, stripe.stripe_id, shard, rs, re, len).await
+            {
+                fd.store(true, Ordering::Release);
+                return Ok(d);
+            }
+            direct_fetch(&sh, &stripe, shard, off, len, degrade, &opts).await
+        }
+        .boxed()
+        .shared()
     };
     let (tx, rx) = tokio::sync::oneshot::channel();
     let complete = rx
@@ -239,6 +249,11 @@ fn start_run(
                         .insert((stripe.stripe_id, shard, b), data.slice(from..to));
                 }
             }
+            if let Some(dc) = sh.disk.get()
+                && !from_disk.load(Ordering::Acquire)
+            {
+                dc.offer_run(stripe.stripe_id, shard, rs, data.clone());
+            }
         }
         {
             let mut inf = sh.inflight.lock().expect("inflight lock");
@@ -252,6 +267,26 @@ fn start_run(
         let _ = tx.send(r);
     });
     run
+}
+
+/// Blocks `[rs, re)` of a shard (`len` bytes) from the disk tier, when it holds them all
+/// (checked in memory first, so a miss costs no disk access).
+async fn from_disk_tier(
+    sh: &Shared,
+    stripe: u64,
+    shard: u32,
+    rs: u64,
+    re: u64,
+    len: u64,
+) -> Option<Bytes> {
+    let dc = sh.disk.get()?.clone();
+    if !dc.has_run(stripe, shard, rs, re) {
+        return None;
+    }
+    tokio::task::spawn_blocking(move || dc.read_run(stripe, shard, rs, re, len as usize))
+        .await
+        .ok()
+        .flatten()
 }
 
 /// True when the shard's disk is one a reader goes around (not online for the master).

@@ -4,34 +4,58 @@
 //! cached pages (otherwise it serves them without asking us); the first read that reaches
 //! ksfs then commits the new atime before it answers, so a `stat` right after `cat` sees
 //! it (the kernel refetches atime after a FUSE read). The commit keeps ctime as the
-//! master has it: a read is not a change.
+//! master has it: a read is not a change. The ctime comes from the open's attributes
+//! when they are younger than `attr_ttl` (the mount's coherence window, as for the kernel's
+//! attribute cache), else from a fresh GetAttr: a small-file read is then one SetAttr
+//! after the open, not a GetAttr and a SetAttr.
 
 use super::Ksfs;
 use kdss_proto::master as pb;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
-/// Inodes opened for reading whose atime is due (cleared by their first read).
+/// Inodes opened for reading whose atime is due (cleared by their first read), with the
+/// ctime the open saw and when (None once this mount changed the inode since).
 #[derive(Default)]
 pub struct AtimeDue {
-    inos: Mutex<HashSet<u64>>,
+    inos: Mutex<HashMap<u64, Option<(i64, Instant)>>>,
 }
 
 /// Marks remembered before the set is cleared (opens that never read leave one each).
 const MAX_MARKS: usize = 100_000;
 
 impl AtimeDue {
-    fn mark(&self, ino: u64) {
+    fn mark(&self, ino: u64, ctime_ns: i64) {
         let mut s = self.inos.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() >= MAX_MARKS {
             s.clear();
         }
-        s.insert(ino);
+        s.insert(ino, Some((ctime_ns, Instant::now())));
     }
 
-    fn take(&self, ino: u64) -> bool {
+    /// This mount changed `ino` (data, mode, xattrs, links): the ctime its open saw is old.
+    pub fn changed(&self, ino: u64) {
         let mut s = self.inos.lock().unwrap_or_else(|e| e.into_inner());
-        !s.is_empty() && s.remove(&ino)
+        if let Some(e) = s.get_mut(&ino) {
+            *e = None;
+        }
+    }
+
+    /// A rename here changed an inode this mount does not know by number: every open's
+    /// ctime is old (renames are rare beside reads).
+    pub fn changed_all(&self) {
+        let mut s = self.inos.lock().unwrap_or_else(|e| e.into_inner());
+        s.values_mut().for_each(|e| *e = None);
+    }
+
+    /// Whether `ino` is marked, and the ctime its open saw if still current.
+    fn take(&self, ino: u64) -> Option<Option<(i64, Instant)>> {
+        let mut s = self.inos.lock().unwrap_or_else(|e| e.into_inner());
+        if s.is_empty() {
+            return None;
+        }
+        s.remove(&ino)
     }
 }
 
@@ -41,15 +65,19 @@ impl Ksfs {
     pub fn atime_due_at_open(&self, a: &pb::Attr) -> bool {
         let due = self.atime.due(a, kdss_common::time::now_ns());
         if due {
-            self.atime_due.mark(a.ino);
+            self.atime_due.mark(a.ino, a.ctime_ns);
         }
         due
     }
 
     /// After a read of `ino` succeeded: commits its atime if its open marked it due.
     pub async fn touch_atime(&self, ino: u64) {
-        if self.atime_due.take(ino) {
-            self.commit_atime(ino).await;
+        match self.atime_due.take(ino) {
+            Some(Some((ctime_ns, seen))) if seen.elapsed() < self.attr_ttl => {
+                self.set_atime(ino, ctime_ns).await;
+            }
+            Some(_) => self.commit_atime(ino).await,
+            None => {}
         }
     }
 
@@ -74,11 +102,16 @@ impl Ksfs {
         if !self.atime.due(&a, kdss_common::time::now_ns()) {
             return;
         }
+        self.set_atime(ino, a.ctime_ns).await;
+    }
+
+    /// Sets atime to the master's now, keeping ctime at `ctime_ns`.
+    async fn set_atime(&self, ino: u64, ctime_ns: i64) {
         let req = pb::SetAttrRequest {
             bucket: self.bucket.clone(),
             ino,
             atime_now: true,
-            ctime_ns: Some(a.ctime_ns),
+            ctime_ns: Some(ctime_ns),
             ..Default::default()
         };
         if let Err(e) = self.set_attr_raw(req).await {

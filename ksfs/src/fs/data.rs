@@ -37,6 +37,13 @@ struct InodeData {
     /// End of the highest byte written and not yet flushed.
     dirty_end: AtomicU64,
     dirty_mtime_ns: AtomicI64,
+    /// When this mount created the inode (None once it changed an xattr of it): the kernel
+    /// asks for `security.capability` before every write, and a file just created here
+    /// has none.
+    created_at: Mutex<Option<std::time::Instant>>,
+    /// Bumped whenever a local change drops the read snapshot: an open that fetched a
+    /// snapshot installs it only if nothing changed here while it was on the way.
+    changes: AtomicU64,
     /// The open registered at the master, once this mount unlinks or replaces the inode
     /// while it is open here (keeps the unlinked inode alive until the last release).
     pinned: Mutex<Option<u64>>,
@@ -150,6 +157,26 @@ impl OpenFiles {
             .collect()
     }
 
+    /// Whether this mount created `ino` less than `ttl` ago and changed none of its xattrs
+    /// since (it still has none: `security.capability` needs no master call).
+    pub fn created_without_xattrs(&self, ino: u64, ttl: std::time::Duration) -> bool {
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        inodes.get(&ino).is_some_and(|d| {
+            d.created_at
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|t| t.elapsed() < ttl)
+        })
+    }
+
+    /// This mount sets or removes an xattr of `ino`.
+    pub fn xattrs_changed(&self, ino: u64) {
+        let inodes = self.inodes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = inodes.get(&ino) {
+            *d.created_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
     /// Whether any file is open on this mount (only then can a name removal orphan one).
     pub fn any_open(&self) -> bool {
         !self
@@ -179,6 +206,18 @@ impl OpenFiles {
     }
 }
 
+/// Forgets the inode's read snapshot after a local change (the next read takes a new one).
+fn drop_snapshot(d: &InodeData, io: &mut InodeIo) {
+    d.changes.fetch_add(1, Ordering::AcqRel);
+    io.reader = None;
+}
+
+/// A read snapshot fetched by an open, with the inode's change count before it was asked for.
+struct Snapshot {
+    reader: FileReader,
+    changes_seen: u64,
+}
+
 /// What `open` tells the kernel.
 pub struct Opened {
     /// Our handle.
@@ -194,22 +233,57 @@ impl Ksfs {
     /// cached pages (close-to-open). Nothing is registered at the master until this mount
     /// removes a name of the open inode (`pin_if_open`), so open/close cost no Raft commit.
     /// An open for reading whose atime is due drops the cached pages (`crate::atime`).
+    ///
+    /// An open for reading asks for attributes and the read snapshot (extents, inline
+    /// bytes) in one master call, so reading a small file costs one round trip, not two.
     pub async fn open(&self, ino: u64, read: bool) -> Result<Opened, Errno> {
-        let attr = self.getattr(ino).await?;
+        let (attr, snapshot) = if read {
+            // Held across the call: the inode state (and its change count) stays put.
+            let d = self.files.inode(ino);
+            let changes_seen = d.changes.load(Ordering::Acquire);
+            let (mut attr, reader) = self
+                .call(self.client.open_with_attr(&self.bucket, ino))
+                .await?;
+            drop(d);
+            self.files.overlay(&mut attr);
+            let s = Snapshot {
+                reader,
+                changes_seen,
+            };
+            (attr, Some(s))
+        } else {
+            (self.getattr(ino).await?, None)
+        };
         let atime_due = read && self.atime_due_at_open(&attr);
-        let mut o = self.opened(ino, attr).await?;
+        let mut o = self.opened(ino, attr, snapshot).await?;
         o.keep_cache &= !atime_due;
         Ok(o)
     }
 
-    async fn opened(&self, ino: u64, mut attr: pb::Attr) -> Result<Opened, Errno> {
+    async fn opened(
+        &self,
+        ino: u64,
+        mut attr: pb::Attr,
+        snapshot: Option<Snapshot>,
+    ) -> Result<Opened, Errno> {
         let fh = self.files.add_handle(ino);
         let keep_cache = self.files.cache_version(ino, attr.version);
-        if !keep_cache {
+        let d = self.files.inode(ino);
+        let mut io = d.io.lock().await;
+        match snapshot {
+            // Taken at this open and nothing changed here since: the first read uses it.
+            Some(s)
+                if d.changes.load(Ordering::Acquire) == s.changes_seen
+                    && !d.dirty.load(Ordering::Acquire) =>
+            {
+                io.reader = Some(Arc::new(s.reader));
+            }
             // Someone else changed the file: read a fresh snapshot.
-            let d = self.files.inode(ino);
-            d.io.lock().await.reader = None;
+            _ if !keep_cache => io.reader = None,
+            _ => {}
         }
+        drop(io);
+        drop(d);
         self.files.overlay(&mut attr);
         Ok(Opened {
             fh,
@@ -280,7 +354,15 @@ impl Ksfs {
             )
             .await?;
         let _ = write;
-        self.opened(attr.ino, attr).await
+        let ino = attr.ino;
+        let o = self.opened(ino, attr, None).await?;
+        *self
+            .files
+            .inode(ino)
+            .created_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+        Ok(o)
     }
 
     /// Reads `size` bytes at `offset` (short at end of file; holes are zeros).
@@ -314,6 +396,7 @@ impl Ksfs {
     /// Buffers a write; it becomes durable at the next flush, fsync or release.
     pub async fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        self.atime_due.changed(ino);
         let d = self.files.inode(ino);
         let mut io = d.io.lock().await;
         let w = io
@@ -325,7 +408,7 @@ impl Ksfs {
         d.dirty_mtime_ns
             .store(kdss_common::time::now_ns(), Ordering::Release);
         d.dirty.store(true, Ordering::Release);
-        io.reader = None;
+        drop_snapshot(&d, &mut io);
         if !self.files.is_open(ino) {
             // A late write-back after the last release: nothing will flush it later.
             self.flush_locked(ino, &d, &mut io).await?;
@@ -342,12 +425,13 @@ impl Ksfs {
         }
         let Some(w) = io.writer.as_mut() else {
             d.dirty.store(false, Ordering::Release);
+            drop_snapshot(d, io);
             return Ok(());
         };
         let attr = self.data(w.flush()).await?;
         d.dirty.store(false, Ordering::Release);
         d.dirty_end.store(0, Ordering::Release);
-        io.reader = None;
+        drop_snapshot(d, io);
         // The page cache already holds what we wrote.
         self.files.cache_version(ino, attr.version);
         Ok(())
@@ -404,7 +488,7 @@ impl Ksfs {
         let resized = req.size.is_some();
         let r = self.set_attr_raw(req).await;
         if resized {
-            io.reader = None;
+            drop_snapshot(&d, &mut io);
             if let Ok(a) = &r {
                 self.files.cache_version(ino, a.version);
             }

@@ -80,6 +80,7 @@ impl Ksfs {
 
     /// SetAttr as the master sees it (size changes go through `truncate`).
     pub async fn set_attr_raw(&self, req: pb::SetAttrRequest) -> Result<pb::Attr, Errno> {
+        self.atime_due.changed(req.ino);
         let r = self.call(self.client.master().set_attr(req));
         r.await?.attr.ok_or(Errno::EIO)
     }
@@ -218,6 +219,7 @@ impl Ksfs {
             whiteout_uid: caller.uid,
             whiteout_gid: caller.gid,
         };
+        self.atime_due.changed_all();
         let r = self.call(self.client.master().rename(req));
         r.await?;
         if let Some(d) = open_dir {
@@ -233,6 +235,7 @@ impl Ksfs {
         new_parent: u64,
         new_name: &std::ffi::OsStr,
     ) -> Result<pb::Attr, Errno> {
+        self.atime_due.changed(ino);
         let req = pb::LinkRequest {
             bucket: self.bucket.clone(),
             ino,

@@ -12,9 +12,18 @@ const XATTR_SIZE_MAX: usize = 65536;
 /// A directory's default ACL (cached for new inodes, `owner.rs`).
 const DEFAULT_ACL: &str = "system.posix_acl_default";
 
+/// File capabilities: the kernel reads this before every write to drop it.
+const CAPS: &str = "security.capability";
+
 impl Ksfs {
     /// The value of one xattr (ENODATA when absent).
+    ///
+    /// A file this mount created within `attr_ttl` has no file capabilities unless this
+    /// mount gave it some: the kernel's check before each write is then answered here.
     pub async fn getxattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<Vec<u8>, Errno> {
+        if name == CAPS && self.files.created_without_xattrs(ino, self.attr_ttl) {
+            return Err(Errno::ENODATA);
+        }
         let req = pb::GetXattrRequest {
             bucket: self.bucket.clone(),
             ino,
@@ -35,6 +44,8 @@ impl Ksfs {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
+        self.atime_due.changed(ino);
+        self.files.xattrs_changed(ino);
         let name = name_str(name)?;
         if name.is_empty() {
             return Err(Errno::ERANGE);
@@ -73,6 +84,8 @@ impl Ksfs {
 
     /// Removes one xattr (ENODATA when absent).
     pub async fn removexattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
+        self.atime_due.changed(ino);
+        self.files.xattrs_changed(ino);
         let name = name_str(name)?;
         let default_acl = name == DEFAULT_ACL;
         let req = pb::RemoveXattrRequest {

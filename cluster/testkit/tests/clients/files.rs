@@ -116,7 +116,7 @@ pub fn one_call(root: &Path, process: u64, n: u64, key: &str, call: &Call) -> Ou
     match call {
         Call::Put { value } => {
             let tmp = root.join(format!(".tmp-{process}-{n}"));
-            if std::fs::write(&tmp, body_of(value, body_len(n))).is_err() {
+            if write_closed(&tmp, &body_of(value, body_len(n))).is_err() {
                 // The key was not touched: the rename never ran.
                 let _ = std::fs::remove_file(&tmp);
                 return Outcome::Failed;
@@ -145,6 +145,23 @@ pub fn one_call(root: &Path, process: u64, n: u64, key: &str, call: &Call) -> Ou
         },
         Call::List => list(root).map_or(Outcome::Unknown, |keys| Outcome::Listed { keys }),
     }
+}
+
+/// Creates `path` with `body` and closes it, failing when close fails: a FUSE mount
+/// reports a failed flush of the written data only there, and `std::fs::write` (like
+/// every `File` drop) ignores close's result, so a rename after it would publish a
+/// file whose data never reached the cluster.
+fn write_closed(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::fd::IntoRawFd;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(body)?;
+    let fd = f.into_raw_fd();
+    // SAFETY: `fd` was just taken from the File, which no longer owns or closes it.
+    if unsafe { libc::close(fd) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn list(root: &Path) -> std::io::Result<Vec<String>> {

@@ -407,7 +407,8 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
         t.await.expect("client task");
     }
     for f in file_clients {
-        if let Err(e) = f.join(FILE_CALL_BOUND) {
+        let joined = tokio::task::spawn_blocking(move || f.join(FILE_CALL_BOUND)).await;
+        if let Err(e) = joined.expect("join a file client") {
             problems.push(e);
         }
     }

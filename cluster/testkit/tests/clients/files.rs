@@ -59,7 +59,8 @@ impl FileClient {
     }
 
     /// Waits up to `bound` for the client to stop (after `stop` was set); otherwise says
-    /// which call it is stuck in (a mount call with no deadline) and leaves it.
+    /// which call it is stuck in (a mount call with no deadline) and leaves it. Blocks:
+    /// call it off the async runtime (`spawn_blocking`).
     pub fn join(mut self, bound: Duration) -> Result<(), String> {
         let start = Instant::now();
         let t = self.thread.take().expect("joined once");
@@ -71,11 +72,18 @@ impl FileClient {
                     self.in_flight()
                 ));
             }
-            std::thread::sleep(Duration::from_millis(100));
+            pause(Duration::from_millis(100));
         }
         t.join().expect("file client thread");
         Ok(())
     }
+}
+
+/// Sleeps the calling thread: file clients and their joins are blocking code, on threads
+/// of their own (never on the async runtime's).
+#[allow(clippy::disallowed_methods)]
+fn pause(d: Duration) {
+    std::thread::sleep(d);
 }
 
 fn run(
@@ -105,7 +113,7 @@ fn run(
         *busy.lock().expect("busy lock") = None;
         if matches!(o, Outcome::Unknown | Outcome::Failed) {
             // A partition makes calls fail; pause so clients do not spin.
-            std::thread::sleep(Duration::from_millis(200));
+            pause(Duration::from_millis(200));
         }
     }
 }
@@ -195,7 +203,7 @@ pub fn final_reads(root: &Path, process: u64, rec: &Recorder, bound: Duration) {
                 "mount at {} answered no read of {key} within {bound:?} of the heal",
                 root.display()
             );
-            std::thread::sleep(Duration::from_millis(500));
+            pause(Duration::from_millis(500));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! operations per key check in milliseconds.
 
 use crate::history::{Call, History, HistoryError, Operation, Outcome};
+use crate::lists::{ListAnomaly, check_lists};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
@@ -78,6 +79,8 @@ pub enum Verdict {
     GaveUp {
         key: String,
     },
+    /// Every key's register explains its calls, but a list's answer contradicts them.
+    BadList(Box<ListAnomaly>),
 }
 
 /// What was checked and the verdict.
@@ -91,6 +94,8 @@ pub struct Report {
     /// Calls left out: failed calls, reads whose answer never came, and unknown writes
     /// no read saw.
     pub skipped: usize,
+    /// Answered lists checked against the writes and deletes (see `crate::lists`).
+    pub lists: usize,
     pub verdict: Verdict,
 }
 
@@ -100,7 +105,8 @@ impl Report {
     }
 }
 
-/// Checks that `history` is linearizable for a register per key.
+/// Checks that `history` is linearizable for a register per key, and that its lists
+/// agree with the writes and deletes around them.
 pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> {
     history.validate()?;
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
@@ -112,7 +118,7 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
             read.insert((&op.key, value.as_deref()));
         }
     }
-    for op in &history.ops {
+    for op in history.ops.iter().filter(|o| o.call != Call::List) {
         // An unknown write whose result nobody read can be left out: had it taken effect,
         // no read fell in the span where its value held, so the same order without it
         // explains every answer. This keeps timeouts from multiplying the search.
@@ -120,7 +126,7 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
             && match &op.call {
                 Call::Put { value } => !read.contains(&(op.key.as_str(), Some(value.as_str()))),
                 Call::Delete => !read.contains(&(op.key.as_str(), None)),
-                Call::Get => true,
+                Call::Get | Call::List => true,
             };
         let dropped = unseen || op.outcome == Outcome::Failed;
         if dropped {
@@ -138,6 +144,7 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
             .filter(|o| o.outcome == Outcome::Unknown)
             .count(),
         skipped,
+        lists: 0,
         verdict: Verdict::Linearizable,
     };
     for (key, mut ops) in by_key {
@@ -158,6 +165,11 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
                 return Ok(report);
             }
         }
+    }
+    let (lists, anomaly) = check_lists(history);
+    report.lists = lists;
+    if let Some(a) = anomaly {
+        report.verdict = Verdict::BadList(Box::new(a));
     }
     Ok(report)
 }
@@ -219,7 +231,7 @@ impl KeySearch {
                     (Call::Get, Outcome::Read { value }) => {
                         Effect::Read(value.as_deref().map(&mut intern))
                     }
-                    (Call::Get, _) => unreachable!("validated and filtered"),
+                    (Call::Get | Call::List, _) => unreachable!("validated and filtered"),
                 };
                 let unknown = o.outcome == Outcome::Unknown;
                 Op {

@@ -15,6 +15,10 @@ pub enum Call {
     Get,
     /// Remove the key (absent keys stay absent).
     Delete,
+    /// List the keys that exist (the operation's `key` is the listed prefix or
+    /// directory, for the report). A multi-key read: the register search leaves it out
+    /// and [`crate::check`] judges it against the writes and deletes around it.
+    List,
 }
 
 /// How a call ended, as the client saw it.
@@ -25,6 +29,8 @@ pub enum Outcome {
     Ok,
     /// A get answered: the value, or `None` when the key was absent.
     Read { value: Option<String> },
+    /// A list answered with these keys.
+    Listed { keys: Vec<String> },
     /// The call certainly changed nothing (refused before it could take effect).
     Failed,
     /// The client cannot tell (timeout, connection lost, cancelled): the call may have
@@ -88,9 +94,20 @@ impl History {
                 why,
             };
             match (&op.call, &op.outcome) {
-                (Call::Get, Outcome::Ok) => return Err(bad("a get acknowledged without a value")),
-                (Call::Put { .. } | Call::Delete, Outcome::Read { .. }) => {
+                (Call::Get | Call::List, Outcome::Ok) => {
+                    return Err(bad("a get or list acknowledged without an answer"));
+                }
+                (
+                    Call::Put { .. } | Call::Delete,
+                    Outcome::Read { .. } | Outcome::Listed { .. },
+                ) => {
                     return Err(bad("a put or delete answered with a read value"));
+                }
+                (Call::Get, Outcome::Listed { .. }) => {
+                    return Err(bad("a get answered with a list of keys"));
+                }
+                (Call::List, Outcome::Read { .. }) => {
+                    return Err(bad("a list answered with one value"));
                 }
                 _ => {}
             }
@@ -149,7 +166,9 @@ impl Recorder {
         }
     }
 
-    fn now_ns(&self) -> u64 {
+    /// The recorder's clock (nanoseconds since it started), the one operations are timed
+    /// by: tests note fault windows with it to ask what calls did inside them.
+    pub fn now_ns(&self) -> u64 {
         self.start.elapsed().as_nanos() as u64
     }
 

@@ -7,10 +7,13 @@
 //! delete); keys are independent, so the search runs per key, which keeps it small.
 //! The search is Wing & Gong's, with Lowe's memoization of (linearized set, state) as
 //! Porcupine does it; calls whose outcome the client does not know (a timeout) may have
-//! taken effect once at any time after their invocation, or never.
+//! taken effect once at any time after their invocation, or never. Lists (multi-key
+//! reads) are held to the writes and deletes around them (`lists.rs`).
 
 mod check;
 mod history;
+mod lists;
 
 pub use check::{Anomaly, Budget, Report, Verdict, check};
 pub use history::{Call, History, HistoryError, Operation, Outcome, Pending, Recorder};
+pub use lists::{ListAnomaly, ListFault};

@@ -26,6 +26,12 @@ pub struct NetOpts {
     pub master_extra_toml: String,
     /// Keys of deploy/s3gw.toml's `[client]` to override, e.g. `("rpc_timeout", "5")`.
     pub gateway_client: Vec<(String, String)>,
+    /// ksfs mounts of the bucket, on hosts `mount-1`... (see [`NetCluster::mount_path`]).
+    pub mounts: usize,
+    /// Raw TOML lines for every mount's `[mount]` table (`entry_ttl = 0.0`...).
+    pub mount_extra_toml: String,
+    /// Keys of every mount's `[client]` table, values as TOML (`("rpc_timeout", "5")`).
+    pub mount_client: Vec<(String, String)>,
 }
 
 impl Default for NetOpts {
@@ -37,6 +43,9 @@ impl Default for NetOpts {
             disk_size: 256 << 20,
             master_extra_toml: String::new(),
             gateway_client: Vec::new(),
+            mounts: 0,
+            mount_extra_toml: String::new(),
+            mount_client: Vec::new(),
         }
     }
 }
@@ -85,6 +94,7 @@ impl NetCluster {
         let mut names: Vec<String> = (1..=opts.masters).map(|i| format!("master-{i}")).collect();
         names.extend((1..=opts.nodes).map(|i| format!("node-{i}")));
         names.push("s3gw-1".into());
+        names.extend((1..=opts.mounts).map(|i| format!("mount-{i}")));
         let net = Net::new(&names)?;
         let dir = tempfile::Builder::new()
             .prefix("netns-")
@@ -139,6 +149,9 @@ impl NetCluster {
             c.write_node(i, &kdss).await?;
         }
         c.write_gateway()?;
+        for i in 1..=c.opts.mounts {
+            c.write_mount(&format!("mount-{i}"))?;
+        }
 
         for i in 1..=c.opts.masters {
             c.spawn(&kdss, "master", &format!("master-{i}"))?;
@@ -151,10 +164,13 @@ impl NetCluster {
         rpc.ensure_bucket(&c.bucket, 5, 2).await?;
         c.spawn(&kdss, "s3gw", "s3gw-1")?;
         c.wait_gateway().await?;
+        for i in 1..=c.opts.mounts {
+            c.start_mount(&format!("mount-{i}")).await?;
+        }
         Ok(c)
     }
 
-    fn spawn(&mut self, kdss: &Path, sub: &str, name: &str) -> anyhow::Result<()> {
+    pub(super) fn spawn(&mut self, kdss: &Path, sub: &str, name: &str) -> anyhow::Result<()> {
         let ns = self.net.host(name).ns.clone();
         // `ip netns exec` execs the daemon, so the child's pid is the daemon's own.
         let args = vec![
@@ -346,7 +362,8 @@ impl NetCluster {
 
 impl Drop for NetCluster {
     fn drop(&mut self) {
-        for p in &mut self.procs {
+        // Last started first: mounts and the gateway go while the masters still answer.
+        for p in self.procs.iter_mut().rev() {
             p.stop(Duration::from_secs(3));
         }
         if std::thread::panicking() {

@@ -7,10 +7,12 @@
 //! per-run id so parallel runs never collide, and removed on drop. [`NetCluster`] starts
 //! 3 masters, 5 storage nodes (file-backed disks) and an S3 gateway on it with
 //! `ip netns exec`, from configs made out of `deploy/*.toml` (the documented multi-host
-//! deploy, TLS on, certificates from `kdss certs`), and stops them on drop.
+//! deploy, TLS on, certificates from `kdss certs`), and stops them on drop; with
+//! [`NetOpts::mounts`] it also runs ksfs mounts of the bucket, each on a host of its own.
 
 mod cluster;
 mod configs;
+mod mount;
 mod net;
 
 pub use cluster::{NetCluster, NetOpts};

@@ -47,41 +47,6 @@ struct SeqState {
     prefetched_to: u64,
 }
 
-impl crate::Client {
-    /// Opens a snapshot of file `ino` and returns it with the file's attributes, both from
-    /// one GetExtents round trip: an `open()` for reading needs the attributes (close-to-open:
-    /// has the content version changed?) and its first read needs the extents, so asking
-    /// once saves a master call per opened file (issue 19: a 4 KiB file read costs one call
-    /// for the open instead of two).
-    pub async fn open_with_attr(
-        &self,
-        bucket: &str,
-        ino: u64,
-    ) -> Result<(pb::Attr, FileReader), ClientError> {
-        let req = pb::GetExtentsRequest {
-            bucket: bucket.to_string(),
-            ino,
-            offset: 0,
-            len: 0,
-        };
-        let r = self.master.get_extents(req).await?;
-        let attr = r
-            .attr
-            .ok_or_else(|| ClientError::Internal(format!("GetExtents of {ino}: no attributes")))?;
-        let reader = FileReader::new(
-            self.shared.clone(),
-            self.master.clone(),
-            bucket,
-            Some(ino),
-            attr.size,
-            r.extents,
-            r.stripes,
-            Bytes::from(r.inline_data),
-        );
-        Ok((attr, reader))
-    }
-}
-
 impl FileReader {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(

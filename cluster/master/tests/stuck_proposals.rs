@@ -122,7 +122,11 @@ async fn write_through(c: &Cluster, which: &[usize], root: u64, names: &[String]
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_pending_writes_a_snapshot_replaced_takes_writes_when_elected_again() {
-    // Masters on 127.0.0.201-203, so that one can be cut off by address.
+    // Masters on 127.0.0.201-203, so that one can be cut off by address (a route left by
+    // a run that was killed is removed first).
+    for i in 201..=203 {
+        Blackhole::route("del", &format!("127.0.0.{i}"));
+    }
     match Blackhole::new("127.0.0.201") {
         Some(probe) => drop(probe),
         None => {

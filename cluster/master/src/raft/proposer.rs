@@ -11,14 +11,23 @@
 //! when it is queued until its reply arrives. A mutation that finds none waits up to
 //! `proposal_wait_ms` for one (slots are handed out in arrival order) and then fails with
 //! Unavailable, code [`QUEUE_FULL`], which clients retry; nothing of it was proposed.
+//!
+//! A batch stops waiting for Raft once this member's term as leader ends. openraft 0.9
+//! answers a pending `client_write` when the entry is applied or its log is truncated, but
+//! not when the entry is purged under a snapshot: a leader that lost its quorum with
+//! entries in its log and then installed a newer leader's snapshot (issue 17, run c1e58)
+//! never hears of them again. Waiting on such a batch would hold its [`IN_FLIGHT`] slot
+//! forever, and once both are held no mutation is proposed again, while reads, which do
+//! not pass here, are still served.
 
 use super::{Command, Raft};
 use kdss_common::rpc_error::{self, errno};
 use kdss_proto::master as pb;
+use openraft::{RaftMetrics, ServerState};
 use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tonic::{Code, Status};
 
 /// Batches in Raft at once (one being flushed, one being built/replicated).
@@ -130,7 +139,21 @@ async fn batcher(raft: Raft, mut rx: mpsc::UnboundedReceiver<(pb::Mutation, Wait
         tokio::spawn(async move {
             let _permit = permit;
             let cmd = encode_batch(batch.iter().map(|(m, _)| m));
-            let res = raft.client_write(cmd).await;
+            let (term, leading) = {
+                let m = raft.metrics();
+                let m = m.borrow();
+                (m.current_term, m.state == ServerState::Leader)
+            };
+            let res = tokio::select! {
+                res = raft.client_write(cmd) => res,
+                () = term_ends(raft.metrics(), term, leading) => {
+                    let s = super::status::term_ended(&raft, term);
+                    for (_, w) in batch {
+                        let _ = w.send(Err(s.clone()));
+                    }
+                    return;
+                }
+            };
             match res {
                 Err(e) => {
                     let s = super::status::write_error(&raft, e);
@@ -154,4 +177,17 @@ async fn batcher(raft: Raft, mut rx: mpsc::UnboundedReceiver<(pb::Mutation, Wait
             }
         });
     }
+}
+
+/// Resolves once this member's `term` is over: a new term, or (when it led at the start)
+/// no longer leading, or Raft shut down. openraft may never answer a write proposed in a
+/// term that ended (see the module comment), so the proposer stops waiting then.
+async fn term_ends(
+    mut m: watch::Receiver<RaftMetrics<super::NodeId, super::Node>>,
+    term: u64,
+    leading: bool,
+) {
+    let _ = m
+        .wait_for(|m| m.current_term != term || (leading && m.state != ServerState::Leader))
+        .await;
 }

@@ -42,3 +42,28 @@ pub fn write_error(
         ),
     }
 }
+
+/// A batch whose leader's term ended before Raft answered it: the next leader may still
+/// commit it, or it may be lost, so the caller is told the outcome is unknown (and where
+/// the leader is, when known).
+pub fn term_ended(raft: &Raft, term: u64) -> Status {
+    let leader = {
+        let m = raft.metrics();
+        let m = m.borrow();
+        m.current_leader
+            .and_then(|id| m.membership_config.membership().get_node(&id).cloned())
+    };
+    let mut s = rpc_error::status(
+        Code::Unavailable,
+        errno::EIO,
+        "ServiceUnavailable",
+        format!(
+            "this master's term {term} ended while the mutation was in Raft: it may or may \
+             not have been applied; check before repeating it"
+        ),
+    );
+    if let Some(v) = leader.and_then(|n| n.addr.parse().ok()) {
+        s.metadata_mut().insert(LEADER_KEY, v);
+    }
+    s
+}

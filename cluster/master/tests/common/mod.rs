@@ -77,6 +77,13 @@ impl Master {
         }
     }
 
+    /// Sends `sig` to the running process (SIGSTOP / SIGCONT: a master that is alive but
+    /// hears nothing and says nothing, as behind a partition).
+    pub fn signal(&self, sig: i32) {
+        let c = self.child.as_ref().expect("master is running");
+        assert_eq!(unsafe { libc::kill(c.id() as i32, sig) }, 0, "kill({sig})");
+    }
+
     pub fn running(&self) -> bool {
         self.child.is_some()
     }
@@ -126,6 +133,23 @@ impl Cluster {
 
     /// Writes configs for `n` masters, each with its data in `<dir>/data`, and starts none.
     pub fn configure(n: usize, snapshot_every: u64) -> Cluster {
+        Cluster::configure_on(n, snapshot_every, |_| "127.0.0.1".to_string())
+    }
+
+    /// Like [`Cluster::start`], with master `i` (from 0) listening on `127.0.0.<base + i>`:
+    /// one master's address can then be cut off (see `tests/stuck_proposals.rs`).
+    pub fn start_apart(n: usize, snapshot_every: u64, base: u8) -> Cluster {
+        let mut c = Cluster::configure_on(n, snapshot_every, |i| {
+            format!("127.0.0.{}", base as usize + i)
+        });
+        for m in &mut c.masters {
+            m.start();
+        }
+        c
+    }
+
+    /// Writes configs for `n` masters, master `i` listening on `host(i)`.
+    pub fn configure_on(n: usize, snapshot_every: u64, host: impl Fn(usize) -> String) -> Cluster {
         let base = std::env::var_os("CARGO_TARGET_TMPDIR")
             .map(PathBuf::from)
             .unwrap_or_else(std::env::temp_dir);
@@ -146,19 +170,20 @@ impl Cluster {
         let peers = ports
             .iter()
             .enumerate()
-            .map(|(i, (g, _))| format!("{{ id = {}, grpc_addr = \"127.0.0.1:{g}\" }}", i + 1))
+            .map(|(i, (g, _))| format!("{{ id = {}, grpc_addr = \"{}:{g}\" }}", i + 1, host(i)))
             .collect::<Vec<_>>()
             .join(", ");
         let mut masters = Vec::new();
         for (i, (g, h)) in ports.iter().enumerate() {
             let id = i as u64 + 1;
+            let ip = host(i);
             let mdir = dir.path().join(format!("m{id}"));
             std::fs::create_dir_all(&mdir).unwrap();
             let cfg = mdir.join("master.toml");
             std::fs::write(
                 &cfg,
                 format!(
-                    "[master]\nid = {id}\ngrpc_addr = \"127.0.0.1:{g}\"\nhttp_addr = \"127.0.0.1:{h}\"\n\
+                    "[master]\nid = {id}\ngrpc_addr = \"{ip}:{g}\"\nhttp_addr = \"{ip}:{h}\"\n\
                      data_dir = \"{}\"\n[cluster]\nid = \"{cluster_id}\"\nsecret = \"{SECRET}\"\npeers = [{peers}]\n\
                      [admin]\naccess_key = \"{ADMIN_KEY}\"\nsecret_key = \"{ADMIN_SECRET}\"\n\
                      [raft]\nheartbeat_ms = 100\nelection_timeout_min_ms = 700\n\
@@ -169,8 +194,8 @@ impl Cluster {
             .unwrap();
             masters.push(Master {
                 id,
-                grpc: format!("127.0.0.1:{g}"),
-                http: format!("127.0.0.1:{h}"),
+                grpc: format!("{ip}:{g}"),
+                http: format!("{ip}:{h}"),
                 log: mdir.join("master.log"),
                 dir: mdir,
                 cfg,

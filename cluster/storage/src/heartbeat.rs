@@ -40,11 +40,24 @@ impl Advertise {
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
 const RETRY: Duration = Duration::from_secs(1);
 
-/// A request with the call deadline; the channel signs it (see [`connect`]).
-fn timed<T>(msg: T) -> tonic::Request<T> {
+/// Deadline of a registration (forwarded to the leader by a follower, so it may take a
+/// Raft-loaded master a while).
+const REGISTER_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A request with a call deadline; the channel signs it (see [`connect`]).
+fn timed<T>(msg: T, deadline: Duration) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    r.set_timeout(Duration::from_secs(5));
+    r.set_timeout(deadline);
     r
+}
+
+/// A heartbeat's deadline: one interval. The leader counts a node offline after
+/// `OFFLINE_AFTER_MISSED` (3) intervals without news; a node whose master stopped
+/// answering must notice and register elsewhere within that, which a 5 s deadline on a 2 s
+/// interval did not allow (2 + 5 > 6: for a second after a leader was cut off, the new
+/// leader saw no node online and refused every write, issue 17 run 8a095).
+fn heartbeat_deadline(interval: Duration) -> Duration {
+    interval.clamp(Duration::from_millis(500), REGISTER_DEADLINE)
 }
 
 /// A client on `addr` whose calls are signed with the service identity (KDSS2), over TLS
@@ -88,7 +101,7 @@ pub async fn run(
         let mut delay = RETRY;
         if let Some(mut client) = connect(&addr, &signer).await {
             let req = adv.report(&node);
-            match client.register_node(timed(req)).await {
+            match client.register_node(timed(req, REGISTER_DEADLINE)).await {
                 Ok(reply) => {
                     tracing::info!(master = %addr, "registered with master");
                     failures = 0;
@@ -105,7 +118,10 @@ pub async fn run(
                             _ = tokio::time::sleep(interval) => {}
                         }
                         let req = adv.report(&node);
-                        if let Err(s) = client.heartbeat(timed(req)).await {
+                        if let Err(s) = client
+                            .heartbeat(timed(req, heartbeat_deadline(interval)))
+                            .await
+                        {
                             tracing::warn!(master = %addr, status = %s, "heartbeat failed; registering again");
                             leader_hint = leader_of(&s);
                             break;
@@ -140,4 +156,21 @@ fn leader_of(s: &tonic::Status) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A node notices a silent master (one interval of waiting plus the deadline) before
+    /// the leader's three missed intervals mark it offline, at every interval a master
+    /// may ask for.
+    #[test]
+    fn a_failed_heartbeat_is_noticed_before_the_node_counts_as_offline() {
+        for ms in [500, 1000, 2000, 3000, 5000] {
+            let interval = Duration::from_millis(ms);
+            let noticed = interval + heartbeat_deadline(interval);
+            assert!(noticed < interval * 3, "interval {interval:?}: {noticed:?}");
+        }
+    }
 }

@@ -192,6 +192,7 @@ impl Filesystem for KsfsFuse {
                 atime_now,
                 mtime_now,
                 ctime_ns: ctime.map(ns_of),
+                keep_ctime: false,
             };
             let r = fs.setattr(req).await;
             attr(&fs, reply, r)

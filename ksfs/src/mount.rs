@@ -5,7 +5,7 @@
 use crate::attr::InoMap;
 use crate::config::MountConfig;
 use crate::error::KsfsError;
-use crate::fs::{AtimeDue, DirModes, Ksfs, OpenDirs, OpenFiles};
+use crate::fs::{AtimeDue, DirAttrs, DirModes, Ksfs, OpenDirs, OpenFiles};
 use crate::fuse::KsfsFuse;
 use fuser::{MountOption, SessionACL};
 use kdss_client::Client;
@@ -162,6 +162,7 @@ pub async fn serve(
         dirs: OpenDirs::default(),
         atime: cfg.atime_policy(),
         atime_due: AtimeDue::default(),
+        dir_attrs: DirAttrs::default(),
         dir_modes: DirModes::default(),
         notifier: std::sync::OnceLock::new(),
         metrics,

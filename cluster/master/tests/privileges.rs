@@ -196,4 +196,20 @@ async fn a_user_key_cannot_store_setuid_or_devices_and_keeps_its_grants_across_a
         .await
         .unwrap_err();
     assert!(e.message().contains("role"), "{e}");
+
+    // The master remembers verified users until a change of users is applied: a deleted
+    // key is refused at its next call.
+    alice.list_buckets(pb::ListBucketsRequest {}).await.unwrap();
+    admin
+        .delete_user(pb::DeleteUserRequest {
+            access_key: "alice-key".into(),
+        })
+        .await
+        .unwrap();
+    let e = alice
+        .list_buckets(pb::ListBucketsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unauthenticated, "{e}");
+    assert!(e.message().contains("alice-key"), "{e}");
 }

@@ -8,7 +8,7 @@ use kdss_proto::master::mutation::Op;
 use kdss_proto::master::mutation_reply::Reply;
 use kdss_proto::master::{
     AttrReply, BucketReply, CreateMultipartReply, DeleteObjectReply, DeleteObjectsReply, Empty,
-    Mutation, MutationReply, ObjectReply, PutPartReply,
+    Mutation, MutationReply, ObjectReply, PutPartReply, UnlinkReply,
 };
 use sqlx::SqliteConnection;
 
@@ -74,8 +74,40 @@ pub async fn apply(conn: &mut SqliteConnection, m: &Mutation) -> Result<Mutation
     }
 }
 
+/// Whether applying `op` may change a row of the users table (keys, roles, secrets): the
+/// master's cache of verified users is dropped after such an entry.
+pub fn changes_users(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CreateUser(_) | Op::DeleteUser(_) | Op::SetUserRole(_) | Op::SealUserSecrets(_)
+    )
+}
+
 fn attr(a: kdss_proto::master::Attr) -> Reply {
-    Reply::Attr(AttrReply { attr: Some(a) })
+    Reply::Attr(AttrReply {
+        attr: Some(a),
+        parent: None,
+    })
+}
+
+/// The reply of a call that added a name to `parent`: the new node and the directory.
+async fn attr_in(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    parent: u64,
+    a: kdss_proto::master::Attr,
+) -> Result<Reply> {
+    let p = crate::tree::inode_in(c, bucket, parent).await?.attr();
+    Ok(Reply::Attr(AttrReply {
+        attr: Some(a),
+        parent: Some(p),
+    }))
+}
+
+/// The reply of a call that removed a name from `parent`.
+async fn unlinked(c: &mut SqliteConnection, bucket: &str, parent: u64) -> Result<Reply> {
+    let p = crate::tree::inode_in(c, bucket, parent).await?.attr();
+    Ok(Reply::Unlink(UnlinkReply { parent: Some(p) }))
 }
 
 async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
@@ -88,22 +120,34 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
     };
     Ok(match op {
         Op::SetAttr(r) => attr(posix::setattr(c, r, now).await?),
-        Op::Create(r) => attr(posix::create(c, r, now, caller).await?),
-        Op::Mkdir(r) => attr(posix::mkdir(c, r, now, caller).await?),
-        Op::Symlink(r) => attr(posix::symlink(c, r, now, caller).await?),
+        Op::Create(r) => {
+            let a = posix::create(c, r, now, caller).await?;
+            attr_in(c, &r.bucket, r.parent, a).await?
+        }
+        Op::Mkdir(r) => {
+            let a = posix::mkdir(c, r, now, caller).await?;
+            attr_in(c, &r.bucket, r.parent, a).await?
+        }
+        Op::Symlink(r) => {
+            let a = posix::symlink(c, r, now, caller).await?;
+            attr_in(c, &r.bucket, r.parent, a).await?
+        }
         Op::Unlink(r) => {
             posix::unlink(c, r, now).await?;
-            empty
+            unlinked(c, &r.bucket, r.parent).await?
         }
         Op::Rmdir(r) => {
             posix::rmdir(c, r, now).await?;
-            empty
+            unlinked(c, &r.bucket, r.parent).await?
         }
         Op::Rename(r) => {
             rename::rename(c, r, now, caller).await?;
             empty
         }
-        Op::Link(r) => attr(posix::link(c, r, now).await?),
+        Op::Link(r) => {
+            let a = posix::link(c, r, now).await?;
+            attr_in(c, &r.bucket, r.new_parent, a).await?
+        }
         Op::SetXattr(r) => {
             posix::set_xattr(c, r, now).await?;
             empty

@@ -295,7 +295,9 @@ pub async fn setattr(c: &mut SqliteConnection, r: &SetAttrRequest, now: i64) -> 
     } else if r.mtime_now {
         inode.mtime_ns = now;
     }
-    inode.ctime_ns = r.ctime_ns.unwrap_or(now);
+    if !r.keep_ctime {
+        inode.ctime_ns = r.ctime_ns.unwrap_or(now);
+    }
     sqlx::query(
         "UPDATE inodes SET mode = ?, uid = ?, gid = ?, size = ?, atime_ns = ?, mtime_ns = ?, \
          ctime_ns = ?, version = ?, etag = ?, inline_data = ? WHERE ino = ?",

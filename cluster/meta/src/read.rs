@@ -1,5 +1,5 @@
 //! Read queries, one per read RPC. Each runs in one read transaction (a consistent
-//! snapshot) on the pool; domain failures come back as `MetaError::Failure`. Shard
+//! snapshot) on the pool, except the two-statement Lookup; domain failures come back as `MetaError::Failure`. Shard
 //! locations carry node_id and disk_id; the master fills node_addr and capabilities.
 //! Stripe bookkeeping reads (refcounts, stripes on a disk, GC candidates) are in
 //! `stripe_reads.rs` and re-exported here.
@@ -22,17 +22,22 @@ pub const READDIR_DEFAULT_LIMIT: u32 = 1000;
 /// parent in the tree ([`tree::dotdot`]), so a client can walk up from any directory it
 /// holds only by number.
 pub async fn lookup(pool: &SqlitePool, r: &LookupRequest) -> Result<AttrReply> {
-    let mut c = pool.begin().await?;
+    // No transaction: each statement reads committed state, and a change between the two
+    // reads answers as if the lookup came just before or just after it (BEGIN and ROLLBACK
+    // were two more hand-offs to the sqlx worker on the busiest read of a mount).
+    let mut c = pool.acquire().await?;
     tree::dir_in(&mut c, &r.bucket, r.parent).await?;
     if r.name == ".." {
         let up = tree::dotdot(&mut c, r.parent).await?;
         return Ok(AttrReply {
             attr: Some(tree::inode_in(&mut c, &r.bucket, up).await?.attr()),
+            parent: None,
         });
     }
     match tree::child(&mut c, r.parent, &r.name).await? {
         Some((_, i)) => Ok(AttrReply {
             attr: Some(i.attr()),
+            parent: None,
         }),
         None => Err(crate::error::enoent(&r.name)),
     }
@@ -43,6 +48,7 @@ pub async fn getattr(pool: &SqlitePool, r: &GetAttrRequest) -> Result<AttrReply>
     let mut c = pool.acquire().await?;
     Ok(AttrReply {
         attr: Some(tree::inode_in(&mut c, &r.bucket, r.ino).await?.attr()),
+        parent: None,
     })
 }
 

@@ -631,3 +631,34 @@ async fn handles_and_sessions_belong_to_their_user_bucket_and_session() {
     ns.ok(release(BUCKET, "s1")).await;
     assert!(!alive(&ns).await, "freed at the owner's release");
 }
+
+/// A mount commits a read's atime after answering the read, possibly after this mount
+/// changed the inode: `keep_ctime` must leave the stored ctime (the change's), not write
+/// back the older ctime the mount also sends for masters that predate the flag.
+#[tokio::test]
+async fn an_atime_update_keeps_the_ctime_of_a_later_change() {
+    let mut ns = Ns::new().await;
+    step(&mut ns, "create /f").await;
+    let before = ns.stat("/f").await.unwrap();
+    ns.ok(Op::SetAttr(SetAttrRequest {
+        bucket: BUCKET.into(),
+        ino: before.ino,
+        mode: Some(0o600),
+        ..Default::default()
+    }))
+    .await;
+    let changed = ns.stat("/f").await.unwrap();
+    ns.ok(Op::SetAttr(SetAttrRequest {
+        bucket: BUCKET.into(),
+        ino: before.ino,
+        atime_ns: Some(changed.ctime_ns + 1_000),
+        ctime_ns: Some(before.ctime_ns - 1_000),
+        keep_ctime: true,
+        ..Default::default()
+    }))
+    .await;
+    let a = ns.stat("/f").await.unwrap();
+    assert_eq!(a.atime_ns, changed.ctime_ns + 1_000);
+    assert_eq!(a.ctime_ns, changed.ctime_ns, "a read is not a change");
+    assert_eq!((a.mode, a.mtime_ns), (0o600, changed.mtime_ns));
+}

@@ -245,7 +245,7 @@ impl Ksfs {
                 .call(self.client.open_with_attr(&self.bucket, ino))
                 .await?;
             drop(d);
-            self.files.overlay(&mut attr);
+            self.overlay(&mut attr);
             let s = Snapshot {
                 reader,
                 changes_seen,
@@ -284,7 +284,7 @@ impl Ksfs {
         }
         drop(io);
         drop(d);
-        self.files.overlay(&mut attr);
+        self.overlay(&mut attr);
         Ok(Opened {
             fh,
             keep_cache,
@@ -396,7 +396,6 @@ impl Ksfs {
     /// Buffers a write; it becomes durable at the next flush, fsync or release.
     pub async fn write(&self, ino: u64, offset: u64, data: &[u8]) -> Result<u32, Errno> {
         let end = offset.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
-        self.atime_due.changed(ino);
         let d = self.files.inode(ino);
         let mut io = d.io.lock().await;
         let w = io

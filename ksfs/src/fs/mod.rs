@@ -7,6 +7,7 @@
 
 mod atime;
 mod data;
+mod dir_attrs;
 mod dirs;
 mod namespace;
 mod owner;
@@ -14,6 +15,7 @@ mod xattr;
 
 pub use atime::AtimeDue;
 pub use data::OpenFiles;
+pub use dir_attrs::DirAttrs;
 pub use dirs::OpenDirs;
 pub use owner::{Caller, DirModes, acl_mode};
 
@@ -51,6 +53,8 @@ pub struct Ksfs {
     pub atime: AtimePolicy,
     /// Inodes whose next read commits their atime.
     pub atime_due: AtimeDue,
+    /// Directories' attributes from the replies to this mount's own changes.
+    pub dir_attrs: DirAttrs,
     /// Mode and group of directories as last sent to the kernel (setgid inheritance).
     pub dir_modes: DirModes,
     /// Tells the kernel about changes it did not ask for (set once the session exists).
@@ -70,6 +74,13 @@ pub fn errno(e: &ClientError) -> Errno {
 }
 
 impl Ksfs {
+    /// Attributes as this mount shows them: the master's, with its own unflushed writes
+    /// and uncommitted atimes applied.
+    pub fn overlay(&self, a: &mut kdss_proto::master::Attr) {
+        self.files.overlay(a);
+        self.atime_due.overlay(a);
+    }
+
     /// Drops the kernel's cached attributes of master inode `ino` (changed by ksfs on its
     /// own, not as the answer to a kernel request).
     pub fn invalidate_attrs(&self, ino: u64) {

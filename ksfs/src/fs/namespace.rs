@@ -59,12 +59,16 @@ impl Ksfs {
         };
         let r = self.call(self.client.master().lookup(req));
         let mut a = r.await?.attr.ok_or(Errno::EIO)?;
-        self.files.overlay(&mut a);
+        self.overlay(&mut a);
         Ok(a)
     }
 
     /// Current attributes (with this mount's unflushed writes applied).
     pub async fn getattr(&self, ino: u64) -> Result<pb::Attr, Errno> {
+        if let Some(mut a) = self.dir_attrs.fresh(ino, self.attr_ttl) {
+            self.overlay(&mut a);
+            return Ok(a);
+        }
         let req = pb::GetAttrRequest {
             bucket: self.bucket.clone(),
             ino,
@@ -74,13 +78,13 @@ impl Ksfs {
             Ok(r) => r.attr.ok_or(Errno::EIO)?,
             Err(e) => return self.removed_dir_attr(ino, e),
         };
-        self.files.overlay(&mut a);
+        self.overlay(&mut a);
         Ok(a)
     }
 
     /// SetAttr as the master sees it (size changes go through `truncate`).
     pub async fn set_attr_raw(&self, req: pb::SetAttrRequest) -> Result<pb::Attr, Errno> {
-        self.atime_due.changed(req.ino);
+        self.dir_attrs.forget(req.ino);
         let r = self.call(self.client.master().set_attr(req));
         r.await?.attr.ok_or(Errno::EIO)
     }
@@ -109,8 +113,9 @@ impl Ksfs {
             rdev,
             exclusive,
         };
-        let r = self.call(self.client.master().create(req));
-        r.await?.attr.ok_or(Errno::EIO)
+        let r = self.call(self.client.master().create(req)).await?;
+        self.dir_attrs.put(r.parent);
+        r.attr.ok_or(Errno::EIO)
     }
 
     /// Creates a directory.
@@ -130,8 +135,9 @@ impl Ksfs {
             uid,
             gid,
         };
-        let r = self.call(self.client.master().mkdir(req));
-        r.await?.attr.ok_or(Errno::EIO)
+        let r = self.call(self.client.master().mkdir(req)).await?;
+        self.dir_attrs.put(r.parent);
+        r.attr.ok_or(Errno::EIO)
     }
 
     /// Creates a symbolic link.
@@ -155,8 +161,9 @@ impl Ksfs {
             uid,
             gid,
         };
-        let r = self.call(self.client.master().symlink(req));
-        r.await?.attr.ok_or(Errno::EIO)
+        let r = self.call(self.client.master().symlink(req)).await?;
+        self.dir_attrs.put(r.parent);
+        r.attr.ok_or(Errno::EIO)
     }
 
     /// Removes a non-directory name (the inode lives on while it is open anywhere).
@@ -167,8 +174,9 @@ impl Ksfs {
             parent,
             name: name_str(name)?,
         };
-        let r = self.call(self.client.master().unlink(req));
-        r.await.map(|_| ())
+        let r = self.call(self.client.master().unlink(req)).await?;
+        self.dir_attrs.put(r.parent);
+        Ok(())
     }
 
     /// Removes an empty directory (kept for `fstat` while it is open here).
@@ -179,8 +187,10 @@ impl Ksfs {
             parent,
             name: name_str(name)?,
         };
-        let r = self.call(self.client.master().rmdir(req));
-        r.await?;
+        let r = self.call(self.client.master().rmdir(req)).await;
+        // The removed directory may be remembered as a parent: it answers no more.
+        self.dir_attrs.forget_all();
+        self.dir_attrs.put(r?.parent);
         self.removed_dir(open);
         Ok(())
     }
@@ -219,9 +229,10 @@ impl Ksfs {
             whiteout_uid: caller.uid,
             whiteout_gid: caller.gid,
         };
-        self.atime_due.changed_all();
-        let r = self.call(self.client.master().rename(req));
-        r.await?;
+        let r = self.call(self.client.master().rename(req)).await;
+        // Both parents, and a moved directory's own ctime and "..", changed.
+        self.dir_attrs.forget_all();
+        r?;
         if let Some(d) = open_dir {
             self.removed_dir(d);
         }
@@ -235,16 +246,16 @@ impl Ksfs {
         new_parent: u64,
         new_name: &std::ffi::OsStr,
     ) -> Result<pb::Attr, Errno> {
-        self.atime_due.changed(ino);
         let req = pb::LinkRequest {
             bucket: self.bucket.clone(),
             ino,
             new_parent,
             new_name: name_str(new_name)?,
         };
-        let r = self.call(self.client.master().link(req));
-        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
-        self.files.overlay(&mut a);
+        let r = self.call(self.client.master().link(req)).await?;
+        self.dir_attrs.put(r.parent);
+        let mut a = r.attr.ok_or(Errno::EIO)?;
+        self.overlay(&mut a);
         Ok(a)
     }
 
@@ -302,7 +313,7 @@ impl Ksfs {
             };
             let mut attr = e.attr;
             if let Some(a) = attr.as_mut() {
-                self.files.overlay(a);
+                self.overlay(a);
             }
             out.push(DirItem {
                 offset,

@@ -44,8 +44,8 @@ impl Ksfs {
         if value.len() > XATTR_SIZE_MAX {
             return Err(Errno::E2BIG);
         }
-        self.atime_due.changed(ino);
         self.files.xattrs_changed(ino);
+        self.dir_attrs.forget(ino);
         let name = name_str(name)?;
         if name.is_empty() {
             return Err(Errno::ERANGE);
@@ -84,8 +84,8 @@ impl Ksfs {
 
     /// Removes one xattr (ENODATA when absent).
     pub async fn removexattr(&self, ino: u64, name: &std::ffi::OsStr) -> Result<(), Errno> {
-        self.atime_due.changed(ino);
         self.files.xattrs_changed(ino);
+        self.dir_attrs.forget(ino);
         let name = name_str(name)?;
         let default_acl = name == DEFAULT_ACL;
         let req = pb::RemoveXattrRequest {

@@ -9,6 +9,8 @@ use super::{Verified, unauthenticated};
 use crate::service::State;
 use http_body_util::BodyExt;
 use kdss_common::auth::{self, AuthError, SERVICE_ACCESS_KEY};
+use kdss_proto::master::Role;
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -38,6 +40,35 @@ fn max_body_bytes(path: &str) -> usize {
 /// not yet applied here) before refusing the key as unknown.
 const UNKNOWN_KEY_GRACE: Duration = Duration::from_millis(500);
 
+/// Users remembered by the verifier before the cache starts over.
+const MAX_CACHED_USERS: usize = 10_000;
+
+/// Secrets and roles of users verified lately, each with the users epoch
+/// ([`crate::raft::StateMachine::users_epoch`]) it was read under: a copy is used only
+/// while no change of users was applied since. Without it every call by a user key paid
+/// a database read (two thread hand-offs in sqlx) before its handler started.
+#[derive(Default)]
+struct UserCache {
+    users: std::sync::Mutex<HashMap<String, (String, Role, u64)>>,
+}
+
+impl UserCache {
+    fn get(&self, access_key: &str, epoch: u64) -> Option<(String, Role)> {
+        let u = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        u.get(access_key)
+            .filter(|(_, _, e)| *e == epoch)
+            .map(|(s, r, _)| (s.clone(), *r))
+    }
+
+    fn put(&self, access_key: &str, secret: &str, role: Role, epoch: u64) {
+        let mut u = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        if u.len() >= MAX_CACHED_USERS {
+            u.clear();
+        }
+        u.insert(access_key.to_string(), (secret.to_string(), role, epoch));
+    }
+}
+
 /// Where user secrets come from.
 #[derive(Clone)]
 enum Users {
@@ -52,6 +83,7 @@ pub struct Verifier {
     secret: String,
     users: Users,
     replay: ReplayCache,
+    cache: UserCache,
 }
 
 impl Verifier {
@@ -61,6 +93,7 @@ impl Verifier {
             secret: st.secret.clone(),
             users: Users::State(st),
             replay: ReplayCache::default(),
+            cache: UserCache::default(),
         }
     }
 
@@ -70,14 +103,12 @@ impl Verifier {
             secret: cluster_secret.to_string(),
             users: Users::None,
             replay: ReplayCache::default(),
+            cache: UserCache::default(),
         }
     }
 
     /// The secret and role of `access_key`.
-    async fn secret_of(
-        &self,
-        access_key: &str,
-    ) -> Result<(String, Option<kdss_proto::master::Role>), Status> {
+    async fn secret_of(&self, access_key: &str) -> Result<(String, Option<Role>), Status> {
         if access_key == SERVICE_ACCESS_KEY {
             return Ok((self.secret.clone(), None));
         }
@@ -86,9 +117,14 @@ impl Verifier {
         };
         let deadline = tokio::time::Instant::now() + UNKNOWN_KEY_GRACE;
         loop {
+            let epoch = st.sm.users_epoch();
+            if let Some((secret, role)) = self.cache.get(access_key, epoch) {
+                return Ok((secret, Some(role)));
+            }
             if let Some((secret, role)) =
                 crate::meta_api::user_secret(&st.pool(), &st.seal, access_key).await?
             {
+                self.cache.put(access_key, &secret, role, epoch);
                 return Ok((secret, Some(role)));
             }
             if st.is_leader() || tokio::time::Instant::now() >= deadline {

@@ -29,6 +29,8 @@ struct Shared {
     dir: PathBuf,
     pool: RwLock<SqlitePool>,
     applied_index: AtomicU64,
+    /// Moves whenever the users table may have changed (see [`StateMachine::users_epoch`]).
+    users_epoch: AtomicU64,
     /// Serializes snapshot building and installing.
     snap_lock: tokio::sync::Mutex<()>,
 }
@@ -95,6 +97,7 @@ impl StateMachine {
                 dir: dir.to_path_buf(),
                 pool: RwLock::new(pool),
                 applied_index: AtomicU64::new(la.map(|l| l.index).unwrap_or(0)),
+                users_epoch: AtomicU64::new(0),
                 snap_lock: tokio::sync::Mutex::new(()),
             }),
         })
@@ -109,6 +112,14 @@ impl StateMachine {
     /// Index of the last applied entry (0 = none).
     pub fn applied_index(&self) -> u64 {
         self.s.applied_index.load(Ordering::Relaxed)
+    }
+
+    /// A number that moves after every applied change of users (keys, roles, sealed
+    /// secrets) and every installed snapshot: what was read of a user while it held still
+    /// is still true. Read it before reading the user, so a change committed meanwhile
+    /// makes the copy stale rather than current.
+    pub fn users_epoch(&self) -> u64 {
+        self.s.users_epoch.load(Ordering::Acquire)
     }
 
     /// Closes the database (clean shutdown).
@@ -171,6 +182,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut replies = Vec::new();
         let mut last = None;
         let mut membership = None;
+        let mut users_changed = false;
         for entry in entries {
             last = Some(entry.log_id);
             match entry.payload {
@@ -180,7 +192,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let mut rest = cmd.0.as_slice();
                     while !rest.is_empty() {
                         let r = match pb::Mutation::decode_length_delimited(&mut rest) {
-                            Ok(m) => apply_mutation(&mut tx, &m).await,
+                            Ok(m) => {
+                                users_changed |=
+                                    m.op.as_ref().is_some_and(kdss_meta::changes_users);
+                                apply_mutation(&mut tx, &m).await
+                            }
                             Err(e) => {
                                 rest = &[];
                                 undecodable(e)
@@ -228,6 +244,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         tx.commit().await.map_err(sm_err)?;
         self.s.applied_index.store(last.index, Ordering::Relaxed);
+        if users_changed {
+            self.s.users_epoch.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(replies)
     }
 
@@ -261,6 +280,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.s
             .applied_index
             .store(la.map(|l| l.index).unwrap_or(0), Ordering::Relaxed);
+        self.s.users_epoch.fetch_add(1, Ordering::AcqRel);
         // Keep it as our current snapshot too, so we can serve it to others.
         let tmp = self.s.dir.join("snapshot-building.db");
         std::fs::write(&tmp, &bytes).map_err(snap_err)?;

@@ -124,10 +124,10 @@ impl Master for MasterService {
         bucket_write!(self, req, symlink, Symlink, Reply::Attr(a) => a)
     }
     async fn unlink(&self, req: Request<pb::UnlinkRequest>) -> R<pb::UnlinkReply> {
-        bucket_write!(self, req, unlink, Unlink, Reply::Empty(_) => pb::UnlinkReply {})
+        bucket_write!(self, req, unlink, Unlink, Reply::Unlink(u) => u)
     }
     async fn rmdir(&self, req: Request<pb::UnlinkRequest>) -> R<pb::UnlinkReply> {
-        bucket_write!(self, req, rmdir, Rmdir, Reply::Empty(_) => pb::UnlinkReply {})
+        bucket_write!(self, req, rmdir, Rmdir, Reply::Unlink(u) => u)
     }
     async fn rename(&self, req: Request<pb::RenameRequest>) -> R<pb::RenameReply> {
         bucket_write!(self, req, rename, Rename, Reply::Empty(_) => pb::RenameReply {})

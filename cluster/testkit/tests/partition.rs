@@ -719,7 +719,7 @@ async fn clock_offset(s3: &S3, c: &NetCluster, name: &str) -> Result<i64, String
     Ok(secs(theirs) - secs(before))
 }
 
-/// Whether the leader counts node `id` online, with its disks.
+/// Whether the leader counts node `id` online.
 async fn node_online(c: &mut NetCluster, id: &str) -> anyhow::Result<bool> {
     let s = c.admin().await?.status().await?;
     Ok(s.nodes.iter().any(|n| n.node_id == id && n.online))

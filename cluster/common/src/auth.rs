@@ -50,8 +50,8 @@ pub enum AuthError {
     )]
     BadSignature(String),
     #[error(
-        "credential time is {skew_ms} ms away from this server's clock (at most {max_ms} ms \
-         allowed)"
+        "clock skew: credential time is {skew_ms} ms away from this server's clock (at most \
+         {max_ms} ms allowed); check the clocks (NTP) of the caller and of this server"
     )]
     Skew { skew_ms: u64, max_ms: u64 },
     #[error("credential already used: replay refused (nonce {0})")]

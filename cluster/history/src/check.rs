@@ -2,6 +2,10 @@
 //! effect next (Wing & Gong), skipping any (set of operations taken, register value) it
 //! has explored before (Lowe; Porcupine), so histories of a few hundred concurrent
 //! operations per key check in milliseconds.
+//!
+//! A rename touches two keys, so keys that renames join (a→b, b→c: one group {a, b, c})
+//! are searched together, with a state holding every key of the group (at most
+//! [`MAX_GROUP`]); a key no rename touches is a group of one, searched as before.
 
 use crate::history::{Call, History, HistoryError, Operation, Outcome};
 use crate::lists::{ListAnomaly, check_lists};
@@ -23,9 +27,14 @@ impl Default for Budget {
     }
 }
 
-/// A key whose operations no order explains.
+/// The most keys renames may join into one group: the search's state holds one value
+/// per key of the group, and the workloads rename within pairs.
+pub const MAX_GROUP: usize = 4;
+
+/// A key (or a group of keys joined by renames) whose operations no order explains.
 #[derive(Debug, Clone)]
 pub struct Anomaly {
+    /// The key, or the group's keys joined with `+` (`a+b`).
     pub key: String,
     /// The key's checked operations (failed calls and unknown reads left out), by
     /// invocation time.
@@ -40,8 +49,9 @@ impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |op: &Operation| {
             format!(
-                "p{} {:?} -> {:?} [{:.3}s .. {}]",
+                "p{} {} {:?} -> {:?} [{:.3}s .. {}]",
                 op.process,
+                op.key,
                 op.call,
                 op.outcome,
                 op.invoked_ns as f64 / 1e9,
@@ -109,7 +119,15 @@ impl Report {
 /// agree with the writes and deletes around them.
 pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> {
     history.validate()?;
-    let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
+    let group_of = groups(history)?;
+    let group = |k: &str| {
+        group_of
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| vec![k.to_string()])
+    };
+    let renamed = |k: &str| group_of.contains_key(k);
+    let mut by_group: BTreeMap<Vec<String>, Vec<&Operation>> = BTreeMap::new();
     let mut skipped = 0;
     // Values some read returned, per key (None: a read found the key absent).
     let mut read: HashSet<(&str, Option<&str>)> = HashSet::new();
@@ -121,24 +139,28 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
     for op in history.ops.iter().filter(|o| o.call != Call::List) {
         // An unknown write whose result nobody read can be left out: had it taken effect,
         // no read fell in the span where its value held, so the same order without it
-        // explains every answer. This keeps timeouts from multiplying the search.
+        // explains every answer. This keeps timeouts from multiplying the search. Not in
+        // a group joined by renames: there a value read elsewhere may have moved there,
+        // and a rename may have needed the write to find its source present.
         let unseen = op.outcome == Outcome::Unknown
             && match &op.call {
+                Call::Get | Call::List => true,
+                _ if renamed(&op.key) => false,
                 Call::Put { value } => !read.contains(&(op.key.as_str(), Some(value.as_str()))),
                 Call::Delete => !read.contains(&(op.key.as_str(), None)),
-                Call::Get | Call::List => true,
+                Call::Rename { .. } => false,
             };
         let dropped = unseen || op.outcome == Outcome::Failed;
         if dropped {
             skipped += 1;
         } else {
-            by_key.entry(&op.key).or_default().push(op);
+            by_group.entry(group(&op.key)).or_default().push(op);
         }
     }
     let mut report = Report {
-        keys: by_key.len(),
-        checked: by_key.values().map(Vec::len).sum(),
-        unknown_writes: by_key
+        keys: by_group.keys().map(Vec::len).sum(),
+        checked: by_group.values().map(Vec::len).sum(),
+        unknown_writes: by_group
             .values()
             .flatten()
             .filter(|o| o.outcome == Outcome::Unknown)
@@ -147,17 +169,18 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
         lists: 0,
         verdict: Verdict::Linearizable,
     };
-    for (key, mut ops) in by_key {
+    for (keys, mut ops) in by_group {
         ops.sort_by_key(|o| o.invoked_ns);
-        match KeySearch::new(&ops).run(budget.max_steps_per_key) {
+        let key = keys.join("+");
+        match KeySearch::new(&keys, &ops).run(budget.max_steps_per_key) {
             Search::Found => {}
             Search::GaveUp => {
-                report.verdict = Verdict::GaveUp { key: key.into() };
+                report.verdict = Verdict::GaveUp { key };
                 return Ok(report);
             }
             Search::Impossible { longest, stuck_at } => {
                 report.verdict = Verdict::NotLinearizable(Box::new(Anomaly {
-                    key: key.into(),
+                    key,
                     ops: ops.into_iter().cloned().collect(),
                     longest,
                     stuck_at,
@@ -174,14 +197,68 @@ pub fn check(history: &History, budget: Budget) -> Result<Report, HistoryError> 
     Ok(report)
 }
 
-/// The register's value: `None` when absent, else an interned value id.
-type State = Option<u32>;
+/// The group (its keys, in order) of every key a rename touches; keys no rename touches
+/// are left out (each its own group). Refuses a group of more than [`MAX_GROUP`] keys.
+fn groups<'a>(history: &'a History) -> Result<HashMap<String, Vec<String>>, HistoryError> {
+    // Union-find over the keys renames touch, by index.
+    let mut index: BTreeMap<&'_ str, usize> = BTreeMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    for op in &history.ops {
+        let Call::Rename { to } = &op.call else {
+            continue;
+        };
+        let mut id = |k: &'a str| {
+            let n = parent.len();
+            let i = *index.entry(k).or_insert(n);
+            if i == n {
+                parent.push(n);
+            }
+            i
+        };
+        let (a, b) = (id(&op.key), id(to));
+        let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+        parent[ra] = rb;
+    }
+    let mut members: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for (k, &i) in &index {
+        members.entry(root(&mut parent, i)).or_default().push(k);
+    }
+    let mut out = HashMap::new();
+    for keys in members.values() {
+        if keys.len() > MAX_GROUP {
+            return Err(HistoryError::GroupTooLarge {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                max: MAX_GROUP,
+            });
+        }
+        let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        for k in &keys {
+            out.insert(k.clone(), keys.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// One key's value: `None` when absent, else an interned value id.
+type Value = Option<u32>;
+
+/// The values of a group's keys, by the key's slot (unused slots stay `None`).
+type State = [Value; MAX_GROUP];
 
 #[derive(Debug, Clone, Copy)]
 enum Effect {
-    Put(u32),
-    Delete,
-    Read(State),
+    Put(usize, u32),
+    Delete(usize),
+    Read(usize, Value),
+    /// From one slot to another; only while the source holds a value.
+    Rename(usize, usize),
 }
 
 #[derive(Debug)]
@@ -216,20 +293,29 @@ struct Frame {
 }
 
 impl KeySearch {
-    fn new<'a>(ops: &[&'a Operation]) -> KeySearch {
+    /// The search of the operations `ops` on `keys` (one key, or a group of at most
+    /// [`MAX_GROUP`] joined by renames).
+    fn new<'a>(keys: &[String], ops: &[&'a Operation]) -> KeySearch {
         let mut values: HashMap<&'a str, u32> = HashMap::new();
         let mut intern = |v: &'a str| {
             let n = values.len() as u32;
             *values.entry(v).or_insert(n)
         };
+        let slot = |k: &str| {
+            keys.iter()
+                .position(|g| *g == k)
+                .expect("every operation's keys are in its group")
+        };
         let ops = ops
             .iter()
             .map(|o| {
+                let at = slot(&o.key);
                 let effect = match (&o.call, &o.outcome) {
-                    (Call::Put { value }, _) => Effect::Put(intern(value)),
-                    (Call::Delete, _) => Effect::Delete,
+                    (Call::Put { value }, _) => Effect::Put(at, intern(value)),
+                    (Call::Delete, _) => Effect::Delete(at),
+                    (Call::Rename { to }, _) => Effect::Rename(at, slot(to)),
                     (Call::Get, Outcome::Read { value }) => {
-                        Effect::Read(value.as_deref().map(&mut intern))
+                        Effect::Read(at, value.as_deref().map(&mut intern))
                     }
                     (Call::Get | Call::List, _) => unreachable!("validated and filtered"),
                 };
@@ -262,12 +348,17 @@ impl KeySearch {
             .collect()
     }
 
-    fn apply(effect: Effect, state: State) -> Option<State> {
+    fn apply(effect: Effect, mut state: State) -> Option<State> {
         match effect {
-            Effect::Put(v) => Some(Some(v)),
-            Effect::Delete => Some(None),
-            Effect::Read(r) => (r == state).then_some(state),
+            Effect::Put(at, v) => state[at] = Some(v),
+            Effect::Delete(at) => state[at] = None,
+            Effect::Read(at, r) => return (r == state[at]).then_some(state),
+            Effect::Rename(from, to) => {
+                state[to] = Some(state[from]?);
+                state[from] = None;
+            }
         }
+        Some(state)
     }
 
     fn run(&self, max_steps: u64) -> Search {
@@ -276,7 +367,7 @@ impl KeySearch {
         let mut taken = Bits(vec![0; n.div_ceil(64)]);
         let mut seen: HashSet<(Bits, State)> = HashSet::new();
         let mut stack = vec![Frame {
-            state: None,
+            state: [None; MAX_GROUP],
             cands: self.candidates(&taken),
             next: 0,
             taken: None,

@@ -15,6 +15,11 @@ pub enum Call {
     Get,
     /// Remove the key (absent keys stay absent).
     Delete,
+    /// Move the key's value to key `to`, replacing what `to` held; the key is absent
+    /// after. Takes effect only while the key holds a value: a rename answered "no such
+    /// key" changed nothing and is recorded as failed. The checker judges the keys that
+    /// renames join as one group (see [`crate::check`]).
+    Rename { to: String },
     /// List the keys that exist (the operation's `key` is the listed prefix or
     /// directory, for the report). A multi-key read: the register search leaves it out
     /// and [`crate::check`] judges it against the writes and deletes around it.
@@ -63,6 +68,13 @@ pub enum HistoryError {
         op: String,
         why: &'static str,
     },
+    #[error(
+        "renames join {} keys into one group ({}); the checker takes at most {max} keys \
+         a group: rename within smaller groups of keys",
+        keys.len(),
+        keys.join(", ")
+    )]
+    GroupTooLarge { keys: Vec<String>, max: usize },
     #[error("{what} {path}: {source}")]
     Io {
         what: &'static str,
@@ -98,10 +110,13 @@ impl History {
                     return Err(bad("a get or list acknowledged without an answer"));
                 }
                 (
-                    Call::Put { .. } | Call::Delete,
+                    Call::Put { .. } | Call::Delete | Call::Rename { .. },
                     Outcome::Read { .. } | Outcome::Listed { .. },
                 ) => {
-                    return Err(bad("a put or delete answered with a read value"));
+                    return Err(bad("a put, delete or rename answered with a read value"));
+                }
+                (Call::Rename { to }, _) if *to == op.key => {
+                    return Err(bad("a rename onto its own key"));
                 }
                 (Call::Get, Outcome::Listed { .. }) => {
                     return Err(bad("a get answered with a list of keys"));

@@ -10,6 +10,8 @@
 //!   delete of it (acknowledged or not) may have taken effect after that write and before
 //!   the list completed.
 //!
+//! A rename counts as a write of its target and a delete of its source.
+//!
 //! These are necessary conditions, not the whole of linearizability for lists (which
 //! would need every key's order chosen together with the lists'), and they cost one pass
 //! over a key's calls per list and key.
@@ -86,9 +88,15 @@ pub(crate) fn check_lists(history: &History) -> (usize, Option<ListAnomaly>) {
         if op.outcome == Outcome::Failed {
             continue;
         }
-        match op.call {
+        match &op.call {
             Call::Put { .. } => writes.entry(&op.key).or_default().push(op),
             Call::Delete => deletes.entry(&op.key).or_default().push(op),
+            // A rename may create its target and removes its source: a write of the one,
+            // a delete of the other.
+            Call::Rename { to } => {
+                writes.entry(to).or_default().push(op);
+                deletes.entry(&op.key).or_default().push(op);
+            }
             Call::Get | Call::List => {}
         }
     }

@@ -3,7 +3,9 @@
 //! read, delete and list a few keys of one bucket while faults are cut into the wire and
 //! healed: the Raft leader cut off from every host, the leader cut off from the other
 //! masters only, a minority (one master and a mount) cut off from the rest, and a storage
-//! node cut off from the clients but not from the masters. Every call's invocation and
+//! node cut off from the clients but not from the masters, what the leader sends the other
+//! masters dropped (one way only), and the wall clocks of a follower master and a storage
+//! node stepped 90 s off (inside the credential window). Every call's invocation and
 //! completion is recorded; the history (with final reads of every key after the heal,
 //! through S3 and through each mount) must be linearizable, which also means no
 //! acknowledged write was lost, no read saw a value nobody wrote or one overwritten
@@ -11,11 +13,13 @@
 //! with the writes and deletes around them. A cut-off master must rejoin by itself; the
 //! mount on the minority side must answer errors while cut off, never hang, and serve
 //! again by itself after the heal.
+//! The clock-skew round also runs `kdss-cli` with its clock 200 s off (outside the
+//! window), which must be refused with an error naming the clock skew.
 //! A second test makes the stale read those runs found deterministic: a read aimed at a
 //! leader cut off from the other masters, after the new leader took a write.
 //!
-//! CI-sized by default (each fault once, about a minute and a half of traffic).
-//! `KDSS_PARTITION=full` runs eight rounds with longer phases. A failing run leaves its
+//! CI-sized by default (each fault once, about two minutes of traffic).
+//! `KDSS_PARTITION=full` runs each fault twice with longer phases. A failing run leaves its
 //! history as JSON and prints the path; `kdss_history::History::load` reads it back.
 //! `KDSS_PARTITION_CORRUPT=1` replaces the last read's value with one nobody wrote, to
 //! see what a failing run reports.
@@ -30,7 +34,9 @@ use kdss_history::{Budget, Call, History, Outcome, Recorder, Verdict, check};
 use kdss_proto::master as pb;
 use kdss_proto::master::master_client::MasterClient;
 use kdss_testkit::fuse_unavailable;
-use kdss_testkit::netns::{NetCluster, NetOpts, netns_unavailable};
+use kdss_testkit::netns::{
+    NetCluster, NetOpts, faketime_env, faketime_unavailable, netns_unavailable,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -50,8 +56,13 @@ const FILE_CALL_BOUND: Duration = Duration::from_secs(60 + 2 * MOUNT_RPC_TIMEOUT
 const MINORITY_MOUNT: &str = "mount-2";
 
 /// Skips with the reason, unless KDSS_REQUIRE_NETNS is set (CI runs as root and must run).
-fn skip(need_fuse: bool) -> bool {
-    let why = netns_unavailable().or_else(|| need_fuse.then(fuse_unavailable).flatten());
+/// The history test also needs FUSE (its mounts) and libfaketime (its clock-skew round).
+fn skip(history_test: bool) -> bool {
+    let why = netns_unavailable().or_else(|| {
+        history_test
+            .then(|| fuse_unavailable().or_else(faketime_unavailable))
+            .flatten()
+    });
     let Some(why) = why else {
         return false;
     };
@@ -79,13 +90,30 @@ enum Fault {
     /// the master still takes it for healthy, so writes must go around it and reads of
     /// its shards be degraded.
     NodeFromClients,
+    /// What the leader sends to the other masters is dropped, what they send it still
+    /// arrives: it hears their votes and appends but its answers and heartbeats are lost.
+    /// The others must elect a leader of their own and the old one follow it once healed.
+    LeaderOneWay,
+    /// A follower master and a storage node have their wall clocks stepped by
+    /// [`SKEW_SECS`] (forward the first time, back the next), inside the credential
+    /// window: every call they sign or verify is that far off, and they must keep
+    /// serving.
+    ClockSkew,
 }
 
-const FAULTS: [Fault; 4] = [
+/// How far the clock-skew round steps the clocks: inside the 120 s window of
+/// `kdss_common::auth::MAX_SKEW_MS`, far from the milliseconds of NTP-synchronised hosts.
+const SKEW_SECS: i64 = 90;
+/// The storage node whose clock the clock-skew round steps (started under libfaketime).
+const SKEWED_NODE: &str = "node-1";
+
+const FAULTS: [Fault; 6] = [
     Fault::IsolateLeader,
     Fault::LeaderFromMasters,
     Fault::Minority,
     Fault::NodeFromClients,
+    Fault::LeaderOneWay,
+    Fault::ClockSkew,
 ];
 
 /// A fault in force: what was cut, and the master that must rejoin after the heal.
@@ -154,7 +182,91 @@ async fn inject(c: &mut NetCluster, fault: Fault, round: usize, cut: u64) -> Cut
                 master: leader,
             }
         }
+        Fault::LeaderOneWay => {
+            for o in &others {
+                c.net
+                    .cut_one_way(&leader, o)
+                    .expect("drop what the leader sends the masters");
+            }
+            Cut {
+                what: format!(
+                    "what {leader} sends the other masters dropped (not the reverse) for {cut}s"
+                ),
+                master: leader,
+            }
+        }
+        Fault::ClockSkew => {
+            let follower = others[round % others.len()].to_string();
+            let secs = skew_of(round);
+            for h in [follower.as_str(), SKEWED_NODE] {
+                c.skew_clock(h, secs).expect("step a clock");
+            }
+            Cut {
+                what: format!("the clocks of {follower} and {SKEWED_NODE} {secs:+}s for {cut}s"),
+                master: follower,
+            }
+        }
     }
+}
+
+/// The clock step of the clock-skew round `round`: forward, then back the next time.
+fn skew_of(round: usize) -> i64 {
+    if (round / FAULTS.len()).is_multiple_of(2) {
+        SKEW_SECS
+    } else {
+        -SKEW_SECS
+    }
+}
+
+/// Runs `kdss-cli status` against the masters with its wall clock `offset` (libfaketime):
+/// whether it succeeded, and its stderr.
+async fn cli_status_at(c: &NetCluster, offset: &str) -> (bool, String) {
+    let cli = kdss_testkit::bin_path("kdss-cli").expect("kdss-cli built");
+    let masters: Vec<String> = (1..=3)
+        .map(|i| c.master_addr(&format!("master-{i}")))
+        .collect();
+    let mut cmd = tokio::process::Command::new(cli);
+    cmd.arg("status")
+        .env("KDSS_MASTERS", masters.join(","))
+        .env("KDSS_ACCESS_KEY", &c.access_key)
+        .env("KDSS_SECRET_KEY", &c.secret_key)
+        .env("KDSS_CA", &c.ca)
+        .env_remove("KDSS_CONFIG")
+        .envs(faketime_env(offset))
+        .kill_on_drop(true);
+    let o = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("kdss-cli status answered within 60 s")
+        .expect("run kdss-cli");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A client whose clock is off by less than the credential window is served; one off by
+/// more is refused with an error that says the clocks disagree (so an operator looks at
+/// NTP, not at the keys). What is wrong, if anything.
+async fn clock_window_problems(c: &NetCluster) -> Vec<String> {
+    let mut problems = Vec::new();
+    let inside = format!("{SKEW_SECS:+}s");
+    let (ok, err) = cli_status_at(c, &inside).await;
+    if !ok {
+        problems.push(format!(
+            "kdss-cli with its clock {inside} (inside the window) was refused: {err}"
+        ));
+    }
+    for outside in ["+200s", "-200s"] {
+        let (ok, err) = cli_status_at(c, outside).await;
+        eprintln!("[partition] kdss-cli status with its clock {outside}: ok {ok}, {err}");
+        if ok || !err.contains("clock skew") {
+            problems.push(format!(
+                "kdss-cli with its clock {outside} (outside the 120 s window) should be \
+                 refused with an error naming the clock skew; succeeded {ok}, said: {err}"
+            ));
+        }
+    }
+    problems
 }
 
 /// What the calls inside a fault window did: (acknowledged writes, answered reads,
@@ -229,29 +341,49 @@ fn overlapping(h: &History, window: (u64, u64), which: impl Fn(u64) -> bool) -> 
         .join("\n")
 }
 
-/// Waits (bounded) until a client of the minority mount completed a call without error
-/// that it began after `since`: the mount serves again by itself.
-async fn wait_minority_serves(rec: &Recorder, since: u64) -> Result<Duration, String> {
+/// Waits (bounded) until a call of the processes `which` selects, begun after `since`,
+/// completed as `served` asks: the cluster serving them again by itself after a heal.
+async fn wait_served(
+    rec: &Recorder,
+    since: u64,
+    which: impl Fn(u64) -> bool,
+    served: impl Fn(&Outcome, &Call) -> bool,
+    what: &str,
+) -> Result<Duration, String> {
     let start = Instant::now();
     loop {
-        let served = rec.history().ops.iter().any(|o| {
-            on_minority_mount(o.process)
-                && o.invoked_ns >= since
-                && matches!(
-                    o.outcome,
-                    Outcome::Ok | Outcome::Read { .. } | Outcome::Listed { .. }
-                )
-        });
-        if served {
+        let done = rec
+            .history()
+            .ops
+            .iter()
+            .any(|o| which(o.process) && o.invoked_ns >= since && served(&o.outcome, &o.call));
+        if done {
             return Ok(start.elapsed());
         }
         if start.elapsed() > FILE_CALL_BOUND {
-            return Err(format!(
-                "{MINORITY_MOUNT} served no call within {FILE_CALL_BOUND:?} of the heal"
-            ));
+            return Err(format!("{what} within {FILE_CALL_BOUND:?} of the heal"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Waits until a client of the minority mount completed a call without error that it
+/// began after `since`.
+async fn wait_minority_serves(rec: &Recorder, since: u64) -> Result<Duration, String> {
+    let answered = |o: &Outcome, _: &Call| {
+        matches!(
+            o,
+            Outcome::Ok | Outcome::Read { .. } | Outcome::Listed { .. }
+        )
+    };
+    let what = format!("{MINORITY_MOUNT} served no call");
+    wait_served(rec, since, on_minority_mount, answered, &what).await
+}
+
+/// Waits until some client's write begun after `since` was acknowledged.
+async fn wait_write_acked(rec: &Recorder, since: u64) -> Result<Duration, String> {
+    let acked = |o: &Outcome, c: &Call| *o == Outcome::Ok && matches!(c, Call::Put { .. });
+    wait_served(rec, since, |_| true, acked, "no write was acknowledged").await
 }
 
 /// Waits until the masters agree on one leader in one term, the formerly cut-off
@@ -289,7 +421,11 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
         return;
     }
     let full = std::env::var("KDSS_PARTITION").is_ok_and(|v| v == "full");
-    let (rounds, calm, cut) = if full { (8, 10, 30) } else { (4, 5, 15) };
+    let (rounds, calm, cut) = if full {
+        (2 * FAULTS.len(), 10, 30)
+    } else {
+        (FAULTS.len(), 5, 15)
+    };
     let rpc = MOUNT_RPC_TIMEOUT.to_string();
     let mut c = NetCluster::start(NetOpts {
         // Fail over within the test's call timeout, as a deploy on a real network would.
@@ -299,6 +435,13 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
         // strict close-to-open this test holds the mounts to (docs/partitions.md).
         mount_extra_toml: "entry_ttl = 0.0\nattr_ttl = 0.0\n".into(),
         mount_client: vec![("rpc_timeout".into(), rpc)],
+        // Any master may be the follower the clock-skew round picks.
+        skewable: vec![
+            "master-1".into(),
+            "master-2".into(),
+            "master-3".into(),
+            SKEWED_NODE.into(),
+        ],
         ..NetOpts::default()
     })
     .await
@@ -329,10 +472,16 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
     for round in 0..rounds {
         tokio::time::sleep(Duration::from_secs(calm)).await;
         let fault = FAULTS[round % FAULTS.len()];
-        let Cut { what, master } = inject(&mut c, fault, round, cut).await;
+        // Skewed clocks need no time to heal from, only enough traffic to show them
+        // serving: a shorter round keeps the CI-sized run near its budget.
+        let span = match fault {
+            Fault::ClockSkew => cut * 2 / 3,
+            _ => cut,
+        };
+        let Cut { what, master } = inject(&mut c, fault, round, span).await;
         let begin = rec.now_ns();
         eprintln!("[partition] round {round}: {what}");
-        tokio::time::sleep(Duration::from_secs(cut)).await;
+        tokio::time::sleep(Duration::from_secs(span)).await;
         let stuck = in_flight(&file_clients, |p| {
             matches!(fault, Fault::Minority) && on_minority_mount(p)
         });
@@ -349,9 +498,44 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
             .map(|s| s.commit_index)
             .unwrap_or(0);
         let end = rec.now_ns();
+        let mut skewed = String::new();
+        if let Fault::ClockSkew = fault {
+            // Still skewed: the clocks must show it, the follower must have kept up with
+            // the leader and the node must still count as online.
+            let want = skew_of(round);
+            // The Date header is cached and refreshed only once the wall clock passes
+            // the next second after the last refresh (hyper), so after a step back it
+            // stands still at the time of the step: `-span` after the round, not `want`.
+            let seen = if want < 0 { -(span as i64) } else { want };
+            for h in [master.as_str(), SKEWED_NODE] {
+                let off = clock_offset(&s3, &c, h).await;
+                eprintln!("[partition] round {round}: {h}'s clock is {off:?} s off");
+                match off {
+                    Ok(off) if (off - seen).abs() <= 2 => {}
+                    other => problems.push(format!(
+                        "round {round}: {h}'s clock should be {want:+}s off, its Date header \
+                         says {other:?}"
+                    )),
+                }
+            }
+            skewed = wait_rejoined(&mut c, &master, commit).await;
+            match node_online(&mut c, SKEWED_NODE).await {
+                Ok(true) => {}
+                other => problems.push(format!(
+                    "round {round}: {SKEWED_NODE}, its clock skewed, is not online: {other:?}"
+                )),
+            }
+            for h in [master.as_str(), SKEWED_NODE] {
+                c.skew_clock(h, 0).expect("set a clock right");
+            }
+            if round < FAULTS.len() {
+                problems.extend(clock_window_problems(&c).await);
+            }
+        }
         c.net.heal().expect("heal");
         let back = match fault {
             Fault::Minority => Some(wait_minority_serves(&rec, end).await),
+            Fault::LeaderOneWay => Some(wait_write_acked(&rec, end).await),
             _ => None,
         };
         let views = wait_rejoined(&mut c, &master, commit).await;
@@ -394,6 +578,25 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
                     problems.push(format!(
                         "round {round}: no write was acknowledged while a node was cut off \
                          from the clients: writes did not go around it"
+                    ));
+                }
+            }
+            Fault::LeaderOneWay => {
+                let back = back.expect("measured");
+                if let Err(e) = &back {
+                    problems.push(format!("round {round}: {e}"));
+                }
+                eprintln!(
+                    "[partition] round {round}: a write acknowledged {back:?} after the heal"
+                );
+                note += &format!("; a write acknowledged {back:?} after the heal");
+            }
+            Fault::ClockSkew => {
+                eprintln!("[partition] round {round}: while skewed, {master} followed: {skewed}");
+                if all.0 == 0 || all.1 == 0 {
+                    problems.push(format!(
+                        "round {round}: with {master} and {SKEWED_NODE} skewed, writes or \
+                         reads were not served: {all:?}"
                     ));
                 }
             }
@@ -500,6 +703,30 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
          agree with them",
         report.checked, report.keys, report.unknown_writes, report.lists
     );
+}
+
+/// How many seconds host `name`'s wall clock is ahead of the test's (negative: behind),
+/// read from the `Date` header of its HTTP side (whole seconds, so within a second).
+async fn clock_offset(s3: &S3, c: &NetCluster, name: &str) -> Result<i64, String> {
+    let path = if name.starts_with("master") {
+        "/health"
+    } else {
+        "/metrics"
+    };
+    let before = std::time::SystemTime::now();
+    let theirs = s3.date_of(&c.http_url(name, path)).await?;
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    };
+    Ok(secs(theirs) - secs(before))
+}
+
+/// Whether the leader counts node `id` online.
+async fn node_online(c: &mut NetCluster, id: &str) -> anyhow::Result<bool> {
+    let s = c.admin().await?.status().await?;
+    Ok(s.nodes.iter().any(|n| n.node_id == id && n.online))
 }
 
 /// Puts `key` with no body and etag `"<value>"` through master `m` (the etag is the value

@@ -32,6 +32,12 @@ pub struct NetOpts {
     pub mount_extra_toml: String,
     /// Keys of every mount's `[client]` table, values as TOML (`("rpc_timeout", "5")`).
     pub mount_client: Vec<(String, String)>,
+    /// Environment variables of single daemons, by host name: faults that live in the
+    /// process rather than on the wire (`("node-2", [("FAKETIME", "+90s")])`...).
+    pub env: Vec<(String, Vec<(String, String)>)>,
+    /// Hosts whose daemons run under libfaketime with a clock a test can step while they
+    /// run ([`NetCluster::skew_clock`]); they start on the true time.
+    pub skewable: Vec<String>,
 }
 
 impl Default for NetOpts {
@@ -46,6 +52,8 @@ impl Default for NetOpts {
             mounts: 0,
             mount_extra_toml: String::new(),
             mount_client: Vec::new(),
+            env: Vec::new(),
+            skewable: Vec::new(),
         }
     }
 }
@@ -182,10 +190,22 @@ impl NetCluster {
             "-c".into(),
             self.config_path(name).into_os_string(),
         ];
-        let env = vec![(
+        let mut env = vec![(
             "RUST_LOG".to_string(),
             std::env::var("KDSS_TEST_LOG").unwrap_or_else(|_| "info".into()),
         )];
+        if self.opts.skewable.iter().any(|h| h == name) {
+            let file = self.clock_file(name);
+            if !file.exists() {
+                self.skew_clock(name, 0)?;
+            }
+            env.extend(super::clock::skewable_env(&file));
+        }
+        for (host, vars) in &self.opts.env {
+            if host == name {
+                env.extend(vars.iter().cloned());
+            }
+        }
         let log = self.dir.path().join("logs").join(format!("{name}.log"));
         let p = Proc::spawn(name, Path::new("ip"), args, &env, log)?;
         self.procs.push(p);
@@ -333,6 +353,17 @@ impl NetCluster {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         bail!("gateway {addr} not listening within {READY:?}")
+    }
+
+    /// `https://IP:PORT/PATH` of the HTTP side of master or storage node `name`
+    /// (`/health`, `/metrics`): what a test reads a daemon's `Date` header from.
+    pub fn http_url(&self, name: &str, path: &str) -> String {
+        let port = if name.starts_with("master") {
+            MASTER_PORT + 1
+        } else {
+            NODE_PORT + 1
+        };
+        format!("https://{}:{port}{path}", self.net.host(name).ip)
     }
 
     /// `https://IP:PORT` of the gateway.

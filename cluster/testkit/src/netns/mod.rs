@@ -8,13 +8,16 @@
 //! 3 masters, 5 storage nodes (file-backed disks) and an S3 gateway on it with
 //! `ip netns exec`, from configs made out of `deploy/*.toml` (the documented multi-host
 //! deploy, TLS on, certificates from `kdss certs`), and stops them on drop; with
-//! [`NetOpts::mounts`] it also runs ksfs mounts of the bucket, each on a host of its own.
+//! [`NetOpts::mounts`] it also runs ksfs mounts of the bucket, each on a host of its own;
+//! [`NetOpts::skewable`] hosts run with a wall clock the test can step (`clock.rs`).
 
+mod clock;
 mod cluster;
 mod configs;
 mod mount;
 mod net;
 
+pub use clock::{LIBFAKETIME, faketime_env, faketime_unavailable};
 pub use cluster::{NetCluster, NetOpts};
 pub use net::{Host, Net};
 

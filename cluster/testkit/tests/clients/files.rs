@@ -1,12 +1,14 @@
 //! File clients: each a thread making blocking file calls through one ksfs mount, as an
 //! application on that mount's host would. A write replaces the whole file (a temporary
 //! file written and closed, then renamed over the key, so a reader never sees it half
-//! done); a read opens, reads and closes; a delete unlinks; a list reads the directory.
+//! done); a read opens, reads and closes; a delete unlinks; a rename moves one key onto
+//! its partner (`rename(2)`, atomic on the mount; S3 has no rename); a list reads the
+//! directory.
 //! Each is recorded as one operation from its first call to its last call's return, so
 //! the history check covers close-to-open across mounts: a read whose open began after
 //! another mount's write (close and rename) returned must see that write or a later one.
 
-use super::{KEYS, body_len, body_of, is_key, random_key, value_of};
+use super::{KEYS, body_len, body_of, is_key, random_key, rename_partner, value_of};
 use kdss_history::{Call, Outcome, Recorder};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -97,12 +99,13 @@ fn run(
     while !stop.load(Ordering::Relaxed) {
         n += 1;
         let key = random_key();
-        let call = match rand::random_range(0..20) {
-            0..7 => Call::Put {
+        let call = match (rand::random_range(0..20), rename_partner(&key)) {
+            (0..6, _) => Call::Put {
                 value: format!("f{process}-{n}"),
             },
-            7..14 => Call::Get,
-            14..17 => Call::Delete,
+            (6..12, _) | (15..17, None) => Call::Get,
+            (12..15, _) => Call::Delete,
+            (15..17, Some(to)) => Call::Rename { to },
             _ => Call::List,
         };
         let on = if call == Call::List { "" } else { key.as_str() };
@@ -149,6 +152,13 @@ pub fn one_call(root: &Path, process: u64, n: u64, key: &str, call: &Call) -> Ou
         Call::Delete => match std::fs::remove_file(&path) {
             Ok(()) => Outcome::Ok,
             Err(e) if e.kind() == ErrorKind::NotFound => Outcome::Ok,
+            Err(_) => Outcome::Unknown,
+        },
+        // Not found: the source was absent, and a rename that finds no source moves
+        // nothing (a mount must not answer it after moving the file).
+        Call::Rename { to } => match std::fs::rename(&path, root.join(to)) {
+            Ok(()) => Outcome::Ok,
+            Err(e) if e.kind() == ErrorKind::NotFound => Outcome::Failed,
             Err(_) => Outcome::Unknown,
         },
         Call::List => list(root).map_or(Outcome::Unknown, |keys| Outcome::Listed { keys }),

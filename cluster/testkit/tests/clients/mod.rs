@@ -5,7 +5,7 @@
 pub mod files;
 pub mod s3;
 
-use kdss_history::{History, Operation, Outcome};
+use kdss_history::{Call, History, Operation, Outcome};
 use std::time::Duration;
 
 /// How long a client waits for an answer before it counts the call as unknown.
@@ -16,6 +16,14 @@ pub const KEYS: usize = 5;
 /// A random key of the key space.
 pub fn random_key() -> String {
     format!("k{}", rand::random_range(0..KEYS))
+}
+
+/// The key `key` may be renamed to: keys are renamed only within pairs (`k0`/`k1`,
+/// `k2`/`k3`), so the history checker judges each pair as one small map; `k4` is never
+/// renamed and stays checked alone.
+pub fn rename_partner(key: &str) -> Option<String> {
+    let n: usize = key.strip_prefix('k')?.parse().ok()?;
+    (n < KEYS - KEYS % 2).then(|| format!("k{}", n ^ 1))
 }
 
 /// Whether `name` is a key of the key space (lists leave out everything else, such as
@@ -57,11 +65,12 @@ pub fn value_of(body: &[u8]) -> String {
 pub fn summary(h: &History) -> String {
     let count = |f: &dyn Fn(&Operation) -> bool| h.ops.iter().filter(|o| f(o)).count();
     format!(
-        "{} calls ({} through mounts): {} acknowledged writes and deletes, {} reads and {} \
-         lists answered, {} unknown, {} failed",
+        "{} calls ({} through mounts): {} acknowledged writes, deletes and renames ({} \
+         renames), {} reads and {} lists answered, {} unknown, {} failed",
         h.ops.len(),
         count(&|o| files::is_file_process(o.process)),
         count(&|o| o.outcome == Outcome::Ok),
+        count(&|o| o.outcome == Outcome::Ok && matches!(o.call, Call::Rename { .. })),
         count(&|o| matches!(o.outcome, Outcome::Read { .. })),
         count(&|o| matches!(o.outcome, Outcome::Listed { .. })),
         count(&|o| o.outcome == Outcome::Unknown),

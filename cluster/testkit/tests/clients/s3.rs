@@ -40,6 +40,18 @@ impl S3 {
         }
     }
 
+    /// The time in the `Date` header of an HTTPS GET of `url`: the answering daemon's
+    /// wall clock, to the second.
+    pub async fn date_of(&self, url: &str) -> Result<SystemTime, String> {
+        let r = self.http.get(url).send().await.map_err(|e| e.to_string())?;
+        let date = r
+            .headers()
+            .get("date")
+            .ok_or_else(|| format!("{url}: no Date header"))?;
+        let text = date.to_str().map_err(|e| e.to_string())?;
+        httpdate::parse_http_date(text).map_err(|e| format!("{url}: Date {text:?}: {e}"))
+    }
+
     pub async fn send(&self, method: &str, key: &str, body: Option<Vec<u8>>) -> Answer {
         let url = presign_url(&PresignParams {
             endpoint: &self.endpoint,
@@ -102,7 +114,7 @@ pub async fn client(process: u64, s3: S3, rec: Recorder, stop: Arc<AtomicBool>) 
             }
             Call::Get => s3.send("GET", &key, None).await,
             Call::Delete => s3.send("DELETE", &key, None).await,
-            Call::List => unreachable!("S3 clients do not list"),
+            Call::List | Call::Rename { .. } => unreachable!("S3 clients neither list nor rename"),
         };
         let o = outcome(&call, &answer);
         if o == Outcome::Unknown {

@@ -97,7 +97,19 @@ impl Cluster {
             std::env::var("KDSS_TEST_LOG").unwrap_or_else(|_| "info".into()),
         )];
         let mut say = |s: &str| eprintln!("[testkit] {s}");
-        let inner = LocalCluster::start(spec, &mut say).await?;
+        // A port free when planned may be taken by another test process before the check
+        // that precedes every start (a full run starts hundreds of clusters); nothing is
+        // written before that check, so the same spec plans other free ports.
+        let mut tries = 0;
+        let inner = loop {
+            match LocalCluster::start(spec.clone(), &mut say).await {
+                Err(kdss_launch::LaunchError::PortInUse { addr, what, .. }) if tries < 3 => {
+                    tries += 1;
+                    say(&format!("{addr} ({what}) was taken meanwhile; other ports"));
+                }
+                r => break r?,
+            }
+        };
         Ok(Cluster {
             inner: Some(inner),
             dir,

@@ -32,6 +32,9 @@ fn concat(parts: Vec<Bytes>) -> Bytes {
     if parts.len() == 1 {
         return parts.into_iter().next().expect("one part");
     }
+    // The one copy of a multi-block read: blocks are sliced, never joined per shard first
+    // (joining shard by shard and then the shards cost a second full copy, ~20 % of a
+    // sequential reader's CPU in a perf profile, issue 19).
     let mut b = BytesMut::with_capacity(parts.iter().map(|p| p.len()).sum());
     for p in parts {
         b.extend_from_slice(&p);
@@ -58,7 +61,7 @@ pub(crate) async fn read_stripe_range(
         .iter()
         .map(|p| read_shard_range(sh, stripe, p.shard, p.offset, p.len, opts));
     let parts = futures::future::try_join_all(futs).await?;
-    Ok(concat(parts))
+    Ok(concat(parts.into_iter().flatten().collect()))
 }
 
 async fn read_shard_range(
@@ -68,7 +71,7 @@ async fn read_shard_range(
     offset: u64,
     len: u64,
     opts: &ReadOpts,
-) -> Result<Bytes, ShardFault> {
+) -> Result<Vec<Bytes>, ShardFault> {
     let (b0, b1) = block_span(BLOCK_SIZE, offset, len);
     let blocks = get_blocks(
         sh.clone(),
@@ -80,21 +83,16 @@ async fn read_shard_range(
         opts.clone(),
     )
     .await?;
-    let skip = (offset - b0 * BLOCK_SIZE) as usize;
-    if blocks.len() == 1 {
-        return Ok(blocks[0].slice(skip..skip + len as usize));
-    }
-    let mut out = BytesMut::with_capacity(len as usize);
+    let mut skip = (offset - b0 * BLOCK_SIZE) as usize;
     let mut need = len as usize;
-    let mut first = true;
+    let mut out = Vec::with_capacity(blocks.len());
     for b in blocks {
-        let from = if first { skip } else { 0 };
-        first = false;
-        let n = (b.len() - from).min(need);
-        out.extend_from_slice(&b[from..from + n]);
+        let n = (b.len() - skip).min(need);
+        out.push(b.slice(skip..skip + n));
+        skip = 0;
         need -= n;
     }
-    Ok(out.freeze())
+    Ok(out)
 }
 
 /// The blocks `[b0, b1)` of one shard, from the cache, from fetches in flight, or fetched now.

@@ -90,6 +90,15 @@ fn attr(a: kdss_proto::master::Attr) -> Reply {
     })
 }
 
+/// The attributes of directory `parent` after a change of its entries.
+async fn parent_attr(
+    c: &mut SqliteConnection,
+    bucket: &str,
+    parent: u64,
+) -> Result<Option<kdss_proto::master::Attr>> {
+    Ok(Some(crate::tree::inode_in(c, bucket, parent).await?.attr()))
+}
+
 /// The reply of a call that added a name to `parent`: the new node and the directory.
 async fn attr_in(
     c: &mut SqliteConnection,
@@ -97,17 +106,17 @@ async fn attr_in(
     parent: u64,
     a: kdss_proto::master::Attr,
 ) -> Result<Reply> {
-    let p = crate::tree::inode_in(c, bucket, parent).await?.attr();
     Ok(Reply::Attr(AttrReply {
         attr: Some(a),
-        parent: Some(p),
+        parent: parent_attr(c, bucket, parent).await?,
     }))
 }
 
 /// The reply of a call that removed a name from `parent`.
 async fn unlinked(c: &mut SqliteConnection, bucket: &str, parent: u64) -> Result<Reply> {
-    let p = crate::tree::inode_in(c, bucket, parent).await?.attr();
-    Ok(Reply::Unlink(UnlinkReply { parent: Some(p) }))
+    Ok(Reply::Unlink(UnlinkReply {
+        parent: parent_attr(c, bucket, parent).await?,
+    }))
 }
 
 async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {

@@ -1,8 +1,8 @@
 //! Read queries, one per read RPC. Each runs in one read transaction (a consistent
-//! snapshot) on the pool, except the two-statement Lookup; domain failures come back as `MetaError::Failure`. Shard
-//! locations carry node_id and disk_id; the master fills node_addr and capabilities.
-//! Stripe bookkeeping reads (refcounts, stripes on a disk, GC candidates) are in
-//! `stripe_reads.rs` and re-exported here.
+//! snapshot) on the pool, except the two-statement Lookup; domain failures come back as
+//! `MetaError::Failure`. Shard locations carry node_id and disk_id; the master fills
+//! node_addr and capabilities. Stripe bookkeeping reads (refcounts, stripes on a disk, GC
+//! candidates) are in `stripe_reads.rs` and re-exported here.
 
 use crate::accounts::{self, bucket_from_row, user_from_row};
 use crate::error::{Result, einval, fail, no_such_key};

@@ -69,11 +69,6 @@ impl AtimeDue {
             a.atime_ns = a.atime_ns.max(*t);
         }
     }
-
-    /// Atimes waiting for their commit.
-    pub fn pending(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 /// The SetAttr of an atime update: atime `atime_ns`, ctime left as stored.
@@ -89,7 +84,8 @@ fn atime_request(bucket: &str, ino: u64, atime_ns: i64, ctime_ns: i64) -> pb::Se
     }
 }
 
-/// Commits one atime; failures are logged (a read never fails for its atime).
+/// Commits one atime from a background task (no `Ksfs` to borrow there); failures are
+/// logged: a read never fails for its atime.
 async fn commit(master: MasterClient, req: pb::SetAttrRequest, deadline: Duration) {
     let ino = req.ino;
     match tokio::time::timeout(deadline, master.set_attr(req)).await {
@@ -123,9 +119,8 @@ impl Ksfs {
         }
         let now = kdss_common::time::now_ns();
         let req = atime_request(&self.bucket, ino, now, ctime_ns);
-        let master = self.client.master().clone();
         let Ok(slot) = self.atime_due.commits.clone().try_acquire_owned() else {
-            commit(master, req, self.timeout).await;
+            self.set_atime(req).await;
             return;
         };
         let pending = self.atime_due.pending.clone();
@@ -133,7 +128,7 @@ impl Ksfs {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(ino, now);
-        let deadline = self.timeout;
+        let (master, deadline) = (self.client.master().clone(), self.timeout);
         tokio::spawn(async move {
             commit(master, req, deadline).await;
             let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
@@ -165,8 +160,15 @@ impl Ksfs {
         if !self.atime.due(&a, now) {
             return;
         }
-        let req = atime_request(&self.bucket, ino, now, a.ctime_ns);
-        commit(self.client.master().clone(), req, self.timeout).await;
-        self.dir_attrs.forget(ino);
+        self.set_atime(atime_request(&self.bucket, ino, now, a.ctime_ns))
+            .await;
+    }
+
+    /// Commits an atime before returning, through the mount's own SetAttr path.
+    async fn set_atime(&self, req: pb::SetAttrRequest) {
+        let ino = req.ino;
+        if let Err(e) = self.set_attr_raw(req).await {
+            tracing::debug!(ino, error = ?e, "atime update failed");
+        }
     }
 }

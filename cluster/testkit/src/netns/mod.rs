@@ -1,6 +1,7 @@
 //! A cluster spread over network namespaces, so tests see what separate hosts see: each
 //! daemon has its own network stack and address on a Linux bridge, and faults are cut
-//! into the wire between them (routes that drop packets, links taken down, `tc netem`).
+//! into the wire between them (routes that drop packets, links taken down, links the test
+//! process carries with delay, jitter and loss: `wire.rs`).
 //!
 //! [`Net`] is the wire: a bridge in the root namespace (the test process reaches every
 //! host through it) and one namespace per host joined to it by a veth pair, named with a
@@ -16,10 +17,12 @@ mod cluster;
 mod configs;
 mod mount;
 mod net;
+mod wire;
 
 pub use clock::{LIBFAKETIME, faketime_env, faketime_unavailable};
 pub use cluster::{NetCluster, NetOpts};
 pub use net::{Host, Net};
+pub use wire::Impairment;
 
 use anyhow::{Context, bail};
 use std::process::Command;

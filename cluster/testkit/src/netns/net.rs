@@ -1,8 +1,9 @@
 //! The wire of a test run: a bridge, one namespace per host, and the faults cut into it.
 
-use super::{ip, run};
+use super::ip;
+use super::wire::{Impairment, ShapedLink};
 use anyhow::{Context, bail};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 /// One host of the test network: a namespace with one interface on the bridge.
@@ -13,7 +14,8 @@ pub struct Host {
     pub ns: String,
     /// The host's address on the bridge.
     pub ip: String,
-    /// The root-namespace end of its veth pair (a port of the bridge).
+    /// Its port on the bridge: the root-namespace end of its veth pair, or the outer TAP
+    /// device of a shaped link.
     veth: String,
 }
 
@@ -26,11 +28,19 @@ pub struct Net {
     pub hosts: Vec<Host>,
     /// Routes added to cut links: (in namespace of host, toward host).
     cuts: BTreeSet<(usize, usize)>,
+    /// Links the test process carries (by host index), so they can be impaired.
+    links: BTreeMap<usize, ShapedLink>,
 }
 
 impl Net {
     /// Makes the bridge and one namespace per name, each with address `.N` (N from 11).
     pub fn new(names: &[String]) -> anyhow::Result<Net> {
+        Net::with_shaped(names, &[])
+    }
+
+    /// As [`Net::new`], with the hosts named in `shaped` joined to the bridge by a link
+    /// the test process carries ([`Net::impair`]) instead of a veth pair.
+    pub fn with_shaped(names: &[String], shaped: &[String]) -> anyhow::Result<Net> {
         let id = format!("{:05x}", rand_u32() & 0xfffff);
         let prefix = free_prefix()?;
         let mut net = Net {
@@ -39,6 +49,7 @@ impl Net {
             prefix,
             hosts: Vec::new(),
             cuts: BTreeSet::new(),
+            links: BTreeMap::new(),
         };
         ip(&["link", "add", &net.bridge, "type", "bridge"])?;
         ip(&[
@@ -60,9 +71,13 @@ impl Net {
             net.hosts.push(host.clone());
             let peer = format!("kd{}p{i}", net.id);
             ip(&["netns", "add", &host.ns])?;
-            ip(&[
-                "link", "add", &host.veth, "type", "veth", "peer", "name", &peer,
-            ])?;
+            if shaped.contains(name) {
+                net.links.insert(i, ShapedLink::new(&peer, &host.veth)?);
+            } else {
+                ip(&[
+                    "link", "add", &host.veth, "type", "veth", "peer", "name", &peer,
+                ])?;
+            }
             ip(&["link", "set", &host.veth, "master", &net.bridge, "up"])?;
             ip(&["link", "set", &peer, "netns", &host.ns])?;
             let n = &host.ns;
@@ -132,8 +147,11 @@ impl Net {
         self.partition(&[name], &others)
     }
 
-    /// Removes every cut.
+    /// Removes every cut and every impairment.
     pub fn heal(&mut self) -> anyhow::Result<()> {
+        for link in self.links.values() {
+            link.set(Impairment::default());
+        }
         for (f, t) in std::mem::take(&mut self.cuts) {
             let dst = format!("{}/32", self.hosts[t].ip);
             ip(&["-n", &self.hosts[f].ns, "route", "del", "blackhole", &dst])?;
@@ -148,22 +166,31 @@ impl Net {
         ip(&["link", "set", &h.veth, if up { "up" } else { "down" }])
     }
 
-    /// Applies `tc netem` to what `name` sends, e.g. `["delay", "50ms", "10ms"]` or
-    /// `["loss", "5%"]`; an empty list removes it. Fails with tc's message where the
-    /// kernel has no netem (`sch_netem`).
-    pub fn netem(&self, name: &str, args: &[&str]) -> anyhow::Result<()> {
-        let ns = &self.host(name).ns;
-        if args.is_empty() {
-            return run("tc", &["-n", ns, "qdisc", "del", "dev", "eth0", "root"]);
+    /// Delays, jitters and drops what `name` sends and receives, as `tc netem` would on
+    /// both ends of its link; [`Net::heal`] or a default [`Impairment`] removes it. Only
+    /// for hosts made shaped ([`Net::with_shaped`]).
+    pub fn impair(&self, name: &str, imp: Impairment) -> anyhow::Result<()> {
+        match self.links.get(&self.index(name)) {
+            Some(link) => {
+                link.set(imp);
+                Ok(())
+            }
+            None => bail!("{name}'s link is a veth pair, not shaped: list it in `shaped`"),
         }
-        let mut a = vec!["-n", ns, "qdisc", "replace", "dev", "eth0", "root", "netem"];
-        a.extend_from_slice(args);
-        run("tc", &a)
+    }
+
+    /// Frames `name`'s shaped link dropped by loss so far (0 for a veth host).
+    pub fn dropped(&self, name: &str) -> u64 {
+        self.links
+            .get(&self.index(name))
+            .map_or(0, ShapedLink::dropped)
     }
 }
 
 impl Drop for Net {
     fn drop(&mut self) {
+        // Closing a shaped link's TAP devices removes them.
+        self.links.clear();
         // Deleting a namespace deletes its end of the veth pair, and with it our end.
         for h in &self.hosts {
             let _ = ip(&["netns", "del", &h.ns]);

@@ -38,6 +38,9 @@ pub struct NetOpts {
     /// Hosts whose daemons run under libfaketime with a clock a test can step while they
     /// run ([`NetCluster::skew_clock`]); they start on the true time.
     pub skewable: Vec<String>,
+    /// Hosts whose links the test process carries, so a test can delay and drop their
+    /// frames ([`super::Net::impair`]); the others are veth pairs.
+    pub shaped: Vec<String>,
 }
 
 impl Default for NetOpts {
@@ -54,6 +57,7 @@ impl Default for NetOpts {
             mount_client: Vec::new(),
             env: Vec::new(),
             skewable: Vec::new(),
+            shaped: Vec::new(),
         }
     }
 }
@@ -103,7 +107,7 @@ impl NetCluster {
         names.extend((1..=opts.nodes).map(|i| format!("node-{i}")));
         names.push("s3gw-1".into());
         names.extend((1..=opts.mounts).map(|i| format!("mount-{i}")));
-        let net = Net::new(&names)?;
+        let net = Net::with_shaped(&names, &opts.shaped)?;
         let dir = tempfile::Builder::new()
             .prefix("netns-")
             .tempdir_in(test_tmp_root())?;

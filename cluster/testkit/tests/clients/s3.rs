@@ -1,6 +1,6 @@
 //! S3 clients: presigned URLs over HTTPS trusting the cluster CA.
 
-use super::{CALL_TIMEOUT, KEYS, body_len, body_of, random_key, value_of};
+use super::{CALL_TIMEOUT, KEYS, body_len, body_of, is_key, random_key, value_of};
 use kdss_common::presign::{PresignParams, presign_url};
 use kdss_history::{Call, Outcome, Recorder};
 use kdss_testkit::netns::NetCluster;
@@ -89,8 +89,29 @@ pub fn outcome(call: &Call, a: &Answer) -> Outcome {
         (Call::Get, Ok((404, body))) if String::from_utf8_lossy(body).contains("NoSuchKey") => {
             Outcome::Read { value: None }
         }
+        (Call::List, Ok((200, body))) => match listed_keys(body) {
+            Some(keys) => Outcome::Listed { keys },
+            None => Outcome::Unknown,
+        },
         _ => Outcome::Unknown,
     }
+}
+
+/// The keys of the key space a ListObjects answer names (sorted), or `None` when the
+/// answer is not a whole, untruncated listing.
+fn listed_keys(body: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("</ListBucketResult>") || text.contains("<IsTruncated>true") {
+        return None;
+    }
+    let mut keys: Vec<String> = text
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+        .filter(|k| is_key(k))
+        .collect();
+    keys.sort();
+    Some(keys)
 }
 
 /// One S3 client: random calls on the key space until `stop`, one at a time.
@@ -103,10 +124,12 @@ pub async fn client(process: u64, s3: S3, rec: Recorder, stop: Arc<AtomicBool>) 
             0..4 => Call::Put {
                 value: format!("p{process}-{n}"),
             },
-            4..8 => Call::Get,
+            4..7 => Call::Get,
+            7 => Call::List,
             _ => Call::Delete,
         };
-        let pending = rec.invoke(process, &key, call.clone());
+        let on = if call == Call::List { "" } else { key.as_str() };
+        let pending = rec.invoke(process, on, call.clone());
         let answer = match &call {
             Call::Put { value } => {
                 s3.send("PUT", &key, Some(body_of(value, body_len(n))))
@@ -114,7 +137,10 @@ pub async fn client(process: u64, s3: S3, rec: Recorder, stop: Arc<AtomicBool>) 
             }
             Call::Get => s3.send("GET", &key, None).await,
             Call::Delete => s3.send("DELETE", &key, None).await,
-            Call::List | Call::Rename { .. } => unreachable!("S3 clients neither list nor rename"),
+            // ListObjects (v1) of the whole bucket: the key space and the file clients'
+            // temporary files, far below one page.
+            Call::List => s3.send("GET", "", None).await,
+            Call::Rename { .. } => unreachable!("S3 has no rename"),
         };
         let o = outcome(&call, &answer);
         if o == Outcome::Unknown {

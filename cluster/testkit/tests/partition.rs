@@ -355,6 +355,12 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
                         "round {round}: with its clock outside the window, {e}"
                     )),
                 }
+                if !clocks::log_names_skew(&c, SKEWED_NODE) {
+                    problems.push(format!(
+                        "round {round}: {SKEWED_NODE}'s log does not say its calls were \
+                         refused for clock skew"
+                    ));
+                }
             }
             Fault::SlowLossyLinks => {
                 let dropped: Vec<String> = c

@@ -167,3 +167,10 @@ pub async fn wait_node(
         if online { "online" } else { "offline" }
     ))
 }
+
+/// Whether `host`'s log names the clock skew: what an operator reads to learn why a node
+/// with a wrong clock went offline.
+pub fn log_names_skew(c: &NetCluster, host: &str) -> bool {
+    let log = c.dir.path().join("logs").join(format!("{host}.log"));
+    std::fs::read_to_string(log).is_ok_and(|t| t.contains("clock skew"))
+}

@@ -476,6 +476,21 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
     }
     let dead = c.dead();
     assert!(dead.is_empty(), "daemons died: {dead:?}");
+    // At most one node is out of reach in any round, so the rest always hold a stripe's
+    // k+m disks: a refusal for want of disks means the leader lost track of healthy nodes.
+    let gateway_log =
+        std::fs::read_to_string(c.dir.path().join("logs").join("s3gw-1.log")).unwrap_or_default();
+    let no_disks: Vec<&str> = gateway_log
+        .lines()
+        .filter(|l| l.contains("InsufficientStorage"))
+        .collect();
+    if let Some(first) = no_disks.first() {
+        problems.push(format!(
+            "the gateway refused {} writes for want of writable disks while at most one node \
+             was out of reach; the first: {first}",
+            no_disks.len()
+        ));
+    }
 
     let mut history = rec.history();
     if std::env::var_os("KDSS_PARTITION_CORRUPT").is_some() {

@@ -119,6 +119,13 @@ impl MasterService {
     }
 
     /// RegisterNode and Heartbeat: recorded locally, relayed once to the other members.
+    /// The leader's view is the one placement uses, so a follower answers only once the
+    /// leader took the relay; when it cannot reach the leader it refuses, naming it, and
+    /// the node registers with the leader itself; a leader answers only inside its read
+    /// lease, so a node does not stay with one that lost its quorum. (A fire-and-forget
+    /// relay left nodes talking to a follower whose sends to the leader were lost: they
+    /// heard answers and stayed, the leader aged every node out and refused all writes,
+    /// issue 17's one-way round.)
     pub(crate) async fn node_heartbeat(
         &self,
         req: Request<pb::RegisterNodeRequest>,
@@ -136,40 +143,77 @@ impl MasterService {
             .record(&r)
             .map_err(|e| Status::failed_precondition(e.to_string()))?;
         if !relayed {
-            self.relay(r);
+            let members = self.members();
+            let leader_id = self.st.raft.metrics().borrow().current_leader;
+            let leader = leader_id
+                .filter(|l| *l != self.st.id)
+                .and_then(|l| members.iter().find(|(id, _)| *id == l).cloned());
+            // Every other member keeps its own view of the nodes, so a master elected
+            // while this one cannot reach the leader already knows them.
+            for (id, addr) in members {
+                if id != self.st.id && leader.as_ref().is_none_or(|(l, _)| *l != id) {
+                    let (this, r) = (self.clone(), r.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = this.relay_to(id, &addr, r).await {
+                            tracing::debug!(peer = id, error = %e, "heartbeat relay failed");
+                        }
+                    });
+                }
+            }
+            if leader_id == Some(self.st.id) {
+                // A leader cut off from the other masters keeps believing it leads; its
+                // view of the nodes is worthless to the leader they elect, so it answers
+                // only while a quorum confirms it (the read lease).
+                self.st.read_barrier().await?;
+            }
+            if let Some((id, addr)) = &leader
+                && let Err(e) = self.relay_to(*id, addr, r.clone()).await
+            {
+                tracing::info!(leader = %addr, error = %e, node = %r.node_id,
+                    "cannot relay a node's heartbeat to the leader; sending the node there");
+                return Err(crate::raft::status::no_leader(Some(addr)));
+            }
         }
         Ok(Response::new(pb::RegisterNodeReply {
             heartbeat_interval_ms: HEARTBEAT_INTERVAL.as_millis() as u64,
         }))
     }
 
-    fn relay(&self, r: pb::RegisterNodeRequest) {
-        let members: Vec<(u64, String)> = {
-            let m = self.st.raft.metrics();
-            let m = m.borrow();
-            m.membership_config
-                .membership()
-                .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
-                .collect()
-        };
-        for (id, addr) in members.into_iter().filter(|(id, _)| *id != self.st.id) {
-            let Ok(ch) = self.st.channel(&addr) else {
-                continue;
-            };
-            let mut req =
-                crate::raft::network::with_cluster(&self.st.raft.config().cluster_name, r.clone());
-            req.metadata_mut().insert(
-                RELAYED_HEADER,
-                tonic::metadata::MetadataValue::from_static("1"),
-            );
-            req.set_timeout(std::time::Duration::from_secs(2));
-            let signer = kdss_common::auth::signer::Signer::service(&self.st.secret);
-            tokio::spawn(async move {
-                if let Err(e) = MasterClient::new(signer.wrap(ch)).heartbeat(req).await {
-                    tracing::debug!(peer = id, error = %e, "heartbeat relay failed");
-                }
-            });
+    /// Every member of the Raft group: (id, address).
+    fn members(&self) -> Vec<(u64, String)> {
+        let m = self.st.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+
+    /// Hands a node's report to member `id` at `addr`, marked relayed so it goes no
+    /// further; at most 1 s, well inside the node's heartbeat deadline.
+    async fn relay_to(
+        &self,
+        id: u64,
+        addr: &str,
+        r: pb::RegisterNodeRequest,
+    ) -> Result<(), Status> {
+        let ch = self.st.channel(addr)?;
+        let mut req = crate::raft::network::with_cluster(&self.st.raft.config().cluster_name, r);
+        req.metadata_mut().insert(
+            RELAYED_HEADER,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        let deadline = std::time::Duration::from_secs(1);
+        req.set_timeout(deadline);
+        let signer = kdss_common::auth::signer::Signer::service(&self.st.secret);
+        let mut client = MasterClient::new(signer.wrap(ch));
+        match tokio::time::timeout(deadline, client.heartbeat(req)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "member {id} ({addr}) did not take the relay within {deadline:?}"
+            ))),
         }
     }
 

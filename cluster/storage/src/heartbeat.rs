@@ -39,6 +39,10 @@ impl Advertise {
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
 const RETRY: Duration = Duration::from_secs(1);
+/// Wait before asking another master after one refused the node (answered, so alive).
+const REFUSED_RETRY: Duration = Duration::from_millis(200);
+/// How long a master that refused the node is skipped when a hint names it again.
+const REFUSED_FOR: Duration = Duration::from_secs(3);
 
 /// Deadline of a registration (forwarded to the leader by a follower, so it may take a
 /// Raft-loaded master a while).
@@ -90,13 +94,30 @@ pub async fn run(
     let mut failures = 0u64;
     let mut next = 0usize;
     let mut leader_hint: Option<String> = None;
+    // The master that last turned the node away and when: a hint pointing straight back
+    // to it (a follower naming a leader that lost its quorum) is not followed for a while,
+    // so the node tries the other masters instead of bouncing between the two.
+    let mut refused: Option<(String, std::time::Instant)> = None;
     loop {
         if *stop.borrow() {
             return;
         }
-        let addr = leader_hint
-            .take()
-            .unwrap_or_else(|| masters[next % masters.len()].clone());
+        let recently_refused = |a: &String| {
+            refused
+                .as_ref()
+                .is_some_and(|(r, at)| r == a && at.elapsed() < REFUSED_FOR)
+        };
+        let addr = match leader_hint.take() {
+            Some(h) if !recently_refused(&h) => h,
+            _ => {
+                let mut a = masters[next % masters.len()].clone();
+                if recently_refused(&a) && masters.len() > 1 {
+                    next += 1;
+                    a = masters[next % masters.len()].clone();
+                }
+                a
+            }
+        };
         next += 1;
         let mut delay = RETRY;
         if let Some(mut client) = connect(&addr, &signer).await {
@@ -124,6 +145,7 @@ pub async fn run(
                         {
                             tracing::warn!(master = %addr, status = %s, "heartbeat failed; registering again");
                             leader_hint = leader_of(&s);
+                            refused = Some((addr.clone(), std::time::Instant::now()));
                             break;
                         }
                     }
@@ -131,6 +153,9 @@ pub async fn run(
                 }
                 Err(s) => {
                     leader_hint = leader_of(&s);
+                    refused = Some((addr.clone(), std::time::Instant::now()));
+                    // An answer, not a silence: the next master is worth asking soon.
+                    delay = REFUSED_RETRY;
                     failures += 1;
                     if failures % 30 == 1 {
                         tracing::warn!(master = %addr, status = %s, "master refused registration; retrying");

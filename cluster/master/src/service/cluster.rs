@@ -16,6 +16,10 @@ use tonic::{Request, Response, Status};
 
 type R<T> = Result<Response<T>, Status>;
 
+/// How long a master may take to pass a node's report on to the leader, or to confirm
+/// it leads, before it turns the node away: well inside the node's heartbeat deadline.
+const RELAY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl MasterService {
     /// Authenticates and requires an admin.
     pub(crate) async fn admin(&self, md: &MetadataMap) -> Result<Caller, Status> {
@@ -163,8 +167,13 @@ impl MasterService {
             if leader_id == Some(self.st.id) {
                 // A leader cut off from the other masters keeps believing it leads; its
                 // view of the nodes is worthless to the leader they elect, so it answers
-                // only while a quorum confirms it (the read lease).
-                self.st.read_barrier().await?;
+                // only while a quorum confirms it (the read lease), and quickly: a node
+                // waiting here is not registering with the leader the others elect.
+                let confirm = tokio::time::timeout(RELAY_DEADLINE, self.st.read_barrier());
+                match confirm.await {
+                    Ok(r) => r?,
+                    Err(_) => return Err(crate::raft::status::no_leader(None)),
+                }
             }
             if let Some((id, addr)) = &leader
                 && let Err(e) = self.relay_to(*id, addr, r.clone()).await
@@ -191,7 +200,7 @@ impl MasterService {
     }
 
     /// Hands a node's report to member `id` at `addr`, marked relayed so it goes no
-    /// further; at most 1 s, well inside the node's heartbeat deadline.
+    /// further; at most [`RELAY_DEADLINE`].
     async fn relay_to(
         &self,
         id: u64,
@@ -204,7 +213,7 @@ impl MasterService {
             RELAYED_HEADER,
             tonic::metadata::MetadataValue::from_static("1"),
         );
-        let deadline = std::time::Duration::from_secs(1);
+        let deadline = RELAY_DEADLINE;
         req.set_timeout(deadline);
         let signer = kdss_common::auth::signer::Signer::service(&self.st.secret);
         let mut client = MasterClient::new(signer.wrap(ch));

@@ -1,4 +1,5 @@
-//! Two mounts of one bucket (close-to-open consistency), `cp -r` of a source tree then
+//! Two mounts of one bucket (close-to-open consistency, also for files replaced by a
+//! rename while the other mount still caches their names), `cp -r` of a source tree then
 //! `diff -r` through both mounts, the `df` figures, and a dead master giving EIO within
 //! the configured timeout instead of a hang.
 
@@ -98,6 +99,54 @@ async fn two_mounts_copy_tree_and_df() -> anyhow::Result<()> {
         close_to_open(&a, &b);
         copy_tree_and_diff(&a, &b);
         df_figures(&a);
+    });
+    Ok(())
+}
+
+/// A file replaced (temporary file renamed over it) or removed on A is seen so at B's
+/// next open, although B's kernel still caches the name (entry and attribute caches of
+/// 5 s, far longer than the steps take): B's open of the inode the name used to lead to
+/// answers ESTALE and the kernel looks the name up again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_on_one_mount_is_seen_at_the_next_open_on_another() -> anyhow::Result<()> {
+    require_fuse!();
+    let cluster = common::cluster().await?;
+    let ttl = "attr_ttl = 5.0\nentry_ttl = 5.0";
+    let a = KsfsMount::start(&cluster, "a", ttl).await?;
+    let b = KsfsMount::start(&cluster, "b", ttl).await?;
+    tokio::task::block_in_place(|| {
+        for round in 0..3 {
+            let (pa, pb) = (a.join("doc"), b.join("doc"));
+            fs::write(&pa, format!("old {round}")).unwrap();
+            assert_eq!(fs::read_to_string(&pb).unwrap(), format!("old {round}"));
+            // Replaced as editors and the partition test's clients do it.
+            let tmp = a.join(".doc.tmp");
+            fs::write(&tmp, format!("new {round}")).unwrap();
+            fs::rename(&tmp, &pa).unwrap();
+            assert_eq!(
+                fs::read_to_string(&pb).unwrap(),
+                format!("new {round}"),
+                "B read the file A replaced, at its next open"
+            );
+            // Replaced while A holds the old file open (the master keeps it for A).
+            let held = fs::File::open(&pa).unwrap();
+            fs::write(&tmp, format!("newer {round}")).unwrap();
+            fs::rename(&tmp, &pa).unwrap();
+            assert_eq!(
+                fs::read_to_string(&pb).unwrap(),
+                format!("newer {round}"),
+                "B read the file A replaced while holding the old one open"
+            );
+            drop(held);
+            // Removed on A: B's next open finds nothing.
+            fs::remove_file(&pa).unwrap();
+            let e = fs::read(&pb).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                std::io::ErrorKind::NotFound,
+                "B after A removed it"
+            );
+        }
     });
     Ok(())
 }

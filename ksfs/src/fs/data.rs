@@ -243,7 +243,8 @@ impl Ksfs {
             let changes_seen = d.changes.load(Ordering::Acquire);
             let (mut attr, reader) = self
                 .call(self.client.open_with_attr(&self.bucket, ino))
-                .await?;
+                .await
+                .map_err(stale_if_gone)?;
             drop(d);
             self.overlay(&mut attr);
             let s = Snapshot {
@@ -252,8 +253,13 @@ impl Ksfs {
             };
             (attr, Some(s))
         } else {
-            (self.getattr(ino).await?, None)
+            (self.getattr(ino).await.map_err(stale_if_gone)?, None)
         };
+        if attr.nlink == 0 && !self.files.is_open(ino) {
+            // Unlinked by another mount, alive only for the opens that pinned it; a new
+            // open reached it through a name the kernel still caches.
+            return Err(Errno::ESTALE);
+        }
         let atime_due = read && self.atime_due_at_open(&attr);
         let mut o = self.opened(ino, attr, snapshot).await?;
         o.keep_cache &= !atime_due;
@@ -584,4 +590,13 @@ impl Ksfs {
             tokio::time::sleep(every).await;
         }
     }
+}
+
+/// A new open of an inode that no longer exists came through a name the kernel cached
+/// (`entry_ttl`) after another mount removed or replaced it. ESTALE makes the kernel look
+/// the name up again (`LOOKUP_REVAL`) and open what it names now, so a file replaced by a
+/// rename elsewhere is seen at the next open here: close-to-open across mounts with the
+/// default entry cache, not only with `entry_ttl = 0`.
+fn stale_if_gone(e: Errno) -> Errno {
+    if e == Errno::ENOENT { Errno::ESTALE } else { e }
 }

@@ -257,7 +257,9 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
         gateway_client: vec![("rpc_timeout".into(), "5".into())],
         mounts: MOUNTS,
         // No kernel caching of names and attributes: every open asks the cluster, the
-        // strict close-to-open this test holds the mounts to (docs/partitions.md).
+        // strict close-to-open this test holds the mounts to. With the default caches a
+        // name renamed away by another mount still leads to its inode, now under the
+        // other name, for up to a second (docs/partitions.md).
         mount_extra_toml: "entry_ttl = 0.0\nattr_ttl = 0.0\n".into(),
         mount_client: vec![("rpc_timeout".into(), rpc)],
         skewable: clocks::skewable_hosts(),

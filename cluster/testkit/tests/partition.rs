@@ -251,6 +251,9 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
     } else {
         (FAULTS.len(), 5, 15)
     };
+    // The long run makes three times the calls: over twice the keys, each key's history
+    // (and the rename pairs' joint ones) stays within the checker's budget.
+    clients::set_keys(if full { 10 } else { 5 });
     let rpc = MOUNT_RPC_TIMEOUT.to_string();
     let mut c = NetCluster::start(NetOpts {
         // Fail over within the test's call timeout, as a deploy on a real network would.

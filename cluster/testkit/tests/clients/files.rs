@@ -8,7 +8,7 @@
 //! the history check covers close-to-open across mounts: a read whose open began after
 //! another mount's write (close and rename) returned must see that write or a later one.
 
-use super::{KEYS, body_len, body_of, is_key, random_key, rename_partner, value_of};
+use super::{body_len, body_of, is_key, random_key, rename_partner, value_of};
 use kdss_history::{Call, Outcome, Recorder};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ fn list(root: &Path) -> std::io::Result<Vec<String>> {
 /// After the heal: reads every key through the mount at `root` until it answers, as
 /// process `process`, giving up after `bound`.
 pub fn final_reads(root: &Path, process: u64, rec: &Recorder, bound: Duration) {
-    for k in 0..KEYS {
+    for k in 0..super::keys() {
         let key = format!("k{k}");
         let start = Instant::now();
         loop {

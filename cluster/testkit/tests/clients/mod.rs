@@ -6,24 +6,36 @@ pub mod files;
 pub mod s3;
 
 use kdss_history::{Call, History, Operation, Outcome};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long a client waits for an answer before it counts the call as unknown.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Keys `k0..k4`: few, so calls collide.
-pub const KEYS: usize = 5;
+/// Keys `k0..k{N-1}`: few, so calls collide; 5 unless [`set_keys`] chose more.
+static KEYS: AtomicUsize = AtomicUsize::new(5);
+
+/// How many keys the clients use.
+pub fn keys() -> usize {
+    KEYS.load(Ordering::Relaxed)
+}
+
+/// Sets the key count before the clients start: a long run spreads its calls over more
+/// keys, so that each key's history stays small enough for the checker's search.
+pub fn set_keys(n: usize) {
+    KEYS.store(n, Ordering::Relaxed);
+}
 
 /// A random key of the key space.
 pub fn random_key() -> String {
-    format!("k{}", rand::random_range(0..KEYS))
+    format!("k{}", rand::random_range(0..keys()))
 }
 
 /// The key `key` may be renamed to: keys are renamed only within pairs (`k0`/`k1`,
-/// `k2`/`k3`), so the history checker judges each pair as one small map; `k4` is never
-/// renamed and stays checked alone.
+/// `k2`/`k3`...), so the history checker judges each pair as one small map; with an odd
+/// key count the last key (`k4` of five) is never renamed and stays checked alone.
 pub fn rename_partner(key: &str) -> Option<String> {
     let n: usize = key.strip_prefix('k')?.parse().ok()?;
-    (n < KEYS - KEYS % 2).then(|| format!("k{}", n ^ 1))
+    (n < keys() - keys() % 2).then(|| format!("k{}", n ^ 1))
 }
 
 /// Whether `name` is a key of the key space (lists leave out everything else, such as
@@ -31,7 +43,7 @@ pub fn rename_partner(key: &str) -> Option<String> {
 pub fn is_key(name: &str) -> bool {
     name.strip_prefix('k')
         .and_then(|n| n.parse::<usize>().ok())
-        .is_some_and(|n| n < KEYS && name == format!("k{n}"))
+        .is_some_and(|n| n < keys() && name == format!("k{n}"))
 }
 
 /// The body for `value`: the value and a `|`, repeated to `len` bytes (at least once), so

@@ -1,6 +1,6 @@
 //! S3 clients: presigned URLs over HTTPS trusting the cluster CA.
 
-use super::{CALL_TIMEOUT, KEYS, body_len, body_of, is_key, random_key, value_of};
+use super::{CALL_TIMEOUT, body_len, body_of, is_key, random_key, value_of};
 use kdss_common::presign::{PresignParams, presign_url};
 use kdss_history::{Call, Outcome, Recorder};
 use kdss_testkit::netns::NetCluster;
@@ -154,7 +154,7 @@ pub async fn client(process: u64, s3: S3, rec: Recorder, stop: Arc<AtomicBool>) 
 /// After the heal: reads every key until it answers (the final state the history must
 /// explain; an acknowledged write that was lost shows up here).
 pub async fn final_reads(s3: &S3, rec: &Recorder) {
-    for k in 0..KEYS {
+    for k in 0..super::keys() {
         let key = format!("k{k}");
         let start = Instant::now();
         loop {

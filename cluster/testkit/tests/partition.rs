@@ -95,35 +95,36 @@ fn inside(h: &History, window: (u64, u64), which: impl Fn(u64) -> bool) -> (usiz
     )
 }
 
-/// Whether `process` is a file client of `mount-1` (the mount the clock and link rounds
-/// skew and slow).
-fn on_mount_1(process: u64) -> bool {
-    (1..=FILE_CLIENTS).any(|i| files::process_id(1, i) == process)
+/// Whether a process is a file client of mount `name` (`mount-2`...).
+fn on_mount(name: &str) -> impl Fn(u64) -> bool + Copy {
+    let m: usize = name
+        .trim_start_matches("mount-")
+        .parse()
+        .expect("a mount name");
+    move |process| (1..=FILE_CLIENTS).any(|i| files::process_id(m, i) == process)
 }
 
-fn on_minority_mount(process: u64) -> bool {
-    let m: usize = MINORITY_MOUNT.trim_start_matches("mount-").parse().unwrap();
-    (1..=FILE_CLIENTS).any(|i| files::process_id(m, i) == process)
-}
-
-/// How many calls of the processes `which` selects ended with an error inside `window`
-/// (wherever they began): a cut-off mount answering rather than hanging.
-fn answered_errors(h: &History, window: (u64, u64), which: impl Fn(u64) -> bool) -> usize {
-    h.ops
+/// The calls of the processes `which` selects that ended inside `window`, wherever they
+/// began: (answered, ended in an error). A cut-off mount answering errors rather than
+/// hanging; a slowed mount still answering.
+fn completed_inside(
+    h: &History,
+    window: (u64, u64),
+    which: impl Fn(u64) -> bool,
+) -> (usize, usize) {
+    let (mut answered, mut errors) = (0, 0);
+    for o in h
+        .ops
         .iter()
         .filter(|o| which(o.process) && o.completed_ns >= window.0 && o.completed_ns <= window.1)
-        .filter(|o| matches!(o.outcome, Outcome::Unknown | Outcome::Failed))
-        .count()
-}
-
-/// How many calls of the processes `which` selects were answered without error inside
-/// `window` (wherever they began).
-fn answered(h: &History, window: (u64, u64), which: impl Fn(u64) -> bool) -> usize {
-    h.ops
-        .iter()
-        .filter(|o| which(o.process) && o.completed_ns >= window.0 && o.completed_ns <= window.1)
-        .filter(|o| !matches!(o.outcome, Outcome::Unknown | Outcome::Failed))
-        .count()
+    {
+        if matches!(o.outcome, Outcome::Unknown | Outcome::Failed) {
+            errors += 1;
+        } else {
+            answered += 1;
+        }
+    }
+    (answered, errors)
 }
 
 /// The calls in progress of the file clients `which` selects, and for how long.
@@ -202,7 +203,7 @@ async fn wait_minority_serves(rec: &Recorder, since: u64) -> Result<Duration, St
         )
     };
     let what = format!("{MINORITY_MOUNT} served no call");
-    wait_served(rec, since, on_minority_mount, answered, &what).await
+    wait_served(rec, since, on_mount(MINORITY_MOUNT), answered, &what).await
 }
 
 /// Waits until some client's write begun after `since` was acknowledged.
@@ -314,7 +315,7 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
         eprintln!("[partition] round {round}: {what}");
         tokio::time::sleep(Duration::from_secs(span)).await;
         let stuck = in_flight(&file_clients, |p| {
-            fault == Fault::Minority && on_minority_mount(p)
+            fault == Fault::Minority && on_mount(MINORITY_MOUNT)(p)
         });
         if let Some(p) = hung(&file_clients) {
             problems.push(format!("round {round}: {p}"));
@@ -416,12 +417,13 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
         }
         match fault {
             Fault::Minority => {
-                let m = inside(&h, window, on_minority_mount);
-                let errors = answered_errors(&h, window, on_minority_mount);
+                let minority = on_mount(MINORITY_MOUNT);
+                let m = inside(&h, window, minority);
+                let (_, errors) = completed_inside(&h, window, minority);
                 eprintln!(
                     "[partition] round {round}: {MINORITY_MOUNT} inside the cut {m:?}, \
                      in flight at its end {stuck:?}; its calls overlapping the cut:\n{}",
-                    overlapping(&h, window, on_minority_mount)
+                    overlapping(&h, window, minority)
                 );
                 if errors == 0 {
                     problems.push(format!(
@@ -446,7 +448,7 @@ async fn partitions_keep_s3_and_mounts_linearizable_and_cut_hosts_recover() {
                 // shard puts, each a few round trips of 150 ms or more with losses to
                 // retransmit), so for the mount count the calls it answered inside the
                 // round, wherever they began.
-                let by_mount = answered(&h, window, on_mount_1);
+                let (by_mount, _) = completed_inside(&h, window, on_mount("mount-1"));
                 note += &format!("; mount-1 answered {by_mount} calls inside");
                 if all.0 == 0 || all.1 == 0 || by_mount == 0 {
                     problems.push(format!(

@@ -213,15 +213,14 @@ impl MasterService {
             RELAYED_HEADER,
             tonic::metadata::MetadataValue::from_static("1"),
         );
-        let deadline = RELAY_DEADLINE;
-        req.set_timeout(deadline);
+        req.set_timeout(RELAY_DEADLINE);
         let signer = kdss_common::auth::signer::Signer::service(&self.st.secret);
         let mut client = MasterClient::new(signer.wrap(ch));
-        match tokio::time::timeout(deadline, client.heartbeat(req)).await {
+        match tokio::time::timeout(RELAY_DEADLINE, client.heartbeat(req)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Status::deadline_exceeded(format!(
-                "member {id} ({addr}) did not take the relay within {deadline:?}"
+                "member {id} ({addr}) did not take the relay within {RELAY_DEADLINE:?}"
             ))),
         }
     }

@@ -158,11 +158,11 @@ fn carry(
             .map(|(due, _)| due.saturating_duration_since(now))
             .unwrap_or(Duration::from_millis(100));
         wait_readable(&src, wait);
+        let i = *imp.lock().expect("impairment lock");
         loop {
             match src.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let i = *imp.lock().expect("impairment lock");
                     if i.loss > 0.0 && rand::random::<f64>() < i.loss {
                         dropped.fetch_add(1, Ordering::Relaxed);
                         continue;

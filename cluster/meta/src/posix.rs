@@ -69,8 +69,7 @@ pub async fn create(
         }
         k => k,
     };
-    tree::dir_in(c, &r.bucket, r.parent).await?;
-    if let Some((_, existing)) = tree::child(c, r.parent, &r.name).await? {
+    if let Some((_, existing)) = tree::entry_in(c, &r.bucket, r.parent, &r.name).await? {
         if r.exclusive || !existing.is_file() || kind != FileKind::Regular {
             return Err(if existing.is_dir() && !r.exclusive {
                 fail(
@@ -113,8 +112,10 @@ pub async fn mkdir(
     caller: &str,
 ) -> Result<Attr> {
     check_entry_name(&r.name)?;
-    tree::dir_in(c, &r.bucket, r.parent).await?;
-    if tree::child(c, r.parent, &r.name).await?.is_some() {
+    if tree::entry_in(c, &r.bucket, r.parent, &r.name)
+        .await?
+        .is_some()
+    {
         return Err(eexist(&r.name));
     }
     let inode = tree::create_inode(
@@ -147,8 +148,10 @@ pub async fn symlink(
 ) -> Result<Attr> {
     check_entry_name(&r.name)?;
     crate::sizes::check_symlink_target(&r.target)?;
-    tree::dir_in(c, &r.bucket, r.parent).await?;
-    if tree::child(c, r.parent, &r.name).await?.is_some() {
+    if tree::entry_in(c, &r.bucket, r.parent, &r.name)
+        .await?
+        .is_some()
+    {
         return Err(eexist(&r.name));
     }
     let inode = tree::create_inode(
@@ -175,8 +178,7 @@ pub async fn symlink(
 /// Removes a non-directory entry (EISDIR for a directory). The inode goes when its last
 /// link and last open handle are gone; an emptied implicit parent vanishes.
 pub async fn unlink(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Result<()> {
-    tree::dir_in(c, &r.bucket, r.parent).await?;
-    let Some((id, inode)) = tree::child(c, r.parent, &r.name).await? else {
+    let Some((id, inode)) = tree::entry_in(c, &r.bucket, r.parent, &r.name).await? else {
         return Err(enoent(&r.name));
     };
     if inode.is_dir() {
@@ -194,8 +196,7 @@ pub async fn unlink(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Re
 
 /// Removes an empty directory (ENOTDIR, ENOTEMPTY).
 pub async fn rmdir(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Result<()> {
-    tree::dir_in(c, &r.bucket, r.parent).await?;
-    let Some((id, inode)) = tree::child(c, r.parent, &r.name).await? else {
+    let Some((id, inode)) = tree::entry_in(c, &r.bucket, r.parent, &r.name).await? else {
         return Err(enoent(&r.name));
     };
     if !inode.is_dir() {
@@ -230,8 +231,10 @@ pub async fn link(c: &mut SqliteConnection, r: &LinkRequest, now: i64) -> Result
     if inode.nlink == 0 {
         return Err(enoent(format!("inode {} (unlinked)", r.ino)));
     }
-    tree::dir_in(c, &r.bucket, r.new_parent).await?;
-    if tree::child(c, r.new_parent, &r.new_name).await?.is_some() {
+    if tree::entry_in(c, &r.bucket, r.new_parent, &r.new_name)
+        .await?
+        .is_some()
+    {
         return Err(eexist(&r.new_name));
     }
     tree::add_dentry(c, r.new_parent, &r.new_name, r.ino, false).await?;

@@ -22,19 +22,19 @@ pub const READDIR_DEFAULT_LIMIT: u32 = 1000;
 /// parent in the tree ([`tree::dotdot`]), so a client can walk up from any directory it
 /// holds only by number.
 pub async fn lookup(pool: &SqlitePool, r: &LookupRequest) -> Result<AttrReply> {
-    // No transaction: each statement reads committed state, and a change between the two
-    // reads answers as if the lookup came just before or just after it (BEGIN and ROLLBACK
-    // were two more hand-offs to the sqlx worker on the busiest read of a mount).
+    // No transaction (BEGIN and ROLLBACK would be two more hand-offs to the sqlx worker on
+    // the busiest read of a mount): a name is one statement; ".." is three, and a change
+    // between them answers as if the lookup came just before or just after it.
     let mut c = pool.acquire().await?;
-    tree::dir_in(&mut c, &r.bucket, r.parent).await?;
     if r.name == ".." {
+        tree::dir_in(&mut c, &r.bucket, r.parent).await?;
         let up = tree::dotdot(&mut c, r.parent).await?;
         return Ok(AttrReply {
             attr: Some(tree::inode_in(&mut c, &r.bucket, up).await?.attr()),
             parent: None,
         });
     }
-    match tree::child(&mut c, r.parent, &r.name).await? {
+    match tree::entry_in(&mut c, &r.bucket, r.parent, &r.name).await? {
         Some((_, i)) => Ok(AttrReply {
             attr: Some(i.attr()),
             parent: None,

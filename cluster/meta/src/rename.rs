@@ -87,15 +87,14 @@ pub async fn rename(
         return Err(einval(format!("bad rename flags {}", r.flags)));
     }
     check_entry_name(&r.new_name)?;
-    tree::dir_in(c, &r.bucket, r.parent).await?;
-    tree::dir_in(c, &r.bucket, r.new_parent).await?;
-    let Some((src_id, src)) = tree::child(c, r.parent, &r.name).await? else {
+    let src = tree::entry_in(c, &r.bucket, r.parent, &r.name).await?;
+    let dst = tree::entry_in(c, &r.bucket, r.new_parent, &r.new_name).await?;
+    let Some((src_id, src)) = src else {
         return Err(enoent(&r.name));
     };
     if src.is_dir() && tree::is_within(c, r.new_parent, src.ino).await? {
         return Err(einval("cannot move a directory into its own subtree"));
     }
-    let dst = tree::child(c, r.new_parent, &r.new_name).await?;
     if r.parent == r.new_parent && r.name == r.new_name {
         return Ok(());
     }

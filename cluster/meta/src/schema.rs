@@ -24,8 +24,11 @@ pub async fn open(path: &Path) -> Result<SqlitePool> {
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(std::time::Duration::from_secs(10))
         .foreign_keys(false);
+    // No ping before handing a connection out: a local file cannot have hung up, and the
+    // ping is one more round trip to the connection's worker thread on every read RPC.
     let pool = SqlitePoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .connect_with(opts)
         .await?;
     migrate(&pool).await?;

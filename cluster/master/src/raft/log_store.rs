@@ -13,7 +13,7 @@ use super::{Entry, LogId, NodeId, StorageError, TypeConfig, io_err};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError, Vote};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqlitePool};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
@@ -152,6 +152,15 @@ async fn writer(
     stats: Arc<LogStats>,
     mem: Arc<Mutex<LogMem>>,
 ) {
+    // One connection for the writer's life, outside the pool: a pooled one pings its worker
+    // thread when taken and again when returned, two more hand-offs on every commit.
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c.detach(),
+        Err(e) => {
+            tracing::error!(error = %e, "raft log: no database connection; log writes fail");
+            return;
+        }
+    };
     let mut committed_written = mem.lock().expect("log mutex").committed;
     while let Some(first) = rx.recv().await {
         let mut ops = vec![first];
@@ -163,7 +172,7 @@ async fn writer(
         }
         let committed = mem.lock().expect("log mutex").committed;
         let committed = (committed != committed_written).then_some(committed);
-        let res = write_batch(&pool, &ops, committed).await;
+        let res = write_batch(&mut conn, &ops, committed).await;
         if res.is_ok()
             && let Some(c) = committed
         {
@@ -190,15 +199,16 @@ async fn writer(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.entries.fetch_add(n, Ordering::Relaxed);
     }
+    let _ = conn.close().await;
     pool.close().await;
 }
 
 async fn write_batch(
-    pool: &SqlitePool,
+    conn: &mut sqlx::SqliteConnection,
     ops: &[WriteOp],
     committed: Option<Option<LogId>>,
 ) -> Result<(), String> {
-    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
     if let Some(c) = committed {
         put_kv(&mut tx, "committed", &c).await?;
     }

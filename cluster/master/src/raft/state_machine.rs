@@ -13,7 +13,7 @@ use kdss_proto::master as pb;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
 use prost::Message;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +33,10 @@ struct Shared {
     users_epoch: AtomicU64,
     /// Serializes snapshot building and installing.
     snap_lock: tokio::sync::Mutex<()>,
+    /// The connection batches are applied on, held outside the pool: a pooled connection
+    /// costs a ping to its worker thread each time it goes back, on every commit. Opened on
+    /// first use; dropped when a snapshot replaces the database.
+    apply_conn: tokio::sync::Mutex<Option<SqliteConnection>>,
 }
 
 /// The state machine handed to openraft; clones share the database. Also the read side of
@@ -99,6 +103,7 @@ impl StateMachine {
                 applied_index: AtomicU64::new(la.map(|l| l.index).unwrap_or(0)),
                 users_epoch: AtomicU64::new(0),
                 snap_lock: tokio::sync::Mutex::new(()),
+                apply_conn: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -124,7 +129,14 @@ impl StateMachine {
 
     /// Closes the database (clean shutdown).
     pub async fn close(&self) {
+        self.close_apply_conn().await;
         self.pool().close().await;
+    }
+
+    async fn close_apply_conn(&self) {
+        if let Some(c) = self.s.apply_conn.lock().await.take() {
+            let _ = c.close().await;
+        }
     }
 
     fn snapshot_path(&self) -> PathBuf {
@@ -177,8 +189,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let pool = self.pool();
-        let mut tx = pool.begin().await.map_err(sm_err)?;
+        let mut conn = self.s.apply_conn.lock().await;
+        let conn = match &mut *conn {
+            Some(c) => c,
+            None => conn.insert(self.pool().acquire().await.map_err(sm_err)?.detach()),
+        };
+        let mut tx = conn.begin().await.map_err(sm_err)?;
         let mut replies = Vec::new();
         let mut last = None;
         let mut membership = None;
@@ -270,6 +286,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         remove_db_files(&incoming);
         std::fs::write(&incoming, &bytes).map_err(snap_err)?;
         let live = self.s.dir.join("meta.db");
+        self.close_apply_conn().await;
         let old = self.pool();
         old.close().await;
         remove_db_files(&live);

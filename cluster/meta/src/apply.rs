@@ -99,23 +99,21 @@ async fn parent_attr(
     Ok(Some(crate::tree::inode_in(c, bucket, parent).await?.attr()))
 }
 
-/// The reply of a call that added a name to `parent`: the new node and the directory.
+/// The reply of a call that added a name to `parent`: the new node and the directory
+/// (read here unless the call returned it).
 async fn attr_in(
     c: &mut SqliteConnection,
     bucket: &str,
     parent: u64,
-    a: kdss_proto::master::Attr,
+    (a, known): (kdss_proto::master::Attr, Option<kdss_proto::master::Attr>),
 ) -> Result<Reply> {
+    let parent = match known {
+        Some(p) => Some(p),
+        None => parent_attr(c, bucket, parent).await?,
+    };
     Ok(Reply::Attr(AttrReply {
         attr: Some(a),
-        parent: parent_attr(c, bucket, parent).await?,
-    }))
-}
-
-/// The reply of a call that removed a name from `parent`.
-async fn unlinked(c: &mut SqliteConnection, bucket: &str, parent: u64) -> Result<Reply> {
-    Ok(Reply::Unlink(UnlinkReply {
-        parent: parent_attr(c, bucket, parent).await?,
+        parent,
     }))
 }
 
@@ -141,21 +139,19 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
             let a = posix::symlink(c, r, now, caller).await?;
             attr_in(c, &r.bucket, r.parent, a).await?
         }
-        Op::Unlink(r) => {
-            posix::unlink(c, r, now).await?;
-            unlinked(c, &r.bucket, r.parent).await?
-        }
-        Op::Rmdir(r) => {
-            posix::rmdir(c, r, now).await?;
-            unlinked(c, &r.bucket, r.parent).await?
-        }
+        Op::Unlink(r) => Reply::Unlink(UnlinkReply {
+            parent: posix::unlink(c, r, now).await?,
+        }),
+        Op::Rmdir(r) => Reply::Unlink(UnlinkReply {
+            parent: posix::rmdir(c, r, now).await?,
+        }),
         Op::Rename(r) => {
             rename::rename(c, r, now, caller).await?;
             empty
         }
         Op::Link(r) => {
             let a = posix::link(c, r, now).await?;
-            attr_in(c, &r.bucket, r.new_parent, a).await?
+            attr_in(c, &r.bucket, r.new_parent, (a, None)).await?
         }
         Op::SetXattr(r) => {
             posix::set_xattr(c, r, now).await?;

@@ -53,13 +53,14 @@ fn eexist(name: &str) -> crate::MetaError {
 }
 
 /// Creates a regular file, fifo, socket or device node. With `exclusive` an existing
-/// entry is EEXIST; without, an existing regular file is returned as it is.
+/// entry is EEXIST; without, an existing regular file is returned as it is. Like mkdir and
+/// symlink, returns the parent's attributes too when it changed the parent.
 pub async fn create(
     c: &mut SqliteConnection,
     r: &CreateRequest,
     now: i64,
     caller: &str,
-) -> Result<Attr> {
+) -> Result<(Attr, Option<Attr>)> {
     check_entry_name(&r.name)?;
     let kind = FileKind::try_from(r.kind).unwrap_or(FileKind::Unspecified);
     let kind = match kind {
@@ -81,7 +82,7 @@ pub async fn create(
                 eexist(&r.name)
             });
         }
-        return Ok(existing.attr());
+        return Ok((existing.attr(), None));
     }
     let inode = tree::create_inode(
         c,
@@ -100,8 +101,8 @@ pub async fn create(
     )
     .await?;
     tree::add_dentry(c, r.parent, &r.name, inode.ino, false).await?;
-    tree::touch_dir(c, r.parent, now).await?;
-    Ok(inode.attr())
+    let parent = tree::touch_dir(c, r.parent, now).await?;
+    Ok((inode.attr(), parent.map(|p| p.attr())))
 }
 
 /// Creates a directory (EEXIST if the name is taken).
@@ -110,7 +111,7 @@ pub async fn mkdir(
     r: &MkdirRequest,
     now: i64,
     caller: &str,
-) -> Result<Attr> {
+) -> Result<(Attr, Option<Attr>)> {
     check_entry_name(&r.name)?;
     if tree::entry_in(c, &r.bucket, r.parent, &r.name)
         .await?
@@ -135,8 +136,8 @@ pub async fn mkdir(
     )
     .await?;
     tree::add_dentry(c, r.parent, &r.name, inode.ino, true).await?;
-    tree::touch_dir(c, r.parent, now).await?;
-    Ok(inode.attr())
+    let parent = tree::touch_dir(c, r.parent, now).await?;
+    Ok((inode.attr(), parent.map(|p| p.attr())))
 }
 
 /// Creates a symbolic link (mode 0777; size = length of the target).
@@ -145,7 +146,7 @@ pub async fn symlink(
     r: &SymlinkRequest,
     now: i64,
     caller: &str,
-) -> Result<Attr> {
+) -> Result<(Attr, Option<Attr>)> {
     check_entry_name(&r.name)?;
     crate::sizes::check_symlink_target(&r.target)?;
     if tree::entry_in(c, &r.bucket, r.parent, &r.name)
@@ -171,13 +172,13 @@ pub async fn symlink(
     )
     .await?;
     tree::add_dentry(c, r.parent, &r.name, inode.ino, false).await?;
-    tree::touch_dir(c, r.parent, now).await?;
-    Ok(inode.attr())
+    let parent = tree::touch_dir(c, r.parent, now).await?;
+    Ok((inode.attr(), parent.map(|p| p.attr())))
 }
 
 /// Removes a non-directory entry (EISDIR for a directory). The inode goes when its last
 /// link and last open handle are gone; an emptied implicit parent vanishes.
-pub async fn unlink(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Result<()> {
+pub async fn unlink(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Result<Option<Attr>> {
     let Some((id, inode)) = tree::entry_in(c, &r.bucket, r.parent, &r.name).await? else {
         return Err(enoent(&r.name));
     };
@@ -189,13 +190,15 @@ pub async fn unlink(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Re
         ));
     }
     tree::remove_dentry(c, id, r.parent, false).await?;
-    tree::touch_dir(c, r.parent, now).await?;
+    let parent = tree::touch_dir(c, r.parent, now).await?;
     tree::drop_link(c, inode.ino, r.parent, &r.name, now).await?;
-    tree::prune_implicit(c, r.parent, now).await
+    let parent = tree::after_removal(c, r.parent, parent, now).await?;
+    Ok(parent.map(|p| p.attr()))
 }
 
-/// Removes an empty directory (ENOTDIR, ENOTEMPTY).
-pub async fn rmdir(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Result<()> {
+/// Removes an empty directory (ENOTDIR, ENOTEMPTY). Like unlink, returns the parent's
+/// attributes after (None when it was implicit and went with its last entry).
+pub async fn rmdir(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Result<Option<Attr>> {
     let Some((id, inode)) = tree::entry_in(c, &r.bucket, r.parent, &r.name).await? else {
         return Err(enoent(&r.name));
     };
@@ -213,8 +216,9 @@ pub async fn rmdir(c: &mut SqliteConnection, r: &UnlinkRequest, now: i64) -> Res
             format!("{:?} is not empty", r.name),
         ));
     }
-    tree::remove_empty_dir(c, id, r.parent, inode.ino, now).await?;
-    tree::prune_implicit(c, r.parent, now).await
+    let parent = tree::remove_empty_dir(c, id, r.parent, inode.ino, now).await?;
+    let parent = tree::after_removal(c, r.parent, parent, now).await?;
+    Ok(parent.map(|p| p.attr()))
 }
 
 /// Adds a hard link (EPERM for directories, ENOENT for an already unlinked inode).

@@ -115,7 +115,8 @@ pub async fn rename(
         set_ctime(c, src.ino, now).await?;
         set_ctime(c, dst.ino, now).await?;
         tree::touch_dir(c, r.parent, now).await?;
-        return tree::touch_dir(c, r.new_parent, now).await;
+        tree::touch_dir(c, r.new_parent, now).await?;
+        return Ok(());
     }
     if let Some((dst_id, dst)) = dst {
         if dst.ino == src.ino {

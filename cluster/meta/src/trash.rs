@@ -28,24 +28,22 @@ use sqlx::{SqliteConnection, SqlitePool};
 /// Items a ListTrash returns when the request gives no limit.
 pub const LIST_DEFAULT_LIMIT: u32 = 1000;
 
-/// The path of directory `dir` below its bucket root ("" for the root), walking dentries up.
-pub async fn dir_path(c: &mut SqliteConnection, mut dir: u64) -> Result<String> {
-    let mut parts = Vec::new();
-    loop {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT parent, name FROM dentries WHERE ino = ? LIMIT 1")
-                .bind(dir as i64)
-                .fetch_optional(&mut *c)
-                .await?;
-        match row {
-            Some((parent, name)) => {
-                parts.push(name);
-                dir = parent as u64;
-            }
-            None => break,
-        }
-    }
-    parts.reverse();
+/// The path of directory `dir` below its bucket root ("" for the root), from its chain of
+/// dentries read in one recursive statement (a directory has exactly one dentry). Every
+/// unlink of a file asks this for its recycle-bin item, so a walk of one query per level
+/// was one hand-off to the database worker per level on each unlink.
+pub async fn dir_path(c: &mut SqliteConnection, dir: u64) -> Result<String> {
+    let parts: Vec<String> = sqlx::query_scalar(
+        "WITH RECURSIVE up (ino, name, depth) AS ( \
+           SELECT parent, name, 0 FROM dentries WHERE ino = ? \
+           UNION ALL \
+           SELECT d.parent, d.name, up.depth + 1 FROM dentries d JOIN up ON d.ino = up.ino \
+           WHERE up.depth < 100000) \
+         SELECT name FROM up ORDER BY depth DESC",
+    )
+    .bind(dir as i64)
+    .fetch_all(&mut *c)
+    .await?;
     Ok(parts.join("/"))
 }
 

@@ -207,15 +207,16 @@ pub async fn adjust_nlink(c: &mut SqliteConnection, ino: u64, delta: i64) -> Res
     Ok(())
 }
 
-/// Sets mtime and ctime of a directory whose entries changed.
-pub async fn touch_dir(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
-    sqlx::query("UPDATE inodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?")
+/// Sets mtime and ctime of a directory whose entries changed; returns it as it is now (the
+/// reply of a create or unlink carries it, without another read).
+pub async fn touch_dir(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<Option<Inode>> {
+    let row = sqlx::query("UPDATE inodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ? RETURNING *")
         .bind(now)
         .bind(now)
         .bind(ino as i64)
-        .execute(&mut *c)
+        .fetch_optional(&mut *c)
         .await?;
-    Ok(())
+    row.as_ref().map(Inode::from_row).transpose()
 }
 
 /// Does directory `ino` have any entry?
@@ -263,12 +264,14 @@ pub async fn drop_link(
     .bind(ino as i64)
     .fetch_optional(&mut *c)
     .await?;
-    if let Some((0, kind)) = left
-        && kind == FileKind::Regular as i64
-    {
-        crate::trash::bin(c, ino, parent, name, now).await?;
+    match left {
+        // The bin holds it now: nothing to free.
+        Some((0, kind)) if kind == FileKind::Regular as i64 => {
+            crate::trash::bin(c, ino, parent, name, now).await
+        }
+        Some((0, _)) => free_unless_held(c, ino, now).await,
+        _ => Ok(()),
     }
-    free_if_unreferenced(c, ino, now).await
 }
 
 /// Frees an inode that has no link, no open handle and no recycle-bin item; keeps it
@@ -282,6 +285,12 @@ pub async fn free_if_unreferenced(c: &mut SqliteConnection, ino: u64, now: i64) 
     if nlink != Some(0) {
         return Ok(());
     }
+    free_unless_held(c, ino, now).await
+}
+
+/// Frees inode `ino`, known to have no link left, unless an open handle or a recycle-bin
+/// item still holds it.
+async fn free_unless_held(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<()> {
     let held: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM opens WHERE ino = ?1 UNION ALL SELECT 1 FROM trash WHERE ino = ?1 LIMIT 1",
     )
@@ -307,17 +316,37 @@ pub async fn free_inode(c: &mut SqliteConnection, ino: u64, now: i64) -> Result<
     Ok(())
 }
 
-/// Removes the empty directory entry `id` (name in `parent`) and frees the directory.
+/// Removes the empty directory entry `id` (name in `parent`) and frees the directory;
+/// returns `parent` as it is now.
 pub async fn remove_empty_dir(
     c: &mut SqliteConnection,
     id: i64,
     parent: u64,
     dir: u64,
     now: i64,
-) -> Result<()> {
+) -> Result<Option<Inode>> {
     remove_dentry(c, id, parent, true).await?;
-    touch_dir(c, parent, now).await?;
-    free_inode(c, dir, now).await
+    let p = touch_dir(c, parent, now).await?;
+    free_inode(c, dir, now).await?;
+    Ok(p)
+}
+
+/// After a name left `parent` (now `p`, as [`touch_dir`] returned it): prunes `parent`
+/// if it is implicit and empty, and returns what is left of it for the caller's reply
+/// (None when it went too).
+pub async fn after_removal(
+    c: &mut SqliteConnection,
+    parent: u64,
+    p: Option<Inode>,
+    now: i64,
+) -> Result<Option<Inode>> {
+    match p {
+        Some(p) if !p.implicit => Ok(Some(p)),
+        _ => {
+            prune_implicit(c, parent, now).await?;
+            get(c, parent).await
+        }
+    }
 }
 
 /// Removes `dir` and its ancestors while they are implicit (made by a PutObject for a

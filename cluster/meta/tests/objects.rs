@@ -5,6 +5,7 @@ mod common;
 use common::{BUCKET, Ns};
 use kdss_meta::read;
 use kdss_proto::master::mutation::Op;
+use kdss_proto::master::mutation_reply::Reply;
 use kdss_proto::master::*;
 use proptest::prelude::*;
 
@@ -494,4 +495,37 @@ async fn inline_objects_keep_their_bytes_in_metadata() {
     .await
     .unwrap();
     assert_eq!(g.inline_data, b"he", "truncate trims inline content too");
+}
+
+/// A mount unlinking the last file of a directory that only a PutObject made: the
+/// directory goes with it, and the unlink succeeds with no parent attributes in its reply
+/// (there is no parent left to describe).
+#[tokio::test]
+async fn unlinking_the_last_file_of_an_implicit_directory_through_posix() {
+    let mut ns = Ns::new().await;
+    ns.put("imp/f", 1).await.unwrap();
+    ns.put("imp/g", 1).await.unwrap();
+    let (dir, _) = ns.split("/imp/f").await;
+    let unlink = |name: &str| {
+        Op::Unlink(UnlinkRequest {
+            bucket: BUCKET.into(),
+            parent: dir,
+            name: name.into(),
+        })
+    };
+    let Reply::Unlink(r) = ns.ok(unlink("f")).await else {
+        panic!("not an unlink reply")
+    };
+    let p = r
+        .parent
+        .expect("the directory is still there: its attributes come back");
+    assert_eq!(p.ino, dir);
+    let Reply::Unlink(r) = ns.ok(unlink("g")).await else {
+        panic!("not an unlink reply")
+    };
+    assert!(
+        r.parent.is_none(),
+        "the implicit directory went with its last file"
+    );
+    assert!(ns.stat("/imp").await.is_none());
 }

@@ -39,6 +39,8 @@ use store::make_dir;
 
 /// Bytes of fetched data the write queue may hold; past it new writes are dropped.
 const QUEUE_BYTES: u64 = 8 << 20;
+/// Verified file headers kept in memory (a few hundred bytes each).
+const HEADERS_HELD: std::num::NonZeroUsize = std::num::NonZeroUsize::new(4096).unwrap();
 /// Runs the write queue may hold (the byte bound is the one that matters).
 const QUEUE_RUNS: usize = 256;
 
@@ -105,6 +107,9 @@ struct Core {
     /// Hash of `cluster` in file names, so two clusters' blocks never share a file.
     tag: u32,
     index: Mutex<Index>,
+    /// Headers already read and verified, so a hit reads only its blocks (one disk read,
+    /// not two); each block is still checked against the crc32c its header gave.
+    headers: Mutex<lru::LruCache<index::FileId, Arc<entry::Header>>>,
     queued: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -144,6 +149,7 @@ impl DiskCache {
             cluster: cluster.to_string(),
             tag: crc32c::crc32c(cluster.as_bytes()),
             index: Mutex::new(Index::new(limit)),
+            headers: Mutex::new(lru::LruCache::new(HEADERS_HELD)),
             queued: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),

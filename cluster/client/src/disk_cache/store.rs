@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 
@@ -116,6 +117,7 @@ impl Core {
         let ((tag, key), count) = f;
         let bad_file = |why: String| {
             tracing::warn!(path = %path.display(), %why, "disk cache file dropped");
+            self.headers.lock().expect("disk cache headers").pop(&f);
             let lost = self.index.lock().expect("disk cache index").remove(&f);
             self.corrupt
                 .fetch_add(lost.max(1) as u64, Ordering::Relaxed);
@@ -127,17 +129,32 @@ impl Core {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Evicted between the index lookup and the open.
                 self.index.lock().expect("disk cache index").remove(&f);
+                self.headers.lock().expect("disk cache headers").pop(&f);
                 return None;
             }
             Err(e) => return bad_file(e.to_string()),
         };
-        let head = Header::read_len(&self.cluster, count as usize);
-        let header = match read_upto(&file, 0, head) {
-            Ok(buf) => match Header::decode(&buf, &self.cluster, key, count as usize) {
-                Ok(h) => h,
-                Err(e) => return bad_file(e.to_string()),
-            },
-            Err(e) => return bad_file(e.to_string()),
+        let known = self
+            .headers
+            .lock()
+            .expect("disk cache headers")
+            .get(&f)
+            .cloned();
+        let header = match known {
+            Some(h) => h,
+            None => {
+                let head = Header::read_len(&self.cluster, count as usize);
+                let h = match read_upto(&file, 0, head) {
+                    Ok(buf) => match Header::decode(&buf, &self.cluster, key, count as usize) {
+                        Ok(h) => Arc::new(h),
+                        Err(e) => return bad_file(e.to_string()),
+                    },
+                    Err(e) => return bad_file(e.to_string()),
+                };
+                let mut held = self.headers.lock().expect("disk cache headers");
+                held.put(f, h.clone());
+                h
+            }
         };
         let from = header.block_range(i0).start;
         let to = header.block_range(i1 - 1).end;
@@ -243,7 +260,10 @@ impl Core {
             .lock()
             .expect("disk cache index")
             .insert(f, on_disk(size));
+        let mut held = self.headers.lock().expect("disk cache headers");
+        held.pop(&f);
         for gone in evicted {
+            held.pop(&gone);
             self.evictions.fetch_add(1, Ordering::Relaxed);
             let _ = std::fs::remove_file(self.path(gone));
         }

@@ -253,6 +253,27 @@ fn a_corrupt_byte_misses_only_its_block() {
     assert_eq!((c.stats().corrupt, c.stats().entries), (1, 5));
 }
 
+/// A hit after the first reads only its blocks (the verified header is kept in memory);
+/// a block spoiled on disk after that is still caught by the crc32c that header gave.
+#[test]
+fn a_block_spoiled_after_its_header_was_kept_is_still_a_miss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    let c = DiskCache::open(&dir, 1 << 30, "c").unwrap();
+    let data = run(3, 4, BS);
+    c.offer_run(5, 0, 0, data.clone());
+    drain(&c);
+    assert!(c.read_run(5, 0, 0, 1, BS).as_deref() == Some(&data[..BS]));
+    let path = only_file(&dir);
+    let mut raw = std::fs::read(&path).unwrap();
+    raw[4096 + 2 * BS + 17] ^= 0x01;
+    std::fs::write(&path, &raw).unwrap();
+    assert!(c.read_run(5, 0, 2, 3, BS).is_none(), "the spoiled block is not served");
+    assert!(c.read_run(5, 0, 3, 4, BS).as_deref() == Some(&data[3 * BS..]));
+    let s = c.stats();
+    assert_eq!((s.hits, s.corrupt), (2, 1), "{s:?}");
+}
+
 #[test]
 fn run_files_stay_within_the_bound_and_a_remount_hits() {
     let tmp = tempfile::tempdir().unwrap();

@@ -14,7 +14,10 @@
 # Prints one markdown table with reads/s and the mount's disk-cache counters.
 #
 # Env: KDSS_BIN (directory with kdss and ksfs; default target/release if built, else
-# target/debug), SIZE_MIB (256), READS (4000), PORT_BASE (18300). Needs FUSE and python3.
+# target/debug), SIZE_MIB (256), READS (4000), PORT_BASE (18300), WORK_ROOT (/tmp: where
+# the cluster's files go; tmpfs spares a small disk), DISK_SIZE (kdss up's default),
+# CACHE_ROOT (the work dir: where cache_dir goes; keep it on the disk meant for the cache).
+# Needs FUSE and python3.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 size_mib=${SIZE_MIB:-256}; reads=${READS:-4000}; port_base=${PORT_BASE:-18300}
@@ -25,18 +28,19 @@ fi
 for b in kdss ksfs; do [ -x "$bin/$b" ] || { echo "disk_cache.sh: $bin/$b missing (cargo build --bins)" >&2; exit 1; }; done
 command -v fusermount3 >/dev/null || { echo "disk_cache.sh: needs fusermount3 (FUSE)" >&2; exit 1; }
 
-work=$(mktemp -d /tmp/ksfs-dcache.XXXXXX)
+work=$(mktemp -d "${WORK_ROOT:-/tmp}/ksfs-dcache.XXXXXX")
+dcache=$(mktemp -d "${CACHE_ROOT:-$work}/ksfs-dcache.XXXXXX")
 up_pid=; ksfs_pid=; mnt=$work/mnt
 cleanup() {
 	[ -n "$ksfs_pid" ] && { fusermount3 -u -z "$mnt" 2>/dev/null || true; kill "$ksfs_pid" 2>/dev/null || true; wait "$ksfs_pid" 2>/dev/null || true; }
 	[ -n "$up_pid" ] && { kill -INT "$up_pid" 2>/dev/null || true; wait "$up_pid" 2>/dev/null || true; }
-	rm -rf "$work"
+	rm -rf "$work" "$dcache"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "starting the cluster in $work" >&2
-"$bin/kdss" up --data "$work/data" --no-mount --port-base "$port_base" >"$work/up.log" 2>&1 &
+"$bin/kdss" up --data "$work/data" --no-mount --port-base "$port_base" ${DISK_SIZE:+--disk-size "$DISK_SIZE"} >"$work/up.log" 2>&1 &
 up_pid=$!
 json=$work/data/cluster.json
 for _ in $(seq 600); do
@@ -91,7 +95,7 @@ echo "writing $size_mib MiB" >&2
 dd if=/dev/urandom of="$mnt/rand.dat" bs=1M count="$size_mib" conv=fsync status=none
 unmount_it
 
-cache="cache_dir = \"$work/dcache\"
+cache="cache_dir = \"$dcache\"
 cache_dir_size = \"1GiB\""
 rows=()
 for pass in "both cold" "disk warm"; do

@@ -11,11 +11,14 @@
 # Env: REPS (3), SIZE (1G), W (/var/tmp/kdss-seqread, wiped first), PORT (20000; kdss up uses up to +2320; each BIN
 # gets PORT + 3000*i), DISK_CACHE (0; 1 gives each mount a cache_dir as peers.sh does),
 # MOUNT_EXTRA (lines added to [mount]), HOLD (1: after the runs, wait until killed),
-# DISK_SIZE (1GiB: each cluster writes 8 such images in full, so two clusters take 16 GiB).
+# DISK_SIZE (1GiB: each cluster writes 8 such images in full, so two clusters take 16 GiB),
+# CACHE_ROOT ($W: where each mount's cache_dir goes, $CACHE_ROOT/<i>/cache, wiped first and
+# on exit; with W on tmpfs to spare a small disk, keep it on the disk the cache is meant for).
 # Everything started here is stopped and unmounted on exit, also on failure.
 set -euo pipefail
 [ $# -ge 1 ] || { sed -n '2,12p' "$0"; exit 2; }
 REPS=${REPS:-3}; SIZE=${SIZE:-1G}; DISK_SIZE=${DISK_SIZE:-1GiB}; W=${W:-/var/tmp/kdss-seqread}; PORT=${PORT:-20000}
+CACHE_ROOT=${CACHE_ROOT:-$W}
 bins=("$@")
 for b in "${bins[@]}"; do
 	for x in kdss ksfs; do [ -x "${b%+cache}/$x" ] || { echo "seqread.sh: $b/$x missing" >&2; exit 1; }; done
@@ -27,10 +30,10 @@ cleanup() {
 	done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	sleep 2
-	rm -rf "$W"
+	rm -rf "$W" "$CACHE_ROOT"
 }
 trap cleanup EXIT; trap "exit 143" TERM INT
-rm -rf "$W" && mkdir -p "$W"
+rm -rf "$W" "$CACHE_ROOT" && mkdir -p "$W"
 wait_for() { # what command...
 	local what=$1; shift
 	for _ in $(seq 180); do "$@" >/dev/null 2>&1 && return 0; sleep 1; done
@@ -38,7 +41,7 @@ wait_for() { # what command...
 	tail -5 "$LOG" >&2; exit 1
 }
 for i in "${!bins[@]}"; do
-	d=$W/$i; B=${bins[$i]%+cache}; cache=${DISK_CACHE:-0}; [ "$B" != "${bins[$i]}" ] && cache=1; mkdir -p "$d/mnt" "$d/cache"; LOG=$d/up.log
+	d=$W/$i; B=${bins[$i]%+cache}; cache=${DISK_CACHE:-0}; [ "$B" != "${bins[$i]}" ] && cache=1; c=$CACHE_ROOT/$i/cache; mkdir -p "$d/mnt" "$c"; LOG=$d/up.log
 	"$B/kdss" up --data "$d/kdss" --no-mount --port-base $((PORT + 3000 * i)) --disk-size "$DISK_SIZE" >"$d/up.log" 2>&1 &
 	pids+=($!)
 	wait_for "kdss up ($B)" grep -q "KDSS is up" "$d/up.log"
@@ -55,7 +58,7 @@ bucket = "kdss"
 
 [mount]
 mountpoint = "$d/mnt"
-$([ "$cache" = 1 ] && printf 'cache_dir = "%s"\ncache_dir_size = "8GiB"' "$d/cache")
+$([ "$cache" = 1 ] && printf 'cache_dir = "%s"\ncache_dir_size = "8GiB"' "$c")
 ${MOUNT_EXTRA:-}
 EOF
 	LOG=$d/ksfs.log
@@ -74,7 +77,7 @@ for rep in $(seq "$REPS"); do
 		rd=$(fio --output-format=json --name=seqread --filename="$f" --rw=read --bs=1M --size="$SIZE" \
 			--numjobs=1 --direct=0 --ioengine=psync | mibs read)
 		rm -f "$f"
-		dc=; [ -n "$(ls -A "$W/$i/cache")" ] && dc=", disk cache $(du -sm "$W/$i/cache" | cut -f1) MiB"
+		c=$CACHE_ROOT/$i/cache; dc=; [ -n "$(ls -A "$c")" ] && dc=", disk cache $(du -sm "$c" | cut -f1) MiB, $(find "$c" -type f | wc -l) files"
 		echo "rep $rep bin $i ${bins[$i]}: write $wr MiB/s, read $rd MiB/s$dc, load $load"
 	done
 done

@@ -138,7 +138,7 @@ impl CacheCollector {
             ),
             (
                 "disk_cache_corrupt",
-                "disk cache entries found torn, corrupt or of another cluster (deleted)",
+                "disk cache blocks found torn or corrupt, or in a file of another cluster",
                 d.corrupt,
             ),
             (
@@ -153,7 +153,7 @@ impl CacheCollector {
             ),
             (
                 "disk_cache_evictions",
-                "disk cache entries deleted to stay within cache_dir_size",
+                "disk cache files deleted to stay within cache_dir_size",
                 d.evictions,
             ),
         ];
@@ -171,6 +171,11 @@ impl CacheCollector {
                 "disk_cache_entries",
                 "blocks held by the disk cache",
                 d.entries,
+            ),
+            (
+                "disk_cache_files",
+                "files the disk cache holds its blocks in (a run of blocks each)",
+                d.files,
             ),
         ];
         for (name, help, v) in gauges {

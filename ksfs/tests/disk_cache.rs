@@ -45,6 +45,7 @@ struct Disk {
     writes: u64,
     drops: u64,
     entries: u64,
+    files: u64,
 }
 
 fn disk(port: u16) -> anyhow::Result<Disk> {
@@ -56,6 +57,7 @@ fn disk(port: u16) -> anyhow::Result<Disk> {
         writes: m("writes_total")?,
         drops: m("write_drops_total")?,
         entries: m("entries")?,
+        files: m("files")?,
     })
 }
 
@@ -134,7 +136,7 @@ async fn fill(
     Ok(d)
 }
 
-/// The block files of a cache directory.
+/// The entry files of a cache directory (each a run of blocks).
 fn entries(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for sub in std::fs::read_dir(dir.join("blocks"))
@@ -164,7 +166,11 @@ async fn a_remount_reads_a_file_from_the_disk_cache_with_every_storage_node_gone
     }
     let filled = fill(&cluster, "fill", &dir, "f", &data).await?;
     assert_eq!(filled.entries, filled.writes);
-    assert_eq!(entries(&dir).len() as u64, filled.entries);
+    assert_eq!(entries(&dir).len() as u64, filled.files);
+    assert!(
+        filled.files < filled.entries,
+        "one file per block: {filled:?}"
+    );
 
     // The master stays (extents); every storage node goes.
     for i in 0..4 {
@@ -205,13 +211,16 @@ async fn a_corrupt_entry_is_counted_and_read_around() -> anyhow::Result<()> {
         write_file(&w.join("f"), &data)?;
     }
     fill(&cluster, "fill", &dir, "f", &data).await?;
-    // One byte of data flipped in every entry.
+    // The first byte of every 4 KiB page after the first flipped in every file: blocks start
+    // on page boundaries after the header, so each block (and any header longer than a
+    // page) has a bad byte.
     let files = entries(&dir);
     assert!(!files.is_empty());
     for f in &files {
         let mut raw = std::fs::read(f)?;
-        let at = raw.len() - 100;
-        raw[at] ^= 0x01;
+        for at in (4096..raw.len()).step_by(4096) {
+            raw[at] ^= 0x01;
+        }
         std::fs::write(f, raw)?;
     }
     let port = free_port()?;

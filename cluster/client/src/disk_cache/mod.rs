@@ -1,31 +1,46 @@
-//! The disk tier of the read cache (ksfs `[mount] cache_dir`): shard blocks kept as files
+//! The disk tier of the read cache (ksfs `[mount] cache_dir`): shard blocks kept in files
 //! under a local directory, so a remount, or a read after the memory cache let a block go,
-//! finds it without asking a storage node. Stripes never change once committed, so a block
-//! is never stale by content; what keeps it from being served to the wrong reader is the
-//! header of each entry (cluster name, block key, length, crc32c of the data), checked on
-//! every read: anything that does not match is a miss, is deleted and is counted.
+//! finds them without asking a storage node. Stripes never change once committed, so a
+//! block is never stale by content; what keeps it from being served to the wrong reader is
+//! the header of each file (cluster name, stripe, shard, first block, block count, a crc32c
+//! per block and one of the header), checked on every read: a bad header is a miss for the
+//! whole file, which is deleted; a block cut short or failing its crc32c is a miss for that
+//! block alone, which is forgotten (the file stays until evicted). Both are counted.
+//!
+//! One file holds a run of up to 64 consecutive blocks of one shard, as one fetch brought
+//! them (issue 19: a file create and rename per 64 KiB block cost a quarter of the writer
+//! thread's CPU); the in-memory index maps each block to its file, so a read of one block
+//! reads the header page and that block only. The client gets no per-block checksum from
+//! the storage node (its reply carries data only), so the writer computes each block's
+//! crc32c itself, just before writing that block, while the bytes are in the CPU cache.
 //!
 //! Reads are synchronous file reads (the caller runs them on a blocking thread); writes go
 //! through a small queue to one writer thread, off the read's path, and are dropped when the
-//! queue is full. Each write goes to `tmp/` and is renamed into `blocks/`, so a crash leaves
-//! whole entries and temp files, which the next start removes. Entries are not fsynced: one
-//! whose data did not reach the disk before a power loss fails its checksum later.
+//! queue is full. Each file is written in `tmp/` and renamed into `blocks/`, so a crash
+//! leaves whole files and temp files, which the next start removes. Files are not fsynced:
+//! a block whose data did not reach the disk before a power loss fails its checksum later.
+//! Files of the one-block-per-file format (1, `*.blk`) are deleted at the first open by a
+//! build that writes runs: a cache can be refilled, so it is not converted.
 
 mod entry;
 mod index;
+mod store;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::cache::BLOCK_SIZE;
-use index::{EntryId, Index, on_disk};
+use index::Index;
+use store::make_dir;
 
 /// Bytes of fetched data the write queue may hold; past it new writes are dropped.
 const QUEUE_BYTES: u64 = 8 << 20;
+/// Verified file headers kept in memory (a few hundred bytes each).
+const HEADERS_HELD: std::num::NonZeroUsize = std::num::NonZeroUsize::new(4096).unwrap();
 /// Runs the write queue may hold (the byte bound is the one that matters).
 const QUEUE_RUNS: usize = 256;
 
@@ -55,18 +70,21 @@ pub struct DiskCacheStats {
     pub hits: u64,
     /// Blocks looked for on disk and not served from it.
     pub misses: u64,
-    /// Entries found torn, corrupt, unreadable or of another cluster (deleted).
+    /// Blocks found torn or corrupt, or in a file whose header is bad, unreadable or of
+    /// another cluster (forgotten; a file with a bad header is deleted).
     pub corrupt: u64,
-    /// Entries written.
+    /// Blocks written.
     pub writes: u64,
     /// Blocks not written because the write queue was full (or a write failed).
     pub dropped: u64,
-    /// Entries deleted to stay within the size bound.
+    /// Files deleted to stay within the size bound.
     pub evictions: u64,
-    /// Bytes on disk of the entries held.
+    /// Bytes on disk of the files held.
     pub bytes: u64,
-    /// Entries held.
+    /// Blocks held.
     pub entries: u64,
+    /// Files held (each a run of blocks of one shard).
+    pub files: u64,
 }
 
 /// A persistent block cache in one directory, for one cluster.
@@ -75,7 +93,7 @@ pub struct DiskCache {
     tx: SyncSender<Run>,
 }
 
-/// Fetched bytes of blocks `first..` of one shard, to be written as entries.
+/// Fetched bytes of blocks `first..` of one shard, to be written as entry files.
 struct Run {
     stripe: u64,
     shard: u32,
@@ -86,9 +104,12 @@ struct Run {
 struct Core {
     root: PathBuf,
     cluster: String,
-    /// Hash of `cluster` in entry names, so two clusters' entries never share a file.
+    /// Hash of `cluster` in file names, so two clusters' blocks never share a file.
     tag: u32,
     index: Mutex<Index>,
+    /// Headers already read and verified, so a hit reads only its blocks (one disk read,
+    /// not two); each block is still checked against the crc32c its header gave.
+    headers: Mutex<lru::LruCache<index::FileId, Arc<entry::Header>>>,
     queued: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -128,6 +149,7 @@ impl DiskCache {
             cluster: cluster.to_string(),
             tag: crc32c::crc32c(cluster.as_bytes()),
             index: Mutex::new(Index::new(limit)),
+            headers: Mutex::new(lru::LruCache::new(HEADERS_HELD)),
             queued: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -163,26 +185,37 @@ impl DiskCache {
     pub fn read_run(&self, stripe: u64, shard: u32, b0: u64, b1: u64, len: usize) -> Option<Bytes> {
         let c = &self.core;
         let n = b1 - b0;
-        let mut out = BytesMut::with_capacity(len);
-        for b in b0..b1 {
+        let mut parts = Vec::new();
+        let mut b = b0;
+        let ok = loop {
+            if b == b1 {
+                break true;
+            }
             let id = (c.tag, (stripe, shard, b));
-            if !c.index.lock().expect("disk cache index").touch(&id) {
-                c.misses.fetch_add(n, Ordering::Relaxed);
-                return None;
+            let Some(f) = c.index.lock().expect("disk cache index").touch(&id) else {
+                break false;
+            };
+            let ((_, (_, _, first)), count) = f;
+            let end = b1.min(first + u64::from(count));
+            match c.read_blocks(f, (b - first) as usize, (end - first) as usize) {
+                // Every block but the request's last is whole.
+                Some(d) if end == b1 || d.len() as u64 == (end - b) * BLOCK_SIZE => parts.push(d),
+                _ => break false,
             }
-            match c.read_entry(id) {
-                Some(d) if b + 1 == b1 || d.len() as u64 == BLOCK_SIZE => out.extend_from_slice(&d),
-                _ => {
-                    c.misses.fetch_add(n, Ordering::Relaxed);
-                    return None;
-                }
-            }
-        }
-        if out.len() != len {
+            b = end;
+        };
+        if !ok || parts.iter().map(Bytes::len).sum::<usize>() != len {
             c.misses.fetch_add(n, Ordering::Relaxed);
             return None;
         }
         c.hits.fetch_add(n, Ordering::Relaxed);
+        if parts.len() == 1 {
+            return parts.pop();
+        }
+        let mut out = BytesMut::with_capacity(len);
+        for p in parts {
+            out.extend_from_slice(&p);
+        }
         Some(out.freeze())
     }
 
@@ -218,9 +251,9 @@ impl DiskCache {
     /// Counters and occupancy.
     pub fn stats(&self) -> DiskCacheStats {
         let c = &self.core;
-        let (bytes, entries) = {
+        let (bytes, entries, files) = {
             let ix = c.index.lock().expect("disk cache index");
-            (ix.bytes(), ix.len() as u64)
+            (ix.bytes(), ix.blocks() as u64, ix.files() as u64)
         };
         DiskCacheStats {
             hits: c.hits.load(Ordering::Relaxed),
@@ -231,163 +264,13 @@ impl DiskCache {
             evictions: c.evictions.load(Ordering::Relaxed),
             bytes,
             entries,
+            files,
         }
     }
 
     /// Bytes waiting in the write queue (tests wait for it to drain).
     pub fn queued_bytes(&self) -> u64 {
         self.core.queued.load(Ordering::Acquire)
-    }
-}
-
-/// Creates `d` with mode 0700 unless it exists (as a directory).
-fn make_dir(d: &Path) -> Result<(), DiskCacheError> {
-    use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().mode(0o700).create(d) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => Ok(()),
-        Err(e) => Err(io_err(d)(e)),
-    }
-}
-
-/// The entry file name of `id`: `<cluster tag>-<stripe>-<shard>-<block>.blk`, in hex.
-fn entry_name(id: EntryId) -> String {
-    let (tag, (s, sh, b)) = id;
-    format!("{tag:08x}-{s:x}-{sh:x}-{b:x}.blk")
-}
-
-/// The id an entry file name stands for.
-fn parse_name(name: &str) -> Option<EntryId> {
-    let mut it = name.strip_suffix(".blk")?.split('-');
-    let tag = u32::from_str_radix(it.next()?, 16).ok()?;
-    let s = u64::from_str_radix(it.next()?, 16).ok()?;
-    let sh = u32::from_str_radix(it.next()?, 16).ok()?;
-    let b = u64::from_str_radix(it.next()?, 16).ok()?;
-    it.next().is_none().then_some((tag, (s, sh, b)))
-}
-
-impl Core {
-    /// `blocks/<xx>/<name>`: 256 subdirectories keep directories small.
-    fn path(&self, id: EntryId) -> PathBuf {
-        let (_, (s, sh, b)) = id;
-        let sub = (s.wrapping_mul(0x9e37_79b9) ^ b ^ u64::from(sh)) & 0xff;
-        self.root
-            .join("blocks")
-            .join(format!("{sub:02x}"))
-            .join(entry_name(id))
-    }
-
-    /// Indexes the entries on disk, oldest written first (least recently used).
-    fn rebuild_index(&self) -> Result<(), DiskCacheError> {
-        let blocks = self.root.join("blocks");
-        let mut found = Vec::new();
-        for sub in std::fs::read_dir(&blocks).map_err(io_err(&blocks))? {
-            let sub = sub.map_err(io_err(&blocks))?.path();
-            let Ok(files) = std::fs::read_dir(&sub) else {
-                // Not a subdirectory: blocks/ holds entries only.
-                let _ = std::fs::remove_file(&sub);
-                continue;
-            };
-            for f in files.flatten() {
-                let path = f.path();
-                let id = f.file_name().to_str().and_then(parse_name);
-                match (id, f.metadata()) {
-                    (Some(id), Ok(m)) if m.is_file() && self.path(id) == path => {
-                        let when = m.modified().unwrap_or(std::time::UNIX_EPOCH);
-                        found.push((when, id, on_disk(m.len())));
-                    }
-                    // Not ours, or misplaced: blocks/ holds entries only.
-                    _ => {
-                        let _ = std::fs::remove_file(&path);
-                    }
-                }
-            }
-        }
-        found.sort_unstable();
-        let mut ix = self.index.lock().expect("disk cache index");
-        for (_, id, size) in found {
-            for gone in ix.insert(id, size) {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-                let _ = std::fs::remove_file(self.path(gone));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reads and verifies one entry; a bad one is deleted, forgotten and counted.
-    fn read_entry(&self, id: EntryId) -> Option<Bytes> {
-        let path = self.path(id);
-        let why = match std::fs::read(&path) {
-            Ok(buf) => match entry::decode(Bytes::from(buf), &self.cluster, id.1) {
-                Ok(d) => return Some(d),
-                Err(e) => e.to_string(),
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // Evicted between the index lookup and the read.
-                self.index.lock().expect("disk cache index").remove(&id);
-                return None;
-            }
-            Err(e) => e.to_string(),
-        };
-        tracing::warn!(path = %path.display(), %why, "disk cache entry dropped");
-        self.corrupt.fetch_add(1, Ordering::Relaxed);
-        let _ = std::fs::remove_file(&path);
-        self.index.lock().expect("disk cache index").remove(&id);
-        None
-    }
-
-    /// The writer thread: entries from the queue until the cache is dropped.
-    fn write_loop(&self, rx: Receiver<Run>) {
-        let mut seq = 0u64;
-        while let Ok(run) = rx.recv() {
-            let len = run.data.len() as u64;
-            for (i, chunk) in run.data.chunks(BLOCK_SIZE as usize).enumerate() {
-                let id = (self.tag, (run.stripe, run.shard, run.first + i as u64));
-                if self.index.lock().expect("disk cache index").contains(&id) {
-                    continue;
-                }
-                seq += 1;
-                match self.write_entry(id, chunk, seq) {
-                    Ok(()) => {
-                        self.writes.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "disk cache write failed");
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            self.queued.fetch_sub(len, Ordering::AcqRel);
-        }
-    }
-
-    /// Writes one entry to `tmp/`, renames it into place, indexes it and evicts past the
-    /// bound.
-    fn write_entry(&self, id: EntryId, data: &[u8], seq: u64) -> std::io::Result<()> {
-        let bytes = entry::encode(&self.cluster, id.1, data);
-        let tmp = self.root.join("tmp").join(format!("{seq}.tmp"));
-        std::fs::write(&tmp, &bytes)?;
-        let path = self.path(id);
-        let placed = std::fs::rename(&tmp, &path).or_else(|_| {
-            if let Some(parent) = path.parent() {
-                make_dir(parent).map_err(|e| std::io::Error::other(e.to_string()))?;
-            }
-            std::fs::rename(&tmp, &path)
-        });
-        if let Err(e) = placed {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let evicted = self
-            .index
-            .lock()
-            .expect("disk cache index")
-            .insert(id, on_disk(bytes.len() as u64));
-        for gone in evicted {
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-            let _ = std::fs::remove_file(self.path(gone));
-        }
-        Ok(())
     }
 }
 

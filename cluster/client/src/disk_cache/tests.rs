@@ -268,7 +268,10 @@ fn a_block_spoiled_after_its_header_was_kept_is_still_a_miss() {
     let mut raw = std::fs::read(&path).unwrap();
     raw[4096 + 2 * BS + 17] ^= 0x01;
     std::fs::write(&path, &raw).unwrap();
-    assert!(c.read_run(5, 0, 2, 3, BS).is_none(), "the spoiled block is not served");
+    assert!(
+        c.read_run(5, 0, 2, 3, BS).is_none(),
+        "the spoiled block is not served"
+    );
     assert!(c.read_run(5, 0, 3, 4, BS).as_deref() == Some(&data[3 * BS..]));
     let s = c.stats();
     assert_eq!((s.hits, s.corrupt), (2, 1), "{s:?}");

@@ -260,10 +260,14 @@ impl Core {
             .lock()
             .expect("disk cache index")
             .insert(f, on_disk(size));
-        let mut held = self.headers.lock().expect("disk cache headers");
-        held.pop(&f);
+        {
+            let mut held = self.headers.lock().expect("disk cache headers");
+            for g in std::iter::once(&f).chain(&evicted) {
+                held.pop(g);
+            }
+        }
+        // Files deleted with no lock held: readers look headers up meanwhile.
         for gone in evicted {
-            held.pop(&gone);
             self.evictions.fetch_add(1, Ordering::Relaxed);
             let _ = std::fs::remove_file(self.path(gone));
         }

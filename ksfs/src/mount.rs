@@ -163,6 +163,7 @@ pub async fn serve(
         atime: cfg.atime_policy(),
         atime_due: AtimeDue::default(),
         dir_attrs: DirAttrs::default(),
+        names: Default::default(),
         dir_modes: DirModes::default(),
         notifier: std::sync::OnceLock::new(),
         metrics,

@@ -159,11 +159,14 @@ async fn small_file_phases_cost_few_master_calls() -> anyhow::Result<()> {
     assert!(total(&create) <= 3 * N + 1, "create: {create:?}");
     assert!(create.get("get_xattr") <= Some(&1), "create: {create:?}");
     assert!(create.get("get_attr") <= Some(&1), "create: {create:?}");
-    // Stat after a fresh mount: one lookup that carries the attributes.
-    assert!(total(&stat) <= N, "stat: {stat:?}");
-    // Read of a 4 KiB file: lookup, one open call with attributes and extents (inline
-    // bytes), the relatime atime commit (in the background); no GetAttr.
-    assert!(total(&read) <= 3 * N, "read: {read:?}");
+    // Stat after a fresh mount: two lookups that carry the attributes, then one page of
+    // the directory with attributes answers the rest.
+    assert!(total(&stat) <= 3, "stat: {stat:?}");
+    assert_eq!(stat.get("read_dir"), Some(&1), "stat: {stat:?}");
+    // Read of a 4 KiB file: one open call with attributes and extents (inline bytes), the
+    // relatime atime commit (in the background); no GetAttr; lookups as for stat.
+    assert!(total(&read) <= 2 * N + 3, "read: {read:?}");
+    assert!(read.get("lookup") <= Some(&2), "read: {read:?}");
     assert_eq!(read.get("get_attr"), None, "read: {read:?}");
     // Delete: lookup and unlink; the kernel's GetAttr of the directory it changed is
     // answered from Unlink's reply.
@@ -281,6 +284,84 @@ async fn a_write_still_drops_capabilities_set_on_a_new_file() -> anyhow::Result<
         f.write_all(b"exit 0\n")?;
         drop(f);
         assert_eq!(caps(&p), None, "the write kept the file's capabilities");
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Makes the kernel forget unused dentries and inodes, so the next `stat` is a lookup.
+fn drop_dentries() {
+    fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches (needs root)");
+}
+
+fn size_of(p: &std::path::Path) -> std::io::Result<u64> {
+    fs::metadata(p).map(|m| m.len())
+}
+
+/// The pages of directories a mount reads when lookups scan them never show this mount an
+/// older state than its own changes left, and show another mount's changes within the ttl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scanned_directory_pages_keep_up_with_changes() -> anyhow::Result<()> {
+    require_fuse!();
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: drop_caches needs root");
+        return Ok(());
+    }
+    let cluster = common::cluster().await?;
+    let ttl = "attr_ttl = 3\nentry_ttl = 3";
+    let a = KsfsMount::start(&cluster, "a", ttl).await?;
+    let b = KsfsMount::start(&cluster, "b", ttl).await?;
+    fs::create_dir(b.join("d"))?;
+    for i in 0..10 {
+        fs::write(b.join(&format!("d/f{i}")), b"four")?;
+    }
+    let scan = count(&cluster, || {
+        drop_dentries();
+        for i in 0..10 {
+            assert_eq!(size_of(&a.join(&format!("d/f{i}"))).unwrap(), 4);
+        }
+    })
+    .await;
+    assert_eq!(scan.get("read_dir"), Some(&1), "a page was read: {scan:?}");
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        // This mount's own write, then a lookup: the page's size is older than the write.
+        fs::write(a.join("d/f5"), vec![1u8; 100])?;
+        drop_dentries();
+        assert_eq!(
+            size_of(&a.join("d/f5"))?,
+            100,
+            "own write hidden by the page"
+        );
+        // Own attribute change.
+        fs::set_permissions(a.join("d/f4"), fs::Permissions::from_mode(0o600))?;
+        drop_dentries();
+        assert_eq!(fs::metadata(a.join("d/f4"))?.mode() & 0o777, 0o600);
+        // Own unlink and rename.
+        fs::remove_file(a.join("d/f7"))?;
+        fs::rename(a.join("d/f8"), a.join("d/g8"))?;
+        drop_dentries();
+        assert_eq!(
+            common::errno_of("stat f7", fs::metadata(a.join("d/f7"))),
+            libc::ENOENT
+        );
+        assert_eq!(
+            common::errno_of("stat f8", fs::metadata(a.join("d/f8"))),
+            libc::ENOENT
+        );
+        assert_eq!(size_of(&a.join("d/g8"))?, 4);
+        // A name another mount created is never hidden by a page without it.
+        fs::write(b.join("d/new"), b"new")?;
+        assert_eq!(size_of(&a.join("d/new"))?, 3);
+        // Another mount's change shows once the ttl has passed.
+        fs::write(b.join("d/f6"), vec![2u8; 50])?;
+        #[allow(clippy::disallowed_methods)] // blocking test code: past the 3 s ttl
+        std::thread::sleep(std::time::Duration::from_millis(3100));
+        drop_dentries();
+        assert_eq!(
+            size_of(&a.join("d/f6"))?,
+            50,
+            "another mount's write after the ttl"
+        );
         Ok(())
     })?;
     Ok(())

@@ -129,8 +129,10 @@ impl Ksfs {
             .unwrap_or_else(|e| e.into_inner())
             .insert(ino, now);
         let (master, deadline) = (self.client.master().clone(), self.timeout);
+        let names = self.names.clone();
         tokio::spawn(async move {
             commit(master, req, deadline).await;
+            names.mark(ino);
             let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
             if p.get(&ino) == Some(&now) {
                 p.remove(&ino);

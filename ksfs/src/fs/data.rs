@@ -6,7 +6,7 @@
 //! flush this mount's own pending writes, then read a snapshot taken after the latest
 //! open or local change, so a reader sees its own writes and, after open, others' closes.
 
-use super::{Caller, Ksfs};
+use super::{Caller, Ksfs, name_str};
 use fuser::Errno;
 use kdss_client::{FileReader, FileWriter};
 use kdss_proto::master as pb;
@@ -305,7 +305,8 @@ impl Ksfs {
         if !self.files.any_open() {
             return Ok(());
         }
-        let ino = match self.lookup(parent, name).await {
+        // The master's own answer: a name another mount replaced is not pinned by mistake.
+        let ino = match self.lookup_at_master(parent, name_str(name)?).await {
             Ok(a) => a.ino,
             Err(e) if e == Errno::ENOENT => return Ok(()),
             Err(e) => return Err(e),
@@ -407,7 +408,10 @@ impl Ksfs {
         let w = io
             .writer
             .get_or_insert_with(|| self.client.file_writer(&self.bucket, ino));
-        self.data(w.write_at(offset, data)).await?;
+        let written = self.data(w.write_at(offset, data)).await;
+        // A full window may have been committed on the way.
+        self.names.mark(ino);
+        written?;
         self.metrics.written(data.len());
         d.dirty_end.fetch_max(end, Ordering::AcqRel);
         d.dirty_mtime_ns
@@ -433,7 +437,9 @@ impl Ksfs {
             drop_snapshot(d, io);
             return Ok(());
         };
-        let attr = self.data(w.flush()).await?;
+        let flushed = self.data(w.flush()).await;
+        self.names.mark(ino);
+        let attr = flushed?;
         d.dirty.store(false, Ordering::Release);
         d.dirty_end.store(0, Ordering::Release);
         drop_snapshot(d, io);

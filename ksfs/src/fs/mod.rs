@@ -9,6 +9,7 @@ mod atime;
 mod data;
 mod dir_attrs;
 mod dirs;
+mod names;
 mod namespace;
 mod owner;
 mod xattr;
@@ -17,6 +18,7 @@ pub use atime::AtimeDue;
 pub use data::OpenFiles;
 pub use dir_attrs::DirAttrs;
 pub use dirs::OpenDirs;
+pub use names::NameCache;
 pub use owner::{Caller, DirModes, acl_mode};
 
 use crate::atime::AtimePolicy;
@@ -55,6 +57,8 @@ pub struct Ksfs {
     pub atime_due: AtimeDue,
     /// Directories' attributes from the replies to this mount's own changes.
     pub dir_attrs: DirAttrs,
+    /// Pages of directories read when lookups scan them, kept true by this mount's changes.
+    pub names: std::sync::Arc<NameCache>,
     /// Mode and group of directories as last sent to the kernel (setgid inheritance).
     pub dir_modes: DirModes,
     /// Tells the kernel about changes it did not ask for (set once the session exists).

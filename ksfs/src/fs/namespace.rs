@@ -1,6 +1,7 @@
 //! Namespace operations: names, directories, links, attributes without data, statfs.
 //! Each is one master call (the master keeps the tree; docs/architecture.md, "Metadata").
 
+use super::names::{Miss, PAGE};
 use super::{Caller, Ksfs, name_str};
 use fuser::{Errno, FileType, INodeNo};
 use kdss_proto::master as pb;
@@ -52,15 +53,77 @@ impl Ksfs {
         if name == ".." && parent == root {
             return self.getattr(parent).await;
         }
+        let name = name_str(name)?;
+        let ttl = self.entry_ttl.min(self.attr_ttl);
+        let paged = if ttl.is_zero() {
+            None
+        } else if let Some(a) = self.names.hit(parent, &name, ttl) {
+            Some(Ok(a))
+        } else if let Miss::Page { cookie, seq } = self.names.on_miss(parent, ttl) {
+            self.lookup_in_page(parent, &name, cookie, seq).await
+        } else {
+            None
+        };
+        let mut a = match paged {
+            Some(r) => r?,
+            None => {
+                let a = self.lookup_at_master(parent, name).await?;
+                self.names.found(parent, ttl);
+                a
+            }
+        };
+        self.overlay(&mut a);
+        Ok(a)
+    }
+
+    /// The master's answer for `name` in `parent`, never a cached one.
+    pub async fn lookup_at_master(&self, parent: u64, name: String) -> Result<pb::Attr, Errno> {
         let req = pb::LookupRequest {
             bucket: self.bucket.clone(),
             parent,
-            name: name_str(name)?,
+            name,
         };
         let r = self.call(self.client.master().lookup(req));
-        let mut a = r.await?.attr.ok_or(Errno::EIO)?;
-        self.overlay(&mut a);
-        Ok(a)
+        r.await?.attr.ok_or(Errno::EIO)
+    }
+
+    /// Reads a page of `parent` from `cookie` (see `names`) and finds `name` in it: None
+    /// when the page cannot tell (it ends before the directory does, or the read failed).
+    async fn lookup_in_page(
+        &self,
+        parent: u64,
+        name: &str,
+        cookie: u64,
+        seq: u64,
+    ) -> Option<Result<pb::Attr, Errno>> {
+        let req = pb::ReadDirRequest {
+            bucket: self.bucket.clone(),
+            ino: parent,
+            cookie,
+            limit: PAGE,
+            plus: true,
+        };
+        let reply = self.call(self.client.master().read_dir(req)).await.ok()?;
+        let next = match reply.entries.last() {
+            Some(e) if !reply.eof => Some(e.cookie),
+            _ => None,
+        };
+        let mut found = None;
+        let mut entries = Vec::with_capacity(reply.entries.len());
+        for e in reply.entries {
+            let Some(a) = e.attr else { continue };
+            if e.name == name {
+                found = Some(a);
+            }
+            entries.push((e.name, a));
+        }
+        self.names.store(parent, seq, entries, next);
+        match found {
+            Some(a) => Some(Ok(a)),
+            // The whole directory, read just now: the name is not there.
+            None if cookie == 0 && next.is_none() => Some(Err(Errno::ENOENT)),
+            None => None,
+        }
     }
 
     /// Current attributes (with this mount's unflushed writes applied).
@@ -84,9 +147,11 @@ impl Ksfs {
 
     /// SetAttr as the master sees it (size changes go through `truncate`).
     pub async fn set_attr_raw(&self, req: pb::SetAttrRequest) -> Result<pb::Attr, Errno> {
-        self.dir_attrs.forget(req.ino);
-        let r = self.call(self.client.master().set_attr(req));
-        r.await?.attr.ok_or(Errno::EIO)
+        let ino = req.ino;
+        self.dir_attrs.forget(ino);
+        let r = self.call(self.client.master().set_attr(req)).await;
+        self.names.mark(ino);
+        r?.attr.ok_or(Errno::EIO)
     }
 
     /// Creates a non-directory node (regular file, fifo, socket, device).
@@ -114,8 +179,7 @@ impl Ksfs {
             exclusive,
         };
         let r = self.call(self.client.master().create(req)).await?;
-        self.dir_attrs.put(r.parent);
-        r.attr.ok_or(Errno::EIO)
+        self.added(parent, name, r)
     }
 
     /// Creates a directory.
@@ -136,8 +200,7 @@ impl Ksfs {
             gid,
         };
         let r = self.call(self.client.master().mkdir(req)).await?;
-        self.dir_attrs.put(r.parent);
-        r.attr.ok_or(Errno::EIO)
+        self.added(parent, name, r)
     }
 
     /// Creates a symbolic link.
@@ -162,8 +225,7 @@ impl Ksfs {
             gid,
         };
         let r = self.call(self.client.master().symlink(req)).await?;
-        self.dir_attrs.put(r.parent);
-        r.attr.ok_or(Errno::EIO)
+        self.added(parent, name, r)
     }
 
     /// Removes a non-directory name (the inode lives on while it is open anywhere).
@@ -174,8 +236,9 @@ impl Ksfs {
             parent,
             name: name_str(name)?,
         };
-        let r = self.call(self.client.master().unlink(req)).await?;
-        self.dir_attrs.put(r.parent);
+        let r = self.call(self.client.master().unlink(req)).await;
+        self.names.removed(parent, &name_str(name)?);
+        self.dir_attrs.put(r?.parent);
         Ok(())
     }
 
@@ -190,6 +253,7 @@ impl Ksfs {
         let r = self.call(self.client.master().rmdir(req)).await;
         // The removed directory may be remembered as a parent: it answers no more.
         self.dir_attrs.forget_all();
+        self.names.forget_all();
         self.dir_attrs.put(r?.parent);
         self.removed_dir(open);
         Ok(())
@@ -232,6 +296,7 @@ impl Ksfs {
         let r = self.call(self.client.master().rename(req)).await;
         // Both parents, and a moved directory's own ctime and "..", changed.
         self.dir_attrs.forget_all();
+        self.names.forget_all();
         r?;
         if let Some(d) = open_dir {
             self.removed_dir(d);
@@ -253,9 +318,22 @@ impl Ksfs {
             new_name: name_str(new_name)?,
         };
         let r = self.call(self.client.master().link(req)).await?;
-        self.dir_attrs.put(r.parent);
-        let mut a = r.attr.ok_or(Errno::EIO)?;
+        let mut a = self.added(new_parent, new_name, r)?;
         self.overlay(&mut a);
+        Ok(a)
+    }
+
+    /// After a change that added `name` to `parent`: the new entry's attributes, kept
+    /// with the parent's from the reply.
+    fn added(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        r: pb::AttrReply,
+    ) -> Result<pb::Attr, Errno> {
+        self.dir_attrs.put(r.parent);
+        let a = r.attr.ok_or(Errno::EIO)?;
+        self.names.added(parent, &name_str(name)?, &a);
         Ok(a)
     }
 

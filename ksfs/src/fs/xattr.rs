@@ -60,6 +60,7 @@ impl Ksfs {
         };
         let r = self.call(self.client.master().set_xattr(req));
         let r = r.await.map(|_| ());
+        self.names.mark(ino);
         if default_acl {
             // New inodes in the directory must inherit this one, not the cached one.
             self.dir_modes.forget_default_acl(ino);
@@ -95,6 +96,7 @@ impl Ksfs {
         };
         let r = self.call(self.client.master().remove_xattr(req));
         let r = r.await.map(|_| ());
+        self.names.mark(ino);
         if default_acl {
             self.dir_modes.forget_default_acl(ino);
         }

@@ -127,6 +127,10 @@ async fn dispatch(c: &mut SqliteConnection, m: &Mutation) -> Result<Reply> {
     };
     Ok(match op {
         Op::SetAttr(r) => attr(posix::setattr(c, r, now).await?),
+        Op::SetAtimes(r) => {
+            posix::set_atimes(c, r).await?;
+            empty
+        }
         Op::Create(r) => {
             let a = posix::create(c, r, now, caller).await?;
             attr_in(c, &r.bucket, r.parent, a).await?

@@ -27,6 +27,8 @@ pub const OBJECT_META_MAX: usize = 16 << 10;
 pub const ID_MAX: usize = 1024;
 /// Most keys in one DeleteObjects (as S3).
 pub const DELETE_KEYS_MAX: usize = 1000;
+/// Most inodes in one SetAtimes.
+pub const ATIMES_MAX: usize = 1000;
 
 fn too_long(what: &str, len: usize, max: usize) -> crate::MetaError {
     fail(
@@ -122,6 +124,7 @@ pub fn check(op: &Op) -> Result<()> {
             object_meta(r.meta.as_ref())
         }
         Op::DeleteObject(r) => key("key", &r.key),
+        Op::SetAtimes(r) => at_most("inodes in one SetAtimes", r.updates.len(), ATIMES_MAX),
         Op::DeleteObjects(r) => {
             if r.keys.len() > DELETE_KEYS_MAX {
                 return Err(fail(

@@ -662,3 +662,41 @@ async fn an_atime_update_keeps_the_ctime_of_a_later_change() {
     assert_eq!(a.ctime_ns, changed.ctime_ns, "a read is not a change");
     assert_eq!((a.mode, a.mtime_ns), (0o600, changed.mtime_ns));
 }
+
+/// A mount's batch of read atimes: each inode's atime set, its ctime, mtime and version
+/// untouched; an inode gone since, or named with another bucket, skipped without failing
+/// the others.
+#[tokio::test]
+async fn set_atimes_sets_only_atimes_and_skips_what_is_not_there() {
+    let mut ns = Ns::new().await;
+    step(&mut ns, "create /f").await;
+    step(&mut ns, "create /g").await;
+    let (f, g) = (ns.stat("/f").await.unwrap(), ns.stat("/g").await.unwrap());
+    let t = f.ctime_ns + 5_000_000;
+    let update = |ino, atime_ns| AtimeUpdate { ino, atime_ns };
+    ns.ok(Op::SetAtimes(SetAtimesRequest {
+        bucket: BUCKET.into(),
+        updates: vec![update(f.ino, t), update(987_654, t), update(g.ino, t + 1)],
+    }))
+    .await;
+    ns.ok(Op::SetAtimes(SetAtimesRequest {
+        bucket: "another-bucket".into(),
+        updates: vec![update(f.ino, 1)],
+    }))
+    .await;
+    let (f2, g2) = (ns.stat("/f").await.unwrap(), ns.stat("/g").await.unwrap());
+    assert_eq!((f2.atime_ns, g2.atime_ns), (t, t + 1));
+    for (a, b) in [(f, f2), (g, g2)] {
+        assert_eq!(
+            (a.ctime_ns, a.mtime_ns, a.version, a.size),
+            (b.ctime_ns, b.mtime_ns, b.version, b.size),
+            "a read is not a change"
+        );
+    }
+    let many = (0..1001).map(|i| update(f.ino, i)).collect();
+    let refused = kdss_meta::sizes::check(&Op::SetAtimes(SetAtimesRequest {
+        bucket: BUCKET.into(),
+        updates: many,
+    }));
+    assert!(refused.is_err(), "1,001 inodes in one SetAtimes");
+}

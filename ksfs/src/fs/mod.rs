@@ -14,7 +14,7 @@ mod namespace;
 mod owner;
 mod xattr;
 
-pub use atime::AtimeDue;
+pub use atime::{AtimeDue, GATHER};
 pub use data::OpenFiles;
 pub use dir_attrs::DirAttrs;
 pub use dirs::OpenDirs;

@@ -148,6 +148,9 @@ impl Master for MasterService {
     async fn get_xattr(&self, req: Request<pb::GetXattrRequest>) -> R<pb::GetXattrReply> {
         bucket_read!(self, req, get_xattr, meta::get_xattr)
     }
+    async fn set_atimes(&self, req: Request<pb::SetAtimesRequest>) -> R<pb::Empty> {
+        bucket_write!(self, req, set_atimes, SetAtimes, Reply::Empty(e) => e)
+    }
     async fn set_xattr(&self, req: Request<pb::SetXattrRequest>) -> R<pb::Empty> {
         bucket_write!(self, req, set_xattr, SetXattr, Reply::Empty(e) => e)
     }

@@ -23,7 +23,7 @@ use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -110,7 +110,7 @@ type Loaded = Result<(Arc<Mutex<LogMem>>, Arc<LogStats>), StorageError>;
 
 /// Opens the database, creating the tables, and reads what it holds.
 #[allow(clippy::result_large_err)] // openraft's error type, not ours
-fn load(path: &PathBuf) -> Result<(Connection, LogMem), StorageError> {
+fn load(path: &Path) -> Result<(Connection, LogMem), StorageError> {
     let conn = Connection::open(path).map_err(sto_read)?;
     let mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
@@ -159,11 +159,7 @@ fn load(path: &PathBuf) -> Result<(Connection, LogMem), StorageError> {
 /// transaction per round. The committed log id rides along with whatever the round writes
 /// (it is an optimisation for restart, not needed for safety, so it never costs an fsync of
 /// its own).
-fn writer(
-    path: &PathBuf,
-    loaded: oneshot::Sender<Loaded>,
-    mut rx: mpsc::UnboundedReceiver<WriteOp>,
-) {
+fn writer(path: &Path, loaded: oneshot::Sender<Loaded>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
     let (mut conn, mem) = match load(path) {
         Ok(x) => x,
         Err(e) => {

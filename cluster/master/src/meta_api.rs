@@ -21,12 +21,17 @@ pub async fn open(path: &Path) -> Result<SqlitePool, kdss_meta::MetaError> {
     kdss_meta::open(path).await
 }
 
-/// Applies one mutation.
-pub async fn apply(
+/// Opens the savepoint [`apply_in_savepoint`] runs in.
+pub const OPEN_SAVEPOINT: &str = kdss_meta::OPEN_SAVEPOINT;
+/// Releases the savepoint after [`apply_in_savepoint`].
+pub const RELEASE_SAVEPOINT: &str = kdss_meta::RELEASE_SAVEPOINT;
+
+/// Applies one mutation inside a savepoint the caller opened and releases.
+pub async fn apply_in_savepoint(
     conn: &mut sqlx::SqliteConnection,
     m: &pb::Mutation,
 ) -> Result<pb::MutationReply, kdss_meta::MetaError> {
-    kdss_meta::apply(conn, m).await
+    kdss_meta::apply_in_savepoint(conn, m).await
 }
 
 /// Fills what the leader must decide before proposing (generated keys) and seals a new

@@ -43,24 +43,33 @@ pub fn prepare(m: &mut Mutation, seal: &SecretSeal) -> Result<Option<String>> {
 /// `MutationReply.failure` with nothing changed; `Err` only for database failures (the
 /// caller's transaction should then be abandoned).
 pub async fn apply(conn: &mut SqliteConnection, m: &Mutation) -> Result<MutationReply> {
-    sqlx::query("SAVEPOINT meta_apply")
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(OPEN_SAVEPOINT).execute(&mut *conn).await?;
+    let reply = apply_in_savepoint(conn, m).await;
+    sqlx::query(RELEASE_SAVEPOINT).execute(&mut *conn).await?;
+    reply
+}
+
+/// Opens the savepoint that [`apply_in_savepoint`] expects.
+pub const OPEN_SAVEPOINT: &str = "SAVEPOINT meta_apply";
+/// Releases the savepoint after [`apply_in_savepoint`].
+pub const RELEASE_SAVEPOINT: &str = "RELEASE meta_apply";
+
+/// [`apply`] for a caller that opens [`OPEN_SAVEPOINT`] before and releases it with
+/// [`RELEASE_SAVEPOINT`] after, so that it can send those in one call with its own
+/// statements (BEGIN, the next mutation's savepoint, COMMIT): each statement sent on its own
+/// is a round trip to the connection's thread. A domain failure rolls the savepoint back
+/// (leaving it open, for the caller to release).
+pub async fn apply_in_savepoint(
+    conn: &mut SqliteConnection,
+    m: &Mutation,
+) -> Result<MutationReply> {
     match dispatch(conn, m).await {
-        Ok(reply) => {
-            sqlx::query("RELEASE meta_apply")
-                .execute(&mut *conn)
-                .await?;
-            Ok(MutationReply {
-                reply: Some(reply),
-                failure: None,
-            })
-        }
+        Ok(reply) => Ok(MutationReply {
+            reply: Some(reply),
+            failure: None,
+        }),
         Err(e) => {
             sqlx::query("ROLLBACK TO meta_apply")
-                .execute(&mut *conn)
-                .await?;
-            sqlx::query("RELEASE meta_apply")
                 .execute(&mut *conn)
                 .await?;
             match e {

@@ -48,7 +48,9 @@ mod stripe_reads;
 pub mod trash;
 pub mod tree;
 
-pub use apply::{apply, changes_users, prepare};
+pub use apply::{
+    OPEN_SAVEPOINT, RELEASE_SAVEPOINT, apply, apply_in_savepoint, changes_users, prepare,
+};
 pub use error::{MetaError, failure_status};
 pub use kdss_proto::master::{Mutation, MutationReply};
 pub use schema::{migrate, open, open_memory};

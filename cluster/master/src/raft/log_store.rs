@@ -4,16 +4,22 @@
 //! `kv(key TEXT PRIMARY KEY, value BLOB)` holds `vote`, `committed` and `purged`.
 //!
 //! Group commit: `append` puts entries in the in-memory tail (readable at once, as openraft
-//! requires) and queues them for the writer task; the writer drains everything queued,
+//! requires) and queues them for the writer thread; the writer drains everything queued,
 //! writes it in one transaction (one fsync) and then completes every flush callback. Under
 //! concurrent client writes many entries therefore share one fsync. Order of log I/O (append,
 //! truncate, purge, vote) is the queue order, which is the order openraft issued them.
+//!
+//! The writer is a plain thread that owns a rusqlite connection and calls SQLite directly:
+//! through sqlx every statement of a commit (BEGIN, INSERT, COMMIT) was a round trip to the
+//! connection's worker thread, and BEGIN and COMMIT wait for the caller to acknowledge, so one
+//! append cost about ten context switches before and after its fsync. Now it costs two: the
+//! wake-up of the writer and the flush callback. Once a write fails the writer writes nothing
+//! more and fails every later operation: what SQLite left after a failed fsync is not trusted.
 
 use super::{Entry, LogId, NodeId, StorageError, TypeConfig, io_err};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{RaftLogReader, StorageIOError, Vote};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Row, SqlitePool};
+use rusqlite::{Connection, params};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::RangeBounds;
@@ -75,60 +81,17 @@ fn sto_read(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log at `path` and loads its unpurged entries.
+    /// Opens (or creates) the log at `path` and loads its unpurged entries. The database is
+    /// opened and read on the writer thread, which then keeps the connection.
     pub async fn open(path: &Path) -> Result<Self, StorageError> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts)
-            .await
-            .map_err(sto_read)?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL)",
-        )
-        .execute(&pool)
-        .await
-        .map_err(sto)?;
-        sqlx::query("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-            .execute(&pool)
-            .await
-            .map_err(sto)?;
-        let mut mem = LogMem::default();
-        for row in sqlx::query("SELECT key, value FROM kv")
-            .fetch_all(&pool)
-            .await
-            .map_err(sto_read)?
-        {
-            let key: String = row.get(0);
-            let value: Vec<u8> = row.get(1);
-            match key.as_str() {
-                "vote" => mem.vote = serde_json::from_slice(&value).map_err(sto_read)?,
-                "committed" => mem.committed = serde_json::from_slice(&value).map_err(sto_read)?,
-                "purged" => mem.purged = serde_json::from_slice(&value).map_err(sto_read)?,
-                _ => {}
-            }
-        }
-        let rows = sqlx::query("SELECT idx, entry FROM log ORDER BY idx")
-            .fetch_all(&pool)
-            .await
-            .map_err(sto_read)?;
-        for row in rows {
-            let idx: i64 = row.get(0);
-            let bytes: Vec<u8> = row.get(1);
-            let e: Entry = serde_json::from_slice(&bytes).map_err(sto_read)?;
-            mem.entries.insert(idx as u64, e);
-        }
-        let stats = Arc::new(LogStats::default());
-        if let Some(c) = mem.committed {
-            stats.committed_index.store(c.index, Ordering::Relaxed);
-        }
+        let (loaded, wait) = oneshot::channel();
         let (tx, rx) = mpsc::unbounded_channel();
-        let mem = Arc::new(Mutex::new(mem));
-        tokio::spawn(writer(pool, rx, stats.clone(), mem.clone()));
+        let path = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("raft-log".to_string())
+            .spawn(move || writer(&path, loaded, rx))
+            .map_err(sto)?;
+        let (mem, stats) = wait.await.map_err(|_| sto_read("log writer stopped"))??;
         Ok(LogStore { mem, tx, stats })
     }
 
@@ -143,26 +106,78 @@ impl LogStore {
     }
 }
 
-/// The group-commit writer: drains the queue into one transaction per round. The committed
-/// log id rides along with whatever the round writes (it is an optimisation for restart, not
-/// needed for safety, so it never costs an fsync of its own).
-async fn writer(
-    pool: SqlitePool,
-    mut rx: mpsc::UnboundedReceiver<WriteOp>,
-    stats: Arc<LogStats>,
-    mem: Arc<Mutex<LogMem>>,
-) {
-    // One connection for the writer's life, outside the pool: a pooled one pings its worker
-    // thread when taken and again when returned, two more hand-offs on every commit.
-    let mut conn = match pool.acquire().await {
-        Ok(c) => c.detach(),
+type Loaded = Result<(Arc<Mutex<LogMem>>, Arc<LogStats>), StorageError>;
+
+/// Opens the database, creating the tables, and reads what it holds.
+#[allow(clippy::result_large_err)] // openraft's error type, not ours
+fn load(path: &Path) -> Result<(Connection, LogMem), StorageError> {
+    let conn = Connection::open(path).map_err(sto_read)?;
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(sto)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(sto(format!("{} refused WAL mode ({mode})", path.display())));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(sto)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL); \
+         CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+    )
+    .map_err(sto)?;
+    let mut mem = LogMem::default();
+    {
+        let mut q = conn
+            .prepare("SELECT key, value FROM kv")
+            .map_err(sto_read)?;
+        let mut rows = q.query([]).map_err(sto_read)?;
+        while let Some(row) = rows.next().map_err(sto_read)? {
+            let key: String = row.get(0).map_err(sto_read)?;
+            let value: Vec<u8> = row.get(1).map_err(sto_read)?;
+            match key.as_str() {
+                "vote" => mem.vote = serde_json::from_slice(&value).map_err(sto_read)?,
+                "committed" => mem.committed = serde_json::from_slice(&value).map_err(sto_read)?,
+                "purged" => mem.purged = serde_json::from_slice(&value).map_err(sto_read)?,
+                _ => {}
+            }
+        }
+        let mut q = conn
+            .prepare("SELECT idx, entry FROM log ORDER BY idx")
+            .map_err(sto_read)?;
+        let mut rows = q.query([]).map_err(sto_read)?;
+        while let Some(row) = rows.next().map_err(sto_read)? {
+            let idx: i64 = row.get(0).map_err(sto_read)?;
+            let bytes: Vec<u8> = row.get(1).map_err(sto_read)?;
+            let e: Entry = serde_json::from_slice(&bytes).map_err(sto_read)?;
+            mem.entries.insert(idx as u64, e);
+        }
+    }
+    Ok((conn, mem))
+}
+
+/// The writer thread: loads the log (answering on `loaded`), then drains the queue into one
+/// transaction per round. The committed log id rides along with whatever the round writes
+/// (it is an optimisation for restart, not needed for safety, so it never costs an fsync of
+/// its own).
+fn writer(path: &Path, loaded: oneshot::Sender<Loaded>, mut rx: mpsc::UnboundedReceiver<WriteOp>) {
+    let (mut conn, mem) = match load(path) {
+        Ok(x) => x,
         Err(e) => {
-            tracing::error!(error = %e, "raft log: no database connection; log writes fail");
+            let _ = loaded.send(Err(e));
             return;
         }
     };
-    let mut committed_written = mem.lock().expect("log mutex").committed;
-    while let Some(first) = rx.recv().await {
+    let stats = Arc::new(LogStats::default());
+    if let Some(c) = mem.committed {
+        stats.committed_index.store(c.index, Ordering::Relaxed);
+    }
+    let mut committed_written = mem.committed;
+    let mem = Arc::new(Mutex::new(mem));
+    if loaded.send(Ok((mem.clone(), stats.clone()))).is_err() {
+        return;
+    }
+    let mut failed: Option<String> = None;
+    while let Some(first) = rx.blocking_recv() {
         let mut ops = vec![first];
         while ops.len() < MAX_BATCH_OPS {
             match rx.try_recv() {
@@ -172,14 +187,21 @@ async fn writer(
         }
         let committed = mem.lock().expect("log mutex").committed;
         let committed = (committed != committed_written).then_some(committed);
-        let res = write_batch(&mut conn, &ops, committed).await;
-        if res.is_ok()
-            && let Some(c) = committed
-        {
-            committed_written = c;
-        }
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "raft log write failed");
+        let res = match &failed {
+            Some(e) => Err(format!("an earlier raft log write failed: {e}")),
+            None => write_batch(&mut conn, &ops, committed).map_err(|e| e.to_string()),
+        };
+        match &res {
+            Ok(()) => {
+                if let Some(c) = committed {
+                    committed_written = c;
+                }
+            }
+            Err(e) if failed.is_none() => {
+                tracing::error!(error = %e, "raft log write failed; the log takes no more writes");
+                failed = Some(e.clone());
+            }
+            Err(_) => {}
         }
         let mut n = 0u64;
         for op in ops {
@@ -199,64 +221,55 @@ async fn writer(
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats.entries.fetch_add(n, Ordering::Relaxed);
     }
-    let _ = conn.close().await;
-    pool.close().await;
 }
 
-async fn write_batch(
-    conn: &mut sqlx::SqliteConnection,
+/// Writes one round of queued operations in one transaction.
+fn write_batch(
+    conn: &mut Connection,
     ops: &[WriteOp],
     committed: Option<Option<LogId>>,
-) -> Result<(), String> {
-    let mut tx = conn.begin().await.map_err(|e| e.to_string())?;
+) -> Result<(), WriteError> {
+    let tx = conn.transaction()?;
     if let Some(c) = committed {
-        put_kv(&mut tx, "committed", &c).await?;
+        put_kv(&tx, "committed", &c)?;
     }
     for op in ops {
         match op {
             WriteOp::Append(entries, _) => {
+                let mut insert =
+                    tx.prepare_cached("INSERT OR REPLACE INTO log (idx, entry) VALUES (?1, ?2)")?;
                 for (idx, bytes) in entries {
-                    sqlx::query("INSERT OR REPLACE INTO log (idx, entry) VALUES (?, ?)")
-                        .bind(*idx as i64)
-                        .bind(bytes)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    insert.execute(params![*idx as i64, bytes])?;
                 }
             }
             WriteOp::Truncate(from) => {
-                sqlx::query("DELETE FROM log WHERE idx >= ?")
-                    .bind(*from as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                tx.execute("DELETE FROM log WHERE idx >= ?1", [*from as i64])?;
             }
             WriteOp::Purge(upto) => {
-                sqlx::query("DELETE FROM log WHERE idx <= ?")
-                    .bind(upto.index as i64)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                put_kv(&mut tx, "purged", &Some(*upto)).await?;
+                tx.execute("DELETE FROM log WHERE idx <= ?1", [upto.index as i64])?;
+                put_kv(&tx, "purged", &Some(*upto))?;
             }
-            WriteOp::Vote(v, _) => put_kv(&mut tx, "vote", &Some(*v)).await?,
+            WriteOp::Vote(v, _) => put_kv(&tx, "vote", &Some(*v))?,
         }
     }
-    tx.commit().await.map_err(|e| e.to_string())
+    Ok(tx.commit()?)
 }
 
-async fn put_kv<T: serde::Serialize>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    key: &str,
-    v: &T,
-) -> Result<(), String> {
-    let bytes = serde_json::to_vec(v).map_err(|e| e.to_string())?;
-    sqlx::query("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)")
-        .bind(key)
-        .bind(bytes)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| e.to_string())?;
+/// Why a round of log writes failed.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("raft log database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("raft log value: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+fn put_kv<T: serde::Serialize>(tx: &Connection, key: &str, v: &T) -> Result<(), WriteError> {
+    let bytes = serde_json::to_vec(v)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",
+        params![key, bytes],
+    )?;
     Ok(())
 }
 

@@ -1,8 +1,8 @@
 //! The replicated state machine: the namespace database of `kdss-meta` (`meta.db`).
 //!
-//! A batch of committed entries is applied in ONE transaction (kdss_meta::apply uses a
-//! savepoint per mutation), together with the row of `kdss_raft_applied` that records the
-//! last applied log id and the membership. So a crash can never leave an entry applied without
+//! A batch of committed entries is applied in ONE transaction (a savepoint per mutation),
+//! together with the row of `kdss_raft_applied` that records the last applied log id and the
+//! membership. So a crash can never leave an entry applied without
 //! its log id (which would apply it twice on restart) or the reverse.
 //!
 //! Snapshots: `VACUUM INTO snapshot-building.db`, whose own `kdss_raft_applied` row is the
@@ -13,7 +13,7 @@ use kdss_proto::master as pb;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, RaftSnapshotBuilder, SnapshotMeta, StorageIOError, StoredMembership};
 use prost::Message;
-use sqlx::{Connection, Row, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, Connection, Row, SqliteConnection, SqlitePool};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -156,9 +156,9 @@ fn undecodable(e: prost::DecodeError) -> pb::MutationReply {
     }
 }
 
-/// Applies one mutation inside the batch transaction.
-async fn apply_mutation(conn: &mut sqlx::SqliteConnection, m: &pb::Mutation) -> pb::MutationReply {
-    match crate::meta_api::apply(conn, m).await {
+/// Applies one mutation inside the batch transaction, in the savepoint the batch opened.
+async fn apply_mutation(conn: &mut SqliteConnection, m: &pb::Mutation) -> pb::MutationReply {
+    match crate::meta_api::apply_in_savepoint(conn, m).await {
         Ok(r) => r,
         // An internal failure of one mutation (kdss-meta rolled its savepoint back) is
         // answered as EIO rather than stopping the state machine, so one bad entry cannot
@@ -177,6 +177,137 @@ async fn apply_mutation(conn: &mut sqlx::SqliteConnection, m: &pb::Mutation) -> 
     }
 }
 
+/// The SQL of one batch that is not a mutation's own: BEGIN, a savepoint around each
+/// mutation, the applied row and COMMIT. Through sqlx every call is a round trip to the
+/// connection's thread (and its own BEGIN and COMMIT also wait for an acknowledgement), so
+/// these statements are queued and sent together with the next ones: one call before each
+/// mutation (`BEGIN` or the previous `RELEASE`, then `SAVEPOINT`) and one at the end
+/// (`RELEASE`, the applied row, `COMMIT`).
+#[derive(Default)]
+struct BatchSql {
+    pending: String,
+    begun: bool,
+    in_savepoint: bool,
+}
+
+impl BatchSql {
+    fn push(&mut self, stmt: &str) {
+        if !self.begun {
+            self.pending.push_str("BEGIN;");
+            self.begun = true;
+        }
+        if self.in_savepoint {
+            self.pending.push_str(crate::meta_api::RELEASE_SAVEPOINT);
+            self.pending.push(';');
+            self.in_savepoint = false;
+        }
+        self.pending.push_str(stmt);
+        self.pending.push(';');
+    }
+
+    async fn send(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let sql = std::mem::take(&mut self.pending);
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+        Ok(())
+    }
+
+    /// Opens the savepoint of the next mutation.
+    async fn savepoint(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        self.push(crate::meta_api::OPEN_SAVEPOINT);
+        self.send(conn).await?;
+        self.in_savepoint = true;
+        Ok(())
+    }
+}
+
+/// A text value as an SQL literal (the applied row is sent inline with COMMIT, and a raw
+/// multi-statement call takes no bound parameters).
+fn sql_text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The statement that records `last` (and the membership, when the batch changed it).
+fn applied_row_sql(
+    last: LogId,
+    membership: Option<StoredMembership<NodeId, Node>>,
+) -> Result<String, serde_json::Error> {
+    let la = sql_text(&serde_json::to_string(&Some(last))?);
+    Ok(match membership {
+        Some(m) => format!(
+            "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, {la}, {}) \
+             ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied, \
+             membership = excluded.membership",
+            sql_text(&serde_json::to_string(&m)?)
+        ),
+        None => format!(
+            "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, {la}, {}) \
+             ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied",
+            sql_text(&serde_json::to_string(
+                &StoredMembership::<NodeId, Node>::default()
+            )?)
+        ),
+    })
+}
+
+/// What applying a batch produced.
+struct BatchDone {
+    replies: Vec<Reply>,
+    last: Option<LogId>,
+    users_changed: bool,
+}
+
+/// Applies `entries` in one transaction on `conn`. On an error the transaction may be left
+/// open: the caller drops the connection, which rolls it back.
+async fn apply_batch<I>(conn: &mut SqliteConnection, entries: I) -> Result<BatchDone, StorageError>
+where
+    I: IntoIterator<Item = Entry>,
+{
+    let mut sql = BatchSql::default();
+    let mut replies = Vec::new();
+    let mut last = None;
+    let mut membership = None;
+    let mut users_changed = false;
+    for entry in entries {
+        last = Some(entry.log_id);
+        match entry.payload {
+            EntryPayload::Blank => replies.push(Reply::default()),
+            EntryPayload::Normal(cmd) => {
+                let mut out = Vec::new();
+                let mut rest = cmd.0.as_slice();
+                while !rest.is_empty() {
+                    let r = match pb::Mutation::decode_length_delimited(&mut rest) {
+                        Ok(m) => {
+                            users_changed |= m.op.as_ref().is_some_and(kdss_meta::changes_users);
+                            sql.savepoint(conn).await.map_err(sm_err)?;
+                            apply_mutation(conn, &m).await
+                        }
+                        Err(e) => {
+                            rest = &[];
+                            undecodable(e)
+                        }
+                    };
+                    r.encode_length_delimited(&mut out).map_err(sm_err)?;
+                }
+                replies.push(Reply(out));
+            }
+            EntryPayload::Membership(m) => {
+                membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                replies.push(Reply::default());
+            }
+        }
+    }
+    if let Some(last) = last {
+        sql.push(&applied_row_sql(last, membership).map_err(sm_err)?);
+        sql.push("COMMIT");
+        sql.send(conn).await.map_err(sm_err)?;
+    }
+    Ok(BatchDone {
+        replies,
+        last,
+        users_changed,
+    })
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
@@ -189,81 +320,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut conn = self.s.apply_conn.lock().await;
-        let conn = match &mut *conn {
+        let mut slot = self.s.apply_conn.lock().await;
+        let conn = match &mut *slot {
             Some(c) => c,
-            None => conn.insert(self.pool().acquire().await.map_err(sm_err)?.detach()),
+            None => slot.insert(self.pool().acquire().await.map_err(sm_err)?.detach()),
         };
-        let mut tx = conn.begin().await.map_err(sm_err)?;
-        let mut replies = Vec::new();
-        let mut last = None;
-        let mut membership = None;
-        let mut users_changed = false;
-        for entry in entries {
-            last = Some(entry.log_id);
-            match entry.payload {
-                EntryPayload::Blank => replies.push(Reply::default()),
-                EntryPayload::Normal(cmd) => {
-                    let mut out = Vec::new();
-                    let mut rest = cmd.0.as_slice();
-                    while !rest.is_empty() {
-                        let r = match pb::Mutation::decode_length_delimited(&mut rest) {
-                            Ok(m) => {
-                                users_changed |=
-                                    m.op.as_ref().is_some_and(kdss_meta::changes_users);
-                                apply_mutation(&mut tx, &m).await
-                            }
-                            Err(e) => {
-                                rest = &[];
-                                undecodable(e)
-                            }
-                        };
-                        r.encode_length_delimited(&mut out).map_err(sm_err)?;
-                    }
-                    replies.push(Reply(out));
+        let done = match apply_batch(conn, entries).await {
+            Ok(d) => d,
+            Err(e) => {
+                // Closing the connection rolls back whatever the batch left open.
+                if let Some(c) = slot.take() {
+                    let _ = c.close().await;
                 }
-                EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
-                    replies.push(Reply::default());
-                }
+                return Err(e);
             }
+        };
+        if let Some(last) = done.last {
+            self.s.applied_index.store(last.index, Ordering::Relaxed);
         }
-        let Some(last) = last else { return Ok(replies) };
-        let la = serde_json::to_string(&Some(last)).map_err(sm_err)?;
-        match membership {
-            Some(m) => {
-                let mem = serde_json::to_string(&m).map_err(sm_err)?;
-                sqlx::query(
-                    "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, ?, ?) \
-                     ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied, \
-                     membership = excluded.membership",
-                )
-                .bind(la)
-                .bind(mem)
-                .execute(&mut *tx)
-                .await
-                .map_err(sm_err)?;
-            }
-            None => {
-                let def = serde_json::to_string(&StoredMembership::<NodeId, Node>::default())
-                    .map_err(sm_err)?;
-                sqlx::query(
-                    "INSERT INTO kdss_raft_applied (id, last_applied, membership) VALUES (0, ?, ?) \
-                     ON CONFLICT(id) DO UPDATE SET last_applied = excluded.last_applied",
-                )
-                .bind(la)
-                .bind(def)
-                .execute(&mut *tx)
-                .await
-                .map_err(sm_err)?;
-            }
-        }
-        tx.commit().await.map_err(sm_err)?;
-        self.s.applied_index.store(last.index, Ordering::Relaxed);
-        if users_changed {
+        if done.users_changed {
             self.s.users_epoch.fetch_add(1, Ordering::AcqRel);
         }
-        Ok(replies)
+        Ok(done.replies)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {

@@ -77,3 +77,64 @@ async fn log_vote_and_applied_state_survive_reopen() {
     let mut sm = StateMachine::open(dir.path()).await.unwrap();
     assert_eq!(sm.applied_state().await.unwrap().0.unwrap().index, 2);
 }
+
+fn bucket_mutation(name: &str) -> kdss_proto::master::Mutation {
+    use kdss_proto::master as pb;
+    pb::Mutation {
+        ctx: Some(pb::ApplyContext {
+            now_ns: 1_700_000_000_000_000_000,
+            caller: "alice".into(),
+            caller_role: pb::Role::Admin as u32,
+        }),
+        op: Some(pb::mutation::Op::CreateBucket(pb::CreateBucketRequest {
+            name: name.into(),
+            k: 5,
+            m: 2,
+            owner: String::new(),
+        })),
+    }
+}
+
+/// The batch's own statements (BEGIN, a savepoint per mutation, the applied row, COMMIT) are
+/// sent joined to others: a refused mutation between two good ones must change nothing while
+/// both good ones and the applied row (with a membership holding a quote) stay, after reopen.
+#[tokio::test]
+async fn a_refused_mutation_inside_a_batch_leaves_its_neighbours_and_the_applied_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let batch = super::proposer::encode_batch(&[
+        bucket_mutation("one"),
+        bucket_mutation("one"),
+        bucket_mutation("two"),
+    ]);
+    let mut nodes = std::collections::BTreeMap::new();
+    nodes.insert(1, super::Node::new("it's-a-host:1"));
+    let membership = openraft::Membership::new(vec![[1].into()], nodes);
+    {
+        let mut sm = StateMachine::open(dir.path()).await.unwrap();
+        let replies = sm
+            .apply(vec![
+                entry(2, 1, EntryPayload::Blank),
+                entry(2, 2, EntryPayload::Normal(batch)),
+                entry(2, 3, EntryPayload::Membership(membership.clone())),
+            ])
+            .await
+            .unwrap();
+        let got = super::proposer::decode_replies(&replies[1].0).unwrap();
+        assert!(got[0].failure.is_none(), "{:?}", got[0]);
+        assert!(
+            got[1].failure.is_some(),
+            "a second bucket `one` was accepted"
+        );
+        assert!(got[2].failure.is_none(), "{:?}", got[2]);
+        sm.close().await;
+    }
+    let mut sm = StateMachine::open(dir.path()).await.unwrap();
+    let (last, stored) = sm.applied_state().await.unwrap();
+    assert_eq!(last.unwrap().index, 3);
+    assert_eq!(stored.membership(), &membership);
+    let pool = sm.pool();
+    for name in ["one", "two"] {
+        let r = kdss_proto::master::BucketRequest { name: name.into() };
+        kdss_meta::read::get_bucket(&pool, &r).await.unwrap();
+    }
+}

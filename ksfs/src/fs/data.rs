@@ -237,6 +237,16 @@ impl Ksfs {
     /// An open for reading asks for attributes and the read snapshot (extents, inline
     /// bytes) in one master call, so reading a small file costs one round trip, not two.
     pub async fn open(&self, ino: u64, read: bool) -> Result<Opened, Errno> {
+        let r = self.open_inode(ino, read).await;
+        if r.as_ref().err() == Some(&Errno::ESTALE) {
+            // The kernel looks the name up again: the master must answer, not a page
+            // fetched while the name still led here.
+            self.names.mark(ino);
+        }
+        r
+    }
+
+    async fn open_inode(&self, ino: u64, read: bool) -> Result<Opened, Errno> {
         let (attr, snapshot) = if read {
             // Held across the call: the inode state (and its change count) stays put.
             let d = self.files.inode(ino);

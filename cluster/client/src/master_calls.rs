@@ -55,6 +55,7 @@ master_rpcs! {
     get_xattr(GetXattrRequest) -> GetXattrReply;
     /// Sets an extended attribute.
     set_xattr(SetXattrRequest) -> Empty;
+    /// Sets the access times of many inodes in one Raft entry (a mount's batched reads).
     set_atimes(SetAtimesRequest) -> Empty;
     /// Names of the extended attributes.
     list_xattr(ListXattrRequest) -> ListXattrReply;

@@ -419,8 +419,12 @@ impl Ksfs {
             .writer
             .get_or_insert_with(|| self.client.file_writer(&self.bucket, ino));
         let written = self.data(w.write_at(offset, data)).await;
-        // A full window may have been committed on the way.
-        self.names.mark(ino);
+        if written.is_err() {
+            // A full window may have been committed before the failure, and the inode is
+            // not marked dirty, so no flush will mark it. A write that succeeds leaves it
+            // dirty: its attributes are overlaid until the flush, which marks it.
+            self.names.mark(ino);
+        }
         written?;
         self.metrics.written(data.len());
         d.dirty_end.fetch_max(end, Ordering::AcqRel);
